@@ -1,0 +1,294 @@
+"""Settings read from the environment.
+
+Every variable is listed in the README's configuration table. Without any of
+them the project runs on an SQLite file and the embedded Redis server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, or one generated once per checkout.
+
+    The generated key lives in an untracked file so that tokens, sessions and
+    encrypted SMTP passwords survive restarts of a local run.
+    """
+    key = env("SECRET_KEY")
+    if key:
+        return key
+    path = BASE_DIR / ".secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "channels",
+    "fcm_django",
+    "notifications",
+    "alerts",
+    "templates_app",
+    "builder",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+# The IBL document's `mark-all-as-read` has no trailing slash; never redirect it.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+# --- Database -----------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share the file: WAL lets readers run beside the
+    # writer, IMMEDIATE transactions serialise writers instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker, channel layer, cache -------------------------------
+REDIS_URL = env("REDIS_URL")
+if not REDIS_URL:
+    from config import embedded_redis
+
+    REDIS_URL = embedded_redis.ensure()
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", "notify"),
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", "asgi"), "capacity": 1000},
+    }
+}
+
+# --- Celery -------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Auth ---------------------------------------------------------------------
+AUTH_USER_MODEL = "notifications.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# How long a token from POST /api/auth/token/ or `issue_token` lives.
+TOKEN_TTL_DAYS = env_int("TOKEN_TTL_DAYS", 30)
+# Phone numbers without a country code are read in this region.
+PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "ET")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = env("MEDIA_URL", "/media/")
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Absolute base for URLs handed to clients (push image URLs); empty means the
+# host of the request that uploaded the file.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL")
+
+# --- REST framework -----------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["notifications.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Notification service API",
+    "DESCRIPTION": (
+        "Three surfaces over one domain: `/alerts` (per-user alerts and calendar events), "
+        "`/api/v1/` (bulk and scheduled sends, inbox, WebSocket) and `/api/notification/v1/` "
+        "(org inbox, templates, devices, SMTP, builder). Every surface accepts both "
+        "`Authorization: Token <t>` and `Authorization: Bearer <t>`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Channel backends ---------------------------------------------------------
+# Each channel names its backend by dotted path; OPTIONS go to its constructor.
+AFROMESSAGE = {
+    "BASE_URL": env("AFROMESSAGE_BASE_URL", "https://api.afromessage.com/api"),
+    "TOKEN": env("AFROMESSAGE_TOKEN"),
+    "SENDER_ID": env("AFROMESSAGE_SENDER_ID"),
+    "SENDER_NAME": env("AFROMESSAGE_SENDER_NAME"),
+    "TIMEOUT": env_int("AFROMESSAGE_TIMEOUT", 10),
+}
+FCM = {
+    # Path to a service-account JSON file, or the JSON itself.
+    "SERVICE_ACCOUNT_KEY": env("FCM_SERVICE_ACCOUNT_KEY"),
+    # Override for the FCM v1 endpoint (a local test server, an emulator).
+    "ENDPOINT": env("FCM_ENDPOINT", "https://fcm.googleapis.com"),
+    "TIMEOUT": env_int("FCM_TIMEOUT", 10),
+}
+NOTIFICATION_BACKENDS = {
+    "email": {
+        "BACKEND": env("NOTIFY_EMAIL_BACKEND", "notifications.backends.email.EmailBackend"),
+        "OPTIONS": {},
+    },
+    "sms": {
+        "BACKEND": env(
+            "NOTIFY_SMS_BACKEND",
+            "notifications.backends.sms.AfroMessageBackend"
+            if AFROMESSAGE["TOKEN"]
+            else "notifications.backends.console.ConsoleBackend",
+        ),
+        "OPTIONS": {},
+    },
+    "push": {
+        "BACKEND": env(
+            "NOTIFY_PUSH_BACKEND",
+            "notifications.backends.push.FCMBackend"
+            if FCM["SERVICE_ACCOUNT_KEY"]
+            else "notifications.backends.console.ConsoleBackend",
+        ),
+        "OPTIONS": {},
+    },
+    "in_app": {
+        "BACKEND": env("NOTIFY_IN_APP_BACKEND", "notifications.backends.in_app.InAppBackend"),
+        "OPTIONS": {},
+    },
+}
+
+# Django's own mail settings: the project-wide SMTP server. A platform's own
+# SMTP settings take precedence for that platform's mail.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "notifications@localhost")
+
+# --- Logging ------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_tokens": {"()": "notifications.logging.RedactTokensFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"]},
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # uvicorn's access log prints query strings: the WebSocket token
+        # travels in one, so it goes through the same redaction.
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,92 @@
+"""The `/api/v1/` inbox: polling fallback of the WebSocket (bulk document §11)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+from notifications import selectors
+from notifications.api.envelope import V1_ERROR, envelope_schema, ok
+from notifications.api.errors import ApiError
+from notifications.api.permissions import requires
+from notifications.api.v1_serializers import V1NotificationSerializer
+from notifications.tenancy import platform_for_request
+
+MAX_LIMIT = 100
+
+
+def _int_param(request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"Invalid {name}", error=f"{name} must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ApiError(f"Invalid {name}", error=f"{name} must be {bound}")
+    return value
+
+
+class InboxListView(APIView):
+    permission_classes = [requires("notifications.list_mine")]
+
+    @extend_schema(
+        tags=["v1 inbox"],
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size (default 20, max 100)"),
+            OpenApiParameter("offset", int, description="Rows to skip (default 0)"),
+        ],
+        responses={
+            200: envelope_schema(
+                "V1InboxPage",
+                inline_serializer(
+                    "V1InboxData",
+                    {
+                        "notifications": V1NotificationSerializer(many=True),
+                        "total_count": serializers.IntegerField(),
+                        "limit": serializers.IntegerField(),
+                        "offset": serializers.IntegerField(),
+                    },
+                ),
+            ),
+            400: V1_ERROR,
+            401: V1_ERROR,
+            403: V1_ERROR,
+        },
+    )
+    def get(self, request):
+        limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
+        offset = _int_param(request, "offset", 0, minimum=0)
+        platform = platform_for_request(request)
+        qs = selectors.inbox_for(user=request.user, platform=platform).order_by("-created_at")
+        rows = list(qs[offset : offset + limit])
+        data = {
+            "notifications": V1NotificationSerializer(rows, many=True).data,
+            "total_count": qs.count(),
+            "limit": limit,
+            "offset": offset,
+        }
+        return ok("Notifications retrieved", data)
+
+
+class UnreadCountView(APIView):
+    permission_classes = [requires("notifications.count_unread")]
+
+    @extend_schema(
+        tags=["v1 inbox"],
+        responses={
+            200: envelope_schema(
+                "V1UnreadCount", inline_serializer("V1UnreadData", {"unread": serializers.IntegerField()})
+            ),
+            401: V1_ERROR,
+            403: V1_ERROR,
+        },
+    )
+    def get(self, request):
+        platform = platform_for_request(request)
+        return ok(
+            "Unread count retrieved", {"unread": selectors.inbox_unread_count(user=request.user, platform=platform)}
+        )

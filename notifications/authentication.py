@@ -1,0 +1,49 @@
+"""One token store for every surface: `Token <t>` and `Bearer <t>` both work."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from notifications.models import AuthToken, hash_token
+
+KEYWORDS = (b"token", b"bearer")
+# last_used_at is bookkeeping; writing it on every request would turn reads into writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def token_lookup(raw: str) -> AuthToken | None:
+    """The active token for a raw value, with its user, or None."""
+    if not raw or len(raw) > 200:
+        return None
+    token = AuthToken.objects.active().select_related("user").filter(key_hash=hash_token(raw)).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        AuthToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+class TokenAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() not in KEYWORDS:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected '<Token|Bearer> <token>'.")
+        try:
+            raw = parts[1].decode()
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        token = token_lookup(raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        return token.user, token
+
+    def authenticate_header(self, request):
+        # Having a challenge makes DRF answer 401 (not 403) to anonymous calls.
+        return 'Bearer realm="api"'

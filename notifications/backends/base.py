@@ -1,0 +1,73 @@
+"""The channel backend contract.
+
+Like Django's email backends: the base class owns the loop (open, send in
+batches, one result per delivery, close); a provider fills in `send_one` or,
+when its API takes many recipients per call, `send_batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from notifications.models import Notification
+
+
+@dataclass
+class Result:
+    """What happened to one delivery."""
+
+    ok: bool
+    error: str = ""
+    provider_message_id: str = ""
+    # Worth trying again later (provider 5xx, 429, timeouts).
+    retryable: bool = False
+    # Units for channels that fan out below the recipient (push: device tokens).
+    units_sent: int = 0
+    units_failed: int = 0
+
+    @classmethod
+    def sent(cls, provider_message_id: str = "", *, units: int = 1) -> Result:
+        return cls(ok=True, provider_message_id=provider_message_id, units_sent=units)
+
+    @classmethod
+    def failed(cls, error: str, *, retryable: bool = False, units: int = 1) -> Result:
+        return cls(ok=False, error=error, retryable=retryable, units_failed=units)
+
+
+class BaseBackend:
+    """Base class of every channel backend.
+
+    Subclasses set `channel` and implement `send_one` or `send_batch`. The
+    pipeline calls `send` with deliveries (Notification rows) of one channel and
+    records each result as soon as it is yielded, so a crash loses at most the
+    result of the delivery in flight.
+    """
+
+    channel: str = ""
+    batch_size: int = 100
+
+    def __init__(self, **options):
+        self.options = options
+
+    def open(self) -> None:
+        """Acquire connections; called once before the first batch."""
+
+    def close(self) -> None:
+        """Release what `open` acquired."""
+
+    def send_one(self, delivery: Notification) -> Result:
+        raise NotImplementedError(f"{type(self).__name__} must implement send_one or send_batch")
+
+    def send_batch(self, deliveries: Sequence[Notification]) -> Iterable[Result]:
+        for delivery in deliveries:
+            yield self.send_one(delivery)
+
+    def send(self, deliveries: Sequence[Notification]) -> Iterator[tuple[Notification, Result]]:
+        self.open()
+        try:
+            for start in range(0, len(deliveries), self.batch_size):
+                batch = deliveries[start : start + self.batch_size]
+                yield from zip(batch, self.send_batch(batch), strict=True)
+        finally:
+            self.close()

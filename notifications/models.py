@@ -1,0 +1,278 @@
+"""Core domain: platforms, people, tokens, and the one inbox/delivery table."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Platform(models.Model):
+    """A tenant: the `{org}` / `{platform_key}` of the IBL paths."""
+
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    # Site fields templates use as global variables (IBL §8.2).
+    site_name = models.CharField(max_length=200, blank=True)
+    site_url = models.URLField(blank=True)
+    logo_url = models.URLField(blank=True)
+    support_email = models.EmailField(blank=True)
+    privacy_url = models.URLField(blank=True)
+    terms_url = models.URLField(blank=True)
+    base_domain = models.CharField(max_length=200, blank=True)
+    skills_url = models.URLField(blank=True)
+    from_email = models.EmailField(blank=True, help_text="From-address of this platform's mail.")
+    rbac_enabled = models.BooleanField(
+        default=False, help_text="Require the Ibl.Notifications/* grants on top of role checks."
+    )
+    push_enabled = models.BooleanField(default=True, help_text="Allow push device registration and push sends.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Role(models.TextChoices):
+    """Platform roles of the bulk document (`users.role`)."""
+
+    STUDENT = "STUDENT", "Student"
+    OPEN_LEARNER = "OPEN_LEARNER", "Open learner"
+    INSTRUCTOR = "INSTRUCTOR", "Instructor"
+    ADMIN = "ADMIN", "Admin"
+    SUPER_ADMIN = "SUPER_ADMIN", "Super admin"
+    SUPPORT = "SUPPORT", "Support"
+
+
+class User(AbstractUser):
+    email = models.EmailField(blank=True, db_index=True)
+    # Stored in E.164; `notifications.phones.normalize` runs on every write path.
+    phone_number = models.CharField(max_length=20, blank=True, db_index=True)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.STUDENT, db_index=True)
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone for dates in messages.")
+    is_service_account = models.BooleanField(
+        default=False, help_text="A machine client of other services (posts alerts and events)."
+    )
+
+    objects = UserManager()
+
+    def save(self, *args, **kwargs):
+        if self.phone_number:
+            from notifications.phones import normalize
+
+            self.phone_number = normalize(self.phone_number) or self.phone_number
+        super().save(*args, **kwargs)
+
+
+class Membership(models.Model):
+    """Ties a user to a platform; a platform admin manages that platform."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="memberships")
+    is_platform_admin = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform", "user"], name="uniq_membership")]
+        indexes = [models.Index(fields=["platform", "is_active"], name="membership_platform_active")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.platform}"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class AuthTokenQuerySet(models.QuerySet):
+    def active(self):
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class AuthToken(models.Model):
+    """One token per device or client; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="auth_tokens")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=8, editable=False, help_text="First characters, to tell tokens apart.")
+    name = models.CharField(max_length=100, blank=True, help_text="Device or client the token was issued to.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AuthTokenQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at"], name="token_user_revoked")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def issue(cls, *, user, name: str = "", ttl: timedelta | None = None) -> tuple[AuthToken, str]:
+        """Create a token; the raw value is returned once and never stored."""
+        raw = secrets.token_urlsafe(32)
+        if ttl is None:
+            ttl = timedelta(days=settings.TOKEN_TTL_DAYS)
+        token = cls.objects.create(
+            user=user, key_hash=hash_token(raw), prefix=raw[:8], name=name, expires_at=timezone.now() + ttl
+        )
+        return token, raw
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+
+class Channel(models.TextChoices):
+    """Delivery channels, named as the IBL document names them."""
+
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push_notification", "Push notification"
+    IN_APP = "in_app", "In-app"
+
+
+class InboxStatus(models.TextChoices):
+    # Alphabetical order matters: ordering by -status puts UNREAD first, then
+    # READ, then CANCELLED, which is the IBL list order, straight off an index.
+    UNREAD = "UNREAD", "Unread"
+    READ = "READ", "Read"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class Level(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+    SUCCESS = "success", "Success"
+
+
+class Notification(models.Model):
+    """One delivery to one recipient over one channel, and the user's inbox entry.
+
+    Every send path writes these rows and nothing else; the unique key on
+    (source, channel, recipient_key) is what makes re-running a send harmless.
+    A row with a user is that user's inbox notification once it is sent; a row
+    with only an address is a delivery to someone without an account.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="notifications")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    # "user:<id>", "email:<address>" or "phone:<E.164>".
+    recipient_key = models.CharField(max_length=320)
+    address = models.CharField(max_length=320, blank=True, help_text="Email or phone the delivery went to.")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    # What asked for the send: "bulk:<uuid>", "scheduled:<id>", "alert:<id>", ...
+    source = models.CharField(max_length=120)
+    notification_type = models.CharField(max_length=100, default="system_alert")
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    title = models.CharField(max_length=500, blank=True)
+    body = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    short_message = models.CharField(max_length=1000, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(default=dict, blank=True, help_text="Extra key/values for push payloads.")
+    image_url = models.URLField(max_length=1000, blank=True)
+
+    status = models.CharField(max_length=10, choices=InboxStatus.choices, default=InboxStatus.UNREAD)
+    delivery_status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    # Push counts devices: how many of this user's device tokens took it.
+    units_sent = models.PositiveIntegerField(default=0)
+    units_failed = models.PositiveIntegerField(default=0)
+
+    # A dispatcher that picked the row up owns it until then; a crashed one's
+    # rows become claimable again when the lease runs out.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "channel", "recipient_key"], name="uniq_delivery"),
+        ]
+        indexes = [
+            # Inbox pages and counts only ever look at sent rows of one user.
+            models.Index(
+                fields=["user", "platform", "-status", "-created_at"],
+                name="inbox_user_status_created",
+                condition=Q(delivery_status="sent"),
+            ),
+            models.Index(
+                fields=["user", "platform", "-created_at"],
+                name="inbox_user_created",
+                condition=Q(delivery_status="sent"),
+            ),
+            models.Index(fields=["source", "delivery_status"], name="delivery_source_status"),
+        ]
+        permissions = [
+            ("ibl_notification_list", "Ibl.Notifications/Notification/list"),
+            ("ibl_notification_write", "Ibl.Notifications/Notification/write"),
+            ("ibl_notification_delete", "Ibl.Notifications/Notification/delete"),
+            ("ws_connect", "notifications.ws_connect"),
+            ("list_mine", "notifications.list_mine"),
+            ("count_unread", "notifications.count_unread"),
+            ("bulk_sms", "notifications.bulk_sms"),
+            ("bulk_email", "notifications.bulk_email"),
+            ("bulk_push", "notifications.bulk_push"),
+            ("bulk_in_app", "notifications.bulk_in_app"),
+            ("scheduled_list", "notifications_scheduled.list"),
+            ("scheduled_get", "notifications_scheduled.get"),
+            ("scheduled_cancel", "notifications_scheduled.cancel"),
+            ("ibl_smtp_action", "Ibl.Notifications/SMTP/action"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.recipient_key} ({self.delivery_status})"
+
+
+def attachment_path(instance, filename):
+    return f"attachments/{instance.source.replace(':', '_')}/{filename}"
+
+
+class Attachment(models.Model):
+    """A file that goes with every email of one send (source)."""
+
+    source = models.CharField(max_length=120, db_index=True)
+    file = models.FileField(upload_to=attachment_path, max_length=500)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100, default="application/octet-stream")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.filename

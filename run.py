@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""One command to run the service, one to test it, on a machine with only Python.
+
+    python3 run.py          # venv + install + migrate + bootstrap, then web (HTTP + WebSocket),
+                            # Celery worker and beat in the foreground; Ctrl-C stops them all
+    python3 run.py test     # the test suite (extra arguments go to pytest)
+
+Without DATABASE_URL/REDIS_URL it uses an SQLite file and an embedded Redis server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("VENV_DIR", ROOT / ".venv"))
+PY = VENV / "bin" / "python"
+REQS = ROOT / "requirements.txt"
+STAMP = VENV / ".requirements.sha256"
+
+
+def ensure_venv() -> None:
+    """Create the virtualenv and install requirements.txt when it changed."""
+    if not PY.exists():
+        print(f"Creating virtualenv in {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256(REQS.read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != digest:
+        print("Installing requirements ...", flush=True)
+        subprocess.check_call([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        subprocess.check_call([str(PY), "-m", "pip", "install", "--quiet", "-r", str(REQS)])
+        STAMP.write_text(digest)
+
+
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def manage(*args: str) -> None:
+    subprocess.check_call([sys.executable, "manage.py", *args], cwd=ROOT)
+
+
+def start_embedded_redis() -> bool:
+    """Start the embedded Redis unless REDIS_URL names one; True when we own it."""
+    if os.environ.get("REDIS_URL"):
+        return False
+    sys.path.insert(0, str(ROOT))
+    from config import embedded_redis
+
+    already = embedded_redis.running_url()
+    os.environ["REDIS_URL"] = embedded_redis.ensure()
+    return already is None
+
+
+def stop_embedded_redis() -> None:
+    from config import embedded_redis
+
+    embedded_redis.stop()
+
+
+def serve() -> int:
+    owns_redis = start_embedded_redis()
+    procs: list[subprocess.Popen] = []
+    try:
+        manage("migrate", "--no-input")
+        manage("bootstrap")
+        host = os.environ.get("HOST", "127.0.0.1")
+        port = os.environ.get("PORT", "8000")
+        web_workers = os.environ.get("WEB_WORKERS", "1")
+        commands = {
+            "web": [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                host,
+                "--port",
+                port,
+                "--workers",
+                web_workers,
+                "--lifespan",
+                "off",
+            ],
+            "worker+beat": [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "-l",
+                "INFO",
+                "--concurrency",
+                os.environ.get("WORKER_CONCURRENCY", "2"),
+                "--schedule",
+                str(ROOT / ".run" / "celerybeat-schedule"),
+            ],
+        }
+        (ROOT / ".run").mkdir(exist_ok=True)
+        for name, cmd in commands.items():
+            print(f"Starting {name}: {' '.join(cmd[2:])}", flush=True)
+            procs.append(subprocess.Popen(cmd, cwd=ROOT))
+        print(f"Serving on http://{host}:{port}/ - press Ctrl-C to stop.", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        return next((p.returncode for p in procs if p.returncode), 0) or 1
+    except KeyboardInterrupt:
+        print("\nStopping ...", flush=True)
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT if p is procs[0] else signal.SIGTERM)
+        deadline = time.time() + 15
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if owns_redis:
+            stop_embedded_redis()
+
+
+def test(args: list[str]) -> int:
+    owns_redis = start_embedded_redis()
+    try:
+        return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT)
+    finally:
+        if owns_redis:
+            stop_embedded_redis()
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    if not in_venv():
+        ensure_venv()
+        os.execv(str(PY), [str(PY), str(ROOT / "run.py"), *args])
+    if args[:1] == ["test"]:
+        return test(args[1:])
+    if args[:1] in ([], ["serve"]):
+        return serve()
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
