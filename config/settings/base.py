@@ -292,3 +292,13 @@ LOGGING = {
         "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- Scheduling ---------------------------------------------------------------
+# Beat wakes the due-work sweep about every second (DatabaseScheduler copies
+# this entry into django-celery-beat's tables at start-up).
+CELERY_BEAT_SCHEDULE = {
+    "sweep-due-work": {
+        "task": "notifications.tasks.sweep_due_work",
+        "schedule": env_int("SWEEP_INTERVAL_MS", 1000) / 1000,
+    },
+}

@@ -1,0 +1,17 @@
+"""Models of the core app, one module per concern."""
+
+from notifications.models.core import (  # noqa: F401
+    Attachment,
+    AuthToken,
+    Channel,
+    DeliveryStatus,
+    InboxStatus,
+    Level,
+    Membership,
+    Notification,
+    Platform,
+    Role,
+    User,
+    hash_token,
+)
+from notifications.models.smtp import PlatformSMTPSettings  # noqa: F401

@@ -1,0 +1,17 @@
+"""Celery tasks of the core: they take ids and call services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from notifications import scheduler
+
+
+@shared_task(ignore_result=True)
+def sweep_due_work() -> dict:
+    return scheduler.sweep()
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def run_due_item(source: str, item_id) -> None:
+    scheduler.SOURCES[source].run(item_id=item_id)
