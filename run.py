@@ -48,21 +48,28 @@ def manage(*args: str) -> None:
 
 
 def start_embedded_redis() -> bool:
-    """Start the embedded Redis unless REDIS_URL names one; True when we own it."""
+    """Start the embedded Redis unless REDIS_URL names one; True when we own it.
+
+    Owning it means stopping it on exit, also when an earlier command of this
+    checkout (a bare `manage.py migrate`) had started it.
+    """
     if os.environ.get("REDIS_URL"):
         return False
     sys.path.insert(0, str(ROOT))
     from config import embedded_redis
 
-    already = embedded_redis.running_url()
     os.environ["REDIS_URL"] = embedded_redis.ensure()
-    return already is None
+    return True
 
 
 def stop_embedded_redis() -> None:
     from config import embedded_redis
 
     embedded_redis.stop()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def serve() -> int:
@@ -110,7 +117,10 @@ def serve() -> int:
             print(f"Starting {name}: {' '.join(cmd[2:])}", flush=True)
             procs.append(subprocess.Popen(cmd, cwd=ROOT))
         print(f"Serving on http://{host}:{port}/ - press Ctrl-C to stop.", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Installed explicitly: a shell that starts us in the background leaves
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         return next((p.returncode for p in procs if p.returncode), 0) or 1
