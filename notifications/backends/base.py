@@ -20,8 +20,10 @@ class Result:
     ok: bool
     error: str = ""
     provider_message_id: str = ""
-    # Worth trying again later (provider 5xx, 429, timeouts).
+    # Worth trying again later (provider 5xx, 429, timeouts) ...
     retryable: bool = False
+    # ... and not before this many seconds, when the provider said so (Retry-After).
+    retry_after: float | None = None
     # Units for channels that fan out below the recipient (push: device tokens).
     units_sent: int = 0
     units_failed: int = 0
@@ -31,8 +33,8 @@ class Result:
         return cls(ok=True, provider_message_id=provider_message_id, units_sent=units)
 
     @classmethod
-    def failed(cls, error: str, *, retryable: bool = False, units: int = 1) -> Result:
-        return cls(ok=False, error=error, retryable=retryable, units_failed=units)
+    def failed(cls, error: str, *, retryable: bool = False, retry_after: float | None = None, units: int = 1) -> Result:
+        return cls(ok=False, error=error, retryable=retryable, retry_after=retry_after, units_failed=units)
 
 
 class BaseBackend:
