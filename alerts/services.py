@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -199,8 +200,6 @@ def alerts_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[int
 
 def alert_channels(*, alert: Alert) -> list[str]:
     """In-app always; push and email when the type asks for them and the user can get them."""
-    from swapper import load_model
-
     configured = settings.ALERTS_CHANNELS_BY_TYPE.get(alert.type, ["in_app"])
     channels = [Channel.IN_APP]
     for name in configured:
@@ -208,7 +207,8 @@ def alert_channels(*, alert: Alert) -> list[str]:
         if channel in channels:
             continue
         if channel == Channel.PUSH:
-            device_model = load_model("fcm_django", "fcmdevice")
+            # fcm-django lets a project swap in its own device model.
+            device_model = apps.get_model(getattr(settings, "FCM_DJANGO_FCMDEVICE_MODEL", "fcm_django.FCMDevice"))
             if not alert.platform.push_enabled:
                 continue
             if not device_model.objects.filter(user_id=alert.user_id, active=True).exists():
