@@ -302,3 +302,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("SWEEP_INTERVAL_MS", 1000) / 1000,
     },
 }
+
+# --- Alerts (/alerts) ---------------------------------------------------------
+# Channels an alert's notification uses, by alert type (names as in
+# NOTIFICATION_BACKENDS: in_app, push, email, sms). In-app is always used; push
+# is skipped for users without an active device, email and sms for users
+# without an address.
+ALERTS_CHANNELS_BY_TYPE = {
+    "info": env_list("ALERTS_CHANNELS_INFO", "in_app"),
+    "warning": env_list("ALERTS_CHANNELS_WARNING", "in_app,push"),
+    "critical": env_list("ALERTS_CHANNELS_CRITICAL", "in_app,push,email"),
+}
+# Read alerts older than this are archived: kept, but listed only with ?archived=true.
+ALERTS_ARCHIVE_AFTER_DAYS = env_int("ALERTS_ARCHIVE_AFTER_DAYS", 30)
+CELERY_BEAT_SCHEDULE["archive-read-alerts"] = {
+    "task": "alerts.tasks.archive_read_alerts",
+    "schedule": 3600.0,  # hourly; a run with nothing to archive is one index probe
+}
+# --- end of alerts ------------------------------------------------------------
