@@ -1,0 +1,182 @@
+"""Serializers of the IBL inbox, push-device and SMTP endpoints (`/api/notification/v1/`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from notifications.models import Channel, InboxStatus, Notification
+
+MAX_IDS = 1000
+MAX_PAGE_SIZE = 100
+
+
+class UpperChoiceField(serializers.ChoiceField):
+    """Statuses are upper case in the documents; accept `read` as well as `READ`."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = data.strip().upper()
+        return super().to_internal_value(data)
+
+
+class InboxStatusField(UpperChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=InboxStatus.choices, **kwargs)
+
+
+class ChannelField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=Channel.choices, **kwargs)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class DateOrDateTimeField(serializers.Field):
+    """`2026-04-11` or an ISO 8601 date-time; dates and naive times are UTC.
+
+    Internal value: (instant, is_date_only).
+    """
+
+    default_error_messages = {
+        "invalid": "Enter a date (YYYY-MM-DD) or an ISO 8601 date-time, e.g. 2026-04-11 or 2026-04-11T08:30:00Z."
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        text = data.strip()
+        try:
+            day = parse_date(text)
+            if day is not None:
+                return datetime.combine(day, time.min, tzinfo=UTC), True
+            moment = parse_datetime(text.replace(" ", "+") if text.count(" ") == 1 else text)
+        except ValueError:
+            self.fail("invalid")
+        if moment is None:
+            self.fail("invalid")
+        if timezone.is_naive(moment):
+            moment = moment.replace(tzinfo=UTC)
+        return moment, False
+
+    def to_representation(self, value):
+        return value
+
+
+class InboxListQuerySerializer(serializers.Serializer):
+    status = InboxStatusField(required=False)
+    channel = ChannelField(required=False)
+    exclude_channel = ChannelField(required=False)
+    start_date = DateOrDateTimeField(required=False)
+    end_date = DateOrDateTimeField(required=False)
+    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=20)
+
+    def validate(self, attrs):
+        start = attrs.pop("start_date", None)
+        end = attrs.pop("end_date", None)
+        created_from = start[0] if start else None
+        created_before = None
+        if end:
+            moment, date_only = end
+            # "On or before this date": the whole of that day; a date-time is itself included.
+            created_before = moment + (timedelta(days=1) if date_only else timedelta(microseconds=1))
+        if created_from and created_before and created_before <= created_from:
+            raise serializers.ValidationError({"end_date": ["end_date must not be before start_date."]})
+        attrs["created_from"] = created_from
+        attrs["created_before"] = created_before
+        return attrs
+
+
+class InboxCountQuerySerializer(serializers.Serializer):
+    status = InboxStatusField(required=False)
+    channel = ChannelField(required=False)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class NotificationIdsField(serializers.Field):
+    """Comma-separated UUIDs, as the document sends them; a JSON list is accepted too."""
+
+    default_error_messages = {
+        "invalid": "Not a valid notification id: {value}.",
+        "empty": "Give at least one notification id.",
+        "too_many": f"At most {MAX_IDS} notification ids per request.",
+        "type": "Give a comma-separated string of notification ids.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            parts = [p.strip() for p in data.split(",")]
+        elif isinstance(data, list) and all(isinstance(p, str) for p in data):
+            parts = [p.strip() for p in data]
+        else:
+            self.fail("type")
+        parts = [p for p in parts if p]
+        if not parts:
+            self.fail("empty")
+        if len(parts) > MAX_IDS:
+            self.fail("too_many")
+        ids = []
+        for part in parts:
+            try:
+                value = uuid.UUID(part)
+            except ValueError:
+                self.fail("invalid", value=part)
+            if value not in ids:
+                ids.append(value)
+        return ids
+
+    def to_representation(self, value):
+        return ",".join(str(v) for v in value)
+
+
+class StatusUpdateSerializer(serializers.Serializer):
+    notification_id = NotificationIdsField(help_text="Comma-separated notification UUIDs")
+    status = InboxStatusField(help_text="READ, UNREAD or CANCELLED")
+
+
+class BulkStatusSerializer(serializers.Serializer):
+    status = InboxStatusField(help_text="READ, UNREAD or CANCELLED")
+
+
+class MarkAllReadSerializer(serializers.Serializer):
+    notification_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=MAX_IDS, help_text="Only these; all unread if omitted"
+    )
+
+
+class IBLNotificationSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", allow_null=True, read_only=True)
+    body = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "username",
+            "title",
+            "body",
+            "status",
+            "channel",
+            "context",
+            "short_message",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_body(self, obj) -> str:
+        # The rendered full body: the text body, or the HTML one for mail rendered only as HTML.
+        return obj.body or obj.html
+
+
+class IBLNotificationPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.IntegerField(allow_null=True, help_text="Next page number")
+    previous = serializers.IntegerField(allow_null=True, help_text="Previous page number")
+    results = IBLNotificationSerializer(many=True)
