@@ -2,7 +2,15 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils import timezone
 
-from notifications.models import Attachment, AuthToken, Membership, Notification, Platform, User
+from notifications.models import (
+    Attachment,
+    AuthToken,
+    DeviceRegistration,
+    Membership,
+    Notification,
+    Platform,
+    User,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -85,3 +93,17 @@ class NotificationAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     list_display = ["filename", "source", "content_type", "created_at"]
     search_fields = ["filename", "source"]
+
+
+@admin.register(DeviceRegistration)
+class DeviceRegistrationAdmin(admin.ModelAdmin):
+    list_display = ["device", "device_user", "platform", "application_id", "cloud_message_type", "updated_at"]
+    list_filter = ["platform", "cloud_message_type", "application_id"]
+    search_fields = ["device__registration_id", "device__name", "device__user__username", "platform__key"]
+    raw_id_fields = ["device"]
+    autocomplete_fields = ["platform"]
+    list_select_related = ["device__user", "platform"]
+
+    @admin.display(description="user", ordering="device__user__username")
+    def device_user(self, obj):
+        return obj.device.user

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import swapper
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from notifications.models import DeliveryStatus, InboxStatus, Notification, Platform
 
@@ -65,4 +66,19 @@ def platform_member(*, platform: Platform, username: str):
         )
         .distinct()
         .first()
+    )
+
+
+def push_devices_for(*, user, platform: Platform) -> QuerySet:
+    """The user's active push devices for one platform's notifications.
+
+    Devices registered through the IBL API carry the platforms they were
+    registered on; a device with no registration at all (created in the admin
+    or by fcm-django's own views) serves every platform of its user.
+    """
+    FCMDevice = swapper.load_model("fcm_django", "FCMDevice")
+    return (
+        FCMDevice.objects.filter(user=user, active=True)
+        .filter(Q(registrations__platform=platform) | Q(registrations__isnull=True))
+        .distinct()
     )

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from notifications.models import Channel, InboxStatus, Notification
+from notifications.models import Channel, DeviceRegistration, InboxStatus, Notification
 
 MAX_IDS = 1000
 MAX_PAGE_SIZE = 100
@@ -180,3 +180,27 @@ class IBLNotificationPageSerializer(serializers.Serializer):
     next = serializers.IntegerField(allow_null=True, help_text="Next page number")
     previous = serializers.IntegerField(allow_null=True, help_text="Previous page number")
     results = IBLNotificationSerializer(many=True)
+
+
+# --- push devices -------------------------------------------------------------------
+
+
+class FCMTokenSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, help_text="Device or app name")
+    registration_id = serializers.CharField(max_length=4096, help_text="FCM device registration token")
+    active = serializers.BooleanField(default=True)
+    cloud_message_type = UpperChoiceField(
+        choices=DeviceRegistration.CloudMessageType.values, default=DeviceRegistration.CloudMessageType.FCM
+    )
+    application_id = serializers.RegexField(
+        r"^[A-Za-z0-9._:-]+$", max_length=64, default="ibl_fcm_app", help_text="Application identifier"
+    )
+    type = serializers.ChoiceField(
+        choices=["ios", "android", "web"],
+        required=False,
+        help_text="Optional device platform (fcm-django's `type`)",
+    )
+
+
+class FCMTokenDeleteSerializer(serializers.Serializer):
+    registration_id = serializers.CharField(max_length=4096, help_text="Device registration token to remove")

@@ -6,7 +6,7 @@ none there and none here (APPEND_SLASH is off, so neither form redirects).
 
 from django.urls import path
 
-from notifications.api import ibl_inbox
+from notifications.api import ibl_devices, ibl_inbox
 
 USER = "orgs/<str:org>/users/<str:user_id>/"
 
@@ -34,4 +34,5 @@ urlpatterns = [
         ibl_inbox.UserNotificationsCountView.as_view(),
         name="ibl-user-notifications-count",
     ),
+    path(USER + "register-fcm-token/", ibl_devices.RegisterFCMTokenView.as_view(), name="ibl-register-fcm-token"),
 ]
