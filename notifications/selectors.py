@@ -9,7 +9,7 @@ import swapper
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
-from notifications.models import DeliveryStatus, InboxStatus, Notification, Platform
+from notifications.models import DeliveryStatus, InboxStatus, Notification, Platform, PlatformSMTPSettings
 
 
 def inbox_for(*, user, platform: Platform) -> QuerySet[Notification]:
@@ -67,6 +67,10 @@ def platform_member(*, platform: Platform, username: str):
         .distinct()
         .first()
     )
+
+
+def smtp_settings_for(*, platform: Platform) -> PlatformSMTPSettings | None:
+    return PlatformSMTPSettings.objects.filter(platform=platform).first()
 
 
 def push_devices_for(*, user, platform: Platform) -> QuerySet:

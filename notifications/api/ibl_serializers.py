@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from notifications.models import Channel, DeviceRegistration, InboxStatus, Notification
+from notifications.models import Channel, DeviceRegistration, InboxStatus, Notification, PlatformSMTPSettings
 
 MAX_IDS = 1000
 MAX_PAGE_SIZE = 100
@@ -204,3 +204,118 @@ class FCMTokenSerializer(serializers.Serializer):
 
 class FCMTokenDeleteSerializer(serializers.Serializer):
     registration_id = serializers.CharField(max_length=4096, help_text="Device registration token to remove")
+
+
+# --- SMTP ---------------------------------------------------------------------------
+
+
+class SMTPTestSerializer(serializers.Serializer):
+    smtp_host = serializers.CharField(max_length=255, help_text="SMTP server host name")
+    smtp_port = serializers.IntegerField(min_value=1, max_value=65535)
+    # Required as the document says, but may be blank for a server without AUTH.
+    smtp_username = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=False)
+    smtp_password = serializers.CharField(
+        max_length=1024, allow_blank=True, trim_whitespace=False, write_only=True, style={"input_type": "password"}
+    )
+    use_tls = serializers.BooleanField(default=True, help_text="STARTTLS")
+    use_ssl = serializers.BooleanField(default=False, help_text="TLS from the first byte")
+    test_email = serializers.EmailField(help_text="Recipient of the test email")
+    from_email = serializers.EmailField(required=False, help_text="Sender; defaults to smtp_username")
+
+    def validate(self, attrs):
+        if attrs["use_tls"] and attrs["use_ssl"]:
+            raise serializers.ValidationError(
+                {"use_ssl": ["use_tls and use_ssl are mutually exclusive: use_tls with port 587, use_ssl with 465."]}
+            )
+        if not attrs.get("from_email"):
+            try:
+                attrs["from_email"] = serializers.EmailField().run_validation(attrs["smtp_username"].strip())
+            except serializers.ValidationError:
+                raise serializers.ValidationError(
+                    {"from_email": ["Give from_email: smtp_username is not an email address to send from."]}
+                ) from None
+        return attrs
+
+
+class SMTPSettingsSerializer(serializers.Serializer):
+    """A platform's SMTP server, named like the test-smtp request so one form serves both."""
+
+    smtp_host = serializers.CharField(max_length=255)
+    smtp_port = serializers.IntegerField(min_value=1, max_value=65535, default=587)
+    smtp_username = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=False, default="")
+    smtp_password = serializers.CharField(
+        max_length=1024,
+        allow_blank=True,
+        trim_whitespace=False,
+        write_only=True,
+        required=False,
+        style={"input_type": "password"},
+        help_text="Write-only. Omit to keep the stored password; an empty string removes it.",
+    )
+    use_tls = serializers.BooleanField(default=True)
+    use_ssl = serializers.BooleanField(default=False)
+    from_email = serializers.EmailField(allow_blank=True, default="", help_text="Sender of this platform's mail")
+    timeout = serializers.IntegerField(min_value=1, max_value=60, default=10, help_text="Seconds per SMTP operation")
+    is_active = serializers.BooleanField(default=True, help_text="False: keep the settings but use the default server")
+
+    def validate(self, attrs):
+        tls = attrs.get("use_tls", getattr(self.instance, "use_tls", False))
+        ssl = attrs.get("use_ssl", getattr(self.instance, "use_ssl", False))
+        if tls and ssl:
+            raise serializers.ValidationError(
+                {"use_ssl": ["use_tls and use_ssl are mutually exclusive: use_tls with port 587, use_ssl with 465."]}
+            )
+        return attrs
+
+
+class SMTPSettingsOutSerializer(serializers.Serializer):
+    platform = serializers.CharField()
+    is_inherited = serializers.BooleanField(
+        help_text="True: no platform server is in use and mail goes through the project's default server"
+    )
+    smtp_host = serializers.CharField(allow_null=True)
+    smtp_port = serializers.IntegerField(allow_null=True)
+    smtp_username = serializers.CharField(allow_null=True)
+    has_password = serializers.BooleanField(
+        help_text="A password is stored and readable (False after a SECRET_KEY change: enter it again)"
+    )
+    use_tls = serializers.BooleanField(allow_null=True)
+    use_ssl = serializers.BooleanField(allow_null=True)
+    from_email = serializers.CharField(allow_null=True)
+    timeout = serializers.IntegerField(allow_null=True)
+    is_active = serializers.BooleanField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+def smtp_settings_payload(platform, obj: PlatformSMTPSettings | None) -> dict:
+    if obj is None:
+        return {
+            "platform": platform.key,
+            "is_inherited": True,
+            "smtp_host": None,
+            "smtp_port": None,
+            "smtp_username": None,
+            "has_password": False,
+            "use_tls": None,
+            "use_ssl": None,
+            "from_email": None,
+            "timeout": None,
+            "is_active": None,
+            "updated_at": None,
+        }
+    return SMTPSettingsOutSerializer(
+        {
+            "platform": platform.key,
+            "is_inherited": not obj.is_active,
+            "smtp_host": obj.host,
+            "smtp_port": obj.port,
+            "smtp_username": obj.username,
+            "has_password": bool(obj.password),
+            "use_tls": obj.use_tls,
+            "use_ssl": obj.use_ssl,
+            "from_email": obj.from_email,
+            "timeout": obj.timeout,
+            "is_active": obj.is_active,
+            "updated_at": obj.updated_at,
+        }
+    ).data

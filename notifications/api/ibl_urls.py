@@ -6,7 +6,7 @@ none there and none here (APPEND_SLASH is off, so neither form redirects).
 
 from django.urls import path
 
-from notifications.api import ibl_devices, ibl_inbox
+from notifications.api import ibl_devices, ibl_inbox, ibl_smtp
 
 USER = "orgs/<str:org>/users/<str:user_id>/"
 
@@ -35,4 +35,6 @@ urlpatterns = [
         name="ibl-user-notifications-count",
     ),
     path(USER + "register-fcm-token/", ibl_devices.RegisterFCMTokenView.as_view(), name="ibl-register-fcm-token"),
+    path("platforms/<str:platform_key>/config/smtp/", ibl_smtp.SMTPSettingsView.as_view(), name="ibl-smtp-settings"),
+    path("platforms/<str:platform_key>/config/test-smtp/", ibl_smtp.SMTPTestView.as_view(), name="ibl-smtp-test"),
 ]
