@@ -51,11 +51,20 @@ class DateOrDateTimeField(serializers.Field):
         if not isinstance(data, str):
             self.fail("invalid")
         text = data.strip()
+        moment = None
+        # An unencoded "+02:00" arrives as " 02:00"; "2026-04-11 08:30" is a valid spelling too.
+        candidates = [text]
+        if " " in text:
+            head, _, tail = text.rpartition(" ")
+            candidates.append(f"{head}+{tail}")
         try:
             day = parse_date(text)
             if day is not None:
                 return datetime.combine(day, time.min, tzinfo=UTC), True
-            moment = parse_datetime(text.replace(" ", "+") if text.count(" ") == 1 else text)
+            for candidate in candidates:
+                moment = parse_datetime(candidate)
+                if moment is not None:
+                    break
         except ValueError:
             self.fail("invalid")
         if moment is None:
