@@ -1,8 +1,19 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils import timezone
 
-from notifications.models import Attachment, AuthToken, Membership, Notification, Platform, User
+from notifications.models import (
+    Attachment,
+    AuthToken,
+    DeviceRegistration,
+    Membership,
+    Notification,
+    Platform,
+    PlatformSMTPSettings,
+    User,
+)
+from notifications.smtp import TargetRefused, smtp_target_check
 
 
 class MembershipInline(admin.TabularInline):
@@ -85,3 +96,67 @@ class NotificationAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     list_display = ["filename", "source", "content_type", "created_at"]
     search_fields = ["filename", "source"]
+
+
+class PlatformSMTPSettingsForm(forms.ModelForm):
+    # Write-only, as in the API: the stored password is never shown.
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored password.",
+    )
+    clear_password = forms.BooleanField(required=False, help_text="Remove the stored password.")
+
+    class Meta:
+        model = PlatformSMTPSettings
+        fields = ["platform", "host", "port", "username", "use_tls", "use_ssl", "from_email", "timeout", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("use_tls") and cleaned.get("use_ssl"):
+            raise forms.ValidationError("Use TLS and use SSL are mutually exclusive.")
+        if cleaned.get("host") and cleaned.get("port"):
+            try:
+                cleaned["host"] = smtp_target_check(host=cleaned["host"], port=cleaned["port"])
+            except TargetRefused as exc:
+                self.add_error("host" if exc.field == "smtp_host" else "port", exc.message)
+        return cleaned
+
+    def save(self, commit=True):
+        obj = super().save(commit=False)
+        if self.cleaned_data.get("clear_password"):
+            obj.password = ""
+        elif self.cleaned_data.get("password"):
+            obj.password = self.cleaned_data["password"]
+        if commit:
+            obj.save()
+        return obj
+
+
+@admin.register(PlatformSMTPSettings)
+class PlatformSMTPSettingsAdmin(admin.ModelAdmin):
+    form = PlatformSMTPSettingsForm
+    list_display = ["platform", "host", "port", "username", "use_tls", "use_ssl", "has_password", "is_active"]
+    list_filter = ["is_active", "use_tls", "use_ssl"]
+    search_fields = ["platform__key", "host", "username", "from_email"]
+    autocomplete_fields = ["platform"]
+    list_select_related = ["platform"]
+
+    @admin.display(boolean=True, description="password")
+    def has_password(self, obj):
+        # False also when SECRET_KEY changed since it was stored: enter it again.
+        return bool(obj.password)
+
+
+@admin.register(DeviceRegistration)
+class DeviceRegistrationAdmin(admin.ModelAdmin):
+    list_display = ["device", "device_user", "platform", "application_id", "cloud_message_type", "updated_at"]
+    list_filter = ["platform", "cloud_message_type", "application_id"]
+    search_fields = ["device__registration_id", "device__name", "device__user__username", "platform__key"]
+    raw_id_fields = ["device"]
+    autocomplete_fields = ["platform"]
+    list_select_related = ["device__user", "platform"]
+
+    @admin.display(description="user", ordering="device__user__username")
+    def device_user(self, obj):
+        return obj.device.user

@@ -276,6 +276,17 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "notifications@localhost")
 
+# Platform SMTP servers (IBL §7.4, §11): where platform admins may point us.
+# Only public addresses on SMTP ports, so the SMTP test cannot become a port
+# scanner of our own network. Self-hosted installs whose mail server is
+# internal list it here: host names, IP addresses or networks (CIDR).
+SMTP_TEST_ALLOWED_HOSTS = env_list("SMTP_TEST_ALLOWED_HOSTS")
+SMTP_TEST_EXTRA_PORTS = [int(p) for p in env_list("SMTP_TEST_EXTRA_PORTS")]
+SMTP_TEST_CONNECT_TIMEOUT = float(env("SMTP_TEST_CONNECT_TIMEOUT", "5"))
+SMTP_TEST_TOTAL_TIMEOUT = float(env("SMTP_TEST_TOTAL_TIMEOUT", "15"))
+# Per platform: each test opens a connection to a host of the caller's choice.
+SMTP_TEST_RATE = env("SMTP_TEST_RATE", "20/hour")
+
 # --- Logging ------------------------------------------------------------------
 LOGGING = {
     "version": 1,

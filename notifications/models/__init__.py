@@ -14,4 +14,5 @@ from notifications.models.core import (  # noqa: F401
     User,
     hash_token,
 )
+from notifications.models.devices import DeviceRegistration  # noqa: F401
 from notifications.models.smtp import PlatformSMTPSettings  # noqa: F401

@@ -1,0 +1,128 @@
+"""Writes of the inbox: the only place a notification's inbox status changes.
+
+Lifecycle (IBL §2, §12): a notification arrives UNREAD; UNREAD and READ turn
+into each other; either becomes CANCELLED (dismissed), and CANCELLED is
+terminal. Every change moves `updated_at` and keeps `read_at` honest (set on
+READ, cleared on UNREAD, kept on CANCELLED). Anything that keeps derived state
+about the inbox (an unread counter, a live badge) hooks in here.
+
+The functions take the inbox owner and the platform and touch nothing outside
+`selectors.inbox_for(user, platform)`, so ids of another user's or another
+platform's notifications behave exactly like ids that do not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from notifications import selectors
+from notifications.models import InboxStatus, Platform
+
+
+class NotificationNotFound(Exception):
+    """None of, or not all of, the given notifications are in this inbox."""
+
+
+class StatusChangeNotAllowed(Exception):
+    """A change the lifecycle forbids: away from CANCELLED."""
+
+    def __init__(self, notification_ids: list[uuid.UUID], status: str):
+        self.notification_ids = notification_ids
+        self.status = status
+        ids = ", ".join(str(i) for i in notification_ids)
+        noun = "Notification" if len(notification_ids) == 1 else "Notifications"
+        super().__init__(f"{noun} {ids} cannot change from CANCELLED to {status}: cancelled notifications are final")
+
+
+def _status_update(queryset, status: str, now) -> int:
+    """One UPDATE; rows already in `status` are left alone (and keep their updated_at)."""
+    fields = {"status": status, "updated_at": now}
+    if status == InboxStatus.READ:
+        fields["read_at"] = now
+    elif status == InboxStatus.UNREAD:
+        fields["read_at"] = None
+    queryset = queryset.exclude(status=status)
+    if status != InboxStatus.CANCELLED:
+        # Terminal even against a concurrent request that cancelled the row
+        # after we checked: the condition travels with the UPDATE itself.
+        queryset = queryset.exclude(status=InboxStatus.CANCELLED)
+    return queryset.update(**fields)
+
+
+def inbox_status_set(*, user, platform: Platform, ids: Iterable[uuid.UUID], status: str) -> int:
+    """Set `status` on the given notifications of one inbox; all or nothing.
+
+    Raises NotificationNotFound when any id is not in the inbox and
+    StatusChangeNotAllowed when any of them is CANCELLED and `status` is not.
+    Returns how many rows changed (rows already in `status` do not count).
+    """
+    wanted = set(ids)
+    if status not in InboxStatus.values:
+        raise ValueError(f"unknown inbox status {status!r}")
+    inbox = selectors.inbox_for(user=user, platform=platform)
+    current = dict(inbox.filter(id__in=wanted).values_list("id", "status"))
+    if len(current) != len(wanted):
+        raise NotificationNotFound()
+    if status != InboxStatus.CANCELLED:
+        stuck = sorted((i for i, s in current.items() if s == InboxStatus.CANCELLED), key=str)
+        if stuck:
+            raise StatusChangeNotAllowed(stuck, status)
+    return _status_update(inbox.filter(id__in=wanted), status, timezone.now())
+
+
+def inbox_bulk_update(*, user, platform: Platform, status: str) -> int:
+    """Set `status` on every notification of the inbox.
+
+    CANCELLED ones stay cancelled when the new status is READ or UNREAD (the
+    lifecycle is terminal there, and a bulk "mark all read" must not fail
+    because the user once dismissed something). Raises NotificationNotFound
+    when the inbox is empty. Returns how many rows changed.
+    """
+    if status not in InboxStatus.values:
+        raise ValueError(f"unknown inbox status {status!r}")
+    inbox = selectors.inbox_for(user=user, platform=platform)
+    if not inbox.exists():
+        raise NotificationNotFound()
+    return _status_update(inbox, status, timezone.now())
+
+
+def inbox_mark_all_read(*, user, platform: Platform, ids: Iterable[uuid.UUID] | None = None) -> int:
+    """Mark the unread notifications (all, or those among `ids`) as read; how many changed.
+
+    Ids that are not unread notifications of this inbox are skipped: the
+    result counts only what was marked, and says nothing about other ids.
+    """
+    qs = selectors.inbox_for(user=user, platform=platform).filter(status=InboxStatus.UNREAD)
+    if ids is not None:
+        qs = qs.filter(id__in=set(ids))
+    return _status_update(qs, InboxStatus.READ, timezone.now())
+
+
+def inbox_delete(*, user, platform: Platform, notification_id: uuid.UUID) -> None:
+    """Remove one notification from the inbox for good.
+
+    The row is also the delivery record whose unique key keeps a retried send
+    from delivering again, so it is not dropped: it leaves the inbox (no
+    user), loses its content, and stays as an anonymous receipt (source,
+    channel, recipient key, delivery status). Neither surface ever shows it
+    again and nothing of what it said remains.
+    Raises NotificationNotFound.
+    """
+    inbox = selectors.inbox_for(user=user, platform=platform)
+    changed = inbox.filter(id=notification_id).update(
+        user=None,
+        address="",
+        title="",
+        body="",
+        html="",
+        short_message="",
+        context={},
+        data={},
+        image_url="",
+        updated_at=timezone.now(),
+    )
+    if not changed:
+        raise NotificationNotFound()
