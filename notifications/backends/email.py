@@ -41,7 +41,7 @@ class _Route:
     connection: BaseEmailBackend | None = None
     from_email: str = ""
     reply_to: list[str] = field(default_factory=list)
-    label: str = "project mail connection"
+    label: str = "the project's mail server"
     # Set when the connection cannot be used at all; every delivery of the
     # platform in this send gets it instead of a new connection attempt each.
     failure: Result | None = None
@@ -115,18 +115,22 @@ class EmailBackend(BaseBackend):
             sent = route.connection.send_messages([message])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b"refused"))
+            if code == 421:  # smtplib hung up on the server's "closing channel"
+                self._close_connection(route)
             return _smtp_reply(f"Recipient {delivery.address} refused", code, reply)
         except smtplib.SMTPResponseException as exc:
-            # MAIL FROM refused, DATA rejected, ...: the server answered, the
-            # connection is still usable for the next recipient.
-            return _smtp_reply(f"SMTP server {route.label} refused the message", exc.smtp_code, exc.smtp_error)
+            # MAIL FROM refused, DATA rejected, ...: the server answered and the
+            # connection stays usable, unless it said it is closing it (421).
+            if exc.smtp_code == 421:
+                self._close_connection(route)
+            return _smtp_reply(f"Message refused by {route.label}", exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             # Disconnected or timed out mid-conversation: drop the connection so
             # the next recipient starts a fresh one.
             self._close_connection(route)
-            return Result.failed(f"SMTP connection to {route.label} failed: {exc}", retryable=True)
+            return Result.failed(f"Connection to {route.label} failed: {exc}", retryable=True)
         if not sent:
-            return Result.failed(f"The mail backend of {route.label} did not send the message")
+            return Result.failed(f"The mail backend ({route.label}) did not send the message")
         return Result.sent(message_id)
 
     # -- connections --------------------------------------------------------------
@@ -148,7 +152,7 @@ class EmailBackend(BaseBackend):
         if smtp is None:
             route.connection = get_connection(fail_silently=False)
             return route
-        route.label = f"{smtp.host}:{smtp.port}"
+        route.label = f"SMTP server {smtp.host}:{smtp.port}"
         password = smtp.password
         if password is None:
             route.failure = Result.failed(
@@ -175,10 +179,10 @@ class EmailBackend(BaseBackend):
             route.connection.open()
         except smtplib.SMTPResponseException as exc:  # e.g. 535 authentication failed
             self._close_connection(route)
-            return _smtp_reply(f"SMTP server {route.label} refused the login", exc.smtp_code, exc.smtp_error)
+            return _smtp_reply(f"Login refused by {route.label}", exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             self._close_connection(route)
-            return Result.failed(f"Cannot connect to SMTP server {route.label}: {exc}", retryable=True)
+            return Result.failed(f"Cannot connect to {route.label}: {exc}", retryable=True)
         return None
 
     @staticmethod

@@ -75,6 +75,12 @@ class _Credentials:
                 self.credentials.refresh(_TimeoutRequest(session, timeout))
             return self.credentials.token
 
+    def invalidate(self, token: str) -> None:
+        """Forget `token` (FCM refused it), unless another thread already replaced it."""
+        with self._lock:
+            if self.credentials.token == token:
+                self.credentials.token = None
+
 
 class _TimeoutRequest(GoogleRequest):
     def __init__(self, session, timeout):
@@ -115,6 +121,8 @@ class _DeviceOutcome:
     retry_after: float | None = None
     # The token is dead (app uninstalled, token rotated, another project's).
     drop_device: bool = False
+    # FCM refused our OAuth access token, not the device.
+    stale_access_token: bool = False
 
 
 def _data_payload(delivery) -> dict[str, str]:
@@ -134,7 +142,7 @@ def _message(delivery, token: str) -> dict:
     body = delivery.short_message or delivery.body
     if len(body) > BODY_LIMIT:
         body = body[: BODY_LIMIT - 1] + "…"
-    notification = {"title": delivery.title, "body": body}
+    notification = {key: value for key, value in (("title", delivery.title), ("body", body)) if value}
     message: dict = {"token": token, "notification": notification, "data": _data_payload(delivery)}
     if delivery.image_url:
         notification["image"] = delivery.image_url
@@ -173,6 +181,10 @@ def _read_error(device_id: int, response: requests.Response) -> _DeviceOutcome:
     drop = code in ("UNREGISTERED", "SENDER_ID_MISMATCH") or (code == "INVALID_ARGUMENT" and _about_token(error))
     if drop:
         return _DeviceOutcome(device_id, ok=False, error=f"{text} (device deactivated)", drop_device=True)
+    if status == 401 and code == "UNAUTHENTICATED":
+        # Our access token (THIRD_PARTY_AUTH_ERROR, also a 401, is the APNs/web
+        # push credential configured in Firebase, and final).
+        return _DeviceOutcome(device_id, ok=False, error=text, stale_access_token=True)
     if status in RETRYABLE_STATUS or code in ("QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL"):
         return _DeviceOutcome(
             device_id,
@@ -234,17 +246,31 @@ class FCMBackend(BaseBackend):
         outcomes: dict[int, list[_DeviceOutcome]] = {i: [] for i in range(len(deliveries))}
         if jobs:
             try:
-                token = self._credentials.token(self.session, self.timeout)
+                sent = self._send_all(jobs)
             except google_exceptions.TransportError as exc:
                 return self._all_failed(deliveries, devices, f"OAuth token endpoint unreachable: {exc}", True)
             except google_exceptions.GoogleAuthError as exc:
                 # RefreshError says whether the token endpoint's answer is worth retrying.
                 return self._all_failed(deliveries, devices, f"FCM credentials rejected: {exc}", exc.retryable)
-            sent = self._pool.map(lambda job: self._post(job[1].id, job[2], token), jobs)
             for (i, _, _), outcome in zip(jobs, sent, strict=True):
                 outcomes[i].append(outcome)
             self._deactivate([o for per in outcomes.values() for o in per if o.drop_device])
         return [self._result(outcomes[i]) for i in range(len(deliveries))]
+
+    def _send_all(self, jobs) -> list[_DeviceOutcome]:
+        token = self._credentials.token(self.session, self.timeout)
+        sent = list(self._pool.map(lambda job: self._post(job[1].id, job[2], token), jobs))
+        stale = [n for n, outcome in enumerate(sent) if outcome.stale_access_token]
+        if stale:
+            # FCM no longer takes our access token (revoked, or expired before
+            # its time): nothing was delivered, so fetch a new one and send
+            # those messages once more.
+            self._credentials.invalidate(token)
+            token = self._credentials.token(self.session, self.timeout)
+            again = self._pool.map(lambda n: self._post(jobs[n][1].id, jobs[n][2], token), stale)
+            for n, outcome in zip(stale, again, strict=True):
+                sent[n] = outcome
+        return sent
 
     def _post(self, device_id: int, payload: dict, token: str) -> _DeviceOutcome:
         try:

@@ -470,6 +470,10 @@ class FCMServer(FakeHTTPServer):
     def settings(self) -> dict:
         return {"SERVICE_ACCOUNT_KEY": json.dumps(self.service_account_info), "ENDPOINT": self.url, "TIMEOUT": 5}
 
+    def revoke_access_tokens(self) -> None:
+        """Forget every access token issued so far, as Google does when a key is rotated."""
+        self.issued.clear()
+
     def fail(self, token: str, kind: str, *, retry_after: str | None = None) -> None:
         self.failures[token] = (kind, retry_after)
 

@@ -179,7 +179,7 @@ def test_wrong_platform_password_fails_every_delivery_without_retry(project_smtp
     assert (result.sent, result.failed) == (0, 2)
     for row in rows("bulk:badauth").values():
         assert row.attempts == 1
-        assert "535" in row.error and "login" in row.error
+        assert row.error.startswith("Login refused by SMTP server 127.0.0.1:") and "535" in row.error
     # One connection tried to log in (smtplib tries each offered mechanism),
     # for the whole batch, not one per recipient.
     attempts = smtp_server_auth.auth_attempts
@@ -243,6 +243,26 @@ def test_temporary_refusal_is_retryable_and_permanent_is_not(project_smtp, platf
     assert results["busy@example.org"].retryable and "451" in results["busy@example.org"].error
     assert not results["gone@example.org"].retryable and "550" in results["gone@example.org"].error
     assert results["ok@example.org"].ok
+
+
+def test_server_closing_the_channel_is_retryable_and_the_next_recipient_reconnects(project_smtp, platform):
+    project_smtp.refuse("a@example.org", "421 4.3.2 Service shutting down, closing channel")
+    deliveries = write(platform, "direct:421", ["a@example.org", "b@example.org"])
+
+    results = [r for _, r in EmailBackend().send(deliveries)]
+
+    assert results[0].retryable and "421" in results[0].error
+    assert results[1].ok
+    assert [m.rcpt_tos for m in project_smtp.mails] == [["b@example.org"]]
+
+
+def test_console_mail_backend_prints_the_message_in_development(settings, platform, capsys):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    deliveries = write(platform, "direct:console", ["dev@example.org"])
+    [(_, result)] = list(EmailBackend().send(deliveries))
+    assert result.ok
+    out = capsys.readouterr().out
+    assert "To: dev@example.org" in out and "Subject: Hi" in out
 
 
 def test_unreachable_server_is_retryable(settings, platform, project_smtp):

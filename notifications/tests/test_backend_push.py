@@ -97,6 +97,22 @@ def test_oauth_token_comes_from_the_service_account_jwt_exchange(fcm, platform, 
     assert len(fcm.requests_to("/token")) == 1
 
 
+def test_a_refused_access_token_is_replaced_and_the_send_completes(fcm, platform, make_user):
+    jane = make_user("jane")
+    device(jane, "tok-1")
+    device(jane, "tok-2")
+    push(platform, "bulk:before", [jane])
+    fcm.revoke_access_tokens()
+    fcm.requests.clear()
+
+    result = push(platform, "bulk:after", [jane])
+
+    assert (result.sent, result.units_sent, result.units_failed) == (1, 2, 0)
+    assert len(fcm.requests_to("/token")) == 1
+    # Each device: refused with the old token, then accepted with the new one.
+    assert sorted(fcm.tokens_sent_to()) == ["tok-1", "tok-1", "tok-2", "tok-2"]
+
+
 def test_user_without_an_active_device_is_a_failed_delivery(fcm, platform, make_user):
     jane = make_user("jane")
     device(jane, "tok-off", active=False)
