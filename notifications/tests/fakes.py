@@ -19,7 +19,9 @@ import email
 import email.policy
 import itertools
 import json
+import sys
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -203,6 +205,10 @@ class Reply:
     status: int = 200
     body: object = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to stall before answering (a slow provider, a client timeout).
+    delay: float = 0.0
+    # Only for requests whose path ends with this (None: the next request).
+    path: str | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -232,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif "x-www-form-urlencoded" in content_type:
             request.form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
         reply = self.server.fake.dispatch(request)
+        if reply.delay:
+            time.sleep(reply.delay)
         raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         headers = {"Content-Type": "application/json", **reply.headers}
@@ -246,6 +254,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timed out) leaves a broken pipe behind; that is
+        # the scenario under test, not a server fault worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeHTTPServer:
     """A threaded HTTP server on loopback; subclasses answer in a provider's format."""
 
@@ -253,8 +271,7 @@ class FakeHTTPServer:
         self.requests: list[RecordedRequest] = []
         self._next: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self._thread: threading.Thread | None = None
 
@@ -283,15 +300,25 @@ class FakeHTTPServer:
     def __exit__(self, *exc):
         self.stop()
 
-    def reply_next(self, status: int, body: object = None, headers: dict | None = None) -> None:
-        """Answer the next provider call with this, whatever it asks."""
-        self._next.append(Reply(status, body if body is not None else {}, headers or {}))
+    def reply_next(
+        self,
+        status: int,
+        body: object = None,
+        headers: dict | None = None,
+        *,
+        delay: float = 0.0,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next call (to a path ending with `path`, if given) with this, whatever it asks."""
+        self._next.append(Reply(status, body if body is not None else {}, headers or {}, delay, path))
 
     def dispatch(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
-            if self._next:
-                return self._next.popleft()
+            for reply in self._next:
+                if reply.path is None or request.path.endswith(reply.path):
+                    self._next.remove(reply)
+                    return reply
             return self.respond(request)
 
     def respond(self, request: RecordedRequest) -> Reply:

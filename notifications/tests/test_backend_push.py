@@ -228,6 +228,15 @@ def test_500_is_retryable(fcm, platform, make_user):
     assert "INTERNAL" in result.error
 
 
+def test_timeout_is_retryable(fcm, platform, make_user, settings):
+    jane = make_user("jane")
+    device(jane, "tok-slow")
+    settings.FCM = {**fcm.settings, "TIMEOUT": 0.5}
+    fcm.reply_next(200, {"name": "late"}, delay=1.5, path=":send")
+    [(_, result)] = list(FCMBackend().send(deliveries(platform, "direct:slow", [jane])))
+    assert not result.ok and result.retryable and "timed out" in result.error
+
+
 def test_partial_device_failure_is_sent_not_retried(fcm, platform, make_user):
     jane = make_user("jane")
     device(jane, "tok-ok")

@@ -174,6 +174,13 @@ def test_bulk_failure_applies_to_every_recipient_of_the_call(afromessage, platfo
     assert len(afromessage.requests) == 1
 
 
+def test_timeout_is_retryable(afromessage, platform):
+    afromessage.reply_next(200, {"acknowledge": "success", "response": {}}, delay=1.0)
+    backend = AfroMessageBackend(**{**afromessage.settings, "TIMEOUT": 0.2})
+    [(_, result)] = list(backend.send(deliveries(platform, "direct:slow", ["+251911000001"])))
+    assert not result.ok and result.retryable and "timed out" in result.error
+
+
 def test_unreachable_provider_is_retryable(settings, platform):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
