@@ -161,6 +161,14 @@ def _about_token(error: dict) -> bool:
     return "registration token" in str(error.get("message", "")).lower()
 
 
+def _auth_error(exc: Exception) -> tuple[str, bool]:
+    """The reason and retryability of a failed OAuth token exchange."""
+    if isinstance(exc, google_exceptions.TransportError):
+        return f"OAuth token endpoint unreachable: {exc}", True
+    # RefreshError says whether the token endpoint's answer is worth retrying.
+    return f"FCM credentials rejected: {exc}", bool(getattr(exc, "retryable", False))
+
+
 def _read_error(device_id: int, response: requests.Response) -> _DeviceOutcome:
     status = response.status_code
     try:
@@ -226,7 +234,9 @@ class FCMBackend(BaseBackend):
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            # Messages not yet on the wire stay unsent when the caller stopped
+            # reading; their deliveries stay pending for the next dispatch.
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self.session is not None:
             self.session.close()
@@ -237,42 +247,51 @@ class FCMBackend(BaseBackend):
         user_ids = {d.user_id for d in deliveries if d.user_id is not None}
         for device in FCMDevice.objects.filter(user_id__in=user_ids, active=True).order_by("id"):
             devices.setdefault(device.user_id, []).append(device)
-
-        jobs = [
-            (i, device, _message(delivery, device.registration_id))
-            for i, delivery in enumerate(deliveries)
-            for device in devices.get(delivery.user_id, [])
-        ]
-        outcomes: dict[int, list[_DeviceOutcome]] = {i: [] for i in range(len(deliveries))}
-        if jobs:
+        if devices:
+            # One token exchange up front: bad credentials fail the batch once,
+            # not once per device.
             try:
-                sent = self._send_all(jobs)
-            except google_exceptions.TransportError as exc:
-                return self._all_failed(deliveries, devices, f"OAuth token endpoint unreachable: {exc}", True)
+                self._credentials.token(self.session, self.timeout)
             except google_exceptions.GoogleAuthError as exc:
-                # RefreshError says whether the token endpoint's answer is worth retrying.
-                return self._all_failed(deliveries, devices, f"FCM credentials rejected: {exc}", exc.retryable)
-            for (i, _, _), outcome in zip(jobs, sent, strict=True):
-                outcomes[i].append(outcome)
-            self._deactivate([o for per in outcomes.values() for o in per if o.drop_device])
-        return [self._result(outcomes[i]) for i in range(len(deliveries))]
+                yield from self._all_failed(deliveries, devices, _auth_error(exc))
+                return
+        # Every device's message goes out on the pool at once; results come
+        # back per delivery, in order, as soon as that user's devices answered.
+        futures = [
+            [
+                self._pool.submit(self._post, device.id, _message(delivery, device.registration_id))
+                for device in devices.get(delivery.user_id, [])
+            ]
+            for delivery in deliveries
+        ]
+        try:
+            for per_delivery in futures:
+                outcomes = [future.result() for future in per_delivery]
+                self._deactivate([o for o in outcomes if o.drop_device])
+                yield self._result(outcomes)
+        finally:
+            # The caller stopped early: do not send what it will not record.
+            for per_delivery in futures:
+                for future in per_delivery:
+                    future.cancel()
 
-    def _send_all(self, jobs) -> list[_DeviceOutcome]:
-        token = self._credentials.token(self.session, self.timeout)
-        sent = list(self._pool.map(lambda job: self._post(job[1].id, job[2], token), jobs))
-        stale = [n for n, outcome in enumerate(sent) if outcome.stale_access_token]
-        if stale:
+    def _post(self, device_id: int, payload: dict) -> _DeviceOutcome:
+        outcome = None
+        for _ in range(2):
+            try:
+                token = self._credentials.token(self.session, self.timeout)
+            except google_exceptions.GoogleAuthError as exc:
+                error, retryable = _auth_error(exc)
+                return _DeviceOutcome(device_id, ok=False, error=error, retryable=retryable)
+            outcome = self._post_once(device_id, payload, token)
+            if not outcome.stale_access_token:
+                return outcome
             # FCM no longer takes our access token (revoked, or expired before
-            # its time): nothing was delivered, so fetch a new one and send
-            # those messages once more.
+            # its time): nothing was delivered, so fetch a new one and send once more.
             self._credentials.invalidate(token)
-            token = self._credentials.token(self.session, self.timeout)
-            again = self._pool.map(lambda n: self._post(jobs[n][1].id, jobs[n][2], token), stale)
-            for n, outcome in zip(stale, again, strict=True):
-                sent[n] = outcome
-        return sent
+        return outcome
 
-    def _post(self, device_id: int, payload: dict, token: str) -> _DeviceOutcome:
+    def _post_once(self, device_id: int, payload: dict, token: str) -> _DeviceOutcome:
         try:
             response = self.session.post(
                 self.url, json=payload, timeout=self.timeout, headers={"Authorization": f"Bearer {token}"}
@@ -289,13 +308,11 @@ class FCMBackend(BaseBackend):
             return _DeviceOutcome(device_id, ok=True, name=name)
         return _read_error(device_id, response)
 
-    def _all_failed(self, deliveries, devices, error: str, retryable: bool) -> list[Result]:
-        return [
-            Result.failed(error, retryable=retryable, units=len(devices[d.user_id]))
-            if devices.get(d.user_id)
-            else self._no_device()
-            for d in deliveries
-        ]
+    def _all_failed(self, deliveries, devices, error: tuple[str, bool]):
+        message, retryable = error
+        for delivery in deliveries:
+            count = len(devices.get(delivery.user_id, []))
+            yield Result.failed(message, retryable=retryable, units=count) if count else self._no_device()
 
     @staticmethod
     def _no_device() -> Result:

@@ -68,29 +68,33 @@ class AfroMessageBackend(BaseBackend):
             self.session = None
 
     def send_batch(self, deliveries):
-        results: list[Result | None] = [None] * len(deliveries)
+        # Results are yielded in order as soon as they are known, so the
+        # pipeline records each send before the next call goes out.
+        known: dict[int, Result] = {}
+        numbers: dict[int, tuple[str, str]] = {}
         # Recipients with a valid number, grouped by the exact text they get.
-        by_text: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        by_text: dict[str, list[int]] = defaultdict(list)
         for i, delivery in enumerate(deliveries):
             text = delivery.body or delivery.short_message or delivery.title
             if not delivery.address:
-                results[i] = Result.failed("No phone number")
+                known[i] = Result.failed("No phone number")
             elif (phone := normalize(delivery.address)) is None:
-                results[i] = Result.failed(f"Invalid phone number: {delivery.address!r}")
+                known[i] = Result.failed(f"Invalid phone number: {delivery.address!r}")
             elif not text.strip():
-                results[i] = Result.failed("The SMS has no text")
+                known[i] = Result.failed("The SMS has no text")
             else:
-                by_text[text].append((i, phone))
-        for text, group in by_text.items():
-            if self.use_bulk and len(group) >= self.bulk_min:
-                source = deliveries[group[0][0]].source
-                result = self._bulk_send([phone for _, phone in group], text, campaign=source)
-                for i, _ in group:
-                    results[i] = result
-            else:
-                for i, phone in group:
-                    results[i] = self._send(phone, text)
-        return results
+                numbers[i] = (phone, text)
+                by_text[text].append(i)
+        for i, delivery in enumerate(deliveries):
+            if i not in known:
+                phone, text = numbers[i]
+                group = by_text[text]
+                if self.use_bulk and len(group) >= self.bulk_min:
+                    result = self._bulk_send([numbers[j][0] for j in group], text, campaign=delivery.source)
+                    known.update(dict.fromkeys(group, result))
+                else:
+                    known[i] = self._send(phone, text)
+            yield known.pop(i)
 
     # -- the two calls --------------------------------------------------------------
 

@@ -472,6 +472,8 @@ class FCMServer(FakeHTTPServer):
         self.private_key_pem = private_key_pem
         self.public_key_pem = public_key_pem
         self.issued: set[str] = set()
+        # Device tokens whose message FCM accepted (HTTP 200), in order.
+        self.accepted: list[str] = []
         # Per device token: a kind of FCM_ERRORS, optionally with a Retry-After.
         self.failures: dict[str, tuple[str, str | None]] = {}
         self._ids = itertools.count(1000)
@@ -562,4 +564,5 @@ class FCMServer(FakeHTTPServer):
             kind, wait = failure
             status, body = fcm_error_body(kind)
             return Reply(status, body, {"Retry-After": wait} if wait else {})
+        self.accepted.append(message["token"])
         return Reply(200, {"name": f"projects/{self.project_id}/messages/{next(self._ids)}"})
