@@ -23,7 +23,6 @@ CALLBACK (a status callback URL AfroMessage calls for single sends).
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 
 import requests
@@ -33,8 +32,6 @@ from django.core.exceptions import ImproperlyConfigured
 from notifications.backends.base import BaseBackend, Result
 from notifications.backends.httputil import RETRYABLE_STATUS, excerpt, retry_after
 from notifications.phones import normalize
-
-logger = logging.getLogger(__name__)
 
 
 class AfroMessageBackend(BaseBackend):
