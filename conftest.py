@@ -58,3 +58,105 @@ def api():
         return client
 
     return _client
+
+
+# -- Local stand-ins for the providers (notifications/tests/fakes.py) -------------
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback recording what it receives; no AUTH."""
+    from notifications.tests.fakes import SMTPServer
+
+    with SMTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server_auth():
+    """A real SMTP server on loopback that requires AUTH (LOGIN or PLAIN) as mailer / s3cret-pass."""
+    from notifications.tests.fakes import SMTPServer
+
+    with SMTPServer(credentials=("mailer", "s3cret-pass")) as server:
+        yield server
+
+
+@pytest.fixture
+def afromessage_server():
+    """An HTTP server speaking AfroMessage's send / bulk_send; `.settings` fits settings.AFROMESSAGE."""
+    from notifications.tests.fakes import AfroMessageServer
+
+    with AfroMessageServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def service_account_keypair():
+    """A throwaway RSA key pair (private PEM, public PEM) for a test service account."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+@pytest.fixture
+def fcm_server(service_account_keypair):
+    """Google's OAuth token endpoint and FCM v1 on loopback; `.settings` fits settings.FCM."""
+    from notifications.tests.fakes import FCMServer
+
+    private_pem, public_pem = service_account_keypair
+    with FCMServer(private_key_pem=private_pem, public_key_pem=public_pem) as server:
+        yield server
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Make any connection or name lookup that would leave this machine fail loudly.
+
+    Provider libraries phone home in ways that are easy to miss (google-auth's
+    background lookups, retries against a default endpoint); tests that talk to
+    the local fakes use this to prove they never reach the internet.
+    """
+    import ipaddress
+    import socket
+
+    def _local(host) -> bool:
+        if host in ("localhost", "") or host is None:
+            return True
+        try:
+            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _local(host):
+            raise OSError(f"test tried to resolve {host!r}: only loopback is allowed")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def _check(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _local(address[0]):
+            raise OSError(f"test tried to connect to {address!r}: only loopback is allowed")
+
+    def connect(sock, address):
+        _check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        _check(sock, address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)

@@ -9,24 +9,35 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+# Rows name the push channel as the IBL document does ("push_notification");
+# settings and the bulk API call it "push".
+SETTINGS_KEYS = {"push_notification": "push"}
+
+
+def _settings_key(channel: str) -> str:
+    if channel not in settings.NOTIFICATION_BACKENDS:
+        return SETTINGS_KEYS.get(channel, channel)
+    return channel
+
 
 @cache
-def _backend_class(channel: str):
-    config = settings.NOTIFICATION_BACKENDS.get(channel)
+def _backend_class(key: str):
+    config = settings.NOTIFICATION_BACKENDS.get(key)
     if not config or "BACKEND" not in config:
-        raise ImproperlyConfigured(f"NOTIFICATION_BACKENDS[{channel!r}] must name a BACKEND")
+        raise ImproperlyConfigured(f"NOTIFICATION_BACKENDS[{key!r}] must name a BACKEND")
     try:
         return import_string(config["BACKEND"])
     except ImportError as exc:
         raise ImproperlyConfigured(
-            f"NOTIFICATION_BACKENDS[{channel!r}]['BACKEND'] = {config['BACKEND']!r} cannot be imported: {exc}"
+            f"NOTIFICATION_BACKENDS[{key!r}]['BACKEND'] = {config['BACKEND']!r} cannot be imported: {exc}"
         ) from exc
 
 
 def get_backend(channel: str):
     """A fresh backend instance for `channel` (backends hold connections)."""
-    cls = _backend_class(channel)
-    options = settings.NOTIFICATION_BACKENDS[channel].get("OPTIONS", {})
+    key = _settings_key(channel)
+    cls = _backend_class(key)
+    options = settings.NOTIFICATION_BACKENDS[key].get("OPTIONS", {})
     backend = cls(**options)
     backend.channel = channel
     return backend

@@ -1,0 +1,257 @@
+"""Email through Django's mail machinery.
+
+A platform with active `PlatformSMTPSettings` sends through its own SMTP
+server; every other platform through the project's connection
+(`settings.EMAIL_BACKEND`: SMTP, console, or an API provider such as
+django-anymail). One connection per platform is opened on first use and kept
+until `close()`, so a batch costs one SMTP handshake per platform, not one per
+recipient.
+
+Each recipient gets a message of their own (rendered per recipient, and an SMTP
+refusal then belongs to exactly one delivery).
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import logging
+import smtplib
+from dataclasses import dataclass, field
+from email.utils import formataddr, make_msgid, parseaddr
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.validators import validate_email
+from django.utils.html import strip_tags
+
+from notifications.backends.base import BaseBackend, Result
+from notifications.models import Attachment, Platform, PlatformSMTPSettings
+
+logger = logging.getLogger(__name__)
+
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+@dataclass
+class _Route:
+    """How one platform's mail leaves: a connection and a From, or why it cannot."""
+
+    connection: BaseEmailBackend | None = None
+    from_email: str = ""
+    reply_to: list[str] = field(default_factory=list)
+    label: str = "the project's mail server"
+    # Set when the connection cannot be used at all; every delivery of the
+    # platform in this send gets it instead of a new connection attempt each.
+    failure: Result | None = None
+
+
+class _AttachmentUnavailable(Exception):
+    def __init__(self, result: Result):
+        super().__init__(result.error)
+        self.result = result
+
+
+def _smtp_reply(prefix: str, code: int, reply: bytes | str) -> Result:
+    """An SMTP reply as a result: 4xx is temporary (try later), anything else is final."""
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    return Result.failed(f"{prefix}: {code} {text}".strip(), retryable=400 <= code < 500)
+
+
+def _one_line(value: str) -> str:
+    # Django refuses header values with line breaks (header injection); a
+    # title that spans lines is still a fine subject on one.
+    return " ".join(value.split())
+
+
+def _text_from_html(value: str) -> str:
+    return html_lib.unescape(strip_tags(value)).strip()
+
+
+class EmailBackend(BaseBackend):
+    batch_size = 100
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._routes: dict[int, _Route] = {}
+        self._attachments: dict[str, list[tuple[str, bytes, str]] | Result] = {}
+
+    def open(self) -> None:
+        self._routes = {}
+        self._attachments = {}
+
+    def close(self) -> None:
+        for route in self._routes.values():
+            if route.connection is not None:
+                self._close_connection(route)
+        self._routes = {}
+        self._attachments = {}
+
+    # -- the loop ---------------------------------------------------------------
+
+    def send_batch(self, deliveries):
+        self._load_routes({d.platform_id for d in deliveries})
+        for delivery in deliveries:
+            yield self._send(delivery)
+
+    def _send(self, delivery) -> Result:
+        if not delivery.address:
+            return Result.failed("No email address")
+        try:
+            validate_email(delivery.address)
+        except ValidationError:
+            return Result.failed(f"Invalid email address: {delivery.address!r}")
+        route = self._routes[delivery.platform_id]
+        if route.failure is None:
+            route.failure = self._ensure_open(route)
+        if route.failure is not None:
+            return route.failure
+        try:
+            message, message_id = self._message(delivery, route)
+        except _AttachmentUnavailable as exc:
+            return exc.result
+        try:
+            sent = route.connection.send_messages([message])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()), (550, b"refused"))
+            if code == 421:  # smtplib hung up on the server's "closing channel"
+                self._close_connection(route)
+            return _smtp_reply(f"Recipient {delivery.address} refused", code, reply)
+        except smtplib.SMTPResponseException as exc:
+            # MAIL FROM refused, DATA rejected, ...: the server answered and the
+            # connection stays usable, unless it said it is closing it (421).
+            if exc.smtp_code == 421:
+                self._close_connection(route)
+            return _smtp_reply(f"Message refused by {route.label}", exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPException, OSError) as exc:
+            # Disconnected or timed out mid-conversation: drop the connection so
+            # the next recipient starts a fresh one.
+            self._close_connection(route)
+            return Result.failed(f"Connection to {route.label} failed: {exc}", retryable=True)
+        if not sent:
+            return Result.failed(f"The mail backend ({route.label}) did not send the message")
+        return Result.sent(message_id)
+
+    # -- connections --------------------------------------------------------------
+
+    def _load_routes(self, platform_ids: set[int]) -> None:
+        missing = platform_ids - self._routes.keys()
+        if not missing:
+            return
+        platforms = Platform.objects.in_bulk(missing)
+        smtp = {s.platform_id: s for s in PlatformSMTPSettings.objects.filter(platform_id__in=missing, is_active=True)}
+        for platform_id in missing:
+            self._routes[platform_id] = self._route(platforms[platform_id], smtp.get(platform_id))
+
+    def _route(self, platform: Platform, smtp: PlatformSMTPSettings | None) -> _Route:
+        route = _Route(
+            from_email=self._from_address(platform, smtp),
+            reply_to=[platform.support_email] if platform.support_email else [],
+        )
+        if smtp is None:
+            route.connection = get_connection(fail_silently=False)
+            return route
+        route.label = f"SMTP server {smtp.host}:{smtp.port}"
+        password = smtp.password
+        if password is None:
+            route.failure = Result.failed(
+                f"The SMTP password of platform {platform.key} cannot be decrypted "
+                "(SECRET_KEY changed since it was saved); enter it again"
+            )
+            return route
+        route.connection = get_connection(
+            SMTP_BACKEND,
+            fail_silently=False,
+            host=smtp.host,
+            port=smtp.port,
+            username=smtp.username or None,
+            password=password or None,
+            use_tls=smtp.use_tls,
+            use_ssl=smtp.use_ssl,
+            timeout=smtp.timeout,
+        )
+        return route
+
+    def _ensure_open(self, route: _Route) -> Result | None:
+        """Open the route's connection if it is not; a failure covers the rest of the send."""
+        try:
+            route.connection.open()
+        except smtplib.SMTPResponseException as exc:  # e.g. 535 authentication failed
+            self._close_connection(route)
+            return _smtp_reply(f"Login refused by {route.label}", exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._close_connection(route)
+            return Result.failed(f"Cannot connect to {route.label}: {exc}", retryable=True)
+        return None
+
+    @staticmethod
+    def _close_connection(route: _Route) -> None:
+        try:
+            route.connection.close()
+        except (smtplib.SMTPException, OSError) as exc:
+            # The server is already gone; there is nothing left to release.
+            logger.info("closing SMTP connection to %s: %s", route.label, exc)
+
+    @staticmethod
+    def _from_address(platform: Platform, smtp: PlatformSMTPSettings | None) -> str:
+        address = (
+            (smtp.from_email if smtp else "")
+            or platform.from_email
+            # The IBL SMTP settings: the sender defaults to the SMTP username.
+            or (smtp.username if smtp and "@" in smtp.username else "")
+            or settings.DEFAULT_FROM_EMAIL
+        )
+        name, addr = parseaddr(address)
+        display = platform.site_name or platform.name
+        if not name and display and addr:
+            # Platforms that share the project's sender still sign with their own name.
+            return formataddr((display, addr))
+        return address
+
+    # -- the message ----------------------------------------------------------------
+
+    def _message(self, delivery, route: _Route) -> tuple[EmailMultiAlternatives, str]:
+        domain = parseaddr(route.from_email)[1].rpartition("@")[2] or "localhost"
+        message_id = make_msgid(domain=domain)
+        body = delivery.body or _text_from_html(delivery.html)
+        message = EmailMultiAlternatives(
+            subject=_one_line(delivery.title),
+            body=body,
+            from_email=route.from_email,
+            to=[delivery.address],
+            reply_to=route.reply_to,
+            headers={
+                "Message-ID": message_id,
+                # RFC 3834: an automatic message; auto-responders must not answer it.
+                "Auto-Submitted": "auto-generated",
+                "X-Notification-ID": str(delivery.id),
+            },
+        )
+        if delivery.html:
+            message.attach_alternative(delivery.html, "text/html")
+        for filename, content, content_type in self._attachments_for(delivery.source):
+            message.attach(filename, content, content_type)
+        return message, message_id
+
+    def _attachments_for(self, source: str) -> list[tuple[str, bytes, str]]:
+        """The files of one send, read from storage once per send, not once per recipient."""
+        if source not in self._attachments:
+            self._attachments[source] = self._read_attachments(source)
+        files = self._attachments[source]
+        if isinstance(files, Result):
+            raise _AttachmentUnavailable(files)
+        return files
+
+    @staticmethod
+    def _read_attachments(source: str) -> list[tuple[str, bytes, str]] | Result:
+        files = []
+        for attachment in Attachment.objects.filter(source=source).order_by("id"):
+            try:
+                with attachment.file.open("rb") as fh:
+                    files.append((attachment.filename, fh.read(), attachment.content_type))
+            except FileNotFoundError:
+                return Result.failed(f"Attachment {attachment.filename!r} is missing from storage")
+            except OSError as exc:
+                return Result.failed(f"Attachment {attachment.filename!r} cannot be read: {exc}", retryable=True)
+        return files

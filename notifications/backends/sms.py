@@ -1,0 +1,167 @@
+"""SMS through AfroMessage's HTTP API.
+
+Two calls, both authenticated with `Authorization: Bearer <token>`:
+
+- `{BASE_URL}/send`: one recipient. GET with query parameters or POST with a
+  JSON body: `to`, `message`, `from` (the identifier id of a short code),
+  `sender` (a verified sender name), optional `callback`.
+- `{BASE_URL}/bulk_send`: POST JSON with `to` as a list of numbers, one
+  `message`, `from`, `sender` and a `campaign` name. We use it when several
+  recipients of a batch get the very same text.
+
+AfroMessage answers HTTP 200 even when it refuses; `acknowledge` tells:
+`{"acknowledge": "success", "response": {"status": ..., "message_id": ..., "message": ..., "to": ...}}`
+(bulk: `"response": {"message": ..., "campaign_id": ...}`), or
+`{"acknowledge": "error", "response": {"errors": ["..."], "relatedObject": ...}}`.
+
+Settings: `settings.AFROMESSAGE` (BASE_URL, TOKEN, SENDER_ID, SENDER_NAME,
+TIMEOUT), each overridable by the backend's OPTIONS; OPTIONS may also set
+METHOD ("POST" or "GET" for single sends), BULK (use bulk_send, default on),
+BULK_MIN (fewest recipients of one text worth a bulk call, default 2) and
+CALLBACK (a status callback URL AfroMessage calls for single sends).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from notifications.backends.base import BaseBackend, Result
+from notifications.backends.httputil import RETRYABLE_STATUS, excerpt, retry_after
+from notifications.phones import normalize
+
+
+class AfroMessageBackend(BaseBackend):
+    batch_size = 100
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        conf = {**getattr(settings, "AFROMESSAGE", {}), **{k.upper(): v for k, v in options.items()}}
+        self.base_url = str(conf.get("BASE_URL") or "").rstrip("/")
+        self.token = conf.get("TOKEN") or ""
+        if not self.base_url or not self.token:
+            raise ImproperlyConfigured("AfroMessageBackend needs AFROMESSAGE['BASE_URL'] and AFROMESSAGE['TOKEN']")
+        self.sender_id = conf.get("SENDER_ID") or ""
+        self.sender_name = conf.get("SENDER_NAME") or ""
+        self.timeout = float(conf.get("TIMEOUT") or 10)
+        self.method = str(conf.get("METHOD") or "POST").upper()
+        if self.method not in ("GET", "POST"):
+            raise ImproperlyConfigured(f"AfroMessageBackend METHOD must be GET or POST, not {self.method!r}")
+        self.use_bulk = bool(conf.get("BULK", True))
+        self.bulk_min = max(int(conf.get("BULK_MIN", 2)), 2)
+        self.callback = conf.get("CALLBACK") or ""
+        self.session: requests.Session | None = None
+
+    def open(self) -> None:
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {self.token}", "Accept": "application/json"})
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def send_batch(self, deliveries):
+        # Results are yielded in order as soon as they are known, so the
+        # pipeline records each send before the next call goes out.
+        known: dict[int, Result] = {}
+        numbers: dict[int, tuple[str, str]] = {}
+        # Recipients with a valid number, grouped by the exact text they get.
+        by_text: dict[str, list[int]] = defaultdict(list)
+        for i, delivery in enumerate(deliveries):
+            text = delivery.body or delivery.short_message or delivery.title
+            if not delivery.address:
+                known[i] = Result.failed("No phone number")
+            elif (phone := normalize(delivery.address)) is None:
+                known[i] = Result.failed(f"Invalid phone number: {delivery.address!r}")
+            elif not text.strip():
+                known[i] = Result.failed("The SMS has no text")
+            else:
+                numbers[i] = (phone, text)
+                by_text[text].append(i)
+        for i, delivery in enumerate(deliveries):
+            if i not in known:
+                phone, text = numbers[i]
+                group = by_text[text]
+                if self.use_bulk and len(group) >= self.bulk_min:
+                    result = self._bulk_send([numbers[j][0] for j in group], text, campaign=delivery.source)
+                    known.update(dict.fromkeys(group, result))
+                else:
+                    known[i] = self._send(phone, text)
+            yield known.pop(i)
+
+    # -- the two calls --------------------------------------------------------------
+
+    def _identity(self) -> dict[str, str]:
+        params = {}
+        if self.sender_id:
+            params["from"] = self.sender_id
+        if self.sender_name:
+            params["sender"] = self.sender_name
+        return params
+
+    def _send(self, phone: str, text: str) -> Result:
+        params = {"to": phone, "message": text, **self._identity()}
+        if self.callback:
+            params["callback"] = self.callback
+        url = f"{self.base_url}/send"
+        if self.method == "GET":
+            return self._call("GET", url, params=params)
+        return self._call("POST", url, json=params)
+
+    def _bulk_send(self, phones: list[str], text: str, *, campaign: str) -> Result:
+        # bulk_send only creates a campaign; AfroMessage reports per-number
+        # outcomes later (to a status callback), so every recipient of the call
+        # shares its answer and its campaign id.
+        body = {"to": phones, "message": text, **self._identity(), "campaign": campaign}
+        return self._call("POST", f"{self.base_url}/bulk_send", json=body)
+
+    def _call(self, method: str, url: str, **kwargs) -> Result:
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            return Result.failed(f"AfroMessage timed out: {exc}", retryable=True)
+        except requests.RequestException as exc:
+            return Result.failed(f"AfroMessage unreachable: {exc}", retryable=True)
+        return self._read(response)
+
+    @staticmethod
+    def _read(response: requests.Response) -> Result:
+        status = response.status_code
+        if status in RETRYABLE_STATUS:
+            return Result.failed(
+                f"AfroMessage HTTP {status}: {excerpt(response.text)}",
+                retryable=True,
+                retry_after=retry_after(response.headers.get("Retry-After")),
+            )
+        if status != 200:
+            return Result.failed(f"AfroMessage HTTP {status}: {excerpt(response.text)}")
+        try:
+            data = response.json()
+        except ValueError:
+            # It may or may not have sent; trying again could send twice.
+            return Result.failed(f"AfroMessage answered something that is not JSON: {excerpt(response.text)}")
+        answer = data.get("response") if isinstance(data, dict) else None
+        if isinstance(data, dict) and str(data.get("acknowledge", "")).lower() == "success":
+            answer = answer if isinstance(answer, dict) else {}
+            return Result.sent(str(answer.get("message_id") or answer.get("campaign_id") or ""))
+        return Result.failed(f"AfroMessage refused: {_errors(data, answer)}")
+
+
+def _errors(data, answer) -> str:
+    if isinstance(answer, dict):
+        errors = answer.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e) for e in errors)
+        if errors:
+            return str(errors)
+        if answer.get("message"):
+            return str(answer["message"])
+    if isinstance(answer, str) and answer:
+        return answer
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return excerpt(str(data))
