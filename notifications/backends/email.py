@@ -28,10 +28,9 @@ from django.utils.html import strip_tags
 
 from notifications.backends.base import BaseBackend, Result
 from notifications.models import Attachment, Platform, PlatformSMTPSettings
+from notifications.smtp import PinnedEmailBackend, TargetRefused, smtp_target_resolve
 
 logger = logging.getLogger(__name__)
-
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 
 @dataclass
@@ -160,11 +159,17 @@ class EmailBackend(BaseBackend):
                 "(SECRET_KEY changed since it was saved); enter it again"
             )
             return route
-        route.connection = get_connection(
-            SMTP_BACKEND,
+        # A platform admin names this server: it gets the same checks as the
+        # live SMTP test (SMTP ports, public or allow-listed addresses, connect
+        # to the address checked), so platform mail cannot reach internal hosts.
+        try:
+            target = smtp_target_resolve(host=smtp.host, port=smtp.port)
+        except TargetRefused as exc:
+            route.failure = Result.failed(f"{route.label} is not allowed: {exc.message}")
+            return route
+        route.connection = PinnedEmailBackend(
+            target=target,
             fail_silently=False,
-            host=smtp.host,
-            port=smtp.port,
             username=smtp.username or None,
             password=password or None,
             use_tls=smtp.use_tls,

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from notifications.backends.email import EmailBackend
-from notifications.models import Attachment, DeliveryStatus, Notification, PlatformSMTPSettings
+from notifications.models import Attachment, Channel, DeliveryStatus, Notification, PlatformSMTPSettings
 from notifications.services import Message, Recipient, deliveries_write, notification_send
 from notifications.tests.factories import PlatformFactory
 from notifications.tests.fakes import SMTPServer, backend_settings
@@ -28,7 +28,18 @@ def project_smtp(settings, smtp_server, tmp_path):
     return smtp_server
 
 
+@pytest.fixture(autouse=True)
+def _platform_smtp_on_loopback(settings):
+    # A platform's own SMTP server passes the same address and port checks as
+    # the live SMTP test; the servers of these tests sit on loopback.
+    settings.SMTP_TEST_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.SMTP_TEST_EXTRA_PORTS = []
+
+
 def platform_smtp(platform, server: SMTPServer, *, password="s3cret-pass", **fields) -> PlatformSMTPSettings:
+    from django.conf import settings
+
+    settings.SMTP_TEST_EXTRA_PORTS.append(server.port)
     smtp = PlatformSMTPSettings(
         platform=platform,
         host=server.host,
@@ -305,3 +316,19 @@ def test_undecryptable_platform_password_is_reported(project_smtp, smtp_server_a
     deliveries = write(platform, "direct:rotated", ["ok@example.org"])
     [(_, result)] = list(EmailBackend().send(deliveries))
     assert not result.ok and "enter it again" in result.error
+
+
+def test_platform_smtp_on_an_internal_address_is_refused_without_connecting(project_smtp, platform, make_user):
+    PlatformSMTPSettings.objects.create(platform=platform, host="10.0.0.1", port=587, use_tls=False, timeout=1)
+    user = make_user("jane", email="jane@example.com")
+    result = notification_send(
+        platform=platform,
+        source="bulk:internal-smtp",
+        channels=[Channel.EMAIL],
+        recipients=[Recipient(user_id=user.pk)],
+        message=Message(title="Hi", body="Hello"),
+    )
+    assert (result.sent, result.failed) == (0, 1)
+    row = Notification.objects.get(source="bulk:internal-smtp")
+    assert "is not allowed" in row.error
+    assert project_smtp.mails == []
