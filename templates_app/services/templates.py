@@ -69,6 +69,8 @@ def defaults_sync(*, progress: Callable[[str], None] | None = None) -> dict[str,
     existing = {t.type: t for t in NotificationTemplate.objects.filter(platform__isnull=True)}
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     for td in defaults.TYPES:
+        if progress:
+            progress(td.type)
         row = existing.get(td.type)
         if row is not None and not _default_row_changed(row, td):
             counts["unchanged"] += 1
@@ -88,8 +90,6 @@ def defaults_sync(*, progress: Callable[[str], None] | None = None) -> dict[str,
         row.save()
         row.allowed_channels.set([channels[c] for c in td.channels])
         row.spas.set([spas[s] for s in td.spas])
-        if progress:
-            progress(td.type)
     return counts
 
 
