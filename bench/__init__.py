@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.<name>`; each writes JSON into bench/results/."""
