@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -137,7 +137,13 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("allowed_channels")
+        shipped = NotificationTemplate.objects.filter(platform__isnull=True, type=OuterRef("type"))
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("allowed_channels")
+            .annotate(default_hash=Subquery(shipped.values("content_hash")[:1]))
+        )
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -169,8 +175,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
     def drifted(self, obj):
         if obj.platform_id is None or obj.is_custom:
             return None
-        default = NotificationTemplate.objects.filter(platform__isnull=True, type=obj.type).only("content_hash").first()
-        return bool(default and default.content_hash != obj.content_hash)
+        return bool(obj.default_hash and obj.default_hash != obj.content_hash)
 
     @admin.display(description="rendered")
     def preview(self, obj):
