@@ -218,7 +218,7 @@ def test_alert_without_notify_at_is_due_at_once(create):
     assert rows[already_read["id"]].due_at is None
     # An event without notifyAt reminds at its own time.
     assert rows[event["id"]].due_at == rows[event["id"]].scheduled_at
-    assert scheduler.sweep() == {"alerts": 1}
+    assert scheduler.sweep()["alerts"] == 1
     assert [m["title"] for m in locmem.outbox["email"]] == []
     assert _deliveries(plain["id"]).get().channel == Channel.IN_APP
 
