@@ -9,9 +9,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+# Delivery rows say "push_notification" (the IBL document's name); settings say "push".
+SETTINGS_KEY = {"push_notification": "push"}
+
 
 @cache
 def _backend_class(channel: str):
+    channel = SETTINGS_KEY.get(channel, channel)
     config = settings.NOTIFICATION_BACKENDS.get(channel)
     if not config or "BACKEND" not in config:
         raise ImproperlyConfigured(f"NOTIFICATION_BACKENDS[{channel!r}] must name a BACKEND")
@@ -26,7 +30,7 @@ def _backend_class(channel: str):
 def get_backend(channel: str):
     """A fresh backend instance for `channel` (backends hold connections)."""
     cls = _backend_class(channel)
-    options = settings.NOTIFICATION_BACKENDS[channel].get("OPTIONS", {})
+    options = settings.NOTIFICATION_BACKENDS[SETTINGS_KEY.get(channel, channel)].get("OPTIONS", {})
     backend = cls(**options)
     backend.channel = channel
     return backend

@@ -14,4 +14,11 @@ from notifications.models.core import (  # noqa: F401
     User,
     hash_token,
 )
+from notifications.models.scheduled import (  # noqa: F401
+    DELIVERY_CHANNEL,
+    IdempotencyKey,
+    ScheduledChannel,
+    ScheduledNotification,
+    ScheduledStatus,
+)
 from notifications.models.smtp import PlatformSMTPSettings  # noqa: F401
