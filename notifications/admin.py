@@ -85,3 +85,9 @@ class NotificationAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     list_display = ["filename", "source", "content_type", "created_at"]
     search_fields = ["filename", "source"]
+
+
+# Bulk sends: compose, scheduled jobs with their deliveries, Idempotency-Key records.
+from notifications.bulk.admin import register as _register_bulk_admin  # noqa: E402
+
+_register_bulk_admin(admin.site)
