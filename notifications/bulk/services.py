@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -308,13 +309,24 @@ def scheduled_claim(*, now: datetime, limit: int, lease: timedelta) -> list[int]
 
 
 def _renewer(job_id: int):
-    """`should_stop` for the pipeline: renew the lease; stop once the job is no longer ours to run."""
+    """`should_stop` for the pipeline, asked before every batch.
+
+    A cancelled (or otherwise no longer processing) job stops. The lease is
+    renewed on the first call (the job may have waited in the queue) and then
+    once a third of it has passed; in between, a plain read answers, which
+    costs no commit.
+    """
+    renewed_at: float | None = None
 
     def should_stop() -> bool:
-        renewed = ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
-            claimed_until=timezone.now() + job_lease()
+        nonlocal renewed_at
+        lease = job_lease()
+        if renewed_at is not None and time.monotonic() - renewed_at < lease.total_seconds() / 3:
+            return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).exists()
+        renewed_at = time.monotonic()
+        return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
+            claimed_until=timezone.now() + lease
         )
-        return not renewed
 
     return should_stop
 
