@@ -195,6 +195,13 @@ def wait_and_measure(job_ids: list[int], due: datetime, *, timeout: float) -> di
         .annotate(first=Min("sent_at"))
     )
     lags = [(row["first"] - due).total_seconds() for row in firsts]
+    # When a job was taken: claimed by a sweep (ours) or started by a worker (clocked task).
+    pickups = [
+        (started - due).total_seconds()
+        for started in ScheduledNotification.objects.filter(
+            pk__in=job_ids, processing_started_at__isnull=False
+        ).values_list("processing_started_at", flat=True)
+    ]
     early = sum(1 for lag in lags if lag < 0)
     result = {
         "jobs": total,
@@ -212,6 +219,10 @@ def wait_and_measure(job_ids: list[int], due: datetime, *, timeout: float) -> di
                 "lag_mean_s": round(statistics.fmean(lags), 3),
                 "first_delivery_s": round(min(lags), 3),
             }
+        )
+    if pickups:
+        result.update(
+            {"pickup_p50_s": round(percentile(pickups, 50), 3), "pickup_p99_s": round(percentile(pickups, 99), 3)}
         )
     return result
 
