@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import shared_task
-from django.db.models import F
 from django.utils import timezone
 
 from notifications.bulk import services
@@ -19,7 +18,6 @@ def run_clocked_job(job_id: int) -> None:
         status="processing",
         claimed_until=now + timedelta(minutes=5),
         processing_started_at=now,
-        attempt_count=F("attempt_count") + 1,
     )
     if claimed:
         services.scheduled_run(job_id=job_id)

@@ -280,7 +280,6 @@ def _claim_updates(now: datetime, lease: timedelta) -> dict:
         "status": ScheduledStatus.PROCESSING,
         "claimed_until": now + lease,
         "processing_started_at": Coalesce(F("processing_started_at"), Value(now, output_field=DateTimeField())),
-        "attempt_count": F("attempt_count") + 1,
         "updated_at": now,
     }
 
@@ -311,17 +310,16 @@ def scheduled_claim(*, now: datetime, limit: int, lease: timedelta) -> list[int]
 def _renewer(job_id: int):
     """`should_stop` for the pipeline, asked before every batch.
 
-    A cancelled (or otherwise no longer processing) job stops. The lease is
-    renewed on the first call (the job may have waited in the queue) and then
-    once a third of it has passed; in between, a plain read answers, which
-    costs no commit.
+    A cancelled (or otherwise no longer processing) job stops. The run renewed
+    the lease when it started; it is renewed again once a third of it has
+    passed, and in between a plain read answers, which costs no commit.
     """
-    renewed_at: float | None = None
+    renewed_at = time.monotonic()
 
     def should_stop() -> bool:
         nonlocal renewed_at
         lease = job_lease()
-        if renewed_at is not None and time.monotonic() - renewed_at < lease.total_seconds() / 3:
+        if time.monotonic() - renewed_at < lease.total_seconds() / 3:
             return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).exists()
         renewed_at = time.monotonic()
         return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
@@ -385,13 +383,15 @@ def scheduled_run(*, job_id: int) -> None:
     hits an error puts the job back with backoff; the next run sends only what
     is still unsent.
     """
-    job = (
-        ScheduledNotification.objects.select_related("platform")
-        .filter(pk=job_id, status=ScheduledStatus.PROCESSING)
-        .first()
+    # An attempt counts when a run starts, not when a sweep claims: a job whose
+    # claim ran out while it waited in a long queue is claimed again without
+    # using up its attempts. Starting also renews the lease.
+    started = ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
+        attempt_count=F("attempt_count") + 1, claimed_until=timezone.now() + job_lease()
     )
-    if job is None:
+    if not started:
         return  # cancelled, or finished by a worker that held it before us
+    job = ScheduledNotification.objects.select_related("platform").get(pk=job_id)
     if job.attempt_count > max_attempts():
         _finish(job, send_counts(source=job.source), error=f"Gave up after {job.attempt_count - 1} attempts")
         return
