@@ -160,3 +160,7 @@ class DeviceRegistrationAdmin(admin.ModelAdmin):
     @admin.display(description="user", ordering="device__user__username")
     def device_user(self, obj):
         return obj.device.user
+# Bulk sends: compose, scheduled jobs with their deliveries, Idempotency-Key records.
+from notifications.bulk.admin import register as _register_bulk_admin  # noqa: E402
+
+_register_bulk_admin(admin.site)

@@ -7,9 +7,10 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from notifications import permissions, signals
+        from notifications import bulk, permissions, signals
 
         # Runs after every app's permissions exist (sender=None: once per app
         # migrated, cheap and idempotent).
         post_migrate.connect(permissions.sync_role_groups, dispatch_uid="sync_role_groups")
         post_save.connect(signals.user_role_group, sender=self.get_model("User"), dispatch_uid="user_role_group")
+        bulk.ready()

@@ -15,3 +15,10 @@ def sweep_due_work() -> dict:
 @shared_task(ignore_result=True, acks_late=True)
 def run_due_item(source: str, item_id) -> None:
     scheduler.SOURCES[source].run(item_id=item_id)
+
+
+@shared_task(ignore_result=True)
+def purge_idempotency_keys() -> int:
+    from notifications.api.idempotency import idempotency_keys_purge
+
+    return idempotency_keys_purge()

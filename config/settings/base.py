@@ -312,6 +312,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.sweep_due_work",
         "schedule": env_int("SWEEP_INTERVAL_MS", 1000) / 1000,
     },
+    # Idempotency-Key records live 24 h; expired ones are dropped hourly.
+    "purge-idempotency-keys": {"task": "notifications.tasks.purge_idempotency_keys", "schedule": 3600},
 }
 
 # --- Alerts (/alerts) ---------------------------------------------------------
@@ -367,3 +369,10 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 # One name in the schema for the channel choices the templates surface uses in several places.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["ChannelEnum"] = "notifications.models.Channel"
 # --- end templates_app -------------------------------------------------------------
+
+# Scheduled bulk jobs: a worker's lease (renewed every batch), and the retries
+# of a job whose run failed or left deliveries pending (exponential backoff).
+SCHEDULED_JOB_LEASE_SECONDS = env_int("SCHEDULED_JOB_LEASE_SECONDS", 300)
+SCHEDULED_MAX_ATTEMPTS = env_int("SCHEDULED_MAX_ATTEMPTS", 5)
+SCHEDULED_RETRY_BASE_SECONDS = env_int("SCHEDULED_RETRY_BASE_SECONDS", 30)
+SCHEDULED_RETRY_MAX_SECONDS = env_int("SCHEDULED_RETRY_MAX_SECONDS", 900)

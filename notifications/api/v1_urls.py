@@ -1,8 +1,22 @@
 from django.urls import path
 
-from notifications.api import v1_views
+from notifications.api import bulk_views, v1_views
 
 urlpatterns = [
     path("notifications", v1_views.InboxListView.as_view(), name="v1-notifications"),
     path("notifications/unread", v1_views.UnreadCountView.as_view(), name="v1-notifications-unread"),
+    path("notifications/bulk-sms", bulk_views.BulkSmsView.as_view(), name="v1-bulk-sms"),
+    path("notifications/bulk-email", bulk_views.BulkEmailView.as_view(), name="v1-bulk-email"),
+    path("notifications/bulk-push", bulk_views.BulkPushView.as_view(), name="v1-bulk-push"),
+    path("notifications/bulk-in-app", bulk_views.BulkInAppView.as_view(), name="v1-bulk-in-app"),
+    path("notifications/scheduled", bulk_views.ScheduledListView.as_view(), name="v1-scheduled-list"),
+    path("notifications/scheduled/<int:pk>", bulk_views.ScheduledDetailView.as_view(), name="v1-scheduled-detail"),
+    path(
+        "notifications/scheduled/<int:pk>/cancel", bulk_views.ScheduledCancelView.as_view(), name="v1-scheduled-cancel"
+    ),
+    path(
+        "notifications/scheduled/<int:pk>/deliveries",
+        bulk_views.ScheduledDeliveriesView.as_view(),
+        name="v1-scheduled-deliveries",
+    ),
 ]

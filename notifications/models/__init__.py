@@ -15,4 +15,11 @@ from notifications.models.core import (  # noqa: F401
     hash_token,
 )
 from notifications.models.devices import DeviceRegistration  # noqa: F401
+from notifications.models.scheduled import (  # noqa: F401
+    DELIVERY_CHANNEL,
+    IdempotencyKey,
+    ScheduledChannel,
+    ScheduledNotification,
+    ScheduledStatus,
+)
 from notifications.models.smtp import PlatformSMTPSettings  # noqa: F401

@@ -1,0 +1,214 @@
+"""Shapes of the bulk and scheduled endpoints (bulk document §4-§10).
+
+Request serializers describe the bodies for the OpenAPI schema; the bodies
+themselves are checked by `notifications.bulk.inputs`, which owns the
+document's exact error messages and is shared with the admin.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rest_framework import serializers
+
+from notifications.models import Level, Notification, Role, ScheduledChannel, ScheduledNotification, ScheduledStatus
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with milliseconds, as the document prints them (`2026-06-15T09:00:00.000Z`)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- Requests (schema only) ---------------------------------------------------
+
+_SCHEDULED_AT = serializers.CharField(
+    required=False, allow_blank=True, help_text="RFC3339, e.g. 2026-06-15T09:00:00Z; omit to send now"
+)
+_ROLE = serializers.ChoiceField(choices=Role.choices, required=False, help_text="Every member with this role")
+
+
+class BulkSmsRequestSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="SMS body")
+    user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    role = _ROLE
+    phone_numbers = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="E.164 or local numbers"
+    )
+    scheduled_at = _SCHEDULED_AT
+
+
+class BulkEmailRequestSerializer(serializers.Serializer):
+    subject = serializers.CharField()
+    message = serializers.CharField(required=False, help_text="Plain-text body (this or html)")
+    html = serializers.CharField(required=False, help_text="HTML body (this or message)")
+    user_ids = serializers.CharField(required=False, help_text='JSON array string, e.g. "[1,2,3]"')
+    role = _ROLE
+    emails = serializers.CharField(required=False, help_text='JSON array string, e.g. ["a@b.com"]')
+    scheduled_at = _SCHEDULED_AT
+    file = serializers.ListField(
+        child=serializers.FileField(), required=False, help_text="Attachment(s); kept for scheduled sends too"
+    )
+
+
+class BulkPushRequestSerializer(serializers.Serializer):
+    title = serializers.CharField()
+    message = serializers.CharField()
+    user_ids = serializers.CharField(required=False, help_text='JSON array string, e.g. "[1,2,3]"')
+    role = _ROLE
+    scheduled_at = _SCHEDULED_AT
+    file = serializers.FileField(required=False, help_text="Image (PNG, JPEG, GIF, WebP); kept for scheduled sends")
+
+
+class BulkInAppRequestSerializer(serializers.Serializer):
+    title = serializers.CharField(help_text="payload.headline")
+    message = serializers.CharField(help_text="payload.message")
+    user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    role = _ROLE
+    scheduled_at = _SCHEDULED_AT
+    type = serializers.CharField(required=False, default="system_alert")
+    level = serializers.ChoiceField(choices=Level.choices, required=False, default=Level.INFO)
+
+
+class ScheduledPatchRequestSerializer(serializers.Serializer):
+    """Any field of the job's channel's create request; omitted fields keep their value."""
+
+    title = serializers.CharField(required=False, help_text="push, in-app")
+    subject = serializers.CharField(required=False, help_text="email")
+    message = serializers.CharField(required=False)
+    html = serializers.CharField(required=False, help_text="email")
+    user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    role = serializers.CharField(required=False, allow_blank=True)
+    phone_numbers = serializers.ListField(child=serializers.CharField(), required=False, help_text="sms")
+    emails = serializers.ListField(child=serializers.EmailField(), required=False, help_text="email")
+    type = serializers.CharField(required=False, help_text="in-app")
+    level = serializers.ChoiceField(choices=Level.choices, required=False, help_text="in-app")
+    scheduled_at = serializers.CharField(required=False, help_text="RFC3339, in the future")
+    file = serializers.FileField(required=False, help_text="email: replaces the attachments; push: the image")
+
+
+# --- Responses ----------------------------------------------------------------
+
+
+class ImmediateResultSerializer(serializers.Serializer):
+    total_recipients = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class PushResultSerializer(serializers.Serializer):
+    target_users = serializers.IntegerField()
+    sent = serializers.IntegerField(help_text="Device tokens that took the notification")
+    failed = serializers.IntegerField(help_text="Device tokens that did not")
+    image = serializers.CharField(help_text="Absolute URL of the uploaded image, or empty")
+
+
+class ScheduledNotificationSerializer(serializers.Serializer):
+    """The document's ScheduledNotification object, field for field."""
+
+    id = serializers.IntegerField()
+    channel = serializers.ChoiceField(choices=ScheduledChannel.choices)
+    title = serializers.CharField()
+    message = serializers.CharField()
+    html = serializers.CharField()
+    scheduled_at = serializers.CharField()
+    status = serializers.ChoiceField(choices=ScheduledStatus.choices)
+    target_user_ids = serializers.ListField(child=serializers.IntegerField())
+    target_role = serializers.CharField()
+    target_raw = serializers.DictField(help_text="phones / emails (direct addresses), type / level (in-app)")
+    attempt_count = serializers.IntegerField()
+    last_error = serializers.CharField()
+    processing_started_at = serializers.CharField(allow_null=True)
+    sent_at = serializers.CharField(allow_null=True)
+    cancelled_at = serializers.CharField(allow_null=True)
+    created_by = serializers.IntegerField(allow_null=True)
+    created_at = serializers.CharField()
+    updated_at = serializers.CharField()
+
+    def to_representation(self, job: ScheduledNotification) -> dict:
+        return {
+            "id": job.pk,
+            "channel": job.channel,
+            "title": job.title,
+            "message": job.message,
+            "html": job.html,
+            "scheduled_at": timestamp(job.scheduled_at),
+            "status": job.status,
+            "target_user_ids": list(job.target_user_ids or []),
+            "target_role": job.target_role,
+            "target_raw": dict(job.target_raw or {}),
+            "attempt_count": job.attempt_count,
+            "last_error": job.last_error,
+            "processing_started_at": timestamp(job.processing_started_at),
+            "sent_at": timestamp(job.sent_at),
+            "cancelled_at": timestamp(job.cancelled_at),
+            "created_by": job.created_by_id,
+            "created_at": timestamp(job.created_at),
+            "updated_at": timestamp(job.updated_at),
+        }
+
+
+class ScheduledListSerializer(serializers.Serializer):
+    scheduled_notifications = ScheduledNotificationSerializer(many=True)
+    total_count = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    page = serializers.IntegerField()
+
+
+class CancelResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    cancelled_at = serializers.CharField()
+
+
+class DeliverySerializer(serializers.Serializer):
+    """One recipient's delivery of a job."""
+
+    id = serializers.UUIDField()
+    recipient_id = serializers.IntegerField(allow_null=True, help_text="User id; null for a bare address")
+    recipient = serializers.CharField(help_text='"user:<id>", "email:<address>" or "phone:<E.164>"')
+    address = serializers.CharField(help_text="Email or phone the delivery went to (empty for push and in-app)")
+    status = serializers.ChoiceField(choices=["pending", "sent", "failed"])
+    error = serializers.CharField()
+    attempts = serializers.IntegerField()
+    units_sent = serializers.IntegerField(help_text="Push: device tokens reached")
+    units_failed = serializers.IntegerField(help_text="Push: device tokens that failed")
+    provider_message_id = serializers.CharField()
+    sent_at = serializers.CharField(allow_null=True)
+    created_at = serializers.CharField()
+    updated_at = serializers.CharField()
+
+    def to_representation(self, row: Notification) -> dict:
+        return {
+            "id": str(row.pk),
+            "recipient_id": row.user_id,
+            "recipient": row.recipient_key,
+            "address": row.address,
+            "status": row.delivery_status,
+            "error": row.error,
+            "attempts": row.attempts,
+            "units_sent": row.units_sent,
+            "units_failed": row.units_failed,
+            "provider_message_id": row.provider_message_id,
+            "sent_at": timestamp(row.sent_at),
+            "created_at": timestamp(row.created_at),
+            "updated_at": timestamp(row.updated_at),
+        }
+
+
+class DeliverySummarySerializer(serializers.Serializer):
+    total_recipients = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    units_sent = serializers.IntegerField()
+    units_failed = serializers.IntegerField()
+
+
+class DeliveryPageSerializer(serializers.Serializer):
+    deliveries = DeliverySerializer(many=True)
+    total_count = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    page = serializers.IntegerField()
+    summary = DeliverySummarySerializer()

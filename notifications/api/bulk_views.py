@@ -1,0 +1,437 @@
+"""Bulk and scheduled sends of the `/api/v1/` surface (bulk document §6-§10).
+
+Views parse with `notifications.bulk.inputs`, call one service and answer in
+the document's envelope; every queryset starts from the caller's platform, so
+another tenant's job is a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifications.api.bulk_serializers import (
+    BulkEmailRequestSerializer,
+    BulkInAppRequestSerializer,
+    BulkPushRequestSerializer,
+    BulkSmsRequestSerializer,
+    CancelResultSerializer,
+    DeliveryPageSerializer,
+    DeliverySerializer,
+    ImmediateResultSerializer,
+    PushResultSerializer,
+    ScheduledListSerializer,
+    ScheduledNotificationSerializer,
+    ScheduledPatchRequestSerializer,
+    timestamp,
+)
+from notifications.api.envelope import V1_ERROR, envelope_schema, ok
+from notifications.api.errors import ApiError
+from notifications.api.idempotency import idempotent
+from notifications.api.permissions import requires
+from notifications.bulk import selectors, services
+from notifications.bulk.inputs import BulkInputError, bulk_input_parse, scheduled_at_parse
+from notifications.models import DeliveryStatus, ScheduledChannel, ScheduledStatus
+from notifications.services import send_counts
+from notifications.tenancy import platform_for_request
+
+MAX_LIMIT = 100
+# `after`/`before` may lie in the past: parse them against the start of time.
+_EPOCH = datetime(1, 1, 2, tzinfo=UTC)
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Replays within 24 h return the first response; the same key with another body is 422, "
+        "a replay while the first request runs is 409."
+    ),
+)
+
+
+def bad_request(exc: BulkInputError) -> ApiError:
+    return ApiError(exc.message, status=400, error=exc.detail)
+
+
+def base_url(request) -> str:
+    return settings.PUBLIC_BASE_URL or request.build_absolute_uri("/")
+
+
+def _int_param(request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"Invalid {name}", error=f"{name} must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ApiError(f"Invalid {name}", error=f"{name} must be {bound}")
+    return value
+
+
+def _time_param(request, name: str):
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return scheduled_at_parse(raw, now=_EPOCH)
+    except BulkInputError:
+        raise ApiError(f"Invalid {name} format", error=f"{name} must be RFC3339, e.g. 2026-06-15T09:00:00Z") from None
+
+
+def _choice_param(request, name: str, choices) -> str:
+    value = request.query_params.get(name, "").strip()
+    if value and value not in choices:
+        raise ApiError(f"Invalid {name}", error=f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+# --- Bulk sends ---------------------------------------------------------------
+
+
+class BulkSendView(APIView):
+    """POST a bulk send of one channel: now (200 + counts) or at `scheduled_at` (201 + the job)."""
+
+    channel: str = ""
+    sent_message = ""
+    scheduled_message = ""
+
+    @idempotent
+    def post(self, request):
+        platform = platform_for_request(request)
+        try:
+            data = bulk_input_parse(self.channel, request.data, request.FILES.getlist("file"))
+            if data.scheduled_at is not None:
+                job = services.scheduled_create(
+                    platform=platform, data=data, created_by=request.user, base_url=base_url(request)
+                )
+                return ok(self.scheduled_message, ScheduledNotificationSerializer(job).data, status=201)
+            result = services.bulk_send(platform=platform, data=data, base_url=base_url(request))
+        except BulkInputError as exc:
+            raise bad_request(exc) from None
+        counts = result.counts
+        if self.channel == ScheduledChannel.PUSH:
+            payload = {
+                "target_users": result.target_users,
+                "sent": counts.units_sent,
+                "failed": counts.units_failed,
+                "image": result.image_url,
+            }
+        else:
+            payload = {"total_recipients": counts.total_recipients, "sent": counts.sent, "failed": counts.failed}
+        return ok(self.sent_message, payload)
+
+
+def _bulk_schema(*, channel_name: str, request, result, examples, sent: str, scheduled: str, multipart: bool):
+    content = {"multipart/form-data": request, "application/json": request} if multipart else request
+    return extend_schema_view(
+        post=extend_schema(
+            tags=["v1 bulk"],
+            summary=f"Send or schedule {channel_name}",
+            description=f"`{sent}` (200) without `scheduled_at`; `{scheduled}` (201) with it.",
+            request=content,
+            parameters=[IDEMPOTENCY_PARAM],
+            examples=examples,
+            responses={
+                200: envelope_schema(f"V1Bulk{channel_name.title().replace(' ', '').replace('-', '')}Sent", result),
+                201: envelope_schema(
+                    f"V1Bulk{channel_name.title().replace(' ', '').replace('-', '')}Scheduled",
+                    ScheduledNotificationSerializer(),
+                ),
+                400: V1_ERROR,
+                401: V1_ERROR,
+                403: V1_ERROR,
+                409: V1_ERROR,
+                422: V1_ERROR,
+            },
+        )
+    )
+
+
+@_bulk_schema(
+    channel_name="SMS",
+    request=BulkSmsRequestSerializer,
+    result=ImmediateResultSerializer(),
+    examples=[
+        OpenApiExample("Immediate", {"message": "Your subscription expires tomorrow.", "role": "STUDENT"}),
+        OpenApiExample(
+            "Scheduled",
+            {
+                "message": "Reminder: class starts at 9 AM.",
+                "user_ids": [10, 11, 12],
+                "scheduled_at": "2026-06-15T08:00:00Z",
+            },
+        ),
+    ],
+    sent="Bulk SMS sent",
+    scheduled="SMS scheduled",
+    multipart=False,
+)
+class BulkSmsView(BulkSendView):
+    permission_classes = [requires("notifications.bulk_sms")]
+    channel = ScheduledChannel.SMS
+    sent_message = "Bulk SMS sent"
+    scheduled_message = "SMS scheduled"
+
+
+@_bulk_schema(
+    channel_name="email",
+    request=BulkEmailRequestSerializer,
+    result=ImmediateResultSerializer(),
+    examples=[],
+    sent="Bulk email sent",
+    scheduled="Email scheduled",
+    multipart=True,
+)
+class BulkEmailView(BulkSendView):
+    permission_classes = [requires("notifications.bulk_email")]
+    channel = ScheduledChannel.EMAIL
+    sent_message = "Bulk email sent"
+    scheduled_message = "Email scheduled"
+
+
+@_bulk_schema(
+    channel_name="push",
+    request=BulkPushRequestSerializer,
+    result=PushResultSerializer(),
+    examples=[],
+    sent="Bulk push notification sent",
+    scheduled="Push notification scheduled",
+    multipart=True,
+)
+class BulkPushView(BulkSendView):
+    permission_classes = [requires("notifications.bulk_push")]
+    channel = ScheduledChannel.PUSH
+    sent_message = "Bulk push notification sent"
+    scheduled_message = "Push notification scheduled"
+
+
+@_bulk_schema(
+    channel_name="in-app",
+    request=BulkInAppRequestSerializer,
+    result=ImmediateResultSerializer(),
+    examples=[
+        OpenApiExample(
+            "Immediate",
+            {
+                "title": "Maintenance tonight",
+                "message": "The app will be unavailable 11 PM to 1 AM UTC.",
+                "role": "STUDENT",
+            },
+        ),
+    ],
+    sent="Bulk in-app notification sent",
+    scheduled="In-app notification scheduled",
+    multipart=False,
+)
+class BulkInAppView(BulkSendView):
+    permission_classes = [requires("notifications.bulk_in_app")]
+    channel = ScheduledChannel.IN_APP
+    sent_message = "Bulk in-app notification sent"
+    scheduled_message = "In-app notification scheduled"
+
+
+# --- Scheduled job management -------------------------------------------------
+
+
+def _job_for(request, pk: int):
+    platform = platform_for_request(request)
+    job = selectors.scheduled_for(platform=platform).select_related("platform").filter(pk=pk).first()
+    if job is None:
+        raise ApiError("Scheduled notification not found", status=404, error=f"No scheduled notification {pk}")
+    return job
+
+
+class ScheduledListView(APIView):
+    permission_classes = [requires("notifications_scheduled.list")]
+
+    @extend_schema(
+        tags=["v1 scheduled"],
+        summary="List scheduled notifications",
+        operation_id="v1_scheduled_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=ScheduledStatus.values),
+            OpenApiParameter("channel", str, enum=ScheduledChannel.values),
+            OpenApiParameter("after", str, description="RFC3339: scheduled_at >= after"),
+            OpenApiParameter("before", str, description="RFC3339: scheduled_at <= before"),
+            OpenApiParameter("limit", int, description="Page size (default 20, max 100)"),
+            OpenApiParameter("page", int, description="Page number, 1-based (default 1)"),
+        ],
+        responses={200: ScheduledListSerializer, 400: V1_ERROR, 401: V1_ERROR, 403: V1_ERROR},
+    )
+    def get(self, request):
+        status = _choice_param(request, "status", ScheduledStatus.values)
+        channel = _choice_param(request, "channel", ScheduledChannel.values)
+        after = _time_param(request, "after")
+        before = _time_param(request, "before")
+        limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
+        page = _int_param(request, "page", 1, minimum=1)
+        qs = selectors.scheduled_list(
+            platform=platform_for_request(request), status=status, channel=channel, after=after, before=before
+        )
+        rows = list(qs[(page - 1) * limit : page * limit])
+        # The document answers this list without the envelope.
+        return Response(
+            {
+                "scheduled_notifications": ScheduledNotificationSerializer(rows, many=True).data,
+                "total_count": qs.count(),
+                "limit": limit,
+                "page": page,
+            }
+        )
+
+
+_PATCH_FIELDS = {
+    ScheduledChannel.SMS: ("message", "user_ids", "role", "phone_numbers"),
+    ScheduledChannel.EMAIL: ("subject", "message", "html", "user_ids", "role", "emails"),
+    ScheduledChannel.PUSH: ("title", "message", "user_ids", "role"),
+    ScheduledChannel.IN_APP: ("title", "message", "user_ids", "role", "type", "level"),
+}
+
+
+class ScheduledDetailView(APIView):
+    def get_permissions(self):
+        key = "notifications_scheduled.update" if self.request.method == "PATCH" else "notifications_scheduled.get"
+        return [requires(key)()]
+
+    @extend_schema(
+        tags=["v1 scheduled"],
+        summary="Get a scheduled notification",
+        operation_id="v1_scheduled_get",
+        responses={
+            200: envelope_schema("V1ScheduledGet", ScheduledNotificationSerializer()),
+            401: V1_ERROR,
+            403: V1_ERROR,
+            404: V1_ERROR,
+        },
+    )
+    def get(self, request, pk: int):
+        job = _job_for(request, pk)
+        return ok("Scheduled notification retrieved", ScheduledNotificationSerializer(job).data)
+
+    @extend_schema(
+        tags=["v1 scheduled"],
+        summary="Edit or reschedule a pending scheduled notification",
+        operation_id="v1_scheduled_update",
+        description=(
+            "Fields of the job's channel's create request; omitted ones keep their value. The result is "
+            "checked like a new job (same 400 messages). Only `pending` jobs can be edited."
+        ),
+        request={
+            "application/json": ScheduledPatchRequestSerializer,
+            "multipart/form-data": ScheduledPatchRequestSerializer,
+        },
+        parameters=[IDEMPOTENCY_PARAM],
+        responses={
+            200: envelope_schema("V1ScheduledUpdated", ScheduledNotificationSerializer()),
+            400: V1_ERROR,
+            401: V1_ERROR,
+            403: V1_ERROR,
+            404: V1_ERROR,
+        },
+    )
+    @idempotent
+    def patch(self, request, pk: int):
+        job = _job_for(request, pk)
+        if job.status != ScheduledStatus.PENDING:
+            raise ApiError(
+                "Scheduled notification cannot be edited",
+                error=f"Only pending jobs can be edited; this one is {job.status}",
+            )
+        merged = services.job_as_input(job)
+        for name in _PATCH_FIELDS[job.channel]:
+            if name in request.data:
+                merged[name] = request.data[name] if not hasattr(request.data, "getlist") else request.data.get(name)
+        try:
+            data = bulk_input_parse(job.channel, merged, request.FILES.getlist("file"))
+            scheduled_at = job.scheduled_at
+            if "scheduled_at" in request.data:
+                scheduled_at = scheduled_at_parse(request.data.get("scheduled_at"))
+                if scheduled_at is None:
+                    raise BulkInputError("Invalid scheduled_at format", "scheduled_at cannot be empty on an edit")
+            job = services.scheduled_update(job=job, data=data, scheduled_at=scheduled_at, base_url=base_url(request))
+        except BulkInputError as exc:
+            raise bad_request(exc) from None
+        except services.JobStateError as exc:
+            raise ApiError("Scheduled notification cannot be edited", error=str(exc)) from None
+        return ok("Scheduled notification updated", ScheduledNotificationSerializer(job).data)
+
+
+class ScheduledCancelView(APIView):
+    permission_classes = [requires("notifications_scheduled.cancel")]
+
+    @extend_schema(
+        tags=["v1 scheduled"],
+        summary="Cancel a pending or processing scheduled notification",
+        operation_id="v1_scheduled_cancel",
+        request=None,
+        parameters=[IDEMPOTENCY_PARAM],
+        responses={
+            200: envelope_schema("V1ScheduledCancelled", CancelResultSerializer()),
+            400: V1_ERROR,
+            401: V1_ERROR,
+            403: V1_ERROR,
+            404: V1_ERROR,
+        },
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        job = _job_for(request, pk)
+        try:
+            job = services.scheduled_cancel(job=job)
+        except services.JobStateError:
+            raise ApiError(
+                "Scheduled notification cannot be cancelled",
+                error=f"Only pending or processing jobs can be cancelled; this one is {job.status}",
+            ) from None
+        return ok(
+            "Scheduled notification cancelled",
+            {"id": job.pk, "status": job.status, "cancelled_at": timestamp(job.cancelled_at)},
+        )
+
+
+class ScheduledDeliveriesView(APIView):
+    permission_classes = [requires("notifications_scheduled.get")]
+
+    @extend_schema(
+        tags=["v1 scheduled"],
+        summary="Per-recipient deliveries of a scheduled notification",
+        operation_id="v1_scheduled_deliveries",
+        parameters=[
+            OpenApiParameter("status", str, enum=DeliveryStatus.values),
+            OpenApiParameter("limit", int, description="Page size (default 20, max 100)"),
+            OpenApiParameter("page", int, description="Page number, 1-based (default 1)"),
+        ],
+        responses={200: DeliveryPageSerializer, 400: V1_ERROR, 401: V1_ERROR, 403: V1_ERROR, 404: V1_ERROR},
+    )
+    def get(self, request, pk: int):
+        job = _job_for(request, pk)
+        status = _choice_param(request, "status", DeliveryStatus.values)
+        limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
+        page = _int_param(request, "page", 1, minimum=1)
+        qs = selectors.job_deliveries(job=job, status=status)
+        rows = list(qs[(page - 1) * limit : page * limit])
+        counts = send_counts(source=job.source)
+        return Response(
+            {
+                "deliveries": DeliverySerializer(rows, many=True).data,
+                "total_count": qs.count(),
+                "limit": limit,
+                "page": page,
+                "summary": {
+                    "total_recipients": counts.total_recipients,
+                    "sent": counts.sent,
+                    "failed": counts.failed,
+                    "pending": counts.pending,
+                    "units_sent": counts.units_sent,
+                    "units_failed": counts.units_failed,
+                },
+            }
+        )

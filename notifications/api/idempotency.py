@@ -1,0 +1,137 @@
+"""`Idempotency-Key` for send endpoints: a retried request never sends twice.
+
+Decorate a view method with `@idempotent`. A request carrying the header is
+fingerprinted (method, path, parsed body and uploaded files); for 24 hours
+the same user with the same key gets:
+
+- the first response again (header `Idempotent-Replayed: true`) when the body matches,
+- 422 when the body differs,
+- 409 while the first request is still running.
+
+Only successful (2xx) responses are kept: a request rejected with a 4xx or that
+crashed frees its key, so the client can fix the body and retry with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from functools import wraps
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.response import Response
+
+from notifications.api.errors import ApiError
+from notifications.models import IdempotencyKey
+
+HEADER = "HTTP_IDEMPOTENCY_KEY"
+TTL = timedelta(hours=24)
+# A key whose first request never finished (its process died) is free again after this.
+STALE_AFTER = timedelta(minutes=10)
+KEY_MAX = 255
+
+
+def _digest_file(upload) -> str:
+    h = hashlib.sha256()
+    for chunk in upload.chunks():
+        h.update(chunk)
+    upload.seek(0)
+    return h.hexdigest()
+
+
+def request_fingerprint(request) -> str:
+    """SHA-256 of what the request asks for, independent of key order and multipart boundaries."""
+    data = request.data
+    if hasattr(data, "lists"):
+        body = {key: values for key, values in data.lists() if key not in request.FILES}
+    else:
+        body = data
+    files = {key: [(f.name, f.size, _digest_file(f)) for f in request.FILES.getlist(key)] for key in request.FILES}
+    canonical = json.dumps(
+        {"method": request.method, "path": request.path, "body": body, "files": files},
+        sort_keys=True,
+        separators=(",", ":"),
+        cls=DjangoJSONEncoder,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _begin(*, user, key: str, fingerprint: str, request) -> tuple[IdempotencyKey | None, Response | None]:
+    """Reserve `key` for this request, or answer from (or about) the request that holds it."""
+    for _ in range(3):
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                record = IdempotencyKey.objects.create(
+                    user=user,
+                    key=key,
+                    fingerprint=fingerprint,
+                    method=request.method,
+                    path=request.path[:500],
+                    expires_at=now + TTL,
+                )
+            return record, None
+        except IntegrityError:
+            existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+        if existing is None:
+            continue  # freed between our insert and our read
+        expired = existing.expires_at <= now
+        abandoned = not existing.is_complete and existing.created_at <= now - STALE_AFTER
+        if expired or abandoned:
+            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            continue
+        if existing.fingerprint != fingerprint:
+            raise ApiError(
+                "Idempotency-Key reused with a different request",
+                status=422,
+                error="This Idempotency-Key was first used with another body or endpoint; use a new key",
+            )
+        if not existing.is_complete:
+            raise ApiError(
+                "Request with this Idempotency-Key is in progress",
+                status=409,
+                error="The first request with this key has not finished; retry later",
+            )
+        return None, Response(
+            existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"}
+        )
+    raise ApiError("Request with this Idempotency-Key is in progress", status=409)
+
+
+def idempotent(method):
+    """Honour `Idempotency-Key` on a DRF view method (runs after authentication and permissions)."""
+
+    @wraps(method)
+    def wrapper(self, request, *args, **kwargs):
+        key = request.META.get(HEADER, "").strip()
+        if not key:
+            return method(self, request, *args, **kwargs)
+        if len(key) > KEY_MAX:
+            raise ApiError("Invalid Idempotency-Key", error=f"Idempotency-Key may be at most {KEY_MAX} characters")
+        record, replay = _begin(user=request.user, key=key, fingerprint=request_fingerprint(request), request=request)
+        if replay is not None:
+            return replay
+        try:
+            response = method(self, request, *args, **kwargs)
+        except BaseException:
+            record.delete()
+            raise
+        if 200 <= response.status_code < 300:
+            record.response_status = response.status_code
+            record.response_body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
+            record.save(update_fields=["response_status", "response_body"])
+        else:
+            record.delete()
+        return response
+
+    wrapper.idempotent = True
+    return wrapper
+
+
+def idempotency_keys_purge() -> int:
+    """Delete expired keys; returns how many."""
+    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted

@@ -1,0 +1,429 @@
+"""Writes of bulk sends and scheduled jobs.
+
+An immediate send and a scheduled job end in the same place: the delivery
+pipeline (`notification_send`), with source `bulk:<uuid>` or `scheduled:<id>`.
+A scheduled job is claimed by the due-work sweep (`scheduled_claim`), run by a
+worker (`scheduled_run`) and finished from its delivery rows' counts. Because
+the source of a job never changes, running it again, after a crash or a
+transient failure, only sends what is still unsent.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import DateTimeField, F, Min, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from notifications.bulk import selectors
+from notifications.bulk.inputs import BulkInput, BulkInputError, Content, image_kind
+from notifications.models import (
+    DELIVERY_CHANNEL,
+    Attachment,
+    DeliveryStatus,
+    Notification,
+    Platform,
+    ScheduledChannel,
+    ScheduledNotification,
+    ScheduledStatus,
+)
+from notifications.scheduler import claim_rows
+from notifications.services import Message, SendResult, notification_send, send_counts
+
+logger = logging.getLogger(__name__)
+
+
+def _setting_seconds(name: str, default: float) -> timedelta:
+    return timedelta(seconds=float(getattr(settings, name, default)))
+
+
+def job_lease() -> timedelta:
+    """How long a worker owns a job between two renewals (one per batch)."""
+    return _setting_seconds("SCHEDULED_JOB_LEASE_SECONDS", 300)
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "SCHEDULED_MAX_ATTEMPTS", 5))
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Exponential backoff after the `attempt`-th run, capped."""
+    base = _setting_seconds("SCHEDULED_RETRY_BASE_SECONDS", 30)
+    cap = _setting_seconds("SCHEDULED_RETRY_MAX_SECONDS", 900)
+    return min(base * (2 ** max(attempt - 1, 0)), cap)
+
+
+# --- Files --------------------------------------------------------------------
+
+
+def public_url(name: str, *, base_url: str) -> str:
+    """An absolute URL of a stored file, for clients outside this host (push images)."""
+    url = default_storage.url(name)
+    if url.startswith(("http://", "https://")):
+        return url
+    base = (getattr(settings, "PUBLIC_BASE_URL", "") or base_url).rstrip("/")
+    return f"{base}{url}"
+
+
+def push_image_store(*, image, base_url: str) -> str:
+    head = image.read(16)
+    image.seek(0)
+    _, ext = image_kind(head)
+    name = default_storage.save(posixpath.join("notification_images", f"{uuid.uuid4().hex}{ext}"), image)
+    return public_url(name, base_url=base_url)
+
+
+def attachments_store(*, source: str, files) -> list[Attachment]:
+    """The files go with every email of `source`; the email backend attaches them."""
+    return [
+        Attachment.objects.create(
+            source=source,
+            file=f,
+            filename=posixpath.basename(f.name)[:255] or "attachment",
+            content_type=(getattr(f, "content_type", "") or "application/octet-stream")[:100],
+        )
+        for f in files
+    ]
+
+
+def attachments_delete(*, source: str) -> None:
+    for attachment in Attachment.objects.filter(source=source):
+        attachment.file.delete(save=False)
+        attachment.delete()
+
+
+# --- Immediate sends ----------------------------------------------------------
+
+
+@dataclass
+class BulkSendResult:
+    counts: SendResult
+    target_users: int
+    image_url: str = ""
+
+
+def message_for(channel: str, content: Content, *, image_url: str = "") -> Message:
+    short = content.message if channel in (ScheduledChannel.SMS, ScheduledChannel.PUSH) else ""
+    return Message(
+        title=content.title,
+        body=content.message,
+        html=content.html if channel == ScheduledChannel.EMAIL else "",
+        short_message=short if len(short) <= 1000 else "",
+        notification_type=content.notification_type,
+        level=content.level,
+        image_url=image_url,
+    )
+
+
+def _check_channel_enabled(platform: Platform, channel: str) -> None:
+    if channel == ScheduledChannel.PUSH and not platform.push_enabled:
+        raise BulkInputError("Push notifications are disabled", "this platform has push notifications turned off")
+
+
+def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "") -> BulkSendResult:
+    """Send now, through the pipeline; returns the counts of the whole send."""
+    _check_channel_enabled(platform, data.channel)
+    recipients, user_count = selectors.recipients_resolve(
+        platform=platform, channel=data.channel, targeting=data.targeting
+    )
+    if not recipients:
+        raise BulkInputError("No target users found", "no member of this platform matches user_ids or role")
+    source = f"bulk:{uuid.uuid4()}"
+    image_url = ""
+    if data.channel == ScheduledChannel.PUSH and data.files:
+        image_url = push_image_store(image=data.files[0], base_url=base_url)
+    if data.channel == ScheduledChannel.EMAIL and data.files:
+        attachments_store(source=source, files=data.files)
+    counts = notification_send(
+        platform=platform,
+        source=source,
+        channels=[DELIVERY_CHANNEL[data.channel]],
+        recipients=recipients,
+        message=message_for(data.channel, data.content, image_url=image_url),
+    )
+    return BulkSendResult(counts=counts, target_users=user_count, image_url=image_url)
+
+
+# --- Scheduled jobs: create, edit, cancel --------------------------------------
+
+
+def _target_raw(data: BulkInput) -> dict:
+    raw: dict = {}
+    if data.targeting.phones:
+        raw["phones"] = list(data.targeting.phones)
+    if data.targeting.emails:
+        raw["emails"] = list(data.targeting.emails)
+    if data.channel == ScheduledChannel.IN_APP:
+        raw["type"] = data.content.notification_type
+        raw["level"] = data.content.level
+    return raw
+
+
+def _check_reachable(platform: Platform, data: BulkInput) -> None:
+    # Resolved again when the job runs; checked now too so that a typo in
+    # user_ids is a 400 today rather than a failed job next week.
+    if not selectors.targeting_reaches_anyone(platform=platform, targeting=data.targeting):
+        raise BulkInputError("No target users found", "no member of this platform matches user_ids or role")
+
+
+def scheduled_create(
+    *, platform: Platform, data: BulkInput, created_by=None, base_url: str = ""
+) -> ScheduledNotification:
+    """Store a job to run at `data.scheduled_at`; targeting is kept as given."""
+    if data.scheduled_at is None:
+        raise ValueError("scheduled_create needs scheduled_at")
+    _check_channel_enabled(platform, data.channel)
+    _check_reachable(platform, data)
+    image_url = ""
+    if data.channel == ScheduledChannel.PUSH and data.files:
+        image_url = push_image_store(image=data.files[0], base_url=base_url)
+    with transaction.atomic():
+        job = ScheduledNotification.objects.create(
+            platform=platform,
+            channel=data.channel,
+            title=data.content.title,
+            message=data.content.message,
+            html=data.content.html,
+            image_url=image_url,
+            scheduled_at=data.scheduled_at,
+            due_at=data.scheduled_at,
+            target_user_ids=list(data.targeting.user_ids),
+            target_role=data.targeting.role,
+            target_raw=_target_raw(data),
+            created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        )
+        if data.channel == ScheduledChannel.EMAIL and data.files:
+            attachments_store(source=job.source, files=data.files)
+    return job
+
+
+def job_as_input(job: ScheduledNotification) -> dict:
+    """A pending job as the request fields of its channel, for edits that change a few of them."""
+    raw = job.target_raw or {}
+    fields: dict = {"message": job.message, "user_ids": list(job.target_user_ids or []), "role": job.target_role}
+    if job.channel == ScheduledChannel.EMAIL:
+        fields.update(subject=job.title, html=job.html, emails=list(raw.get("emails") or []))
+    else:
+        fields["title"] = job.title
+    if job.channel == ScheduledChannel.SMS:
+        fields["phone_numbers"] = list(raw.get("phones") or [])
+    if job.channel == ScheduledChannel.IN_APP:
+        fields.update(type=raw.get("type", "system_alert"), level=raw.get("level", "info"))
+    return fields
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows the change."""
+
+
+def scheduled_update(
+    *, job: ScheduledNotification, data: BulkInput, scheduled_at: datetime, base_url: str = ""
+) -> ScheduledNotification:
+    """Edit or reschedule a pending job; `data` is the job's fields with the edits applied."""
+    platform = job.platform
+    _check_channel_enabled(platform, data.channel)
+    _check_reachable(platform, data)
+    image_url = job.image_url
+    if data.channel == ScheduledChannel.PUSH and data.files:
+        image_url = push_image_store(image=data.files[0], base_url=base_url)
+    with transaction.atomic():
+        # Only a job nobody has claimed yet may change under the worker's feet.
+        updated = ScheduledNotification.objects.filter(pk=job.pk, status=ScheduledStatus.PENDING).update(
+            title=data.content.title,
+            message=data.content.message,
+            html=data.content.html,
+            image_url=image_url,
+            scheduled_at=scheduled_at,
+            due_at=scheduled_at,
+            target_user_ids=list(data.targeting.user_ids),
+            target_role=data.targeting.role,
+            target_raw=_target_raw(data),
+            attempt_count=0,
+            last_error="",
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise JobStateError("Only pending scheduled notifications can be edited")
+        if data.channel == ScheduledChannel.EMAIL and data.files:
+            attachments_delete(source=job.source)
+            attachments_store(source=job.source, files=data.files)
+    job.refresh_from_db()
+    return job
+
+
+def scheduled_cancel(*, job: ScheduledNotification) -> ScheduledNotification:
+    """Cancel a pending or processing job; a running worker stops before its next batch."""
+    now = timezone.now()
+    updated = ScheduledNotification.objects.filter(
+        pk=job.pk, status__in=[ScheduledStatus.PENDING, ScheduledStatus.PROCESSING]
+    ).update(status=ScheduledStatus.CANCELLED, cancelled_at=now, claimed_until=None, updated_at=now)
+    if not updated:
+        raise JobStateError("Only pending or processing scheduled notifications can be cancelled")
+    job.refresh_from_db()
+    return job
+
+
+# --- Scheduled jobs: the sweep's claim and the worker's run --------------------
+
+
+def _claim_updates(now: datetime, lease: timedelta) -> dict:
+    return {
+        "status": ScheduledStatus.PROCESSING,
+        "claimed_until": now + lease,
+        "processing_started_at": Coalesce(F("processing_started_at"), Value(now, output_field=DateTimeField())),
+        "updated_at": now,
+    }
+
+
+def scheduled_claim(*, now: datetime, limit: int, lease: timedelta) -> list[int]:
+    """Claim due pending jobs and processing jobs whose worker's lease ran out.
+
+    Each is one `SELECT ... FOR UPDATE SKIP LOCKED` on a partial index, so any
+    number of sweeps run side by side and the table's future jobs cost nothing.
+    """
+    expired = claim_rows(
+        ScheduledNotification.objects.filter(status=ScheduledStatus.PROCESSING, claimed_until__lt=now),
+        limit=limit,
+        updates=_claim_updates(now, lease),
+        order_by=("claimed_until", "pk"),
+    )
+    due = []
+    if len(expired) < limit:
+        due = claim_rows(
+            ScheduledNotification.objects.filter(status=ScheduledStatus.PENDING, due_at__lte=now),
+            limit=limit - len(expired),
+            updates=_claim_updates(now, lease),
+            order_by=("due_at", "pk"),
+        )
+    return expired + due
+
+
+def _renewer(job_id: int):
+    """`should_stop` for the pipeline, asked before every batch.
+
+    A cancelled (or otherwise no longer processing) job stops. The run renewed
+    the lease when it started; it is renewed again once a third of it has
+    passed, and in between a plain read answers, which costs no commit.
+    """
+    renewed_at = time.monotonic()
+
+    def should_stop() -> bool:
+        nonlocal renewed_at
+        lease = job_lease()
+        if time.monotonic() - renewed_at < lease.total_seconds() / 3:
+            return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).exists()
+        renewed_at = time.monotonic()
+        return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
+            claimed_until=timezone.now() + lease
+        )
+
+    return should_stop
+
+
+def _finish(job: ScheduledNotification, counts: SendResult, *, error: str = "") -> None:
+    now = timezone.now()
+    sent = counts.sent >= 1
+    if not sent and not error:
+        error = selectors.latest_delivery_error(source=job.source) or "All deliveries failed"
+        error = f"All {counts.total_recipients} deliveries failed: {error}" if counts.total_recipients else error
+    ScheduledNotification.objects.filter(pk=job.pk, status=ScheduledStatus.PROCESSING).update(
+        status=ScheduledStatus.SENT if sent else ScheduledStatus.FAILED,
+        sent_at=now if sent else None,
+        finished_at=now,
+        claimed_until=None,
+        last_error="" if sent else error[:2000],
+        total_recipients=counts.total_recipients,
+        sent_count=counts.sent,
+        failed_count=counts.failed,
+        updated_at=now,
+    )
+
+
+def _retry_or_give_up(job: ScheduledNotification, *, error: str, counts: SendResult | None = None) -> None:
+    """Put the job back with exponential backoff, or finish it once the attempts are used up."""
+    counts = counts or send_counts(source=job.source)
+    if job.attempt_count >= max_attempts():
+        _finish(job, counts, error="" if counts.sent else f"Gave up after {job.attempt_count} attempts: {error}")
+        return
+    now = timezone.now()
+    due = now + retry_delay(job.attempt_count)
+    # Deliveries still leased (a dead worker's claim, a provider's Retry-After)
+    # cannot go before their lease ends: no point waking up earlier.
+    leased = Notification.objects.filter(
+        source=job.source, delivery_status=DeliveryStatus.PENDING, claimed_until__gt=now
+    ).aggregate(until=Min("claimed_until"))["until"]
+    if leased is not None and leased > due:
+        due = leased
+    ScheduledNotification.objects.filter(pk=job.pk, status=ScheduledStatus.PROCESSING).update(
+        status=ScheduledStatus.PENDING,
+        due_at=due,
+        claimed_until=None,
+        last_error=error[:2000],
+        total_recipients=counts.total_recipients,
+        sent_count=counts.sent,
+        failed_count=counts.failed,
+        updated_at=now,
+    )
+
+
+def scheduled_run(*, job_id: int) -> None:
+    """Run one claimed job to the end, or until it is cancelled.
+
+    Recipients are resolved now, at dispatch time. A run that finds deliveries
+    left pending (transient provider failures, a dead worker's rows) or that
+    hits an error puts the job back with backoff; the next run sends only what
+    is still unsent.
+    """
+    # An attempt counts when a run starts, not when a sweep claims: a job whose
+    # claim ran out while it waited in a long queue is claimed again without
+    # using up its attempts. Starting also renews the lease.
+    started = ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
+        attempt_count=F("attempt_count") + 1, claimed_until=timezone.now() + job_lease()
+    )
+    if not started:
+        return  # cancelled, or finished by a worker that held it before us
+    job = ScheduledNotification.objects.select_related("platform").get(pk=job_id)
+    if job.attempt_count > max_attempts():
+        _finish(job, send_counts(source=job.source), error=f"Gave up after {job.attempt_count - 1} attempts")
+        return
+    try:
+        recipients, _ = selectors.recipients_resolve(
+            platform=job.platform, channel=job.channel, targeting=selectors.job_targeting(job)
+        )
+        if not recipients and not Notification.objects.filter(source=job.source).exists():
+            _finish(job, SendResult(), error="No target users found")
+            return
+        raw = job.target_raw or {}
+        content = Content(
+            title=job.title,
+            message=job.message,
+            html=job.html,
+            notification_type=raw.get("type", "system_alert"),
+            level=raw.get("level", "info"),
+        )
+        counts = notification_send(
+            platform=job.platform,
+            source=job.source,
+            channels=[job.delivery_channel],
+            recipients=recipients,
+            message=message_for(job.channel, content, image_url=job.image_url),
+            should_stop=_renewer(job.pk),
+        )
+    except Exception as exc:  # any failure of a run is retried with backoff, then reported
+        logger.exception("scheduled notification %s failed", job.pk)
+        _retry_or_give_up(job, error=f"{type(exc).__name__}: {exc}")
+        return
+    if counts.pending:
+        error = selectors.latest_delivery_error(source=job.source) or "Deliveries still pending"
+        _retry_or_give_up(job, error=f"{counts.pending} deliveries pending: {error}", counts=counts)
+        return
+    _finish(job, counts)

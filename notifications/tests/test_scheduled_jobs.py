@@ -1,0 +1,296 @@
+"""Running scheduled jobs: claim, dispatch, finish, cancel mid-run, retries with backoff."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from notifications import scheduler
+from notifications.backends import locmem
+from notifications.backends.base import Result
+from notifications.bulk import SCHEDULED_SOURCE, services
+from notifications.models import Notification, ScheduledNotification
+from notifications.services import CLAIM_LEASE
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def students(make_user):
+    return [make_user(f"student{i:03d}", role="STUDENT") for i in range(5)]
+
+
+def make_job(platform, *, channel="sms", due=None, **fields):
+    due = due or timezone.now() - timedelta(seconds=1)
+    fields.setdefault("message", "Hello")
+    fields.setdefault("target_role", "STUDENT")
+    return ScheduledNotification.objects.create(
+        platform=platform, channel=channel, scheduled_at=due, due_at=due, **fields
+    )
+
+
+def sweep_at(when=None):
+    return scheduler.sweep(now=when or timezone.now())[SCHEDULED_SOURCE]
+
+
+def use_backend(settings, channel: str, dotted: str):
+    settings.NOTIFICATION_BACKENDS = {
+        **settings.NOTIFICATION_BACKENDS,
+        channel: {"BACKEND": dotted, "OPTIONS": {}},
+    }
+
+
+def test_due_jobs_run_and_future_ones_wait(platform, students):
+    due = make_job(platform)
+    later = make_job(platform, due=timezone.now() + timedelta(minutes=5))
+    assert sweep_at() == 1
+    due.refresh_from_db()
+    later.refresh_from_db()
+    assert due.status == "sent" and later.status == "pending"
+    assert (due.total_recipients, due.sent_count, due.failed_count) == (5, 5, 0)
+    assert due.processing_started_at is not None and due.sent_at is not None and due.claimed_until is None
+    assert len(locmem.outbox["sms"]) == 5
+
+
+def test_recipients_are_resolved_at_dispatch_time(platform, students, make_user):
+    job = make_job(platform)
+    make_user("late-joiner", role="STUDENT")
+    sweep_at()
+    job.refresh_from_db()
+    assert job.sent_count == 6
+
+
+def test_all_failed_sets_failed_and_last_error(platform, students):
+    for s in students:
+        locmem.fail_for[s.phone_number] = "Number barred"
+    job = make_job(platform)
+    sweep_at()
+    job.refresh_from_db()
+    assert job.status == "failed" and job.sent_at is None
+    assert job.last_error == "All 5 deliveries failed: Number barred"
+    assert job.failed_count == 5
+
+
+def test_some_failed_is_still_sent(platform, students):
+    locmem.fail_for[students[0].phone_number] = "Number barred"
+    job = make_job(platform)
+    sweep_at()
+    job.refresh_from_db()
+    assert job.status == "sent" and (job.sent_count, job.failed_count) == (4, 1)
+
+
+def test_nobody_to_reach_at_dispatch_time_fails(platform, students):
+    job = make_job(platform, target_role="SUPPORT")
+    sweep_at()
+    job.refresh_from_db()
+    assert job.status == "failed" and job.last_error == "No target users found"
+
+
+def test_job_of_another_platform_reaches_only_its_members(platform, students):
+    from notifications.tests.factories import PlatformFactory, make_member
+
+    other = PlatformFactory(key="other-school")
+    theirs = make_member(platform=other, username="theirs", role="STUDENT")
+    job = make_job(other)
+    sweep_at()
+    assert [m["address"] for m in locmem.outbox["sms"]] == [theirs.phone_number]
+    job.refresh_from_db()
+    assert job.sent_count == 1
+
+
+def test_a_cancelled_job_is_never_claimed(platform, students):
+    job = make_job(platform)
+    services.scheduled_cancel(job=job)
+    assert sweep_at() == 0
+    assert locmem.outbox["sms"] == []
+
+
+class CancelsDuringFirstBatch(locmem.LocmemBackend):
+    """Cancels the job through the service while its first batch is going out."""
+
+    batch_size = 2
+
+    def send_one(self, delivery):
+        job_id = int(delivery.source.split(":")[1])
+        if ScheduledNotification.objects.filter(pk=job_id, status="processing").exists():
+            services.scheduled_cancel(job=ScheduledNotification.objects.get(pk=job_id))
+        return super().send_one(delivery)
+
+
+def test_cancel_while_processing_stops_before_the_next_batch(platform, students, settings):
+    use_backend(settings, "sms", "notifications.tests.test_scheduled_jobs.CancelsDuringFirstBatch")
+    job = make_job(platform)
+    sweep_at()
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.cancelled_at is not None
+    # The batch in flight finished; no later batch started.
+    assert len(locmem.outbox["sms"]) == 2
+    assert Notification.objects.filter(source=job.source, delivery_status="sent").count() == 2
+
+
+class Flaky(locmem.LocmemBackend):
+    """Raises like a provider outage that the backend did not turn into results."""
+
+    failures_left = 0
+
+    def send_one(self, delivery):
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            raise ConnectionError("provider unreachable")
+        return super().send_one(delivery)
+
+
+def _expire_delivery_leases(job):
+    # What waiting out the pipeline's lease on the crashed batch would do.
+    Notification.objects.filter(source=job.source, claimed_until__isnull=False).update(
+        claimed_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def test_a_failed_run_is_retried_with_exponential_backoff(platform, students, settings):
+    use_backend(settings, "sms", "notifications.tests.test_scheduled_jobs.Flaky")
+    Flaky.failures_left = 2
+    job = make_job(platform)
+
+    before = timezone.now()
+    sweep_at()
+    job.refresh_from_db()
+    assert job.status == "pending" and job.attempt_count == 1
+    assert job.last_error == "ConnectionError: provider unreachable"
+    # The crashed batch's rows stay leased by the pipeline: the retry waits for them.
+    assert job.due_at >= before + CLAIM_LEASE - timedelta(seconds=1)
+
+    _expire_delivery_leases(job)
+    job.due_at = timezone.now()
+    job.save(update_fields=["due_at"])
+    before = timezone.now()
+    sweep_at()
+    job.refresh_from_db()
+    assert job.status == "pending" and job.attempt_count == 2
+    assert job.last_error == "ConnectionError: provider unreachable"
+
+    _expire_delivery_leases(job)
+    sweep_at(job.due_at + timedelta(seconds=1))
+    job.refresh_from_db()
+    assert job.status == "sent" and job.attempt_count == 3 and job.last_error == ""
+    assert job.sent_count == 5
+    # Nobody got two messages across the three runs.
+    addresses = [m["address"] for m in locmem.outbox["sms"]]
+    assert sorted(addresses) == sorted(s.phone_number for s in students)
+
+
+def test_retry_delays_grow_and_are_capped(settings):
+    settings.SCHEDULED_RETRY_BASE_SECONDS = 30
+    settings.SCHEDULED_RETRY_MAX_SECONDS = 900
+    assert [services.retry_delay(n).total_seconds() for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
+
+
+def test_backoff_is_applied_when_nothing_is_leased(platform, students, settings, monkeypatch):
+    """A run that fails before any delivery is claimed waits base * 2^(n-1)."""
+    settings.SCHEDULED_RETRY_BASE_SECONDS = 30
+    job = make_job(platform)
+
+    def boom(**kwargs):
+        raise TimeoutError("database timeout")
+
+    monkeypatch.setattr(services.selectors, "recipients_resolve", boom)
+    before = timezone.now()
+    sweep_at()
+    job.refresh_from_db()
+    assert job.status == "pending" and job.attempt_count == 1 and job.last_error == "TimeoutError: database timeout"
+    assert timedelta(seconds=29) < job.due_at - before < timedelta(seconds=32)
+    sweep_at(job.due_at + timedelta(seconds=1))
+    job.refresh_from_db()
+    assert job.attempt_count == 2 and timedelta(seconds=59) < job.due_at - timezone.now() < timedelta(seconds=61)
+
+
+def test_attempts_are_capped(platform, students, settings, monkeypatch):
+    settings.SCHEDULED_MAX_ATTEMPTS = 3
+
+    def boom(**kwargs):
+        raise TimeoutError("database timeout")
+
+    monkeypatch.setattr(services.selectors, "recipients_resolve", boom)
+    job = make_job(platform)
+    for _ in range(3):
+        sweep_at(job.due_at + timedelta(seconds=1))
+        job.refresh_from_db()
+    assert job.status == "failed" and job.attempt_count == 3
+    assert job.last_error == "Gave up after 3 attempts: TimeoutError: database timeout"
+    assert sweep_at(timezone.now() + timedelta(days=1)) == 0
+
+
+class TransientTwice(locmem.LocmemBackend):
+    """A provider answering 503 twice per delivery before it takes it."""
+
+    calls: dict = {}
+
+    def send_one(self, delivery):
+        n = TransientTwice.calls.get(delivery.id, 0)
+        TransientTwice.calls[delivery.id] = n + 1
+        if n < 2:
+            return Result.failed("503 Service Unavailable", retryable=True)
+        return super().send_one(delivery)
+
+
+def test_transient_provider_failures_end_sent(platform, students, settings):
+    use_backend(settings, "sms", "notifications.tests.test_scheduled_jobs.TransientTwice")
+    TransientTwice.calls = {}
+    job = make_job(platform)
+    # However the pipeline spaces its retries, sweeping until the job settles sends each once.
+    for _ in range(10):
+        job.refresh_from_db()
+        if job.status in ("sent", "failed"):
+            break
+        _expire_delivery_leases(job)
+        sweep_at(max(job.due_at, timezone.now()) + timedelta(seconds=1))
+    job.refresh_from_db()
+    assert job.status == "sent" and job.sent_count == 5
+    assert sorted(m["address"] for m in locmem.outbox["sms"]) == sorted(s.phone_number for s in students)
+    assert {r.attempts for r in Notification.objects.filter(source=job.source)} == {3}
+
+
+def test_expired_lease_is_claimed_again_and_resumes_without_resending(platform, students):
+    """A worker that died mid-job: its lease runs out, the next sweep finishes the job."""
+    job = make_job(platform)
+    # The dead worker had claimed the job and sent to two recipients.
+    assert services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5)) == [job.pk]
+    from notifications.services import Message, Recipient, notification_send
+
+    first_two = [Recipient(user_id=s.pk) for s in students[:2]]
+    notification_send(
+        platform=platform, source=job.source, channels=["sms"], recipients=first_two, message=Message(body="Hello")
+    )
+    assert sweep_at() == 0  # still leased
+    ScheduledNotification.objects.filter(pk=job.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    assert sweep_at() == 1
+    job.refresh_from_db()
+    assert job.status == "sent" and job.sent_count == 5
+    addresses = [m["address"] for m in locmem.outbox["sms"]]
+    assert len(addresses) == len(set(addresses)) == 5
+
+
+def test_claim_takes_due_jobs_in_order_and_respects_limit(platform, students):
+    now = timezone.now()
+    jobs = [make_job(platform, due=now - timedelta(seconds=10 - i)) for i in range(5)]
+    claimed = services.scheduled_claim(now=now, limit=3, lease=timedelta(minutes=5))
+    assert claimed == [j.pk for j in jobs[:3]]
+    assert set(ScheduledNotification.objects.filter(pk__in=claimed).values_list("status", flat=True)) == {"processing"}
+    assert services.scheduled_claim(now=now, limit=10, lease=timedelta(minutes=5)) == [j.pk for j in jobs[3:]]
+
+
+def test_claims_that_expire_in_the_queue_do_not_use_up_attempts(platform, students, settings):
+    """A backlog longer than the lease re-claims queued jobs; only runs count as attempts."""
+    settings.SCHEDULED_MAX_ATTEMPTS = 2
+    job = make_job(platform)
+    lease = timedelta(minutes=5)
+    for _ in range(4):
+        assert services.scheduled_claim(now=timezone.now(), limit=10, lease=lease) == [job.pk]
+        ScheduledNotification.objects.filter(pk=job.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    services.scheduled_run(job_id=job.pk)
+    services.scheduled_run(job_id=job.pk)  # the duplicate task of an earlier claim finds the job done
+    job.refresh_from_db()
+    assert job.status == "sent" and job.attempt_count == 1 and job.sent_count == 5
+    assert len(locmem.outbox["sms"]) == 5
