@@ -302,3 +302,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("SWEEP_INTERVAL_MS", 1000) / 1000,
     },
 }
+
+# --- Notification builder -----------------------------------------------------
+# Recipients a sending worker claims and hands to the pipeline at a time, and
+# how many Celery tasks share one build's chunks (SKIP LOCKED claims).
+BUILDER_SEND_CHUNK = env_int("BUILDER_SEND_CHUNK", 500)
+BUILDER_SEND_WORKERS = env_int("BUILDER_SEND_WORKERS", 1)
