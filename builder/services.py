@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -189,7 +189,7 @@ def build_fingerprint(*, build: Build) -> str:
 
 def similar_warning(similar: Build) -> str:
     by = f" by {similar.submitted_by.username}" if similar.submitted_by_id and similar.submitted_by else ""
-    when = similar.submitted_at.astimezone(timezone.UTC).strftime("%Y-%m-%d %H:%M UTC") if similar.submitted_at else ""
+    when = similar.submitted_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if similar.submitted_at else ""
     return (
         f"A similar notification (build {similar.pk}) went to the same {similar.recipient_count} recipient(s) "
         f"with the same content on {', '.join(sorted(similar.channels))} at {when}{by}. "
@@ -313,6 +313,7 @@ def build_run(*, build_id) -> None:
     except BuildError as exc:
         _build_fail(build, exc.message)
         return
+    ids: list = []
     try:
         while _lease_renew(build):
             now = timezone.now()
@@ -327,6 +328,8 @@ def build_run(*, build_id) -> None:
         _finish_if_done(build)
     except Exception as exc:  # recorded on the build; the scheduler retries it
         logger.exception("sending build %s failed", build.pk)
+        # The chunk in hand goes back to the pool for the retry.
+        BuildRecipient.objects.filter(pk__in=ids, status=RecipientStatus.PENDING).update(claimed_until=None)
         _run_failed(build, exc)
 
 

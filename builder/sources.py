@@ -244,8 +244,16 @@ def _csv_emails(source: Source) -> Iterator[tuple[int, str]]:
     raw.seek(0)
     # utf-8-sig: spreadsheets save CSV with a byte-order mark.
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+    def lines() -> Iterator[str]:
+        for line in text:
+            # Python's csv reader accepts NUL bytes; text never has them, binaries do.
+            if "\x00" in line:
+                raise csv.Error("line contains NUL")
+            yield line
+
     try:
-        reader = csv.reader(text)
+        reader = csv.reader(lines())
         try:
             header = next(reader, None)
             if header is None:
