@@ -22,6 +22,7 @@ from django.utils import timezone
 from notifications.backends import get_backend
 from notifications.backends.base import Result
 from notifications.models import Channel, DeliveryStatus, Notification, Platform
+from notifications.preferences import filter_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,8 @@ def deliveries_write(
                         created_at=now,
                     )
                 )
+        # Opted-out recipients get no row (filters registered by the apps, see notifications/preferences.py).
+        rows = filter_deliveries(platform=platform, rows=rows)
         Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=batch_size)
     return len(unique)
 

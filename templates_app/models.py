@@ -1,1 +1,244 @@
-"""Models of this app; see docs/architecture.md."""
+"""Notification types, default and per-platform templates, toggles and preferences.
+
+A template row with `platform=None` is a shipped default (kept in sync with
+`templates_app/defaults.py`); a row with a platform is that platform's copy
+(copy-on-write) or one of its custom types. The on/off toggle is a separate
+record, so neither editing nor resetting a template touches it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from notifications.models import Channel, Platform
+
+
+class NotificationChannel(models.Model):
+    """A delivery channel as a record: the API speaks `channel_ids`."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True)
+    name = models.CharField(max_length=30, unique=True, choices=Channel.choices)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Spa(models.Model):
+    """A single-page app of the platform family a template belongs to (skills, admin, mentor)."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "SPA"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NotificationTemplate(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # None: the shipped default of a system type.
+    platform = models.ForeignKey(
+        Platform, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_templates"
+    )
+    type = models.CharField(max_length=100, db_index=True)
+    is_custom = models.BooleanField(default=False, help_text="A type this platform defined itself.")
+
+    name = models.CharField(max_length=200)
+    description = models.CharField(max_length=500, blank=True)
+    message_title = models.CharField(max_length=500, blank=True)
+    message_body = models.TextField(blank=True)
+    short_message_body = models.TextField(blank=True)
+    email_subject = models.CharField(max_length=500, blank=True)
+    email_from_address = models.EmailField(blank=True)
+    email_html_template = models.TextField(blank=True)
+    spas = models.ManyToManyField(Spa, blank=True, related_name="templates")
+    allowed_channels = models.ManyToManyField(NotificationChannel, blank=True, related_name="templates")
+    # Custom types declare their variables here; system types take them from defaults.py.
+    available_context = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    periodic_config = models.JSONField(null=True, blank=True)
+    policy_config = models.JSONField(null=True, blank=True)
+    human_support_config = models.JSONField(null=True, blank=True)
+
+    # On a default: the hash of its content in code. On a copy: the hash of the
+    # default it was made from, to tell when the default has moved on.
+    content_hash = models.CharField(max_length=64, blank=True)
+
+    # Periodic sends (PROACTIVE_LEARNER_NOTIFICATION): the due-work sweep claims
+    # rows whose next run is due, under a lease.
+    next_execution_at = models.DateTimeField(null=True, blank=True)
+    last_execution_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["platform_id", "type"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "type"], condition=Q(platform__isnull=False), name="uniq_platform_template"
+            ),
+            models.UniqueConstraint(fields=["type"], condition=Q(platform__isnull=True), name="uniq_default_template"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_execution_at"], condition=Q(next_execution_at__isnull=False), name="template_periodic_due"
+            ),
+        ]
+        permissions = [
+            ("ibl_template_list", "Ibl.Notifications/Template/list"),
+            ("ibl_template_write", "Ibl.Notifications/Template/write"),
+            ("ibl_event_send", "Ibl.Notifications/Event/send"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} ({self.platform.key if self.platform_id else 'default'})"
+
+    @property
+    def is_default(self) -> bool:
+        return self.platform_id is None
+
+    @property
+    def api_id(self) -> str:
+        """The id the API shows: custom types carry a `custom_` prefix."""
+        return f"custom_{self.pk}" if self.is_custom else str(self.pk)
+
+
+class NotificationToggle(models.Model):
+    """A platform's on/off switch for one type; no row means the type's default."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="notification_toggles")
+    type = models.CharField(max_length=100)
+    enabled = models.BooleanField()
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform", "type"], name="uniq_toggle")]
+
+    def __str__(self) -> str:
+        return f"{self.type} @ {self.platform}: {'on' if self.enabled else 'off'}"
+
+
+ALL_TYPES = "*"
+
+
+class UserNotificationPreference(models.Model):
+    """One user's choice for one type (or "*" for every type) on one channel (or all)."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="notification_preferences")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    notification_type = models.CharField(max_length=100, help_text='A type, or "*" for every type.')
+    channel = models.CharField(max_length=30, blank=True, help_text="Empty: every channel.")
+    enabled = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "user", "notification_type", "channel"], name="uniq_preference")
+        ]
+        indexes = [models.Index(fields=["platform", "user"], name="preference_platform_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.notification_type}/{self.channel or '*'}: {'on' if self.enabled else 'off'}"
+
+
+class Mentor(models.Model):
+    """An AI mentor of the platform; its owner can receive human-support requests."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="mentors")
+    unique_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_mentors"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["platform", "unique_id"], name="uniq_mentor")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.unique_id})"
+
+
+class ActivityKind(models.TextChoices):
+    COURSE_PROGRESS = "course_progress", "Course progress"
+    VIDEO_WATCHED = "video_watched", "Video watched"
+    TIME_SPENT = "time_spent", "Time spent"
+    CREDENTIAL_EARNED = "credential_earned", "Credential earned"
+    ASSESSMENT_COMPLETED = "assessment_completed", "Assessment completed"
+
+
+class LearnerActivity(models.Model):
+    """A learning event the platform reports; proactive recommendations summarise these."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="learner_activities")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="learner_activities")
+    kind = models.CharField(max_length=30, choices=ActivityKind.choices)
+    course_name = models.CharField(max_length=300, blank=True)
+    # Minutes for time_spent, a 0-100 percentage for course_progress, a count otherwise.
+    value = models.FloatField(default=1)
+    occurred_at = models.DateTimeField()
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name_plural = "learner activities"
+        indexes = [
+            models.Index(fields=["platform", "user", "occurred_at"], name="activity_user_time"),
+            models.Index(fields=["platform", "occurred_at"], name="activity_platform_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind} {self.course_name}"
+
+
+class EventStatus(models.TextChoices):
+    PROCESSED = "processed", "Processed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class NotificationEvent(models.Model):
+    """A platform event that asked for an automatic notification (one per `event_id`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="notification_events")
+    event_id = models.CharField(max_length=200, help_text="The caller's idempotency key (generated when absent).")
+    type = models.CharField(max_length=100)
+    payload_hash = models.CharField(max_length=64)
+    context = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=EventStatus.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["platform", "event_id"], name="uniq_event")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id} ({self.status})"
+
+    @property
+    def source(self) -> str:
+        """The delivery pipeline's idempotency key for this event's deliveries."""
+        return f"event:{self.pk}"

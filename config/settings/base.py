@@ -303,6 +303,40 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Templates, events, preferences (templates_app) ------------------------------
+# Render limits of notification templates: output size and wall time per field.
+NOTIFY_TEMPLATE_MAX_OUTPUT_CHARS = env_int("NOTIFY_TEMPLATE_MAX_OUTPUT_CHARS", 200_000)
+NOTIFY_TEMPLATE_MAX_RENDER_SECONDS = float(env("NOTIFY_TEMPLATE_MAX_RENDER_SECONDS", "2"))
+# Recipients one POST .../events/ may name.
+NOTIFY_EVENT_MAX_RECIPIENTS = env_int("NOTIFY_EVENT_MAX_RECIPIENTS", 1000)
+# Where PROACTIVE_LEARNER_NOTIFICATION's `ai_recommendation` comes from.
+NOTIFY_AI_RECOMMENDATION = {
+    "BACKEND": env("NOTIFY_AI_PROVIDER", "templates_app.recommendations.ActivitySummaryProvider"),
+    "OPTIONS": {
+        "URL": env("NOTIFY_AI_URL"),
+        "API_KEY": env("NOTIFY_AI_API_KEY"),
+        "MODEL": env("NOTIFY_AI_MODEL", "gpt-4o-mini"),
+        "TIMEOUT": env_int("NOTIFY_AI_TIMEOUT", 20),
+    },
+}
+
+# Rate limits of every surface (429 with Retry-After in the surface's format).
+# Rates are "<n>/<second|minute|hour|day>"; see notifications/api/throttling.py.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "notifications.api.throttling.AnonRateThrottle",
+    "notifications.api.throttling.UserRateThrottle",
+    "notifications.api.throttling.PlatformRateThrottle",
+    "notifications.api.throttling.ScopedRateThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "anon": env("THROTTLE_ANON_RATE", "60/minute"),
+    "user": env("THROTTLE_USER_RATE", "1200/minute"),
+    "platform": env("THROTTLE_PLATFORM_RATE", "12000/minute"),
+    # Template test-sends email the admin: a handful a minute is plenty.
+    "template_test": env("THROTTLE_TEMPLATE_TEST_RATE", "20/minute"),
+}
+# --- end templates_app -------------------------------------------------------------
+
 # --- Notification builder -----------------------------------------------------
 # Recipients a sending worker claims and hands to the pipeline at a time, and
 # how many Celery tasks share one build's chunks (SKIP LOCKED claims).

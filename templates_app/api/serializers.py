@@ -1,0 +1,486 @@
+"""Input validation and response shapes of the templates surface (IBL §7.2 and beyond)."""
+
+from __future__ import annotations
+
+import json
+import re
+import zoneinfo
+
+from rest_framework import serializers
+
+from notifications.models import Channel
+from templates_app import defaults
+from templates_app.models import ActivityKind
+from templates_app.selectors import MAIN_PLATFORM, EffectiveTemplate
+
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+CUSTOM_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{2,99}$")
+MAX_CONTEXT_BYTES = 64 * 1024
+
+
+def _bounded_context(value: dict) -> dict:
+    if len(json.dumps(value, default=str)) > MAX_CONTEXT_BYTES:
+        raise serializers.ValidationError(f"Context is larger than {MAX_CONTEXT_BYTES // 1024} KB.")
+    return value
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, instead of silently ignoring a typo."""
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field. Writable fields: {', '.join(sorted(self.fields))}."] for name in unknown}
+                )
+        return attrs
+
+
+# --- responses ----------------------------------------------------------------------
+
+
+def _periodic(e: EffectiveTemplate) -> dict | None:
+    config = e.template.periodic_config
+    if e.type != "PROACTIVE_LEARNER_NOTIFICATION" or config is None:
+        return None
+    t = e.template
+    out = {**defaults.DEFAULT_PERIODIC_CONFIG, **config}
+    out["last_execution_date"] = t.last_execution_at.isoformat() if t.last_execution_at else None
+    out["next_execution_date"] = t.next_execution_at.isoformat() if t.next_execution_at else None
+    return out
+
+
+def _config(e: EffectiveTemplate, attribute: str, owner: str, base: dict) -> dict | None:
+    value = getattr(e.template, attribute)
+    if e.type != owner or value is None:
+        return None
+    return {**base, **value}
+
+
+def template_summary(e: EffectiveTemplate) -> dict:
+    t = e.template
+    return {
+        "id": t.api_id,
+        "type": t.type,
+        "name": t.name,
+        "description": t.description,
+        "is_inherited": e.is_inherited,
+        "source_platform": t.platform.key if t.platform_id else MAIN_PLATFORM,
+        "is_enabled": e.is_enabled,
+        "can_customize": True,
+        "is_custom": t.is_custom,
+        "is_critical": e.is_critical,
+        "message_title": t.message_title,
+        "email_subject": t.email_subject,
+        "spas": [s.name for s in t.spas.all()],
+        "allowed_channels": e.channel_names(),
+        "available_context": e.available_context,
+        "default_changed_since_customized": e.default_changed_since_customized,
+    }
+
+
+def template_detail(e: EffectiveTemplate) -> dict:
+    t = e.template
+    data = template_summary(e)
+    data.update(
+        {
+            "message_body": t.message_body,
+            "short_message_body": t.short_message_body,
+            "email_from_address": t.email_from_address,
+            "email_html_template": t.email_html_template,
+            "spas_detail": [{"id": s.pk, "name": s.name, "description": s.description} for s in t.spas.all()],
+            "allowed_channels_detail": [{"id": c.pk, "name": c.name} for c in t.allowed_channels.all()],
+            "metadata": t.metadata,
+            "periodic_config": _periodic(e),
+            "policy_config": _config(e, "policy_config", "POLICY_ASSIGNMENT", defaults.DEFAULT_POLICY_CONFIG),
+            "human_support_config": _config(
+                e, "human_support_config", "HUMAN_SUPPORT_NOTIFICATION", defaults.DEFAULT_HUMAN_SUPPORT_CONFIG
+            ),
+            "is_system_managed": e.is_system_managed,
+            "read_only_fields": list(defaults.SYSTEM_MANAGED_READ_ONLY) if e.is_system_managed else [],
+            "default_template": _default_side(e),
+            "created_at": t.created_at.isoformat().replace("+00:00", "Z"),
+            "updated_at": t.updated_at.isoformat().replace("+00:00", "Z"),
+        }
+    )
+    return data
+
+
+def _default_side(e: EffectiveTemplate) -> dict | None:
+    """The shipped default's current text, beside a copy it has drifted from."""
+    if not e.default_changed_since_customized or e.default is None:
+        return None
+    d = e.default
+    return {
+        "id": str(d.pk),
+        "name": d.name,
+        "description": d.description,
+        "message_title": d.message_title,
+        "message_body": d.message_body,
+        "short_message_body": d.short_message_body,
+        "email_subject": d.email_subject,
+        "email_from_address": d.email_from_address,
+        "email_html_template": d.email_html_template,
+        "allowed_channels": [c.name for c in d.allowed_channels.all()],
+        "updated_at": d.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+class ChannelOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class SpaOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class TemplateSummaryOut(serializers.Serializer):
+    id = serializers.CharField(help_text="UUID; custom types use a `custom_` prefix.")
+    type = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    is_inherited = serializers.BooleanField()
+    source_platform = serializers.CharField(help_text='The platform whose template this is ("main" for defaults).')
+    is_enabled = serializers.BooleanField()
+    can_customize = serializers.BooleanField()
+    is_custom = serializers.BooleanField()
+    is_critical = serializers.BooleanField(help_text="Users cannot opt out of critical types.")
+    message_title = serializers.CharField()
+    email_subject = serializers.CharField()
+    spas = serializers.ListField(child=serializers.CharField())
+    allowed_channels = serializers.ListField(child=serializers.CharField())
+    available_context = serializers.DictField(child=serializers.CharField())
+    default_changed_since_customized = serializers.BooleanField()
+
+
+class TemplateDetailOut(TemplateSummaryOut):
+    message_body = serializers.CharField()
+    short_message_body = serializers.CharField()
+    email_from_address = serializers.CharField()
+    email_html_template = serializers.CharField()
+    spas_detail = SpaOut(many=True)
+    allowed_channels_detail = ChannelOut(many=True)
+    metadata = serializers.JSONField()
+    periodic_config = serializers.JSONField(allow_null=True)
+    policy_config = serializers.JSONField(allow_null=True)
+    human_support_config = serializers.JSONField(allow_null=True)
+    is_system_managed = serializers.BooleanField()
+    read_only_fields = serializers.ListField(child=serializers.CharField())
+    default_template = serializers.JSONField(
+        allow_null=True, help_text="The default's current text when it changed after this copy was made."
+    )
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class WarningOut(serializers.Serializer):
+    field = serializers.CharField()
+    variable = serializers.CharField()
+    line = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField()
+
+
+class TemplatePatchOut(TemplateDetailOut):
+    warnings = WarningOut(many=True)
+
+
+# --- PATCH ----------------------------------------------------------------------------
+
+
+class MentorConfigIn(serializers.Serializer):
+    unique_id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    prompt = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
+class PolicyIn(serializers.Serializer):
+    role_name = serializers.CharField(max_length=200)
+    enabled = serializers.BooleanField(default=True)
+    subject = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+def _timezone(value: str) -> str:
+    if value not in zoneinfo.available_timezones():
+        raise serializers.ValidationError(f"Unknown timezone {value!r}: use an IANA name such as Africa/Addis_Ababa.")
+    return value
+
+
+def _hhmm(value: str) -> str:
+    if not HHMM.match(value):
+        raise serializers.ValidationError("Use HH:MM (24-hour), e.g. 09:30.")
+    return value
+
+
+class TemplatePatchIn(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    message_title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    message_body = serializers.CharField(required=False, allow_blank=True, max_length=50_000, trim_whitespace=False)
+    short_message_body = serializers.CharField(
+        required=False, allow_blank=True, max_length=5_000, trim_whitespace=False
+    )
+    email_subject = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    email_from_address = serializers.EmailField(required=False, allow_blank=True)
+    email_html_template = serializers.CharField(
+        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
+    )
+    spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    channel_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+    periodic_learner_scope = serializers.ChoiceField(choices=["ACTIVE_LEARNERS", "ALL_LEARNERS"], required=False)
+    periodic_report_period_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
+    periodic_frequency = serializers.ChoiceField(choices=["DAILY", "WEEKLY", "MONTHLY", "CUSTOM"], required=False)
+    periodic_custom_interval_days = serializers.IntegerField(
+        min_value=1, max_value=365, required=False, allow_null=True
+    )
+    periodic_execution_time = serializers.CharField(required=False, validators=[_hhmm])
+    periodic_timezone = serializers.CharField(required=False, validators=[_timezone])
+    periodic_mentors = MentorConfigIn(many=True, required=False)
+
+    policy_enabled_policies = PolicyIn(many=True, required=False)
+    policy_notify_on_assignment = serializers.BooleanField(required=False)
+    policy_notify_on_removal = serializers.BooleanField(required=False)
+
+    human_support_recipient_mode = serializers.ChoiceField(
+        choices=["platform_admins_and_mentor_owner", "platform_admins_only", "mentor_owner_only", "custom"],
+        required=False,
+    )
+    human_support_custom_recipients = serializers.ListField(
+        child=serializers.CharField(max_length=320), required=False, max_length=200
+    )
+
+    acknowledge_default_change = serializers.BooleanField(
+        required=False, help_text="Mark the copy as up to date with the current default."
+    )
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        for name in ("periodic_mentors", "policy_enabled_policies"):
+            if name in values:
+                values[name] = [dict(item) for item in values[name]]
+        return values
+
+
+class CustomTypeIn(StrictSerializer):
+    type = serializers.RegexField(
+        CUSTOM_TYPE, max_length=100, error_messages={"invalid": "Use UPPER_SNAKE_CASE, 3-100 characters."}
+    )
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    message_title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    message_body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    short_message_body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    email_subject = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    email_from_address = serializers.EmailField(required=False, allow_blank=True, default="")
+    email_html_template = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    channel_ids = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
+    available_context = serializers.DictField(child=serializers.CharField(max_length=500), required=False)
+    metadata = serializers.JSONField(required=False)
+    is_enabled = serializers.BooleanField(required=False)
+
+
+class ToggleIn(StrictSerializer):
+    allow_notification = serializers.BooleanField()
+
+
+class ToggleOut(serializers.Serializer):
+    type = serializers.CharField()
+    is_enabled = serializers.BooleanField()
+    platform = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ResetOut(serializers.Serializer):
+    message = serializers.CharField()
+    deleted = serializers.BooleanField()
+
+
+class TestIn(StrictSerializer):
+    context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+
+
+class TestOut(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    recipient = serializers.EmailField(required=False)
+
+
+class PreviewIn(StrictSerializer):
+    context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.values), required=False)
+    use_sample_context = serializers.BooleanField(
+        default=True, help_text="Fill the type's variables with sample values where `context` does not."
+    )
+    template = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text="Unsaved template fields to preview instead of the stored ones.",
+    )
+
+
+class RenderedOut(serializers.Serializer):
+    title = serializers.CharField()
+    body = serializers.CharField()
+    html = serializers.CharField()
+    short_message = serializers.CharField()
+
+
+class PreviewOut(serializers.Serializer):
+    type = serializers.CharField()
+    channels = serializers.DictField(child=RenderedOut())
+    warnings = WarningOut(many=True)
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+class RecipientField(serializers.JSONField):
+    """A username or email (string), a user id (integer), or {user_id|username|email, context}."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if isinstance(value, bool) or not isinstance(value, (str, int, dict)):
+            raise serializers.ValidationError("A recipient is a username, email, user id or object.")
+        if isinstance(value, dict):
+            keys = {"user_id", "username", "email"} & set(value)
+            if len(keys) != 1:
+                raise serializers.ValidationError("Give exactly one of user_id, username or email.")
+            if set(value) - {"user_id", "username", "email", "context"}:
+                raise serializers.ValidationError("Recipient objects take user_id, username or email, and context.")
+            if not isinstance(value.get("context", {}), dict):
+                raise serializers.ValidationError("context must be an object.")
+        if isinstance(value, str) and not value.strip():
+            raise serializers.ValidationError("Empty recipient.")
+        return value
+
+
+class EventIn(StrictSerializer):
+    type = serializers.CharField(max_length=100)
+    recipients = serializers.ListField(child=RecipientField(), required=False, default=list)
+    context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.values), required=False)
+    event_id = serializers.CharField(
+        max_length=200, required=False, help_text="Your idempotency key: the same event is never delivered twice."
+    )
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not attrs.get("recipients") and attrs["type"] != "HUMAN_SUPPORT_NOTIFICATION":
+            raise serializers.ValidationError({"recipients": ["This list may not be empty."]})
+        return attrs
+
+
+class DeliveryCountsOut(serializers.Serializer):
+    sent = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    opted_out = serializers.IntegerField()
+
+
+class EventOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    event_id = serializers.CharField()
+    type = serializers.CharField()
+    status = serializers.ChoiceField(choices=["processed", "skipped"])
+    reason = serializers.CharField(allow_null=True)
+    template = serializers.JSONField(allow_null=True)
+    channels = serializers.ListField(child=serializers.CharField())
+    recipients = serializers.JSONField()
+    deliveries = serializers.DictField(child=DeliveryCountsOut())
+    sent = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    opted_out = serializers.IntegerField()
+
+
+# --- preferences ------------------------------------------------------------------------
+
+
+class PreferenceChangeIn(serializers.Serializer):
+    type = serializers.CharField(max_length=100, help_text='A notification type, or "*" for every type.')
+    channel = serializers.ChoiceField(choices=Channel.values, required=False, allow_blank=True)
+    enabled = serializers.BooleanField()
+
+
+class PreferencesIn(StrictSerializer):
+    preferences = PreferenceChangeIn(many=True, allow_empty=False)
+
+
+class PreferenceOut(serializers.Serializer):
+    type = serializers.CharField()
+    name = serializers.CharField()
+    is_critical = serializers.BooleanField()
+    is_enabled_on_platform = serializers.BooleanField()
+    channels = serializers.DictField(child=serializers.BooleanField())
+
+
+class PreferencesOut(serializers.Serializer):
+    username = serializers.CharField()
+    platform = serializers.CharField()
+    channels = serializers.ListField(child=serializers.CharField())
+    all_types = serializers.DictField(child=serializers.BooleanField(), help_text='Choices made for "*".')
+    preferences = PreferenceOut(many=True)
+
+
+# --- mentors and learner activity ---------------------------------------------------------
+
+
+class MentorIn(StrictSerializer):
+    unique_id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200)
+    owner = serializers.CharField(
+        max_length=150, required=False, allow_null=True, allow_blank=True, help_text="Owner's username."
+    )
+
+
+class MentorPatchIn(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    owner = serializers.CharField(max_length=150, required=False, allow_null=True, allow_blank=True)
+
+
+class MentorOut(serializers.Serializer):
+    unique_id = serializers.CharField()
+    name = serializers.CharField()
+    owner = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+def mentor_out(mentor) -> dict:
+    return {
+        "unique_id": mentor.unique_id,
+        "name": mentor.name,
+        "owner": mentor.owner.username if mentor.owner_id else None,
+        "created_at": mentor.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": mentor.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+class ActivityIn(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    kind = serializers.ChoiceField(choices=ActivityKind.choices)
+    course_name = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    value = serializers.FloatField(
+        required=False, default=1, min_value=0, help_text="Minutes, percent (course_progress) or a count."
+    )
+    occurred_at = serializers.DateTimeField()
+    data = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+
+
+class ActivitiesIn(StrictSerializer):
+    activities = ActivityIn(many=True, allow_empty=False, max_length=1000)
+
+
+class ActivityOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    kind = serializers.CharField()
+    course_name = serializers.CharField()
+    value = serializers.FloatField()
+    occurred_at = serializers.DateTimeField()
+    data = serializers.JSONField()

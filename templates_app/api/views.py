@@ -1,0 +1,671 @@
+"""The templates surface under `/api/notification/v1/`: IBL §7.2, plus events, preferences and mentors.
+
+Every view starts from the platform its path names (`platform_from_path`:
+unknown or foreign platforms are a 404), checks the caller's role on it, then
+calls one service and shapes the answer.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.http import HttpResponse
+from django.utils.html import escape
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifications.api.errors import ApiError
+from notifications.models import Channel, Platform
+from notifications.permissions import has_key
+from notifications.tenancy import is_platform_admin, platform_from_path
+from templates_app import defaults, selectors
+from templates_app.api import serializers as s
+from templates_app.messages import FieldRenderError
+from templates_app.models import ALL_TYPES, LearnerActivity, Mentor
+from templates_app.services import events as event_services
+from templates_app.services import preferences as preference_services
+from templates_app.services import templates as template_services
+
+LIST_KEY = "Ibl.Notifications/Template/list"
+WRITE_KEY = "Ibl.Notifications/Template/write"
+EVENT_KEY = "Ibl.Notifications/Event/send"
+TAG_TEMPLATES = ["notification templates"]
+TAG_EVENTS = ["notification events"]
+TAG_PREFS = ["notification preferences"]
+
+DRF_ERROR = inline_serializer("IblError", {"detail": serializers.CharField()})
+FIELD_ERRORS = OpenApiResponse(description="Validation errors, keyed by field: `{field: [message, ...]}`")
+
+
+def _admin_platform(request, key: str, *, write: bool) -> Platform:
+    """The platform of the path, for its admins only (and RBAC grants when the platform enforces them)."""
+    platform = platform_from_path(request, key)
+    if not is_platform_admin(request.user, platform):
+        raise ApiError("Only platform admins can manage notification templates.", status=403)
+    if platform.rbac_enabled and not request.user.is_superuser:
+        needed = WRITE_KEY if write else LIST_KEY
+        if not has_key(request.user, needed):
+            raise ApiError(f"Missing permission: {needed}", status=403)
+    return platform
+
+
+def _sender_platform(request, key: str) -> Platform:
+    """Platform admins, or members holding the event key (service accounts of the platform)."""
+    platform = platform_from_path(request, key)
+    holds_key = has_key(request.user, EVENT_KEY)
+    if platform.rbac_enabled and not request.user.is_superuser:
+        allowed = holds_key
+    else:
+        allowed = holds_key or is_platform_admin(request.user, platform)
+    if not allowed:
+        raise ApiError(f"Only platform admins or holders of {EVENT_KEY} can post events.", status=403)
+    return platform
+
+
+def _validation(exc: DjangoValidationError) -> serializers.ValidationError:
+    if hasattr(exc, "message_dict"):
+        return serializers.ValidationError(exc.message_dict)
+    return serializers.ValidationError({"detail": exc.messages})
+
+
+def _template_or_404(platform: Platform, notification_type: str) -> selectors.EffectiveTemplate:
+    effective = selectors.template_for_type(platform=platform, notification_type=notification_type)
+    if effective is None:
+        raise ApiError("Not found.", status=404)
+    return effective
+
+
+# --- IBL §7.2 -----------------------------------------------------------------------------
+
+
+class TemplateListView(APIView):
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="List all templates",
+        description="Every template visible to the platform: inherited defaults and its own copies, "
+        "then its custom types.",
+        responses={200: s.TemplateSummaryOut(many=True), 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def get(self, request, platform_key):
+        platform = _admin_platform(request, platform_key, write=False)
+        return Response([s.template_summary(e) for e in selectors.templates_for_platform(platform=platform)])
+
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Create a custom notification type",
+        description="A platform-defined type with its own template; it is listed after the system types "
+        "and its id carries a `custom_` prefix.",
+        request=s.CustomTypeIn,
+        responses={201: s.TemplatePatchOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def post(self, request, platform_key):
+        platform = _admin_platform(request, platform_key, write=True)
+        ser = s.CustomTypeIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        try:
+            effective, warnings = template_services.custom_type_create(platform=platform, data=ser.validated_data)
+        except DjangoValidationError as exc:
+            raise _validation(exc) from None
+        return Response({**s.template_detail(effective), "warnings": warnings}, status=201)
+
+
+class TemplateDetailView(APIView):
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Get template detail",
+        responses={200: s.TemplateDetailOut, 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def get(self, request, platform_key, notification_type):
+        platform = _admin_platform(request, platform_key, write=False)
+        return Response(s.template_detail(_template_or_404(platform, notification_type)))
+
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Customize a template (creates your copy on first edit)",
+        description="Only fields present are changed. Template fields are compiled: a syntax error is a 400 "
+        "naming the field and line; variables the type does not provide come back as `warnings`. "
+        "`message_body`, `short_message_body` and `email_html_template` are read-only for "
+        "PROACTIVE_LEARNER_NOTIFICATION, POLICY_ASSIGNMENT and HUMAN_SUPPORT_NOTIFICATION.",
+        request=s.TemplatePatchIn,
+        responses={200: s.TemplatePatchOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def patch(self, request, platform_key, notification_type):
+        platform = _admin_platform(request, platform_key, write=True)
+        _template_or_404(platform, notification_type)
+        ser = s.TemplatePatchIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        changes = dict(ser.validated_data)
+        acknowledge = changes.pop("acknowledge_default_change", False)
+        try:
+            effective, warnings = template_services.template_customize(
+                platform=platform, notification_type=notification_type, changes=changes, acknowledge_default=acknowledge
+            )
+        except DjangoValidationError as exc:
+            raise _validation(exc) from None
+        except template_services.TemplateNotFound:
+            raise ApiError("Not found.", status=404) from None
+        return Response({**s.template_detail(effective), "warnings": warnings})
+
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Delete a custom notification type",
+        responses={200: s.ResetOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def delete(self, request, platform_key, notification_type):
+        platform = _admin_platform(request, platform_key, write=True)
+        try:
+            template_services.custom_type_delete(platform=platform, notification_type=notification_type)
+        except template_services.TemplateNotFound:
+            raise ApiError("Not found.", status=404) from None
+        except DjangoValidationError as exc:
+            raise _validation(exc) from None
+        return Response({"message": "Custom notification type deleted.", "deleted": True})
+
+
+class TemplateToggleView(APIView):
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Enable or disable a notification type",
+        request=s.ToggleIn,
+        responses={200: s.ToggleOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def patch(self, request, platform_key, notification_type):
+        platform = _admin_platform(request, platform_key, write=True)
+        _template_or_404(platform, notification_type)
+        ser = s.ToggleIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        enabled = template_services.template_toggle(
+            platform=platform,
+            notification_type=notification_type,
+            enabled=ser.validated_data["allow_notification"],
+            user=request.user,
+        )
+        return Response(
+            {
+                "type": notification_type,
+                "is_enabled": enabled,
+                "platform": platform.key,
+                "message": f"Notification {'enabled' if enabled else 'disabled'} successfully",
+            }
+        )
+
+
+class TemplateResetView(APIView):
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Reset to default",
+        description="Deletes the platform's copy; the toggle state is not affected.",
+        request=None,
+        responses={200: s.ResetOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def post(self, request, platform_key, notification_type):
+        platform = _admin_platform(request, platform_key, write=True)
+        try:
+            deleted = template_services.template_reset(platform=platform, notification_type=notification_type)
+        except template_services.TemplateNotFound:
+            raise ApiError("Not found.", status=404) from None
+        except DjangoValidationError as exc:
+            raise _validation(exc) from None
+        if deleted:
+            return Response(
+                {"message": "Template reset to default. Platform will now use main template.", "deleted": True}
+            )
+        return Response({"message": "Template was already using default from main platform.", "deleted": False})
+
+
+class TemplateTestView(APIView):
+    throttle_scope = "template_test"
+
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Send a test notification",
+        description="Renders the template with `username`, `site_name`, `course_name` and `platform_key` "
+        "(overridden by `context`) and emails it to the requesting admin.",
+        request=s.TestIn,
+        responses={200: s.TestOut, 400: s.TestOut, 403: DRF_ERROR, 404: DRF_ERROR, 500: s.TestOut},
+    )
+    def post(self, request, platform_key, notification_type):
+        platform = _admin_platform(request, platform_key, write=False)
+        _template_or_404(platform, notification_type)
+        ser = s.TestIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        if not request.user.email:
+            raise ApiError(
+                "No email",
+                status=400,
+                body={"success": False, "message": "Your account has no email address to send the test to."},
+            )
+        try:
+            sent = template_services.template_test_send(
+                platform=platform,
+                notification_type=notification_type,
+                user=request.user,
+                context=ser.validated_data["context"],
+            )
+        except FieldRenderError as exc:
+            raise ApiError(
+                "Render failed", status=400, body={"success": False, "message": f"Template failed to render: {exc}"}
+            ) from None
+        if not sent:
+            return Response(
+                {"success": False, "message": "Failed to send test notification. Check email configuration."},
+                status=500,
+            )
+        email = request.user.email
+        return Response(
+            {"success": True, "message": f"Test notification sent successfully to {email}", "recipient": email}
+        )
+
+
+class TemplatePreviewView(APIView):
+    @extend_schema(
+        tags=TAG_TEMPLATES,
+        summary="Preview a template without sending",
+        description="Renders each channel's message for a sample or given context. `template` previews "
+        "unsaved edits. Nothing is sent or stored.",
+        request=s.PreviewIn,
+        responses={200: s.PreviewOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
+    )
+    def post(self, request, platform_key, notification_type):
+        platform = _admin_platform(request, platform_key, write=False)
+        effective = _template_or_404(platform, notification_type)
+        ser = s.PreviewIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        warnings: list[dict] = []
+        draft = data.get("template") or {}
+        unknown = sorted(set(draft) - set(defaults.TEMPLATE_FIELDS))
+        if unknown:
+            raise serializers.ValidationError({"template": [f"Not template fields: {', '.join(unknown)}."]})
+        if draft:
+            errors: dict[str, list[str]] = {}
+            cleaned, warnings = template_services.template_fields_check(
+                draft, known=defaults.known_variables(effective.type, effective.available_context), errors=errors
+            )
+            if errors:
+                raise serializers.ValidationError(errors)
+            for field, value in cleaned.items():
+                setattr(effective.template, field, value)  # in memory only
+        context = dict(data["context"])
+        td = effective.type_default
+        if data["use_sample_context"] and td is not None:
+            context = {**td.sample_context, **context}
+        try:
+            channels = template_services.template_preview(
+                platform=platform,
+                effective=effective,
+                context=context,
+                user=request.user,
+                channels=data.get("channels"),
+            )
+        except FieldRenderError as exc:
+            raise serializers.ValidationError({exc.field: [str(exc)]}) from None
+        return Response({"type": effective.type, "channels": channels, "warnings": warnings})
+
+
+class ChannelListView(APIView):
+    @extend_schema(
+        tags=TAG_TEMPLATES, summary="Delivery channels and their ids", responses={200: s.ChannelOut(many=True)}
+    )
+    def get(self, request, platform_key):
+        platform = _admin_platform(request, platform_key, write=False)
+        channels = selectors.channel_records()
+        if not platform.push_enabled:
+            channels = [c for c in channels if c.name != Channel.PUSH]
+        return Response([{"id": c.pk, "name": c.name} for c in channels])
+
+
+class SpaListView(APIView):
+    @extend_schema(tags=TAG_TEMPLATES, summary="SPAs and their ids", responses={200: s.SpaOut(many=True)})
+    def get(self, request, platform_key):
+        _admin_platform(request, platform_key, write=False)
+        return Response([{"id": x.pk, "name": x.name, "description": x.description} for x in selectors.spa_records()])
+
+
+# --- automatic notifications --------------------------------------------------------------
+
+
+class EventView(APIView):
+    throttle_scope = "events"
+
+    @extend_schema(
+        tags=TAG_EVENTS,
+        summary="Report a platform event (automatic notification)",
+        description="Checks that the type is enabled for the platform, which channels its template allows, "
+        "which template applies (the platform's copy or the default) and who the recipients are; renders the "
+        "message for each recipient and delivers it. A disabled type is accepted and reported as `skipped`. "
+        "`recipients` take usernames, user ids, emails, or `{username|user_id|email, context}` objects; "
+        "HUMAN_SUPPORT_NOTIFICATION adds the recipients its configuration names. Re-posting an `event_id` "
+        "never delivers twice; re-posting it with a different payload is a 409.",
+        request=s.EventIn,
+        responses={200: s.EventOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR, 409: DRF_ERROR},
+    )
+    def post(self, request, org):
+        platform = _sender_platform(request, org)
+        ser = s.EventIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        try:
+            result = event_services.event_notify(
+                platform=platform,
+                notification_type=data["type"],
+                recipients=data["recipients"],
+                context=data["context"],
+                channels=data.get("channels"),
+                event_id=data.get("event_id"),
+                user=request.user,
+            )
+        except DjangoValidationError as exc:
+            raise _validation(exc) from None
+        except event_services.EventConflict:
+            raise ApiError(
+                "This event_id was already used with a different payload.", status=409, code="conflict"
+            ) from None
+        return Response(result)
+
+
+# --- preferences ------------------------------------------------------------------------
+
+
+def _preference_target(request, org: str, username: str):
+    """The user whose preferences the path names: yourself, or anyone on your platform if you administer it."""
+    platform = platform_from_path(request, org)
+    User = get_user_model()
+    if request.user.username == username:
+        return platform, request.user
+    if is_platform_admin(request.user, platform):
+        user = User.objects.filter(
+            username=username, memberships__platform=platform, memberships__is_active=True
+        ).first()
+        if user is not None:
+            return platform, user
+    raise ApiError("Not found.", status=404)
+
+
+def _preferences_out(platform: Platform, user) -> dict:
+    rows = selectors.preferences_for(platform=platform, user=user)
+    channels = list(Channel.values)
+    toggles = selectors.toggles_for(platform=platform)
+    items = []
+    for e in selectors.templates_for_platform(platform=platform):
+        items.append(
+            {
+                "type": e.type,
+                "name": e.template.name,
+                "is_critical": e.is_critical,
+                "is_enabled_on_platform": toggles.get(e.type, e.is_enabled),
+                "channels": {
+                    c: selectors.effective_choice(rows, notification_type=e.type, channel=c) for c in channels
+                },
+            }
+        )
+    all_types = {c: selectors.effective_choice(rows, notification_type=ALL_TYPES, channel=c) for c in channels}
+    return {
+        "username": user.username,
+        "platform": platform.key,
+        "channels": channels,
+        "all_types": all_types,
+        "preferences": items,
+    }
+
+
+class PreferencesView(APIView):
+    @extend_schema(
+        tags=TAG_PREFS,
+        summary="A user's notification preferences",
+        description="Per type and channel: whether this user receives it. Critical types are always on. "
+        "Readable by the user and by platform admins.",
+        responses={200: s.PreferencesOut, 404: DRF_ERROR},
+    )
+    def get(self, request, org, user_id):
+        platform, user = _preference_target(request, org, user_id)
+        return Response(_preferences_out(platform, user))
+
+    @extend_schema(
+        tags=TAG_PREFS,
+        summary="Change notification preferences",
+        description='`{"preferences": [{"type": "USER_NOTIF_USER_INACTIVITY", "channel": "email", '
+        '"enabled": false}]}`. Leave out `channel` for every channel; `"type": "*"` covers every type that '
+        "is not critical. Critical types cannot be turned off (400).",
+        request=s.PreferencesIn,
+        responses={200: s.PreferencesOut, 400: FIELD_ERRORS, 404: DRF_ERROR},
+    )
+    def patch(self, request, org, user_id):
+        platform, user = _preference_target(request, org, user_id)
+        ser = s.PreferencesIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        try:
+            preference_services.preferences_update(
+                platform=platform, user=user, changes=[dict(c) for c in ser.validated_data["preferences"]]
+            )
+        except DjangoValidationError as exc:
+            raise _validation(exc) from None
+        return Response(_preferences_out(platform, user))
+
+    @extend_schema(
+        tags=TAG_PREFS,
+        summary="Reset preferences to receive everything",
+        responses={200: s.PreferencesOut, 404: DRF_ERROR},
+    )
+    def delete(self, request, org, user_id):
+        platform, user = _preference_target(request, org, user_id)
+        preference_services.preferences_reset(platform=platform, user=user)
+        return Response(_preferences_out(platform, user))
+
+
+_UNSUBSCRIBE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title></head>
+<body style="font-family:Arial,Helvetica,sans-serif;max-width:520px;margin:48px auto;color:#1f2937">
+<h1 style="font-size:22px">{title}</h1><p>{text}</p>{form}</body></html>"""
+
+
+def _page(title: str, text: str, form: str = "", status: int = 200) -> HttpResponse:
+    return HttpResponse(_UNSUBSCRIBE_PAGE.format(title=title, text=text, form=form), status=status)
+
+
+class UnsubscribeView(APIView):
+    """The `unsubscribe_url` of non-critical emails: GET asks, POST (also RFC 8058 one-click) unsubscribes.
+
+    The signed token is the credential, so there is no login; pages are HTML
+    because a person clicking a link in an email reads them.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def _type_name(self, token: str) -> tuple[str, str] | None:
+        try:
+            data = preference_services.unsubscribe_read(token)
+        except preference_services.BadUnsubscribeToken:
+            return None
+        type_ = str(data.get("t", ""))
+        return type_, defaults.BY_TYPE[type_].name if type_ in defaults.BY_TYPE else type_
+
+    @extend_schema(tags=TAG_PREFS, summary="Unsubscribe page", responses={(200, "text/html"): str})
+    def get(self, request, token):
+        found = self._type_name(token)
+        if found is None:
+            return _page("Link not valid", "This unsubscribe link is invalid or has expired.", status=404)
+        form = '<form method="post"><button type="submit" style="padding:10px 18px">Unsubscribe</button></form>'
+        return _page("Unsubscribe", f"Stop receiving “{escape(found[1])}” notifications?", form)
+
+    @extend_schema(tags=TAG_PREFS, summary="Unsubscribe (one click)", request=None, responses={(200, "text/html"): str})
+    def post(self, request, token):
+        found = self._type_name(token)
+        try:
+            if found is None:
+                raise preference_services.BadUnsubscribeToken(token)
+            with transaction.atomic():
+                preference_services.unsubscribe_apply(token)
+        except (preference_services.BadUnsubscribeToken, DjangoValidationError):
+            return _page("Link not valid", "This unsubscribe link is invalid or has expired.", status=404)
+        return _page(
+            "You are unsubscribed",
+            f"You will no longer receive “{escape(found[1])}” notifications. You can turn them back on in "
+            "your notification preferences.",
+        )
+
+
+# --- mentors and learner activity --------------------------------------------------------------
+
+
+def _member_by_username(platform: Platform, username: str | None):
+    if not username:
+        return None
+    user = (
+        get_user_model()
+        .objects.filter(username=username, memberships__platform=platform, memberships__is_active=True)
+        .first()
+    )
+    if user is None:
+        raise serializers.ValidationError({"owner": [f"No user {username!r} on this platform."]})
+    return user
+
+
+class MentorListView(APIView):
+    @extend_schema(tags=TAG_EVENTS, summary="List mentors", responses={200: s.MentorOut(many=True)})
+    def get(self, request, org):
+        platform = _sender_platform(request, org)
+        mentors = Mentor.objects.filter(platform=platform).select_related("owner")
+        return Response([s.mentor_out(m) for m in mentors])
+
+    @extend_schema(
+        tags=TAG_EVENTS,
+        summary="Create or update a mentor",
+        description="Upsert by `unique_id`. The owner receives HUMAN_SUPPORT_NOTIFICATION in the "
+        "`platform_admins_and_mentor_owner` and `mentor_owner_only` modes.",
+        request=s.MentorIn,
+        responses={200: s.MentorOut, 201: s.MentorOut, 400: FIELD_ERRORS},
+    )
+    def post(self, request, org):
+        platform = _sender_platform(request, org)
+        ser = s.MentorIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        owner = _member_by_username(platform, data.get("owner"))
+        mentor, created = Mentor.objects.update_or_create(
+            platform=platform, unique_id=data["unique_id"], defaults={"name": data["name"], "owner": owner}
+        )
+        return Response(s.mentor_out(mentor), status=201 if created else 200)
+
+
+class MentorDetailView(APIView):
+    def _mentor(self, platform, unique_id) -> Mentor:
+        mentor = Mentor.objects.filter(platform=platform, unique_id=unique_id).select_related("owner").first()
+        if mentor is None:
+            raise ApiError("Not found.", status=404)
+        return mentor
+
+    @extend_schema(tags=TAG_EVENTS, summary="Get a mentor", responses={200: s.MentorOut, 404: DRF_ERROR})
+    def get(self, request, org, unique_id):
+        platform = _sender_platform(request, org)
+        return Response(s.mentor_out(self._mentor(platform, unique_id)))
+
+    @extend_schema(tags=TAG_EVENTS, summary="Update a mentor", request=s.MentorPatchIn, responses={200: s.MentorOut})
+    def patch(self, request, org, unique_id):
+        platform = _sender_platform(request, org)
+        mentor = self._mentor(platform, unique_id)
+        ser = s.MentorPatchIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        if "name" in ser.validated_data:
+            mentor.name = ser.validated_data["name"]
+        if "owner" in ser.validated_data:
+            mentor.owner = _member_by_username(platform, ser.validated_data["owner"])
+        mentor.save()
+        return Response(s.mentor_out(mentor))
+
+    @extend_schema(
+        tags=TAG_EVENTS,
+        summary="Delete a mentor",
+        responses={200: inline_serializer("MentorDeleted", {"message": serializers.CharField()})},
+    )
+    def delete(self, request, org, unique_id):
+        platform = _sender_platform(request, org)
+        self._mentor(platform, unique_id).delete()
+        return Response({"message": "Mentor deleted successfully"})
+
+
+class ActivityPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class LearnerActivityView(APIView):
+    @extend_schema(
+        tags=TAG_EVENTS,
+        summary="List reported learner activity",
+        description="Filter with `username` and `since` (ISO 8601).",
+        responses={200: s.ActivityOut(many=True)},
+    )
+    def get(self, request, org):
+        platform = _sender_platform(request, org)
+        qs = LearnerActivity.objects.filter(platform=platform).select_related("user").order_by("-occurred_at", "-pk")
+        if request.query_params.get("username"):
+            qs = qs.filter(user__username=request.query_params["username"])
+        if request.query_params.get("since"):
+            since = serializers.DateTimeField().to_internal_value(request.query_params["since"])
+            qs = qs.filter(occurred_at__gte=since)
+        paginator = ActivityPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(
+            [
+                {
+                    "id": a.pk,
+                    "username": a.user.username,
+                    "kind": a.kind,
+                    "course_name": a.course_name,
+                    "value": a.value,
+                    "occurred_at": a.occurred_at.isoformat().replace("+00:00", "Z"),
+                    "data": a.data,
+                }
+                for a in page
+            ]
+        )
+
+    @extend_schema(
+        tags=TAG_EVENTS,
+        summary="Report learner activity",
+        description="What learners did (time spent, videos, course progress, credentials). The default "
+        "`ai_recommendation` provider of PROACTIVE_LEARNER_NOTIFICATION summarises these records.",
+        request=s.ActivitiesIn,
+        responses={
+            201: inline_serializer("ActivitiesCreated", {"created": serializers.IntegerField()}),
+            400: FIELD_ERRORS,
+        },
+    )
+    def post(self, request, org):
+        platform = _sender_platform(request, org)
+        ser = s.ActivitiesIn(data=request.data)
+        ser.is_valid(raise_exception=True)
+        items = ser.validated_data["activities"]
+        names = {a["username"] for a in items}
+        users = {
+            u.username: u
+            for u in get_user_model().objects.filter(
+                username__in=names, memberships__platform=platform, memberships__is_active=True
+            )
+        }
+        missing = sorted(names - set(users))
+        if missing:
+            raise serializers.ValidationError({"activities": [f"Not users of this platform: {', '.join(missing)}"]})
+        rows = [
+            LearnerActivity(
+                platform=platform,
+                user=users[a["username"]],
+                kind=a["kind"],
+                course_name=a["course_name"],
+                value=a["value"],
+                occurred_at=a["occurred_at"],
+                data=a["data"],
+            )
+            for a in items
+        ]
+        LearnerActivity.objects.bulk_create(rows)
+        return Response({"created": len(rows)}, status=201)

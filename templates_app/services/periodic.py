@@ -1,0 +1,156 @@
+"""Proactive learner notifications: periodic configs run by the core's due-work sweep.
+
+A platform's PROACTIVE_LEARNER_NOTIFICATION copy carries `periodic_config` and
+`next_execution_at`. The sweep claims due rows with SKIP LOCKED under a lease
+(`claim_rows`) and runs each once: every learner in scope gets one message per
+configured mentor, with an `ai_recommendation` from the configured provider.
+The delivery source names the scheduled run, so a run retried after a crash
+reaches only the learners it had not reached yet; then the row moves on to
+its next execution.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils import timezone
+from tqdm import tqdm
+
+from notifications.models import Notification
+from notifications.scheduler import DueWorkSource, claim_rows
+from notifications.services import Recipient, SendResult, notification_send
+from templates_app import defaults, selectors
+from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from templates_app.models import LearnerActivity, NotificationTemplate
+from templates_app.recommendations import activity_summary, get_provider, recommendation_for
+from templates_app.rendering import TemplateError
+from templates_app.services.configs import PROACTIVE
+from templates_app.services.schedule import next_execution
+
+logger = logging.getLogger(__name__)
+
+
+def _due(now: datetime):
+    return NotificationTemplate.objects.filter(
+        type=PROACTIVE, platform__isnull=False, platform__is_active=True, next_execution_at__lte=now
+    ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+
+def periodic_claim(*, now: datetime, limit: int, lease: timedelta) -> list:
+    return claim_rows(
+        _due(now), limit=limit, updates={"claimed_until": now + lease}, order_by=("next_execution_at", "pk")
+    )
+
+
+def learners_in_scope(*, platform, config: dict, now: datetime) -> list:
+    """ACTIVE_LEARNERS: members with activity in the report period; ALL_LEARNERS: every learner member."""
+    User = get_user_model()
+    learners = User.objects.filter(
+        is_active=True,
+        is_service_account=False,
+        memberships__platform=platform,
+        memberships__is_active=True,
+        memberships__is_platform_admin=False,
+    )
+    if (config.get("learner_scope") or "ACTIVE_LEARNERS") == "ACTIVE_LEARNERS":
+        since = now - timedelta(days=int(config.get("report_period_days") or 7))
+        active = LearnerActivity.objects.filter(platform=platform, occurred_at__gte=since).values("user_id")
+        learners = learners.filter(pk__in=active)
+    return list(learners.distinct().order_by("pk"))
+
+
+def run_source(template: NotificationTemplate, scheduled: datetime, mentor: dict) -> str:
+    return f"proactive:{template.pk}:{scheduled:%Y%m%dT%H%M}:{mentor.get('unique_id') or '-'}"
+
+
+def proactive_send(
+    *, template: NotificationTemplate, scheduled: datetime, now: datetime | None = None, progress: bool = False
+) -> dict[str, SendResult]:
+    """One scheduled run of a periodic config; returns the send counts per mentor."""
+    now = now or timezone.now()
+    platform = template.platform
+    config = {**defaults.DEFAULT_PERIODIC_CONFIG, **(template.periodic_config or {})}
+    channels = [c.name for c in template.allowed_channels.all()]
+    if not platform.push_enabled:
+        channels = [c for c in channels if c != "push_notification"]
+    learners = learners_in_scope(platform=platform, config=config, now=now)
+    mentors = config.get("mentors") or [{}]
+    provider = get_provider()
+    globals_ = platform_globals(platform)
+    content = {f: getattr(template, f) for f in defaults.TEMPLATE_FIELDS}
+    fields = fields_for(channels)
+    results = {}
+    for mentor in mentors:
+        source = run_source(template, scheduled, mentor)
+        # A retried run only renders (and asks the AI provider) for learners it has not written yet.
+        done = set(Notification.objects.filter(source=source).values_list("user_id", flat=True).distinct())
+        todo = [u for u in learners if u.pk not in done]
+        messages = {}
+        for learner in tqdm(todo, desc=f"{platform.key} {mentor.get('name') or 'proactive'}", disable=not progress):
+            summary = activity_summary(
+                platform=platform, user=learner, period_days=int(config.get("report_period_days") or 7), now=now
+            )
+            context = {
+                "student_name": learner.get_full_name() or learner.username,
+                "student_email": learner.email,
+                "mentor_name": mentor.get("name") or "",
+                "mentor_unique_id": mentor.get("unique_id") or "",
+                "ai_recommendation": recommendation_for(
+                    learner=learner, mentor=mentor, summary=summary, provider=provider
+                ),
+            }
+            full = {
+                **recipient_context(platform, user=learner, notification_type=PROACTIVE, globals_=globals_),
+                **context,
+            }
+            try:
+                rendered = render_fields(content, full, fields=fields)
+            except TemplateError as exc:
+                logger.error("proactive template of %s cannot render: %s", platform.key, exc)
+                return results
+            for channel in channels:
+                messages[(f"user:{learner.pk}", channel)] = message_for(
+                    rendered,
+                    channel=channel,
+                    notification_type=PROACTIVE,
+                    context={**context, "username": learner.username},
+                    from_address=template.email_from_address,
+                )
+        if not todo or not channels:
+            continue
+        results[source] = notification_send(
+            platform=platform,
+            source=source,
+            channels=channels,
+            recipients=[Recipient(user_id=u.pk) for u in todo],
+            render=lambda recipient, channel, _user, messages=messages: messages[(recipient.key(), channel)],
+        )
+    return results
+
+
+def periodic_run(*, item_id) -> None:
+    """Run one claimed periodic config, then move it to its next execution."""
+    template = NotificationTemplate.objects.select_related("platform").filter(pk=item_id).first()
+    if template is None or template.next_execution_at is None:
+        return
+    scheduled = template.next_execution_at
+    now = timezone.now()
+    if selectors.type_enabled(platform=template.platform, notification_type=PROACTIVE):
+        proactive_send(template=template, scheduled=scheduled, now=now)
+    else:
+        logger.info("proactive notifications are disabled on %s; skipping the run", template.platform.key)
+    config = {**defaults.DEFAULT_PERIODIC_CONFIG, **(template.periodic_config or {})}
+    # Only the claimer of this very run moves it on (an edit in between already rescheduled it).
+    moved = NotificationTemplate.objects.filter(pk=template.pk, next_execution_at=scheduled).update(
+        last_execution_at=now,
+        next_execution_at=next_execution(config, now=now, previous=scheduled),
+        claimed_until=None,
+    )
+    if not moved:
+        NotificationTemplate.objects.filter(pk=template.pk).update(last_execution_at=now, claimed_until=None)
+
+
+DUE_WORK = DueWorkSource(name="proactive_learner", claim=periodic_claim, run=periodic_run)

@@ -1,0 +1,110 @@
+"""Per-user opt-outs (IBL §10, extended): writes, the unsubscribe link, and the pipeline filter."""
+
+from __future__ import annotations
+
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from notifications.models import Channel, Platform
+from templates_app import defaults
+from templates_app.messages import UNSUBSCRIBE_SALT
+from templates_app.models import ALL_TYPES, NotificationTemplate, UserNotificationPreference
+from templates_app.selectors import effective_choice
+
+# An unsubscribe link stays valid this long (a year: emails are read late).
+UNSUBSCRIBE_MAX_AGE = 365 * 24 * 3600
+
+
+def known_types(*, platform: Platform) -> set[str]:
+    custom = NotificationTemplate.objects.filter(platform=platform, is_custom=True).values_list("type", flat=True)
+    return set(defaults.SYSTEM_TYPES) | set(custom)
+
+
+def preferences_update(*, platform: Platform, user, changes: list[dict]) -> None:
+    """Apply `[{"type", "channel"?, "enabled"}]`; a missing channel means every channel.
+
+    Critical types cannot be switched off; unknown types or channels are refused.
+    Nothing is written unless every change is valid.
+    """
+    types = known_types(platform=platform)
+    errors: list[str] = []
+    for index, change in enumerate(changes):
+        type_ = change["type"]
+        channel = change.get("channel") or ""
+        if type_ != ALL_TYPES and type_ not in types:
+            errors.append(f"[{index}].type: unknown notification type {type_!r}.")
+        elif type_ in defaults.CRITICAL_TYPES and not change["enabled"]:
+            errors.append(f"[{index}].type: {type_} is a critical notification type and cannot be turned off.")
+        if channel and channel not in Channel.values:
+            errors.append(f"[{index}].channel: unknown channel {channel!r}.")
+    if errors:
+        raise ValidationError({"preferences": errors})
+    with transaction.atomic():
+        for change in changes:
+            channel = change.get("channel") or ""
+            scope = {"platform": platform, "user": user, "notification_type": change["type"]}
+            if not channel:
+                # "every channel" replaces the per-channel choices made before it.
+                UserNotificationPreference.objects.filter(**scope).exclude(channel="").delete()
+            UserNotificationPreference.objects.update_or_create(
+                **scope, channel=channel, defaults={"enabled": bool(change["enabled"])}
+            )
+
+
+def preferences_reset(*, platform: Platform, user) -> int:
+    deleted, _ = UserNotificationPreference.objects.filter(platform=platform, user=user).delete()
+    return deleted
+
+
+def deliveries_filter_opted_out(*, platform: Platform, rows: list) -> list:
+    """The recipient filter registered with the core: drop rows the user opted out of."""
+    candidates = [r for r in rows if r.user_id is not None and r.notification_type not in defaults.CRITICAL_TYPES]
+    if not candidates:
+        return rows
+    user_ids = {r.user_id for r in candidates}
+    types = {r.notification_type for r in candidates}
+    prefs = list(
+        UserNotificationPreference.objects.filter(
+            platform=platform, user_id__in=user_ids, notification_type__in=types | {ALL_TYPES}
+        )
+    )
+    if not prefs:
+        return rows
+    by_user: dict[int, list[UserNotificationPreference]] = {}
+    for pref in prefs:
+        by_user.setdefault(pref.user_id, []).append(pref)
+    kept = []
+    for row in rows:
+        user_prefs = by_user.get(row.user_id) if row.user_id is not None else None
+        if user_prefs and not effective_choice(
+            user_prefs, notification_type=row.notification_type, channel=row.channel
+        ):
+            continue
+        kept.append(row)
+    return kept
+
+
+class BadUnsubscribeToken(Exception):
+    pass
+
+
+def unsubscribe_read(token: str) -> dict:
+    try:
+        data = signing.loads(token, salt=UNSUBSCRIBE_SALT, max_age=UNSUBSCRIBE_MAX_AGE)
+    except signing.BadSignature as exc:
+        raise BadUnsubscribeToken(str(exc)) from None
+    return data
+
+
+def unsubscribe_apply(token: str):
+    """One-click unsubscribe (RFC 8058): switch the link's type off on every channel."""
+    from django.contrib.auth import get_user_model
+
+    data = unsubscribe_read(token)
+    platform = Platform.objects.filter(pk=data.get("p")).first()
+    user = get_user_model().objects.filter(pk=data.get("u")).first()
+    if platform is None or user is None:
+        raise BadUnsubscribeToken("unknown platform or user")
+    preferences_update(platform=platform, user=user, changes=[{"type": data["t"], "enabled": False}])
+    return platform, user, data["t"]
