@@ -164,6 +164,8 @@ class Build(models.Model):
     # Exactly one of a template (by id) and custom content.
     template_id = models.CharField(max_length=64, blank=True, help_text="ID of the template the build renders.")
     template_name = models.CharField(max_length=200, blank=True)
+    # The send renders the platform's template of this type as it is then.
+    template_type = models.CharField(max_length=100, blank=True)
     template_data = models.JSONField(null=True, blank=True, help_text="Custom message_title / message_body.")
     context = models.JSONField(default=dict, blank=True, help_text="Extra template variables.")
     channels = models.JSONField(default=list, help_text="Channel names, e.g. ['email', 'in_app'].")

@@ -93,7 +93,11 @@ def build_preview(
     """Resolve and de-duplicate every source into a new build; raises BuildError on bad input."""
     sources_authorize(access=access, sources=sources)
     platform = access.platform
-    template = templating.template_resolve(platform=platform, template_id=template_id) if template_id else None
+    template = (
+        templating.template_resolve(platform=platform, template_id=template_id, channels=channels)
+        if template_id
+        else None
+    )
     if template_data is not None:
         templating.content_check(template_data=template_data)
     with transaction.atomic():
@@ -103,6 +107,7 @@ def build_preview(
             status=BuildStatus.DRAFT,
             template_id=template.id if template else "",
             template_name=template.name if template else "",
+            template_type=template.type if template else "",
             template_data=template_data,
             context=context or {},
             channels=list(channels),
@@ -176,8 +181,9 @@ def build_fingerprint(*, build: Build) -> str:
     for key in keys:
         digest.update(key.encode())
         digest.update(b"\n")
-    if build.template_id:
-        content = {"template_id": build.template_id}
+    if build.template_type:
+        # One template per type on a platform: the type names it, whichever row (default or copy) it is.
+        content = {"template": build.template_type}
     else:
         content = {"template_data": build.template_data}
     content["context"] = build.context or {}
@@ -326,6 +332,9 @@ def build_run(*, build_id) -> None:
             _chunk_send(build, ids, render)
         _reconcile(build)
         _finish_if_done(build)
+    except BuildError as exc:
+        # The template cannot be rendered: trying again would fail the same way.
+        _build_fail(build, exc.message)
     except Exception as exc:  # recorded on the build; the scheduler retries it
         logger.exception("sending build %s failed", build.pk)
         # The chunk in hand goes back to the pool for the retry.
@@ -360,8 +369,9 @@ def _mirror(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
     """Copy what the pipeline recorded onto the recipient rows and the build's counters.
 
     A recipient is sent when any of its channels delivered, pending while any
-    is still pending, failed otherwise. `settle_missing` marks recipients the
-    pipeline wrote nothing for (an account deleted since the preview) failed.
+    is still pending, failed otherwise. `settle_missing` settles recipients the
+    pipeline wrote nothing for: an account deleted since the preview, or a
+    user who opted out of this type on every channel of the build.
     """
     keys = [key for _, _, key, _ in rows]
     found: dict[str, dict] = {}
@@ -374,12 +384,16 @@ def _mirror(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
         if status == DeliveryStatus.FAILED and error:
             entry["errors"].append(f"{channel}: {error}")
     groups: dict[tuple[str, str], list] = {}
-    for pk, _, key, _ in rows:
+    for pk, user_id, key, _ in rows:
         entry = found.get(key)
         if entry is None:
             if not settle_missing:
                 continue
-            groups.setdefault((RecipientStatus.FAILED, "The user account no longer exists."), []).append(pk)
+            if key.startswith("user:") and user_id is None:
+                reason = "The user account no longer exists."
+            else:
+                reason = "The recipient opted out of these notifications on every channel."
+            groups.setdefault((RecipientStatus.FAILED, reason), []).append(pk)
         elif DeliveryStatus.SENT in entry["statuses"]:
             groups.setdefault((RecipientStatus.SENT, "; ".join(entry["errors"])), []).append(pk)
         elif DeliveryStatus.PENDING in entry["statuses"]:

@@ -151,6 +151,7 @@ def build_payload(build: Build, *, progress: dict | None = None, deliveries: dic
         "count": build.recipient_count,
         "template_id": build.template_id or None,
         "template_name": build.template_name or None,
+        "template_type": build.template_type or None,
         "template_data": build.template_data,
         "context": build.context,
         "channels": build.channels,
@@ -192,6 +193,7 @@ class BuildSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     template_id = serializers.CharField(allow_null=True)
     template_name = serializers.CharField(allow_null=True)
+    template_type = serializers.CharField(allow_null=True)
     template_data = TemplateDataSerializer(allow_null=True)
     context = serializers.DictField()
     channels = serializers.ListField(child=serializers.CharField())
