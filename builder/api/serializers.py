@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from builder import templating
-from builder.models import Build, BuildRecipient
+from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
 from notifications.models import Channel
 
 # Fields a multipart request (one carrying CSV files) sends as JSON text.
@@ -125,7 +125,7 @@ def recipient_payload(row: BuildRecipient, build: Build) -> dict:
 class RecipientSerializer(serializers.Serializer):
     username = serializers.CharField(allow_null=True, help_text="null for an address without an account")
     email = serializers.CharField()
-    status = serializers.ChoiceField(choices=["pending", "sent", "failed"])
+    status = serializers.ChoiceField(choices=RecipientStatus.choices)
     has_account = serializers.BooleanField()
     channels = serializers.ListField(child=serializers.CharField())
     error = serializers.CharField()
@@ -187,9 +187,7 @@ class ProgressSerializer(serializers.Serializer):
 
 class BuildSerializer(serializers.Serializer):
     build_id = serializers.UUIDField()
-    status = serializers.ChoiceField(
-        choices=["draft", "previewed", "queued", "sending", "completed", "failed", "cancelled"]
-    )
+    status = serializers.ChoiceField(choices=BuildStatus.choices)
     count = serializers.IntegerField()
     template_id = serializers.CharField(allow_null=True)
     template_name = serializers.CharField(allow_null=True)

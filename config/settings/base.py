@@ -342,3 +342,4 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 # how many Celery tasks share one build's chunks (SKIP LOCKED claims).
 BUILDER_SEND_CHUNK = env_int("BUILDER_SEND_CHUNK", 500)
 BUILDER_SEND_WORKERS = env_int("BUILDER_SEND_WORKERS", 1)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"BuildStatusEnum": "builder.models.BuildStatus"})
