@@ -147,8 +147,8 @@ class BuildStatus(models.TextChoices):
 
 
 # A build in one of these states has gone (or is going) out: it counts for
-# duplicate detection.
-SUBMITTED_STATUSES = (BuildStatus.QUEUED, BuildStatus.SENDING, BuildStatus.COMPLETED, BuildStatus.FAILED)
+# duplicate detection (a failed one only if it reached somebody).
+SUBMITTED_STATUSES = (BuildStatus.QUEUED, BuildStatus.SENDING, BuildStatus.COMPLETED)
 
 
 class Build(models.Model):

@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from builder.models import SUBMITTED_STATUSES, Build, BuildRecipient, DepartmentMember, RecipientStatus
+from builder.models import (
+    SUBMITTED_STATUSES,
+    Build,
+    BuildRecipient,
+    BuildStatus,
+    DepartmentMember,
+    RecipientStatus,
+)
 from notifications.models import Platform
 from notifications.tenancy import is_platform_admin
 
@@ -56,9 +63,9 @@ def build_similar(*, build: Build, now: datetime | None = None) -> Build | None:
     since = (now or timezone.now()) - DUPLICATE_WINDOW
     return (
         Build.objects.filter(
+            Q(status__in=SUBMITTED_STATUSES) | Q(status=BuildStatus.FAILED, sent_count__gt=0),
             platform_id=build.platform_id,
             content_hash=build.content_hash,
-            status__in=SUBMITTED_STATUSES,
             submitted_at__gte=since,
         )
         .exclude(pk=build.pk)

@@ -54,7 +54,7 @@ _RECIPIENT_COLUMNS = ["build_id", "user_id", "recipient_key", "username", "email
 
 
 def _chunk_size() -> int:
-    return max(1, int(getattr(settings, "BUILDER_SEND_CHUNK", 500)))
+    return max(1, int(getattr(settings, "BUILDER_SEND_CHUNK", 1000)))
 
 
 def _parallel_workers() -> int:
@@ -264,8 +264,13 @@ def _dispatch(build_id: str) -> None:
     from builder.tasks import build_send_task
 
     # Several tasks share one build's chunks through SKIP LOCKED claims.
-    for _ in range(_parallel_workers()):
-        build_send_task.delay(build_id)
+    try:
+        for _ in range(_parallel_workers()):
+            build_send_task.delay(build_id)
+    except Exception:
+        # The build is already `sending` under a lease: when the lease runs out
+        # the due-work sweep claims it and sends it, broker or no broker now.
+        logger.exception("could not queue build %s; the scheduler will pick it up", build_id)
 
 
 def build_cancel(*, build: Build, user, now: datetime | None = None) -> Build:

@@ -88,3 +88,21 @@ def test_admin_pages(staff_client, client, platform, people, django_capture_on_c
         assert staff_client.get(f"/admin/builder/{model}/").status_code == 200, model
     assert staff_client.get(f"/admin/builder/department/{department.pk}/change/").status_code == 200
     assert staff_client.get("/admin/builder/department/add/").status_code == 200
+
+
+def test_admin_cancel_action(staff_client, client, people, admin):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from builder.models import Build, BuildStatus
+
+    body = custom(
+        sources=[{"type": "username", "data": "jane"}], process_on=(timezone.now() + timedelta(hours=1)).isoformat()
+    )
+    queued = client.post(BASE + "preview/", body, format="json").json()["build_id"]
+    client.post(BASE + "send/", {"build_id": queued}, format="json")
+    page = staff_client.post("/admin/builder/build/", {"action": "cancel", "_selected_action": [queued]}, follow=True)
+    assert b"Cancelled 1 build(s)." in page.content
+    build = Build.objects.get(pk=queued)
+    assert (build.status, build.cancelled_by) == (BuildStatus.CANCELLED, admin)

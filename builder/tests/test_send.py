@@ -370,3 +370,18 @@ def test_unexpected_errors_are_retried_then_fail_the_build(preview, send, settin
         assert build.attempts == attempt
     assert build.status == BuildStatus.FAILED
     assert Notification.objects.filter(source=f"build:{build_id}", delivery_status=DeliveryStatus.SENT).count() == 0
+
+
+def test_a_failed_build_that_reached_nobody_is_no_duplicate(preview, send):
+    sources = [{"type": "email", "data": "guest@outside.org"}]
+    locmem.fail_for["guest@outside.org"] = "421 try later"
+    first = preview(channels=[1], sources=sources)["build_id"]
+    send(first)
+    assert Build.objects.get(pk=first).status == BuildStatus.FAILED
+    locmem.fail_for.clear()
+    again = preview(channels=[1], sources=sources)
+    assert again["warning"] is None
+    assert send(again["build_id"]).json()["message"] == "Notifications sent"
+    # A failed build that did reach somebody still counts.
+    Build.objects.filter(pk=again["build_id"]).update(status=BuildStatus.FAILED)
+    assert preview(channels=[1], sources=sources)["warning"] is not None

@@ -340,6 +340,6 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 # --- Notification builder -----------------------------------------------------
 # Recipients a sending worker claims and hands to the pipeline at a time, and
 # how many Celery tasks share one build's chunks (SKIP LOCKED claims).
-BUILDER_SEND_CHUNK = env_int("BUILDER_SEND_CHUNK", 500)
+BUILDER_SEND_CHUNK = env_int("BUILDER_SEND_CHUNK", 1000)
 BUILDER_SEND_WORKERS = env_int("BUILDER_SEND_WORKERS", 1)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"BuildStatusEnum": "builder.models.BuildStatus"})
