@@ -79,12 +79,12 @@ TEMPLATE_FIELDS: dict[str, bool] = {
 }
 
 
-def _email(heading: str, inner: str, *, button_url: str = "", button_label: str = "") -> str:
+def _email(heading: str, inner: str, *, button_url: str = "", button_label: str = "", button_if: str = "") -> str:
     """One shared email layout; only tags and attributes of the §8.3 allowlist."""
     button = ""
     if button_url:
         button = (
-            f'{{% if {button_url} %}}<p style="margin:24px 0">'
+            f'{{% if {button_if or button_url} %}}<p style="margin:24px 0">'
             f'<a href="{{% absolute_url {button_url} %}}" style="background:#2563eb;color:#ffffff;padding:12px 20px;'
             f'border-radius:6px;text-decoration:none;display:inline-block">{button_label}</a></p>{{% endif %}}\n'
         )
@@ -885,6 +885,7 @@ TYPES: tuple[TypeDefault, ...] = (
             "{% if support_email %}, or contact {{ support_email }} if it keeps failing{% endif %}.</p>{% endif %}",
             button_url="download_url",
             button_label="Download the report",
+            button_if="download_url and report_status != 'error' and report_status != 'cancelled'",
         ),
         channels=(EMAIL, IN_APP),
         spas=("admin",),

@@ -335,6 +335,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     # Template test-sends email the admin: a handful a minute is plenty.
     "template_test": env("THROTTLE_TEMPLATE_TEST_RATE", "20/minute"),
 }
+# One name in the schema for the channel choices the templates surface uses in several places.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["ChannelEnum"] = "notifications.models.Channel"
 # --- end templates_app -------------------------------------------------------------
 
 # --- Notification builder -----------------------------------------------------

@@ -312,7 +312,7 @@ class TestOut(serializers.Serializer):
 
 class PreviewIn(StrictSerializer):
     context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
-    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.values), required=False)
+    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False)
     use_sample_context = serializers.BooleanField(
         default=True, help_text="Fill the type's variables with sample values where `context` does not."
     )
@@ -363,7 +363,7 @@ class EventIn(StrictSerializer):
     type = serializers.CharField(max_length=100)
     recipients = serializers.ListField(child=RecipientField(), required=False, default=list)
     context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
-    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.values), required=False)
+    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False)
     event_id = serializers.CharField(
         max_length=200, required=False, help_text="Your idempotency key: the same event is never delivered twice."
     )
@@ -403,7 +403,7 @@ class EventOut(serializers.Serializer):
 
 class PreferenceChangeIn(serializers.Serializer):
     type = serializers.CharField(max_length=100, help_text='A notification type, or "*" for every type.')
-    channel = serializers.ChoiceField(choices=Channel.values, required=False, allow_blank=True)
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_blank=True)
     enabled = serializers.BooleanField()
 
 

@@ -331,8 +331,6 @@ class SpaListView(APIView):
 
 
 class EventView(APIView):
-    throttle_scope = "events"
-
     @extend_schema(
         tags=TAG_EVENTS,
         summary="Report a platform event (automatic notification)",
@@ -390,7 +388,6 @@ def _preference_target(request, org: str, username: str):
 def _preferences_out(platform: Platform, user) -> dict:
     rows = selectors.preferences_for(platform=platform, user=user)
     channels = list(Channel.values)
-    toggles = selectors.toggles_for(platform=platform)
     items = []
     for e in selectors.templates_for_platform(platform=platform):
         items.append(
@@ -398,7 +395,7 @@ def _preferences_out(platform: Platform, user) -> dict:
                 "type": e.type,
                 "name": e.template.name,
                 "is_critical": e.is_critical,
-                "is_enabled_on_platform": toggles.get(e.type, e.is_enabled),
+                "is_enabled_on_platform": e.is_enabled,
                 "channels": {
                     c: selectors.effective_choice(rows, notification_type=e.type, channel=c) for c in channels
                 },

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
 from django.core.management.color import no_style
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from notifications.models import Channel, Platform
 from notifications.services import Recipient, notification_send
@@ -19,6 +20,7 @@ from templates_app.rendering import TemplateError, template_check
 from templates_app.sanitize import sanitize_template_source
 from templates_app.selectors import EffectiveTemplate
 from templates_app.services.configs import config_apply, config_field_errors
+from templates_app.services.schedule import next_execution
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ def defaults_sync(*, progress: Callable[[str], None] | None = None) -> dict[str,
     existing = {t.type: t for t in NotificationTemplate.objects.filter(platform__isnull=True)}
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     for td in defaults.TYPES:
+        if progress:
+            progress(td.type)
         row = existing.get(td.type)
         if row is not None and not _default_row_changed(row, td):
             counts["unchanged"] += 1
@@ -88,8 +92,6 @@ def defaults_sync(*, progress: Callable[[str], None] | None = None) -> dict[str,
         row.save()
         row.allowed_channels.set([channels[c] for c in td.channels])
         row.spas.set([spas[s] for s in td.spas])
-        if progress:
-            progress(td.type)
     return counts
 
 
@@ -150,6 +152,11 @@ def _copy_of(default: NotificationTemplate, *, platform: Platform) -> Notificati
     copy.policy_config = dict(default.policy_config) if default.policy_config is not None else None
     copy.human_support_config = dict(default.human_support_config) if default.human_support_config is not None else None
     copy.content_hash = default.content_hash
+    if copy.periodic_config is not None:
+        # A periodic type is scheduled from the moment the platform has its own copy.
+        copy.next_execution_at = next_execution(
+            {**defaults.DEFAULT_PERIODIC_CONFIG, **copy.periodic_config}, now=timezone.now()
+        )
     copy.save()
     copy.allowed_channels.set(default.allowed_channels.all())
     copy.spas.set(default.spas.all())
@@ -209,21 +216,29 @@ def template_customize(
             errors.setdefault("channel_ids", []).append("A template needs at least one channel.")
     _raise(errors)
 
-    with transaction.atomic():
-        _lock_platform(platform)
-        own = NotificationTemplate.objects.filter(platform=platform, type=notification_type).first()
-        if own is None:
-            own = _copy_of(effective.template, platform=platform)
-        for field, value in cleaned.items():
-            setattr(own, field, value)
-        config_apply(effective, own, changes)
-        if acknowledge_default and effective.default is not None:
-            own.content_hash = effective.default.content_hash
-        own.save()
-        if spas is not None:
-            own.spas.set(spas)
-        if channels is not None:
-            own.allowed_channels.set(channels)
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                _lock_platform(platform)
+                own = NotificationTemplate.objects.filter(platform=platform, type=notification_type).first()
+                if own is None:
+                    own = _copy_of(effective.template, platform=platform)
+                for field, value in cleaned.items():
+                    setattr(own, field, value)
+                config_apply(effective, own, changes)
+                if acknowledge_default and effective.default is not None:
+                    own.content_hash = effective.default.content_hash
+                own.save()
+                if spas is not None:
+                    own.spas.set(spas)
+                if channels is not None:
+                    own.allowed_channels.set(channels)
+            break
+        except IntegrityError:
+            # Another first edit created the copy between our look and our insert
+            # (databases without row locks); edit that copy instead.
+            if attempt:
+                raise
     result = selectors.template_for_type(platform=platform, notification_type=notification_type)
     return result, warnings
 

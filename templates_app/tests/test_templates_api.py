@@ -252,3 +252,48 @@ def test_rbac_platforms_need_the_template_grants(api, make_user, platform):
     assert plain_admin.get(BASE).status_code == 403
     role_admin = api(make_user("roleadmin", role="ADMIN", admin=True), keyword="Token")
     assert role_admin.get(BASE).status_code == 200
+
+
+def test_preview_renders_every_channel_without_sending(admin_api):
+    r = admin_api.post(ENROLL + "preview/", {"context": {"course_name": "Data 101"}}, format="json")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["type"] == "USER_NOTIF_COURSE_ENROLLMENT" and body["warnings"] == []
+    assert body["channels"]["email"]["title"] == "Welcome to Data 101"
+    assert body["channels"]["in_app"]["body"] == "Hi admin,\nYou have been enrolled in Data 101."
+    assert body["channels"]["push_notification"]["body"] == "You have been enrolled in Data 101."
+    assert "<strong>Data 101</strong>" in body["channels"]["email"]["html"]
+    assert locmem.outbox["email"] == []
+    # unsaved edits, with their warnings
+    r = admin_api.post(
+        ENROLL + "preview/",
+        {"template": {"message_title": "Hey {{ nickname }}"}, "channels": ["in_app"]},
+        format="json",
+    )
+    assert r.json()["channels"]["in_app"]["title"] == "Hey "
+    assert [w["variable"] for w in r.json()["warnings"]] == ["nickname"]
+    assert not NotificationTemplate.objects.filter(platform__isnull=False).exists()
+    r = admin_api.post(ENROLL + "preview/", {"template": {"message_title": "{% load x %}"}}, format="json")
+    assert r.status_code == 400 and "line 1" in r.json()["message_title"][0]
+
+
+def test_channel_and_spa_records(admin_api):
+    assert admin_api.get("/api/notification/v1/platforms/acme-learning/notification-channels/").json() == [
+        {"id": 1, "name": "email"},
+        {"id": 2, "name": "push_notification"},
+        {"id": 3, "name": "in_app"},
+        {"id": 4, "name": "sms"},
+    ]
+    spas = admin_api.get("/api/notification/v1/platforms/acme-learning/spas/").json()
+    assert {"id": 2, "name": "skills", "description": "Skills SPA"} in spas
+
+
+def test_schema_documents_the_templates_surface(api):
+    r = api().get("/api/schema/")
+    assert r.status_code == 200
+    for path in (
+        b"/api/notification/v1/platforms/{platform_key}/templates/{notification_type}/toggle/",
+        b"/api/notification/v1/orgs/{org}/events/",
+        b"/api/notification/v1/orgs/{org}/users/{user_id}/preferences/",
+    ):
+        assert path in r.content
