@@ -4,3 +4,19 @@ from django.apps import AppConfig
 class BuilderConfig(AppConfig):
     name = "builder"
     verbose_name = "Notification builder"
+
+    def ready(self):
+        from builder import services
+        from notifications import permissions, scheduler
+
+        permissions.register(
+            "Ibl.Notifications/NotificationBuilder/action", "builder.direct_send", bundles=(permissions.ADMIN,)
+        )
+        # Queued builds whose process_on has come, and sends whose worker died.
+        scheduler.register(
+            scheduler.DueWorkSource(
+                name="builder.builds",
+                claim=services.builds_claim_due,
+                run=lambda *, item_id: services.build_run(build_id=item_id),
+            )
+        )

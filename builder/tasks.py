@@ -1,0 +1,14 @@
+"""Celery tasks of the builder: they take ids and call services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from builder import services
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def build_send_task(build_id: str) -> None:
+    # A worker lost mid-build leaves its lease to run out; the due-work sweep
+    # then hands the build to another worker, which resumes where it stopped.
+    services.build_run(build_id=build_id)

@@ -1,0 +1,124 @@
+"""The builder's one door to `templates_app`: channels, template choices, renderers.
+
+A build names a template by id (which resolves, as everywhere, to the
+platform's copy when it has one) or carries its own content. Either way it is
+rendered through templates_app's sandboxed engine with the §8.2 variables, one
+recipient at a time, and a message is produced per channel by the same
+function the automatic events use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from builder.errors import BuildError
+from notifications.services import Message, Recipient
+from templates_app import defaults, selectors
+from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from templates_app.rendering import TemplateError, compile_template
+
+# What custom content is sent as (and what recipients opt out of to refuse it).
+CUSTOM_TYPE = "CUSTOM_NOTIFICATION"
+CUSTOM_FIELDS = ("message_title", "message_body")
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    id: str
+    name: str
+    type: str
+    channels: tuple[str, ...]
+
+
+def channel_choices() -> list[tuple[int, str]]:
+    """(id, name) of every channel, ids as the API speaks them."""
+    return [(channel.pk, channel.name) for channel in selectors.channel_records()]
+
+
+def template_choices(*, platform) -> list[dict]:
+    """The templates a build may use: every enabled type of the platform, its own copy where it has one."""
+    return [
+        {"id": effective.template.api_id, "name": effective.template.name, "type": effective.type}
+        for effective in selectors.templates_for_platform(platform=platform)
+        if effective.is_enabled
+    ]
+
+
+def _ref(effective) -> TemplateRef:
+    return TemplateRef(
+        id=effective.template.api_id,
+        name=effective.template.name,
+        type=effective.type,
+        channels=tuple(effective.channel_names()),
+    )
+
+
+def template_resolve(*, platform, template_id: str, channels: list[str] | None = None) -> TemplateRef:
+    """The template `template_id` names for `platform`; 400 when unknown, disabled or not on `channels`."""
+    effective = selectors.template_by_id(platform=platform, template_id=template_id)
+    if effective is None:
+        raise BuildError(f"Template {template_id!r} not found.")
+    if not effective.is_enabled:
+        raise BuildError(f"Notification type {effective.type} is disabled for this platform.")
+    ref = _ref(effective)
+    refused = [c for c in channels or () if c not in ref.channels]
+    if refused:
+        raise BuildError(f"The {ref.type} template does not deliver over: {', '.join(refused)}.")
+    return ref
+
+
+def content_check(*, template_data: dict) -> None:
+    """Compile custom content now, so a syntax error is a 400 at preview, not a failed send."""
+    for field in CUSTOM_FIELDS:
+        try:
+            compile_template(template_data.get(field) or "")
+        except TemplateError as exc:
+            raise BuildError(f"template_data.{field}: {exc}") from None
+
+
+def build_renderer(*, build):
+    """A renderer (recipient, channel, user) -> Message for the pipeline; raises BuildError.
+
+    Each recipient's fields are rendered once and reused for all its channels
+    (the pipeline asks channel by channel for one recipient in a row).
+    """
+    platform = build.platform
+    if build.template_type:
+        effective = selectors.template_for_type(platform=platform, notification_type=build.template_type)
+        if effective is None:
+            raise BuildError(f"The {build.template_type} template no longer exists.")
+        if not effective.is_enabled:
+            raise BuildError(f"Notification type {build.template_type} is disabled for this platform.")
+        template = effective.template
+        content = {field: getattr(template, field) for field in defaults.TEMPLATE_FIELDS}
+        notification_type, from_address = effective.type, template.email_from_address
+        fields = fields_for(build.channels)
+    else:
+        content = {field: (build.template_data or {}).get(field, "") for field in CUSTOM_FIELDS}
+        notification_type, from_address = CUSTOM_TYPE, ""
+        fields = CUSTOM_FIELDS
+    extra = dict(build.context or {})
+    globals_ = platform_globals(platform)
+    last: dict = {}
+
+    def render(recipient: Recipient, channel: str, user) -> Message:
+        key = recipient.key()
+        if last.get("key") != key:
+            base = recipient_context(
+                platform, user=user, address=recipient.address, notification_type=notification_type, globals_=globals_
+            )
+            full = {**base, **extra}
+            try:
+                rendered = render_fields(content, full, fields=fields)
+            except TemplateError as exc:
+                raise BuildError(f"The template failed to render: {exc}") from None
+            last.update(key=key, rendered=rendered, stored={**extra, "username": full.get("username", "")})
+        return message_for(
+            last["rendered"],
+            channel=channel,
+            notification_type=notification_type,
+            context=last["stored"],
+            from_address=from_address,
+        )
+
+    return render
