@@ -8,6 +8,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self):
         from notifications import bulk, permissions, signals
+        from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
 
         # Runs after every app's permissions exist (sender=None: once per app
         # migrated, cheap and idempotent).

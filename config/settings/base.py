@@ -367,7 +367,13 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "template_test": env("THROTTLE_TEMPLATE_TEST_RATE", "20/minute"),
 }
 # One name in the schema for the channel choices the templates surface uses in several places.
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["ChannelEnum"] = "notifications.models.Channel"
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "ChannelEnum": "notifications.models.Channel",
+        "InboxStatusEnum": "notifications.models.InboxStatus",
+        "AlertTypeEnum": "alerts.models.AlertType",
+    }
+)
 # --- end templates_app -------------------------------------------------------------
 
 # Scheduled bulk jobs: a worker's lease (renewed every batch), and the retries

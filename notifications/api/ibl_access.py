@@ -13,7 +13,6 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from notifications import selectors
-from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
 from notifications.api.errors import ApiError
 from notifications.models import Platform
 from notifications.permissions import has_key
