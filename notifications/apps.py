@@ -7,9 +7,15 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from notifications import permissions, signals
+        from notifications import permissions, scheduler, services, signals
 
         # Runs after every app's permissions exist (sender=None: once per app
         # migrated, cheap and idempotent).
         post_migrate.connect(permissions.sync_role_groups, dispatch_uid="sync_role_groups")
         post_save.connect(signals.user_role_group, sender=self.get_model("User"), dispatch_uid="user_role_group")
+        # Retries that fell due and rows whose dispatcher died go out through the sweep.
+        scheduler.register(
+            scheduler.DueWorkSource(
+                name="deliveries", claim=services.deliveries_due_claim, run=services.deliveries_due_run
+            )
+        )

@@ -15,3 +15,11 @@ def sweep_due_work() -> dict:
 @shared_task(ignore_result=True, acks_late=True)
 def run_due_item(source: str, item_id) -> None:
     scheduler.SOURCES[source].run(item_id=item_id)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def dispatch_chunk(source: str, channel: str, ids: list[str]) -> int:
+    """Send one chunk of a large send. Safe to run twice: rows are claimed under a lease."""
+    from notifications.services import deliveries_dispatch_ids
+
+    return deliveries_dispatch_ids(channel=channel, ids=ids, source=source)

@@ -23,6 +23,11 @@ def _backend_class(channel: str):
         ) from exc
 
 
+def backend_class(channel: str):
+    """The backend class configured for `channel` (a settings key: email, sms, push, in_app)."""
+    return _backend_class(channel)
+
+
 def get_backend(channel: str):
     """A fresh backend instance for `channel` (backends hold connections)."""
     cls = _backend_class(channel)

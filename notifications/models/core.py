@@ -215,6 +215,9 @@ class Notification(models.Model):
     # A dispatcher that picked the row up owns it until then; a crashed one's
     # rows become claimable again when the lease runs out.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # When the sweep should (re)dispatch this unsent row if nobody else has:
+    # a retry's backoff, or a grace period for the dispatcher that wrote it.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -227,18 +230,27 @@ class Notification(models.Model):
             models.UniqueConstraint(fields=["source", "channel", "recipient_key"], name="uniq_delivery"),
         ]
         indexes = [
-            # Inbox pages and counts only ever look at sent rows of one user.
+            # Inbox pages only ever look at sent rows of one user. `id` breaks
+            # ties: one bulk send gives thousands of rows the same created_at,
+            # and without it a LIMIT would have to sort the whole tie group.
+            # IBL order: unread first (-status), then newest.
             models.Index(
-                fields=["user", "platform", "-status", "-created_at"],
+                fields=["user", "platform", "-status", "-created_at", "-id"],
                 name="inbox_user_status_created",
                 condition=Q(delivery_status="sent"),
             ),
+            # /api/v1 order: newest first; dismissed (CANCELLED) rows are not shown.
             models.Index(
-                fields=["user", "platform", "-created_at"],
+                fields=["user", "platform", "-created_at", "-id"],
                 name="inbox_user_created",
-                condition=Q(delivery_status="sent"),
+                condition=Q(delivery_status="sent") & ~Q(status="CANCELLED"),
             ),
-            models.Index(fields=["source", "delivery_status"], name="delivery_source_status"),
+            # Dispatchers claim the unsent rows of one send; the sweep finds unsent
+            # rows that are due. Both stay small: rows leave them once sent or failed.
+            models.Index(
+                fields=["source", "channel", "id"], name="delivery_pending", condition=Q(delivery_status="pending")
+            ),
+            models.Index(fields=["next_attempt_at"], name="delivery_due", condition=Q(delivery_status="pending")),
         ]
         permissions = [
             ("ibl_notification_list", "Ibl.Notifications/Notification/list"),
@@ -259,6 +271,30 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient_key} ({self.delivery_status})"
+
+
+class InboxCounter(models.Model):
+    """How many sent inbox rows one user has on one platform, per inbox status.
+
+    Counting a user's 100k unread rows on every poll costs tens of
+    milliseconds; reading this row costs one index lookup. Database triggers on
+    the Notification table keep it exact for every write (the pipeline's bulk
+    inserts, status changes, deletes, cascades, the admin, raw SQL), see
+    migration 0002. Never write it from Python; `inbox_counters_rebuild` repairs
+    it from the rows if the triggers were ever bypassed (TRUNCATE, a restore).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
+    unread = models.IntegerField(default=0)
+    read = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "platform"], name="uniq_inbox_counter")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.platform_id}: {self.unread} unread"
 
 
 def attachment_path(instance, filename):
