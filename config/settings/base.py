@@ -139,7 +139,11 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 reads with a 5 s socket timeout by default, exactly as
+            # long as channels-redis blocks in BZPOPMIN waiting for a message:
+            # every socket idle for 5 s died with "Timeout reading". The read
+            # timeout must outlast the blocking pop.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
             "prefix": env("CHANNELS_PREFIX", "asgi"),
             "capacity": 1000,
             # All sockets of one ASGI process share one Redis queue

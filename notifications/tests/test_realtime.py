@@ -21,7 +21,8 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 def _layer(**config) -> RedisChannelLayer:
     # A prefix of its own: these tests never see the application's messages.
-    return RedisChannelLayer(hosts=[settings.REDIS_URL], prefix="test-realtime", **config)
+    hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    return RedisChannelLayer(hosts=hosts, prefix="test-realtime", **config)
 
 
 async def _nothing(layer, channel, timeout=0.3) -> bool:
@@ -81,6 +82,27 @@ def test_groups_send_drops_expired_members_and_respects_capacity():
             assert await _nothing(layer, stale)
         finally:
             await layer.flush()
+
+    async_to_sync(scenario)()
+
+
+def test_an_idle_socket_outlives_the_blocking_pop():
+    """The configured layer waits out BZPOPMIN's timeout without a client-side read timeout.
+
+    redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
+    channels-redis blocks for: without the settings' socket_timeout every
+    socket idle for 5 s failed with "Timeout reading" and was dropped.
+    """
+    from channels.layers import get_channel_layer
+
+    async def scenario():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(layer.brpop_timeout + 1.5)
+        assert not receiving.done(), receiving
+        await layer.send(channel, {"type": "hello"})
+        assert await asyncio.wait_for(receiving, 5) == {"type": "hello"}
 
     async_to_sync(scenario)()
 
