@@ -28,11 +28,10 @@ triggers (see `InboxCounter`).
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,12 +39,12 @@ from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from notifications import rows
 from notifications.backends import backend_class, get_backend
 from notifications.backends.base import Result
 from notifications.models import Channel, DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform
@@ -65,8 +64,10 @@ RETRY_AFTER_MAX_SECONDS = 86400
 # go to Celery workers in chunks of DISPATCH_CHUNK ids.
 SYNC_LIMIT = 200
 DISPATCH_CHUNK = 500
-# Recipients per write transaction.
+# Recipients per write transaction, and how many transactions run at once
+# (each on its own connection) when a large send is written outside a transaction.
 WRITE_CHUNK = 5000
+WRITE_THREADS = 2
 
 StopCheck = Callable[[], bool]
 
@@ -127,22 +128,6 @@ class SendResult:
     source: str = ""
 
 
-# --- ids -----------------------------------------------------------------------
-
-
-def _uuid7() -> uuid.UUID:
-    """A time-ordered UUID (RFC 9562 version 7).
-
-    Random v4 keys scatter a 100k-row insert over the whole primary-key index;
-    time-ordered ones append to its right edge, which keeps bulk writes fast
-    on a table of millions. Python 3.11 has no uuid.uuid7.
-    """
-    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant
-    return uuid.UUID(int=value)
-
-
 # --- writing rows ------------------------------------------------------------------
 
 
@@ -158,43 +143,14 @@ def _missing_address_error(channel: str) -> str:
     return {Channel.EMAIL: "User has no email address", Channel.SMS: "User has no phone number"}.get(channel, "")
 
 
-def _delivered_on_write(channel: str) -> bool:
-    """True for channels whose row is the delivery (in-app): written as sent."""
-    return bool(getattr(backend_class(_backend_key(channel)), "delivered_on_write", False))
-
-
 def _backend_key(channel: str) -> str:
     # Settings name the push backend "push"; its rows say "push_notification".
     return "push" if channel == Channel.PUSH else channel
 
 
-class _Row:
-    """A row to insert, and afterwards what `announce` and the payload read."""
-
-    __slots__ = (
-        "address",
-        "body",
-        "channel",
-        "context",
-        "created_at",
-        "data",
-        "delivery_status",
-        "error",
-        "html",
-        "id",
-        "image_url",
-        "level",
-        "notification_type",
-        "recipient_key",
-        "short_message",
-        "status",
-        "title",
-        "user_id",
-    )
-
-    def __init__(self, **values):
-        for name, value in values.items():
-            setattr(self, name, value)
+def _delivered_on_write(channel: str) -> bool:
+    """True for channels whose row is the delivery (in-app): written as sent."""
+    return bool(getattr(backend_class(_backend_key(channel)), "delivered_on_write", False))
 
 
 def _dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
@@ -208,172 +164,126 @@ def _dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
     return unique
 
 
-def _build_rows(*, chunk, channels, message, render, direct, now) -> list[_Row]:
-    User = get_user_model()
+@dataclass(frozen=True)
+class _WriteJob:
+    platform_id: int
+    source: str
+    channels: tuple[str, ...]
+    direct: frozenset[str]
+    message: Message | None
+    render: Renderer | None
+
+
+def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> list[tuple]:
+    """Row tuples (in `rows.COLUMNS` order) for one chunk of recipients."""
+    now = timezone.now()
     user_ids = [r.user_id for r in chunk if r.user_id is not None]
-    if render is not None:
-        users = User.objects.in_bulk(user_ids)
-        contacts = {pk: (u.email, u.phone_number) for pk, u in users.items()}
+    if job.render is not None:
+        users = get_user_model().objects.in_bulk(user_ids)
+        known = {pk: (u.email, u.phone_number) for pk, u in users.items()}
     else:
-        # Without a renderer nobody needs the account itself: three columns
-        # instead of whole User objects keep a 100k audience cheap.
-        users = {}
-        contacts = {
-            pk: (email, phone)
-            for pk, email, phone in User.objects.filter(pk__in=user_ids).values_list("pk", "email", "phone_number")
-        }
-    rows = []
+        # Without a renderer nobody needs the account itself.
+        users, known = {}, rows.contacts(user_ids)
+    ids = iter(rows.uuid7s(len(chunk) * len(job.channels)))
+    pending_due = now + _lease()  # the sweep steps in for a writer that died
+    out = []
     for r in chunk:
-        if r.user_id is not None and r.user_id not in contacts:
+        if r.user_id is not None and r.user_id not in known:
             continue  # deleted between resolution and write
-        email, phone = contacts.get(r.user_id, ("", ""))
-        for channel in channels:
-            msg = message if render is None else render(r, channel, users.get(r.user_id))
+        email, phone = known.get(r.user_id, ("", ""))
+        key = r.key()
+        for channel in job.channels:
+            msg = job.message if job.render is None else job.render(r, channel, users.get(r.user_id))
             address = r.address or (_address_for(channel, email, phone) if r.user_id is not None else "")
             error = ""
             if channel in (Channel.EMAIL, Channel.SMS) and not address:
                 error = _missing_address_error(channel)
-            if channel in (Channel.IN_APP, Channel.PUSH) and r.user_id is None:
+            elif channel in (Channel.IN_APP, Channel.PUSH) and r.user_id is None:
                 error = "This channel needs a user account"
             if error:
-                status = DeliveryStatus.FAILED
-            elif channel in direct:
-                status = DeliveryStatus.SENT
+                status, attempts, sent_at, due, units_failed = DeliveryStatus.FAILED, 0, None, None, 1
+            elif channel in job.direct:
+                status, attempts, sent_at, due, units_failed = DeliveryStatus.SENT, 1, now, None, 0
             else:
-                status = DeliveryStatus.PENDING
-            rows.append(
-                _Row(
-                    id=_uuid7(),
-                    user_id=r.user_id,
-                    recipient_key=r.key(),
-                    address=address,
-                    channel=channel,
-                    notification_type=msg.notification_type,
-                    level=msg.level,
-                    title=msg.title,
-                    body=msg.body,
-                    html=msg.html,
-                    short_message=msg.short_message,
-                    context={**msg.context, **r.context} if r.context else msg.context,
-                    data=msg.data,
-                    image_url=msg.image_url,
-                    status=InboxStatus.UNREAD,
-                    delivery_status=status,
-                    error=error,
-                    created_at=now,
+                status, attempts, sent_at, due, units_failed = DeliveryStatus.PENDING, 0, None, pending_due, 0
+            out.append(
+                (
+                    next(ids),
+                    job.platform_id,
+                    r.user_id,
+                    key,
+                    address,
+                    channel,
+                    job.source,
+                    msg.notification_type,
+                    msg.level,
+                    msg.title,
+                    msg.body,
+                    msg.html,
+                    msg.short_message,
+                    {**msg.context, **r.context} if r.context else msg.context,
+                    msg.data,
+                    msg.image_url,
+                    InboxStatus.UNREAD,
+                    status,
+                    error,
+                    attempts,
+                    "",
+                    1 if status == DeliveryStatus.SENT else 0,
+                    units_failed,
+                    None,
+                    due,
+                    now,
+                    now,
+                    sent_at,
+                    None,
                 )
             )
-    return rows
+    return out
 
 
-def _row_values(row: _Row, *, platform: Platform, source: str, now: datetime) -> dict:
-    sent = row.delivery_status == DeliveryStatus.SENT
-    return {
-        "id": row.id,
-        "platform_id": platform.pk,
-        "user_id": row.user_id,
-        "recipient_key": row.recipient_key,
-        "address": row.address,
-        "channel": row.channel,
-        "source": source,
-        "notification_type": row.notification_type,
-        "level": row.level,
-        "title": row.title,
-        "body": row.body,
-        "html": row.html,
-        "short_message": row.short_message,
-        "context": row.context,
-        "data": row.data,
-        "image_url": row.image_url,
-        "status": row.status,
-        "delivery_status": row.delivery_status,
-        "error": row.error,
-        "attempts": 1 if sent else 0,
-        "provider_message_id": str(row.id) if sent else "",
-        "units_sent": 1 if sent else 0,
-        "units_failed": 1 if row.delivery_status == DeliveryStatus.FAILED else 0,
-        "claimed_until": None,
-        # The writer dispatches its rows right away; the sweep steps in for a
-        # writer that died, after one lease's grace.
-        "next_attempt_at": now + _lease() if row.delivery_status == DeliveryStatus.PENDING else None,
-        "created_at": now,
-        "updated_at": now,
-        "sent_at": now if sent else None,
-        "read_at": None,
-    }
+def _write_chunk(job: _WriteJob, built: list[tuple]) -> None:
+    """One transaction: insert, then (after commit) announce what this call created."""
+    with transaction.atomic():
+        inserted = rows.insert(built)
+        channel, status, id_ = rows.INDEX["channel"], rows.INDEX["delivery_status"], rows.INDEX["id"]
+        for direct in job.direct:
+            fresh = [
+                rows.RowView(r)
+                for r in built
+                if r[channel] == direct and r[status] == DeliveryStatus.SENT and r[id_] in inserted
+            ]
+            if fresh:
+                # Only rows this call inserted: a re-run never repeats a socket message.
+                transaction.on_commit(partial(get_backend(_backend_key(direct)).announce, fresh))
 
 
-def _insert_postgresql(values: list[dict]) -> set:
-    """INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING id.
+def _write_in_parallel(job: _WriteJob, chunks: list, should_stop: StopCheck | None) -> None:
+    """Build chunk k+1 here while writers insert chunk k on their own connections.
 
-    One statement per chunk, one array per column that varies and one scalar
-    per column that does not (a bulk message's title, body, type ...), so the
-    statement carries little more than ids. Columns come from the model, so a
-    field added later is written with its default.
+    psycopg releases the GIL while PostgreSQL works, so building rows, two
+    inserts and their triggers overlap on two cores.
     """
-    fields = list(Notification._meta.concrete_fields)
-    selects, arrays, names, scalar_params, array_params = [], [], [], [], []
-    for f in fields:
-        column = f.column
-        if column in values[0]:
-            column_values = [v[column] for v in values]
-        else:
-            column_values = [f.get_default()] * len(values)
-        is_json = f.get_internal_type() == "JSONField"
-        db_type = "jsonb" if is_json else f.db_type(connection)
-        first = column_values[0]
-        # The id always goes in an array: it gives unnest its row count.
-        if column != "id" and all(v == first for v in column_values):
-            selects.append(f"%s::{db_type}")
-            scalar_params.append(_db_value(f, first, is_json))
-        else:
-            name = f"c_{column}"
-            names.append(name)
-            # JSON travels as text[] (psycopg adapts str lists natively) and is cast per row.
-            selects.append(f"u.{name}::jsonb" if is_json else f"u.{name}")
-            arrays.append("%s::text[]" if is_json else f"%s::{db_type}[]")
-            array_params.append([_db_value(f, v, is_json) for v in column_values])
-    table = connection.ops.quote_name(Notification._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = (
-        f"INSERT INTO {table} ({columns}) SELECT {', '.join(selects)} "
-        f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)}) "
-        "ON CONFLICT (source, channel, recipient_key) DO NOTHING RETURNING id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, scalar_params + array_params)
-        return {row[0] for row in cursor.fetchall()}
+    from concurrent.futures import ThreadPoolExecutor
 
+    def write(built):
+        try:
+            _write_chunk(job, built)
+        finally:
+            connection.close()  # this thread's own connection
 
-def _db_value(f, value, is_json: bool):
-    if is_json:
-        return json.dumps(value, cls=DjangoJSONEncoder)
-    return f.get_db_prep_value(value, connection, prepared=False)
-
-
-def _insert_generic(values: list[dict]) -> set:
-    """Other databases (SQLite in development): skip keys that exist, then bulk_create.
-
-    Runs inside the caller's transaction; SQLite serialises writers, so no
-    other writer can add a key between the check and the insert.
-    """
-    source = values[0]["source"]
-    existing = set(
-        Notification.objects.filter(source=source, recipient_key__in={v["recipient_key"] for v in values}).values_list(
-            "channel", "recipient_key"
-        )
-    )
-    fresh = [v for v in values if (v["channel"], v["recipient_key"]) not in existing]
-    Notification.objects.bulk_create([Notification(**v) for v in fresh], ignore_conflicts=True)
-    return {v["id"] for v in fresh}
-
-
-def _insert(values: list[dict]) -> set:
-    if not values:
-        return set()
-    if connection.vendor == "postgresql":
-        return _insert_postgresql(values)
-    return _insert_generic(values)
+    writers = _setting("WRITE_THREADS", WRITE_THREADS)
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="notify-write") as pool:
+        running: deque = deque()
+        for chunk in chunks:
+            if should_stop is not None and should_stop():
+                break
+            built = _build_rows(job, chunk)
+            while len(running) >= writers:
+                running.popleft().result()  # at most `writers` chunks in flight
+            running.append(pool.submit(write, built))
+        for future in running:
+            future.result()
 
 
 def deliveries_write(
@@ -397,34 +307,30 @@ def deliveries_write(
     """
     if (message is None) == (render is None):
         raise ValueError("give exactly one of message or render")
-    batch_size = batch_size or _setting("WRITE_CHUNK", WRITE_CHUNK)
+    size = batch_size or _setting("WRITE_CHUNK", WRITE_CHUNK)
     unique = _dedupe(recipients)
-    direct = {c for c in channels if _delivered_on_write(c)}
-    for start in range(0, len(unique), batch_size):
-        if should_stop is not None and should_stop():
-            break
-        now = timezone.now()
-        rows = _build_rows(
-            chunk=unique[start : start + batch_size],
-            channels=channels,
-            message=message,
-            render=render,
-            direct=direct,
-            now=now,
-        )
-        with transaction.atomic():
-            inserted = _insert([_row_values(r, platform=platform, source=source, now=now) for r in rows])
-            fresh_direct = [
-                r for r in rows if r.id in inserted and r.channel in direct and r.delivery_status == DeliveryStatus.SENT
-            ]
-            if fresh_direct:
-                # Announce only rows this call inserted: a re-run never repeats
-                # a socket message for a notification that already exists.
-                for channel in direct:
-                    rows_of_channel = [r for r in fresh_direct if r.channel == channel]
-                    if rows_of_channel:
-                        backend = get_backend(_backend_key(channel))
-                        transaction.on_commit(partial(backend.announce, rows_of_channel))
+    job = _WriteJob(
+        platform_id=platform.pk,
+        source=source,
+        channels=tuple(channels),
+        direct=frozenset(c for c in channels if _delivered_on_write(c)),
+        message=message,
+        render=render,
+    )
+    chunks = [unique[start : start + size] for start in range(0, len(unique), size)]
+    parallel = (
+        len(chunks) > 1
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block  # other connections could not see the caller's transaction
+        and _setting("WRITE_THREADS", WRITE_THREADS) > 1
+    )
+    if parallel:
+        _write_in_parallel(job, chunks, should_stop)
+    else:
+        for chunk in chunks:
+            if should_stop is not None and should_stop():
+                break
+            _write_chunk(job, _build_rows(job, chunk))
     return len(unique)
 
 

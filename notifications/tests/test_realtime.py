@@ -93,10 +93,10 @@ def test_an_idle_socket_outlives_the_blocking_pop():
     channels-redis blocks for: without the settings' socket_timeout every
     socket idle for 5 s failed with "Timeout reading" and was dropped.
     """
-    from channels.layers import get_channel_layer
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
     async def scenario():
-        layer = get_channel_layer()
+        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # as configured, state of its own
         channel = await layer.new_channel()
         receiving = asyncio.ensure_future(layer.receive(channel))
         await asyncio.sleep(layer.brpop_timeout + 1.5)
