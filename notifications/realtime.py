@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -103,18 +103,30 @@ def _is_redis_layer(layer) -> bool:
 
 async def groups_send(messages: Sequence[tuple[str, dict]], layer=None) -> int:
     """Send each `(group, message)`; returns how many channel deliveries were queued."""
+    return await groups_send_each([group for group, _ in messages], lambda i: messages[i][1], layer=layer)
+
+
+async def groups_send_each(groups: Sequence[str], build: Callable[[int], dict], layer=None) -> int:
+    """Send `build(i)` to `groups[i]`, calling `build` only for groups that have members.
+
+    A fan-out to 100k users builds payloads only for those with an open socket.
+    """
     layer = layer or get_channel_layer()
-    if layer is None or not messages:
+    if layer is None or not groups:
         return 0
     if not _is_redis_layer(layer):
-        for group, message in messages:
-            await layer.group_send(group, message)
-        return len(messages)
-    return await _redis_groups_send(layer, messages)
+        for index, group in enumerate(groups):
+            await layer.group_send(group, build(index))
+        return len(groups)
+    return await _redis_groups_send(layer, groups, build)
 
 
 def groups_send_sync(messages: Sequence[tuple[str, dict]], layer=None) -> int:
     return async_to_sync(groups_send)(messages, layer)
+
+
+def groups_send_each_sync(groups: Sequence[str], build: Callable[[int], dict], layer=None) -> int:
+    return async_to_sync(groups_send_each)(groups, build, layer)
 
 
 def _slices(items: Sequence, size: int = SLICE) -> Iterable[Sequence]:
@@ -122,19 +134,24 @@ def _slices(items: Sequence, size: int = SLICE) -> Iterable[Sequence]:
         yield items[start : start + size]
 
 
-async def _redis_groups_send(layer, messages: Sequence[tuple[str, dict]]) -> int:
+async def _redis_groups_send(layer, groups: Sequence[str], build: Callable[[int], dict]) -> int:
     now = time.time()
     # 1. Who is listening: members of every group, per shard of the group key.
     by_shard: dict[int, list[int]] = collections.defaultdict(list)
-    for index, (group, _) in enumerate(messages):
-        assert layer.require_valid_group_name(group), "Group name not valid"
+    checked = set()
+    for index, group in enumerate(groups):
+        # Group names follow a few patterns ("user.<id>"): check each pattern once.
+        shape = group.rstrip("0123456789")
+        if shape not in checked:
+            assert layer.require_valid_group_name(group), "Group name not valid"
+            checked.add(shape)
         by_shard[layer.consistent_hash(group)].append(index)
     members: dict[int, list[str]] = {}
     for shard, indexes in by_shard.items():
         connection = layer.connection(shard)
         script = connection.register_script(_MEMBERS_LUA)
         for part in _slices(indexes):
-            keys = [layer._group_key(messages[i][0]) for i in part]
+            keys = [layer._group_key(groups[i]) for i in part]
             reply = await script(keys=keys, args=[int(now) - layer.group_expiry])
             position = 0
             while position < len(reply):
@@ -154,7 +171,7 @@ async def _redis_groups_send(layer, messages: Sequence[tuple[str, dict]]) -> int
     outgoing: dict[int, list[tuple[bytes, bytes, int, float]]] = collections.defaultdict(list)
     sequence = 0
     for index in sorted(members):
-        message = messages[index][1]
+        message = build(index)
         per_key: dict[str, list[str]] = {}
         for channel in members[index]:
             key = layer.prefix + (layer.non_local_name(channel) if "!" in channel else channel)

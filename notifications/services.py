@@ -164,6 +164,11 @@ def _dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
     return unique
 
 
+# Plain strings for the row tuples: comparing and dumping 100k enum members costs.
+_SENT, _FAILED, _PENDING = (str(s.value) for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING))
+_UNREAD = str(InboxStatus.UNREAD.value)
+
+
 @dataclass(frozen=True)
 class _WriteJob:
     platform_id: int
@@ -182,8 +187,10 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> list[tuple]:
         users = get_user_model().objects.in_bulk(user_ids)
         known = {pk: (u.email, u.phone_number) for pk, u in users.items()}
     else:
-        # Without a renderer nobody needs the account itself.
-        users, known = {}, rows.contacts(user_ids)
+        # Without a renderer nobody needs the account itself, and only email
+        # and SMS need its addresses.
+        addresses = any(c in (Channel.EMAIL, Channel.SMS) for c in job.channels)
+        users, known = {}, rows.contacts(user_ids, addresses=addresses)
     ids = iter(rows.uuid7s(len(chunk) * len(job.channels)))
     pending_due = now + _lease()  # the sweep steps in for a writer that died
     out = []
@@ -194,18 +201,20 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> list[tuple]:
         key = r.key()
         for channel in job.channels:
             msg = job.message if job.render is None else job.render(r, channel, users.get(r.user_id))
-            address = r.address or (_address_for(channel, email, phone) if r.user_id is not None else "")
+            address = r.address
+            if not address and r.user_id is not None and channel in (Channel.EMAIL, Channel.SMS):
+                address = _address_for(channel, email, phone)
             error = ""
             if channel in (Channel.EMAIL, Channel.SMS) and not address:
                 error = _missing_address_error(channel)
             elif channel in (Channel.IN_APP, Channel.PUSH) and r.user_id is None:
                 error = "This channel needs a user account"
             if error:
-                status, attempts, sent_at, due, units_failed = DeliveryStatus.FAILED, 0, None, None, 1
+                status, attempts, sent_at, due, units_failed = _FAILED, 0, None, None, 1
             elif channel in job.direct:
-                status, attempts, sent_at, due, units_failed = DeliveryStatus.SENT, 1, now, None, 0
+                status, attempts, sent_at, due, units_failed = _SENT, 1, now, None, 0
             else:
-                status, attempts, sent_at, due, units_failed = DeliveryStatus.PENDING, 0, None, pending_due, 0
+                status, attempts, sent_at, due, units_failed = _PENDING, 0, None, pending_due, 0
             out.append(
                 (
                     next(ids),
@@ -224,12 +233,12 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> list[tuple]:
                     {**msg.context, **r.context} if r.context else msg.context,
                     msg.data,
                     msg.image_url,
-                    InboxStatus.UNREAD,
+                    _UNREAD,
                     status,
                     error,
                     attempts,
                     "",
-                    1 if status == DeliveryStatus.SENT else 0,
+                    1 if status == _SENT else 0,
                     units_failed,
                     None,
                     due,
@@ -249,9 +258,7 @@ def _write_chunk(job: _WriteJob, built: list[tuple]) -> None:
         channel, status, id_ = rows.INDEX["channel"], rows.INDEX["delivery_status"], rows.INDEX["id"]
         for direct in job.direct:
             fresh = [
-                rows.RowView(r)
-                for r in built
-                if r[channel] == direct and r[status] == DeliveryStatus.SENT and r[id_] in inserted
+                rows.RowView(r) for r in built if r[id_] in inserted and r[channel] == direct and r[status] == _SENT
             ]
             if fresh:
                 # Only rows this call inserted: a re-run never repeats a socket message.
@@ -312,8 +319,8 @@ def deliveries_write(
     job = _WriteJob(
         platform_id=platform.pk,
         source=source,
-        channels=tuple(channels),
-        direct=frozenset(c for c in channels if _delivered_on_write(c)),
+        channels=tuple(str(c) for c in channels),
+        direct=frozenset(str(c) for c in channels if _delivered_on_write(c)),
         message=message,
         render=render,
     )

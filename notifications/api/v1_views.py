@@ -62,7 +62,7 @@ class InboxListView(APIView):
         limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
         offset = _int_param(request, "offset", 0, minimum=0)
         platform = platform_for_request(request)
-        rows = list(selectors.inbox_visible_for(user=request.user, platform=platform)[offset : offset + limit])
+        rows = list(selectors.inbox_visible_for(user=request.user, platform=platform, limit=limit, offset=offset))
         counts = selectors.inbox_counts(user=request.user, platform=platform)
         data = {
             "notifications": V1NotificationSerializer(rows, many=True).data,

@@ -15,9 +15,13 @@ from collections.abc import Iterable
 
 from notifications.api.v1_serializers import created_notification_payload
 from notifications.backends.base import BaseBackend, Result
-from notifications.realtime import created_notification_event, groups_send_sync, user_group
+from notifications.realtime import created_notification_event, groups_send_each_sync, user_group
 
 logger = logging.getLogger(__name__)
+
+
+def _event(delivery) -> dict:
+    return created_notification_event(created_notification_payload(delivery))
 
 
 class InAppBackend(BaseBackend):
@@ -33,15 +37,13 @@ class InAppBackend(BaseBackend):
         `created_notification_payload` reads). Never raises: the rows are the
         delivery, the socket message is a courtesy.
         """
-        messages = [
-            (user_group(d.user_id), created_notification_event(created_notification_payload(d)))
-            for d in deliveries
-            if d.user_id is not None
-        ]
+        deliveries = [d for d in deliveries if d.user_id is not None]
+        groups = [user_group(d.user_id) for d in deliveries]
         try:
-            return groups_send_sync(messages)
+            # Payloads are built only for users with an open socket.
+            return groups_send_each_sync(groups, lambda i: _event(deliveries[i]))
         except Exception:  # a Redis outage must not undo committed deliveries
-            logger.exception("in-app WebSocket announce of %s notifications failed", len(messages))
+            logger.exception("in-app WebSocket announce of %s notifications failed", len(groups))
             return 0
 
     def send_batch(self, deliveries):

@@ -244,19 +244,16 @@ class Notification(models.Model):
             models.UniqueConstraint(fields=["source", "channel", "recipient_key"], name="uniq_delivery"),
         ]
         indexes = [
-            # Inbox pages only ever look at sent rows of one user. `id` breaks
-            # ties: one bulk send gives thousands of rows the same created_at,
-            # and without it a LIMIT would have to sort the whole tie group.
-            # IBL order: unread first (-status), then newest. Not partial: it is
-            # also the user_id index that cascading a user's deletion needs.
+            # The one inbox index: a user's rows by status, newest first. `id`
+            # breaks ties (one bulk send gives thousands of rows the same
+            # created_at; without it a LIMIT would sort the whole tie group).
+            # It serves the IBL order (unread first) directly, the /api/v1
+            # order (newest first over UNREAD and READ) as a merge of two of
+            # its ranges (selectors.inbox_visible_for), and the user_id lookups
+            # of a cascading delete. One index instead of two is a tenth less
+            # work for every row a fan-out writes.
             models.Index(
                 fields=["user", "platform", "-status", "-created_at", "-id"], name="inbox_user_status_created"
-            ),
-            # /api/v1 order: newest first; dismissed (CANCELLED) rows are not shown.
-            models.Index(
-                fields=["user", "platform", "-created_at", "-id"],
-                name="inbox_user_created",
-                condition=Q(delivery_status="sent") & ~Q(status="CANCELLED"),
             ),
             # Dispatchers claim the unsent rows of one send; the sweep finds unsent
             # rows that are due. Both stay small: rows leave them once sent or failed.
