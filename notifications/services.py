@@ -66,7 +66,7 @@ SYNC_LIMIT = 200
 DISPATCH_CHUNK = 500
 # Recipients per write transaction, and how many transactions run at once
 # (each on its own connection) when a large send is written outside a transaction.
-WRITE_CHUNK = 5000
+WRITE_CHUNK = 10000
 WRITE_THREADS = 2
 
 StopCheck = Callable[[], bool]
@@ -179,8 +179,11 @@ class _WriteJob:
     render: Renderer | None
 
 
-def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> list[tuple]:
-    """Row tuples (in `rows.COLUMNS` order) for one chunk of recipients."""
+_MESSAGE_FIELDS = ("notification_type", "level", "title", "body", "html", "short_message", "data", "image_url")
+
+
+def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> rows.Batch:
+    """The rows of one chunk of recipients, column by column (see `rows.Batch`)."""
     now = timezone.now()
     user_ids = [r.user_id for r in chunk if r.user_id is not None]
     if job.render is not None:
@@ -191,16 +194,15 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> list[tuple]:
         # and SMS need its addresses.
         addresses = any(c in (Channel.EMAIL, Channel.SMS) for c in job.channels)
         users, known = {}, rows.contacts(user_ids, addresses=addresses)
-    ids = iter(rows.uuid7s(len(chunk) * len(job.channels)))
-    pending_due = now + _lease()  # the sweep steps in for a writer that died
-    out = []
+    per_row_message = job.render is not None or any(r.context for r in chunk)
+    col_user, col_key, col_address, col_channel, col_status, col_error = [], [], [], [], [], []
+    messages, contexts = [], []
     for r in chunk:
         if r.user_id is not None and r.user_id not in known:
             continue  # deleted between resolution and write
         email, phone = known.get(r.user_id, ("", ""))
         key = r.key()
         for channel in job.channels:
-            msg = job.message if job.render is None else job.render(r, channel, users.get(r.user_id))
             address = r.address
             if not address and r.user_id is not None and channel in (Channel.EMAIL, Channel.SMS):
                 address = _address_for(channel, email, phone)
@@ -209,56 +211,68 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> list[tuple]:
                 error = _missing_address_error(channel)
             elif channel in (Channel.IN_APP, Channel.PUSH) and r.user_id is None:
                 error = "This channel needs a user account"
-            if error:
-                status, attempts, sent_at, due, units_failed = _FAILED, 0, None, None, 1
-            elif channel in job.direct:
-                status, attempts, sent_at, due, units_failed = _SENT, 1, now, None, 0
-            else:
-                status, attempts, sent_at, due, units_failed = _PENDING, 0, None, pending_due, 0
-            out.append(
-                (
-                    next(ids),
-                    job.platform_id,
-                    r.user_id,
-                    key,
-                    address,
-                    channel,
-                    job.source,
-                    msg.notification_type,
-                    msg.level,
-                    msg.title,
-                    msg.body,
-                    msg.html,
-                    msg.short_message,
-                    {**msg.context, **r.context} if r.context else msg.context,
-                    msg.data,
-                    msg.image_url,
-                    _UNREAD,
-                    status,
-                    error,
-                    attempts,
-                    "",
-                    1 if status == _SENT else 0,
-                    units_failed,
-                    None,
-                    due,
-                    now,
-                    now,
-                    sent_at,
-                    None,
-                )
-            )
-    return out
+            col_user.append(r.user_id)
+            col_key.append(key)
+            col_address.append(address)
+            col_channel.append(channel)
+            col_error.append(error)
+            col_status.append(_FAILED if error else _SENT if channel in job.direct else _PENDING)
+            if per_row_message:
+                msg = job.message if job.render is None else job.render(r, channel, users.get(r.user_id))
+                messages.append(msg)
+                contexts.append({**msg.context, **r.context} if r.context else msg.context)
+    count = len(col_key)
+    batch = rows.Batch(count)
+    batch.set("id", rows.uuid7s(count))
+    batch.set("platform_id", job.platform_id)
+    batch.set("user_id", col_user)
+    batch.set("recipient_key", col_key)
+    batch.set("address", col_address)
+    batch.set("channel", col_channel)
+    batch.set("source", job.source)
+    if per_row_message:
+        for name in _MESSAGE_FIELDS:
+            batch.set(name, [getattr(m, name) for m in messages])
+        batch.set("context", contexts)
+    else:
+        for name in _MESSAGE_FIELDS:
+            batch.set(name, getattr(job.message, name))
+        batch.set("context", job.message.context)
+    batch.set("status", _UNREAD)
+    batch.set("delivery_status", col_status)
+    batch.set("error", col_error)
+    batch.set("provider_message_id", "")
+    batch.set("claimed_until", None)
+    batch.set("created_at", now)
+    batch.set("updated_at", now)
+    batch.set("read_at", None)
+    # Columns that follow from the delivery status; one value each when all rows share it.
+    pending_due = now + _lease()  # the sweep steps in for a writer that died
+    derived = {
+        "attempts": {_SENT: 1, _FAILED: 0, _PENDING: 0},
+        "units_sent": {_SENT: 1, _FAILED: 0, _PENDING: 0},
+        "units_failed": {_SENT: 0, _FAILED: 1, _PENDING: 0},
+        "next_attempt_at": {_SENT: None, _FAILED: None, _PENDING: pending_due},
+        "sent_at": {_SENT: now, _FAILED: None, _PENDING: None},
+    }
+    uniform = count and col_status.count(col_status[0]) == count
+    for name, by_status in derived.items():
+        batch.set(name, by_status[col_status[0]] if uniform else [by_status[v] for v in col_status])
+    return batch
 
 
-def _write_chunk(job: _WriteJob, built: list[tuple]) -> None:
+def _write_chunk(job: _WriteJob, batch: rows.Batch) -> None:
     """One transaction: insert, then (after commit) announce what this call created."""
+    if not batch.size:
+        return
     with transaction.atomic():
-        inserted = rows.insert(built)
-        channel, status, id_ = rows.INDEX["channel"], rows.INDEX["delivery_status"], rows.INDEX["id"]
+        inserted = rows.insert(batch)
+        ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
         for direct in job.direct:
             fresh = [
-                rows.RowView(r) for r in built if r[id_] in inserted and r[channel] == direct and r[status] == _SENT
+                batch.view(i)
+                for i in range(batch.size)
+                if ids[i] in inserted and channels[i] == direct and statuses[i] == _SENT
             ]
             if fresh:
                 # Only rows this call inserted: a re-run never repeats a socket message.
@@ -572,9 +586,13 @@ def send_counts(*, source: str) -> SendResult:
             result.pending += row["n"]
         result.units_sent += row["us"] or 0
         result.units_failed += row["uf"] or 0
-    result.total_recipients = (
-        Notification.objects.filter(source=source).values("recipient_key").distinct().order_by().count()
-    )
+    if len(result.per_channel) <= 1:
+        # One channel: one row per recipient (the unique key), no DISTINCT needed.
+        result.total_recipients = result.sent + result.failed + result.pending
+    else:
+        result.total_recipients = (
+            Notification.objects.filter(source=source).values("recipient_key").distinct().order_by().count()
+        )
     return result
 
 

@@ -294,8 +294,14 @@ class InboxCounter(models.Model):
     it from the rows if the triggers were ever bypassed (TRUNCATE, a restore).
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
-    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
+    # Like Notification's, without database-level foreign keys: a fan-out to
+    # 100k first-time recipients creates 100k counters inside the trigger, and
+    # PostgreSQL would check (and lock) a user row for each. Django's
+    # collector deletes a user's or platform's counters.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     unread = models.IntegerField(default=0)
     read = models.IntegerField(default=0)
     cancelled = models.IntegerField(default=0)
