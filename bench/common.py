@@ -1,4 +1,4 @@
-"""Shared helpers for benchmarks: results files, percentiles, Django setup."""
+"""Setup shared by the benchmarks: a PostgreSQL database of their own, Django, result files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,92 @@ import os
 import platform
 import statistics
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_pipeline"
+
+
+def setup() -> None:
+    """Point Django at the benchmark database (created and migrated if needed)."""
+    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    url = os.environ["DATABASE_URL"]
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise SystemExit("The benchmarks measure PostgreSQL: set DATABASE_URL=postgres://...")
+    _create_database(url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _create_database(url: str) -> None:
+    import dj_database_url
+    import psycopg
+
+    config = dj_database_url.parse(url)
+    admin = psycopg.connect(
+        dbname="postgres",
+        user=config["USER"],
+        password=config["PASSWORD"] or None,
+        host=config["HOST"] or "127.0.0.1",
+        port=config["PORT"] or 5432,
+        autocommit=True,
+    )
+    with admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
+        if not exists:
+            admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
+
+
+def percentiles(samples_ms: list[float]) -> dict:
+    ordered = sorted(samples_ms)
+    quantiles = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "calls": len(ordered),
+        "p50_ms": round(quantiles[49], 3),
+        "p99_ms": round(quantiles[98], 3),
+        "max_ms": round(ordered[-1], 3),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+    }
+
+
+def timed(fn, calls: int) -> dict:
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return percentiles(samples)
+
+
+def write(name: str, payload: dict) -> Path:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server_version = cursor.fetchone()[0]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    payload = {
+        "benchmark": name,
+        "at": stamp,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgresql": server_version},
+        **payload,
+    }
+    path = RESULTS / f"{name}-{stamp}.json"
+    text = json.dumps(payload, indent=2, default=str)
+    path.write_text(text)
+    (RESULTS / f"{name}-latest.json").write_text(text)
+    return path
+
+
+# --- helpers of the benchmarks that bring their own database setup ---------------
 
 
 def setup_django(settings_module: str = "config.settings") -> None:

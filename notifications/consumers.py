@@ -1,4 +1,11 @@
-"""The in-app WebSocket: `GET /api/v1/ws/connect?token=<token>`."""
+"""The in-app WebSocket: `GET /api/v1/ws/connect?token=<token>`.
+
+The token travels in the query string (browsers cannot set headers on a
+WebSocket); `notifications.logging.RedactTokensFilter` keeps it out of every
+log line, uvicorn's access log included. A missing or bad token, or a user
+without `notifications.ws_connect`, is refused before the handshake completes
+(HTTP 403), so a client never sees an open socket it cannot use.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,37 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 
 from notifications.authentication import token_lookup
 from notifications.permissions import has_key
 from notifications.realtime import user_group
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuse browsers on foreign origins; let native clients in.
+
+    Browsers always send Origin on a WebSocket handshake, so a page on another
+    site is turned away (its Origin is not one of ALLOWED_HOSTS). Mobile and
+    server clients usually send none, and for them an Origin check proves
+    nothing (they could send any value); the token is what authenticates them.
+    channels' own AllowedHostsOriginValidator refuses a missing Origin, which
+    would lock out the mobile apps the bulk document addresses.
+    """
+
+    def valid_origin(self, parsed_origin):
+        if parsed_origin is None:
+            return True
+        return self.validate_origin(parsed_origin)
+
+
+def allowed_hosts_origin_validator(application):
+    """ALLOWED_HOSTS as the list of allowed origins (as channels does; DEBUG adds localhost)."""
+    allowed_hosts = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed_hosts:
+        allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return BrowserOriginValidator(application, allowed_hosts)
 
 
 @database_sync_to_async
@@ -28,10 +62,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         raw = (query.get("token") or [""])[0]
         user = await _authorised_user(raw) if raw else None
         if user is None:
-            await self.close(code=4401)  # refused before accept: the handshake fails
+            await self.close(code=4401)  # before accept: the server answers the handshake with 403
             return
         self.scope["user"] = user
         self.group = user_group(user.pk)
+        # Join before accepting: a notification created right after the
+        # client sees the socket open must reach it.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

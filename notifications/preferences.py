@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-# filter(platform=Platform, rows=list[Notification]) -> list[Notification]
+# filter(platform=<Platform or its pk>, rows=[objects with user_id, channel, notification_type])
+#   -> the rows to keep
 RecipientFilter = Callable[..., list]
 
 _FILTERS: list[RecipientFilter] = []
@@ -21,6 +22,10 @@ def register_recipient_filter(fn: RecipientFilter) -> RecipientFilter:
     if fn not in _FILTERS:
         _FILTERS.append(fn)
     return fn
+
+
+def has_filters() -> bool:
+    return bool(_FILTERS)
 
 
 def filter_deliveries(*, platform, rows: list) -> list:

@@ -1,6 +1,87 @@
-"""Group names and messages of the in-app WebSocket."""
+"""Group names and messages of the in-app WebSocket, and a batched group send.
+
+`channel_layer.group_send` costs channels-redis four round trips per group (trim
+the group, read it, trim each member channel, run the send script), so one
+notification to 100k users is 400k round trips, most of them to find that the
+user has no open socket. `groups_send` does the same work for many groups in a
+handful of round trips:
+
+1. one Lua script per shard and slice of groups trims expired members and
+   returns only the groups that have members, with their channel names;
+2. one Lua script per shard and slice of messages adds each message to the
+   sorted set of each member channel, honouring capacity, exactly as
+   `RedisChannelLayer.group_send`'s own script does.
+
+It relies on channels-redis's storage format (4.x, pinned in requirements):
+a group is the sorted set `<prefix>:group:<name>` of channel names scored by
+join time; a process-specific channel `specific.<client>!<id>` is delivered
+through the sorted set `<prefix>specific.<client>!`, whose members are
+serialized messages scored by send time, each carrying `__asgi_channel__` =
+the list of that process's channels it is for. Messages are built with the
+layer's own serializer, so the receiving side is the unchanged
+`RedisChannelLayer.receive`. Every socket of a user gets each message exactly
+once: sockets in one process share one message listing all of them, sockets
+in different processes get one message per process. Other layers (in-memory,
+pub/sub) fall back to plain `group_send`. `notifications/tests/test_realtime.py`
+checks this against the real layer.
+"""
 
 from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+# Keys per script call: big enough to amortise round trips, small enough that
+# one call never blocks Redis for more than a few milliseconds.
+SLICE = 5000
+
+# KEYS: group keys. ARGV[1]: members joined before this are expired.
+# Returns {index, member, member, ..., 0, index, ...} for non-empty groups only.
+_MEMBERS_LUA = """
+local out = {}
+for i = 1, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, ARGV[1])
+    local members = redis.call('ZRANGE', KEYS[i], 0, -1)
+    if #members > 0 then
+        out[#out + 1] = i
+        for j = 1, #members do out[#out + 1] = members[j] end
+        out[#out + 1] = 0
+    end
+end
+return out
+"""
+
+# KEYS: channel keys (may repeat: one process hosts many users' sockets).
+# ARGV: messages (n), capacities (n), scores (n), then expiry and the
+# "expired before" cut-off. Same checks as channels-redis's group_send script.
+_SEND_LUA = """
+local n = #KEYS
+local expiry = ARGV[3 * n + 1]
+local cutoff = ARGV[3 * n + 2]
+local trimmed = {}
+local over = 0
+for i = 1, n do
+    local key = KEYS[i]
+    if not trimmed[key] then
+        redis.call('ZREMRANGEBYSCORE', key, 0, cutoff)
+        trimmed[key] = true
+    end
+    if redis.call('ZCOUNT', key, '-inf', '+inf') < tonumber(ARGV[n + i]) then
+        redis.call('ZADD', key, ARGV[2 * n + i], ARGV[i])
+        redis.call('EXPIRE', key, expiry)
+    else
+        over = over + 1
+    end
+end
+return over
+"""
 
 
 def user_group(user_id: int) -> str:
@@ -10,3 +91,108 @@ def user_group(user_id: int) -> str:
 def created_notification_event(payload: dict) -> dict:
     """The channel-layer message a consumer turns into CREATED_NOTIFICATION."""
     return {"type": "notification.created", "recipient_id": payload["recipient_id"], "payload": payload}
+
+
+def _is_redis_layer(layer) -> bool:
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # channels-redis not installed: nothing to batch
+        return False
+    return isinstance(layer, RedisChannelLayer)
+
+
+async def groups_send(messages: Sequence[tuple[str, dict]], layer=None) -> int:
+    """Send each `(group, message)`; returns how many channel deliveries were queued."""
+    return await groups_send_each([group for group, _ in messages], lambda i: messages[i][1], layer=layer)
+
+
+async def groups_send_each(groups: Sequence[str], build: Callable[[int], dict], layer=None) -> int:
+    """Send `build(i)` to `groups[i]`, calling `build` only for groups that have members.
+
+    A fan-out to 100k users builds payloads only for those with an open socket.
+    """
+    layer = layer or get_channel_layer()
+    if layer is None or not groups:
+        return 0
+    if not _is_redis_layer(layer):
+        for index, group in enumerate(groups):
+            await layer.group_send(group, build(index))
+        return len(groups)
+    return await _redis_groups_send(layer, groups, build)
+
+
+def groups_send_sync(messages: Sequence[tuple[str, dict]], layer=None) -> int:
+    return async_to_sync(groups_send)(messages, layer)
+
+
+def groups_send_each_sync(groups: Sequence[str], build: Callable[[int], dict], layer=None) -> int:
+    return async_to_sync(groups_send_each)(groups, build, layer)
+
+
+def _slices(items: Sequence, size: int = SLICE) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _redis_groups_send(layer, groups: Sequence[str], build: Callable[[int], dict]) -> int:
+    now = time.time()
+    # 1. Who is listening: members of every group, per shard of the group key.
+    by_shard: dict[int, list[int]] = collections.defaultdict(list)
+    checked = set()
+    for index, group in enumerate(groups):
+        # Group names follow a few patterns ("user.<id>"): check each pattern once.
+        shape = group.rstrip("0123456789")
+        if shape not in checked:
+            assert layer.require_valid_group_name(group), "Group name not valid"
+            checked.add(shape)
+        by_shard[layer.consistent_hash(group)].append(index)
+    members: dict[int, list[str]] = {}
+    for shard, indexes in by_shard.items():
+        connection = layer.connection(shard)
+        script = connection.register_script(_MEMBERS_LUA)
+        for part in _slices(indexes):
+            keys = [layer._group_key(groups[i]) for i in part]
+            reply = await script(keys=keys, args=[int(now) - layer.group_expiry])
+            position = 0
+            while position < len(reply):
+                local = int(reply[position]) - 1
+                position += 1
+                names = []
+                while reply[position] != 0:
+                    names.append(reply[position].decode())
+                    position += 1
+                position += 1
+                members[part[local]] = names
+    if not members:
+        return 0
+
+    # 2. One serialized message per (message, process channel key), listing the
+    # sockets of that process it is for; in message order, scored in that order.
+    outgoing: dict[int, list[tuple[bytes, bytes, int, float]]] = collections.defaultdict(list)
+    sequence = 0
+    for index in sorted(members):
+        message = build(index)
+        per_key: dict[str, list[str]] = {}
+        for channel in members[index]:
+            key = layer.prefix + (layer.non_local_name(channel) if "!" in channel else channel)
+            per_key.setdefault(key, []).append(channel)
+        for key, channels in per_key.items():
+            body = layer.serialize({**message, "__asgi_channel__": channels})
+            shard = layer.consistent_hash(key[len(layer.prefix) :])
+            # Microsecond steps keep one user's messages in send order.
+            outgoing[shard].append((key.encode(), body, layer.get_capacity(channels[0]), now + sequence * 1e-6))
+            sequence += 1
+
+    queued = 0
+    for shard, entries in outgoing.items():
+        connection = layer.connection(shard)
+        script = connection.register_script(_SEND_LUA)
+        for part in _slices(entries):
+            keys = [entry[0] for entry in part]
+            args = [entry[1] for entry in part] + [entry[2] for entry in part] + [entry[3] for entry in part]
+            args += [int(layer.expiry), int(now) - int(layer.expiry)]
+            over = await script(keys=keys, args=args)
+            if over:
+                logger.warning("%s of %s in-app messages dropped: channel over capacity", over, len(part))
+            queued += len(part) - over
+    return queued

@@ -138,7 +138,20 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", "asgi"), "capacity": 1000},
+        "CONFIG": {
+            # redis-py 8 reads with a 5 s socket timeout by default, exactly as
+            # long as channels-redis blocks in BZPOPMIN waiting for a message:
+            # every socket idle for 5 s died with "Timeout reading". The read
+            # timeout must outlast the blocking pop.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": env("CHANNELS_PREFIX", "asgi"),
+            "capacity": 1000,
+            # All sockets of one ASGI process share one Redis queue
+            # ("specific.<process>!"): a bulk in-app send to 100k users puts one
+            # message per connected user there at once, far more than the
+            # per-channel default, and channels-redis drops what is over.
+            "channel_capacity": {"specific.*": env_int("CHANNELS_PROCESS_CAPACITY", 100_000)},
+        },
     }
 }
 
@@ -303,6 +316,15 @@ LOGGING = {
         "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- Delivery pipeline ----------------------------------------------------------
+# See notifications/services.py; all optional.
+NOTIFY_CLAIM_LEASE_SECONDS = env_int("NOTIFY_CLAIM_LEASE_SECONDS", 300)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)
+NOTIFY_RETRY_CAP_SECONDS = env_int("NOTIFY_RETRY_CAP_SECONDS", 3600)
+NOTIFY_SYNC_LIMIT = env_int("NOTIFY_SYNC_LIMIT", 200)
+NOTIFY_DISPATCH_CHUNK = env_int("NOTIFY_DISPATCH_CHUNK", 500)
 
 # --- Scheduling ---------------------------------------------------------------
 # Beat wakes the due-work sweep about every second (DatabaseScheduler copies

@@ -11,6 +11,7 @@ from notifications.api.envelope import V1_ERROR, envelope_schema, ok
 from notifications.api.errors import ApiError
 from notifications.api.permissions import requires
 from notifications.api.v1_serializers import V1NotificationSerializer
+from notifications.models import InboxStatus
 from notifications.tenancy import platform_for_request
 
 MAX_LIMIT = 100
@@ -61,11 +62,12 @@ class InboxListView(APIView):
         limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
         offset = _int_param(request, "offset", 0, minimum=0)
         platform = platform_for_request(request)
-        qs = selectors.inbox_for(user=request.user, platform=platform).order_by("-created_at")
-        rows = list(qs[offset : offset + limit])
+        rows = list(selectors.inbox_visible_for(user=request.user, platform=platform, limit=limit, offset=offset))
+        counts = selectors.inbox_counts(user=request.user, platform=platform)
         data = {
             "notifications": V1NotificationSerializer(rows, many=True).data,
-            "total_count": qs.count(),
+            # From the counter, not COUNT(*): a user may hold hundreds of thousands.
+            "total_count": counts[InboxStatus.UNREAD] + counts[InboxStatus.READ],
             "limit": limit,
             "offset": offset,
         }

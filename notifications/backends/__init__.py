@@ -33,6 +33,11 @@ def _backend_class(key: str):
         ) from exc
 
 
+def backend_class(channel: str):
+    """The backend class configured for `channel` (a settings key: email, sms, push, in_app)."""
+    return _backend_class(channel)
+
+
 def get_backend(channel: str):
     """A fresh backend instance for `channel` (backends hold connections)."""
     key = _settings_key(channel)

@@ -5,6 +5,7 @@ from notifications.models.core import (  # noqa: F401
     AuthToken,
     Channel,
     DeliveryStatus,
+    InboxCounter,
     InboxStatus,
     Level,
     Membership,

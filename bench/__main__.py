@@ -1,0 +1,29 @@
+"""`python -m bench delivery` runs both benchmarks; `fanout` or `inbox` runs one."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import common
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", choices=["delivery", "fanout", "inbox"], nargs="?", default="delivery")
+    parser.add_argument("--sizes", default="10000,100000", help="fan-out audience sizes (comma separated)")
+    parser.add_argument("--calls", type=int, default=1000, help="inbox calls per measurement")
+    parser.add_argument("--rebuild", action="store_true", help="regenerate the 2M-row inbox data set")
+    args = parser.parse_args()
+    common.setup()
+    if args.which in ("delivery", "fanout"):
+        from bench import fanout
+
+        fanout.run(sizes=[int(s) for s in args.sizes.split(",")])
+    if args.which in ("delivery", "inbox"):
+        from bench import inbox
+
+        inbox.run(calls=args.calls, rebuild=args.rebuild)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The inbox: /api/v1 list and unread count, status services, counters that stay exact."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from notifications import selectors, services
+from notifications.models import InboxCounter, Notification
+from notifications.services import Message, Recipient, notification_send
+from notifications.tests.factories import PlatformFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST, UNREAD = "/api/v1/notifications", "/api/v1/notifications/unread"
+
+
+def _send(platform, users, source, channels=("in_app",), title="Hello"):
+    return notification_send(
+        platform=platform,
+        source=source,
+        channels=list(channels),
+        recipients=[Recipient(user_id=u.pk) for u in users],
+        message=Message(title=title, body=f"Body of {title}"),
+    )
+
+
+def _counter(user, platform):
+    return selectors.inbox_counts(user=user, platform=platform)
+
+
+def _recount(user, platform):
+    rows = selectors.inbox_for(user=user, platform=platform)
+    return {s: rows.filter(status=s).count() for s in ("UNREAD", "READ", "CANCELLED")}
+
+
+def test_list_is_newest_first_in_the_envelope_and_leaves_out_dismissed(make_user, api, platform):
+    jane = make_user("jane")
+    for n in range(5):
+        _send(platform, [jane], f"bulk:{n}", title=f"n{n}")
+    dismissed = Notification.objects.get(source="bulk:1")
+    services.notification_status_set(platform=platform, user=jane, ids=[dismissed.pk], status="CANCELLED")
+    response = api(jane).get(LIST, {"limit": 2, "offset": 0})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["message"], body["success"], body["status_code"], body["metadata"]) == (
+        "Notifications retrieved",
+        True,
+        200,
+        None,
+    )
+    data = body["data"]
+    assert (data["total_count"], data["limit"], data["offset"]) == (4, 2, 0)
+    assert [n["payload"]["headline"] for n in data["notifications"]] == ["n4", "n3"]
+    first = data["notifications"][0]
+    assert set(first) == {"id", "recipient_id", "type", "level", "delivery_channel", "payload", "is_read", "timestamp"}
+    page2 = api(jane).get(LIST, {"limit": 2, "offset": 2}).json()["data"]["notifications"]
+    assert [n["payload"]["headline"] for n in page2] == ["n2", "n0"]
+
+
+def test_pages_are_stable_when_one_send_wrote_many_rows_at_the_same_instant(make_user, api, platform):
+    jane = make_user("jane")
+    # One bulk send per channel gives rows of the same created_at; ids break the tie.
+    _send(platform, [jane], "bulk:tie", channels=("in_app", "email", "sms", "push_notification"))
+    client = api(jane)
+    seen = []
+    for offset in range(0, 4):
+        seen += [n["id"] for n in client.get(LIST, {"limit": 1, "offset": offset}).json()["data"]["notifications"]]
+    assert len(set(seen)) == 4
+    assert seen == [n["id"] for n in client.get(LIST, {"limit": 4}).json()["data"]["notifications"]]
+
+
+def test_unread_count_and_list_are_per_user_and_platform(make_user, api, platform):
+    jane, bob = make_user("jane"), make_user("bob")
+    other = PlatformFactory(key="other-platform")
+    _send(platform, [jane, bob], "bulk:a")
+    _send(platform, [jane], "bulk:b")
+    _send(other, [jane], "bulk:c")
+    response = api(jane).get(UNREAD)
+    assert response.status_code == 200
+    assert response.json() == {
+        "message": "Unread count retrieved",
+        "data": {"unread": 2},
+        "success": True,
+        "status_code": 200,
+        "metadata": None,
+    }
+    assert api(bob).get(UNREAD).json()["data"]["unread"] == 1
+    assert api(jane).get(LIST).json()["data"]["total_count"] == 2
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"offset": "-1"}])
+def test_bad_paging_is_a_400_in_the_v1_format(make_user, api, params):
+    response = api(make_user("jane")).get(LIST, params)
+    assert response.status_code == 400
+    assert set(response.json()) == {"message", "error"}
+
+
+def test_permissions_are_required(make_user, api):
+    jane = make_user("jane")
+    jane.groups.clear()
+    client = api(jane)
+    assert client.get(LIST).status_code == 403
+    assert client.get(UNREAD).status_code == 403
+
+
+def test_every_write_path_keeps_the_counters_exact(make_user, platform):
+    jane, bob = make_user("jane"), make_user("bob")
+    _send(platform, [jane, bob], "bulk:1", channels=("in_app", "email"))
+    assert _counter(jane, platform) == {"UNREAD": 2, "READ": 0, "CANCELLED": 0}
+    ids = list(selectors.inbox_for(user=jane, platform=platform).values_list("id", flat=True))
+
+    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="READ") == 1
+    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="READ") == 0
+    assert _counter(jane, platform) == {"UNREAD": 1, "READ": 1, "CANCELLED": 0}
+    assert Notification.objects.get(pk=ids[0]).read_at is not None
+
+    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="UNREAD") == 1
+    assert Notification.objects.get(pk=ids[0]).read_at is None
+    assert services.notification_mark_all_read(platform=platform, user=jane) == 2
+    assert _counter(jane, platform) == {"UNREAD": 0, "READ": 2, "CANCELLED": 0}
+
+    # CANCELLED is terminal.
+    services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="CANCELLED")
+    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="UNREAD") == 0
+    assert _counter(jane, platform) == {"UNREAD": 0, "READ": 1, "CANCELLED": 1}
+
+    # Another user's ids do nothing through the user-scoped services.
+    bob_ids = list(selectors.inbox_for(user=bob, platform=platform).values_list("id", flat=True))
+    assert services.notification_status_set(platform=platform, user=jane, ids=bob_ids, status="READ") == 0
+    assert services.notification_delete(platform=platform, user=jane, ids=bob_ids) == 0
+    assert _counter(bob, platform)["UNREAD"] == 2
+
+    # Org-wide (user=None) admin update and deletes.
+    assert services.notification_status_set(platform=platform, status="READ") == 2  # bob's two
+    assert services.notification_delete(platform=platform, user=jane, ids=ids[1:]) == 1
+    assert _counter(jane, platform) == {"UNREAD": 0, "READ": 0, "CANCELLED": 1}
+    assert _counter(bob, platform) == {"UNREAD": 0, "READ": 2, "CANCELLED": 0}
+
+    # Raw SQL and the admin go through the same triggers.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE notifications_notification SET status = 'UNREAD' WHERE user_id = %s", [bob.pk])
+    assert _counter(bob, platform) == _recount(bob, platform) == {"UNREAD": 2, "READ": 0, "CANCELLED": 0}
+
+
+def test_rows_count_only_once_they_are_sent(settings, make_user, platform):
+    from notifications.backends import locmem
+
+    jane, bob = make_user("jane"), make_user("bob")
+    locmem.fail_for[f"user:{bob.pk}"] = "mailbox full"
+    services.deliveries_write(
+        platform=platform,
+        source="bulk:mail",
+        channels=["email"],
+        recipients=[Recipient(user_id=jane.pk), Recipient(user_id=bob.pk)],
+        message=Message(title="t"),
+    )
+    assert _counter(jane, platform)["UNREAD"] == 0  # pending is not in the inbox
+    services.deliveries_dispatch(source="bulk:mail", channel="email")
+    assert _counter(jane, platform)["UNREAD"] == 1
+    assert _counter(bob, platform)["UNREAD"] == 0  # failed is not in the inbox either
+
+
+def test_deleting_a_user_or_platform_takes_its_counters_along(make_user, platform):
+    jane, bob = make_user("jane"), make_user("bob")
+    _send(platform, [jane, bob], "bulk:1")
+    jane.delete()
+    assert not InboxCounter.objects.filter(user_id=jane.pk).exists()
+    assert _counter(bob, platform)["UNREAD"] == 1
+    platform.delete()
+    assert InboxCounter.objects.count() == 0
+
+
+def test_rebuild_repairs_counters(make_user, platform):
+    jane = make_user("jane")
+    _send(platform, [jane], "bulk:1")
+    _send(platform, [jane], "bulk:2")
+    InboxCounter.objects.filter(user=jane).update(unread=99)
+    assert services.inbox_counters_rebuild(platform=platform) == 1
+    assert _counter(jane, platform) == _recount(jane, platform) == {"UNREAD": 2, "READ": 0, "CANCELLED": 0}
+
+
+def test_status_set_rejects_unknown_statuses(make_user, platform):
+    with pytest.raises(ValueError):
+        services.notification_status_set(platform=platform, user=make_user("jane"), status="ARCHIVED")

@@ -1,0 +1,204 @@
+"""In-app real time: the batched group send against real channels-redis, and the consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+
+from notifications.models import AuthToken, Notification
+from notifications.realtime import groups_send
+from notifications.services import Message, Recipient, notification_send
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _layer(**config) -> RedisChannelLayer:
+    # A prefix of its own: these tests never see the application's messages.
+    hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    return RedisChannelLayer(hosts=hosts, prefix="test-realtime", **config)
+
+
+async def _nothing(layer, channel, timeout=0.3) -> bool:
+    try:
+        await asyncio.wait_for(layer.receive(channel), timeout)
+    except TimeoutError:
+        return True
+    return False
+
+
+def test_groups_send_reaches_every_socket_once_through_the_unchanged_receive():
+    async def scenario():
+        web1, web2 = _layer(), _layer()  # two ASGI processes
+        try:
+            jane_tab1, jane_tab2 = await web1.new_channel(), await web1.new_channel()
+            jane_phone = await web2.new_channel()
+            bob = await web1.new_channel()
+            for group, channel in [("user.1", jane_tab1), ("user.1", jane_tab2), ("user.1", jane_phone)]:
+                await web1.group_add(group, channel)
+            await web1.group_add("user.2", bob)
+
+            first, second = {"type": "notification.created", "n": 1}, {"type": "notification.created", "n": 2}
+            to_bob = {"type": "notification.created", "n": 3}
+            queued = await groups_send(
+                [("user.1", first), ("user.2", to_bob), ("user.3", {"type": "x"}), ("user.1", second)], layer=web1
+            )
+            # jane: one message per process per notification; bob: one; user 3 has no socket.
+            assert queued == 5
+
+            for layer, channel in [(web1, jane_tab1), (web1, jane_tab2), (web2, jane_phone)]:
+                assert await layer.receive(channel) == first
+                assert await layer.receive(channel) == second  # in send order
+                assert await _nothing(layer, channel)
+            assert await web1.receive(bob) == to_bob
+            assert await _nothing(web1, bob)
+        finally:
+            await web1.flush()
+            await web2.flush()
+
+    async_to_sync(scenario)()
+
+
+def test_groups_send_drops_expired_members_and_respects_capacity():
+    async def scenario():
+        layer = _layer(group_expiry=60, channel_capacity={"specific.*": 2})
+        try:
+            live, stale = await layer.new_channel(), await layer.new_channel()
+            await layer.group_add("user.7", live)
+            await layer.group_add("user.8", stale)
+            # A member that joined before group_expiry is gone, as with group_send.
+            connection = layer.connection(0)
+            await connection.zadd(layer._group_key("user.8"), {stale: 1})
+            messages = [("user.7", {"type": "m", "n": n}) for n in range(3)] + [("user.8", {"type": "m", "n": 9})]
+            assert await groups_send(messages, layer=layer) == 2  # the third is over capacity
+            assert [(await layer.receive(live))["n"] for _ in range(2)] == [0, 1]
+            assert await _nothing(layer, live)
+            assert await _nothing(layer, stale)
+        finally:
+            await layer.flush()
+
+    async_to_sync(scenario)()
+
+
+def test_an_idle_socket_outlives_the_blocking_pop():
+    """The configured layer waits out BZPOPMIN's timeout without a client-side read timeout.
+
+    redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
+    channels-redis blocks for: without the settings' socket_timeout every
+    socket idle for 5 s failed with "Timeout reading" and was dropped.
+    """
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    async def scenario():
+        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # as configured, state of its own
+        channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(layer.brpop_timeout + 1.5)
+        assert not receiving.done(), receiving
+        await layer.send(channel, {"type": "hello"})
+        assert await asyncio.wait_for(receiving, 5) == {"type": "hello"}
+
+    async_to_sync(scenario)()
+
+
+# --- the consumer, through Channels' communicator and the real channel layer ----------
+
+
+def _application():
+    from config.asgi import application
+
+    return application
+
+
+def _socket(token: str | None, *, origin: bytes | None = None) -> WebsocketCommunicator:
+    path = "/api/v1/ws/connect" + (f"?token={token}" if token is not None else "")
+    headers = [(b"origin", origin)] if origin else []
+    return WebsocketCommunicator(_application(), path, headers=headers)
+
+
+def _token(user) -> str:
+    return AuthToken.issue(user=user, name="ws")[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_in_app_send_reaches_every_open_socket_of_the_user(platform, make_user):
+    jane, bob = make_user("jane"), make_user("bob")
+    jane_token, bob_token = _token(jane), _token(bob)
+
+    async def scenario():
+        tab, other = _socket(jane_token), _socket(bob_token)
+        phone = _socket(jane_token, origin=b"http://localhost:3000")
+        for communicator in (tab, phone, other):
+            connected, _ = await communicator.connect()
+            assert connected
+        result = await database_sync_to_async(notification_send)(
+            platform=platform,
+            source="bulk:ws",
+            channels=["in_app"],
+            recipients=[Recipient(user_id=jane.pk)],
+            message=Message(title="Title", body="Body"),
+        )
+        assert (result.sent, result.total_recipients) == (1, 1)
+        row = await database_sync_to_async(Notification.objects.get)(source="bulk:ws")
+        for communicator in (tab, phone):
+            event = await communicator.receive_json_from(timeout=5)
+            assert event == {
+                "type": "CREATED_NOTIFICATION",
+                "recipient_id": jane.pk,
+                "payload": {
+                    "id": str(row.id),
+                    "recipient_id": jane.pk,
+                    "type": "system_alert",
+                    "level": "info",
+                    "delivery_channel": "in_app",
+                    "payload": {"headline": "Title", "message": "Body"},
+                    "is_read": False,
+                    "timestamp": event["payload"]["timestamp"],
+                },
+            }
+            assert TIMESTAMP.match(event["payload"]["timestamp"])
+            assert await communicator.receive_nothing(timeout=0.3)  # exactly once
+        assert await other.receive_nothing(timeout=0.3)
+        # Running the send again creates nothing and announces nothing.
+        await database_sync_to_async(notification_send)(
+            platform=platform,
+            source="bulk:ws",
+            channels=["in_app"],
+            recipients=[Recipient(user_id=jane.pk)],
+            message=Message(title="Title", body="Body"),
+        )
+        assert await tab.receive_nothing(timeout=0.3)
+        await tab.send_json_to({"type": "PING"})
+        assert await tab.receive_json_from(timeout=5) == {"type": "PONG"}
+        for communicator in (tab, phone, other):
+            await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_handshake_is_refused_without_a_valid_token_or_the_permission(make_user):
+    jane = make_user("jane")
+    good = _token(jane)
+    nobody = make_user("nobody")
+    no_permission = _token(nobody)
+    nobody.groups.clear()  # no role group: no notifications.ws_connect
+
+    async def scenario():
+        for token in (None, "", "not-a-token", no_permission):
+            connected, _ = await _socket(token).connect()
+            assert not connected, token
+        connected, _ = await _socket(good, origin=b"https://evil.example").connect()
+        assert not connected
+        communicator = _socket(good, origin=b"http://testserver")
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
