@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils import timezone
 
-from notifications.models import Attachment, AuthToken, Membership, Notification, Platform, User
+from notifications.models import Attachment, AuthToken, InboxCounter, Membership, Notification, Platform, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -70,11 +70,12 @@ class NotificationAdmin(admin.ModelAdmin):
         "delivery_status",
         "status",
         "attempts",
+        "next_attempt_at",
         "source",
     ]
     list_filter = ["platform", "channel", "delivery_status", "status", "notification_type", "level"]
     search_fields = ["id", "recipient_key", "address", "title", "source", "user__username", "provider_message_id"]
-    readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until"]
+    readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until", "next_attempt_at"]
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
     list_select_related = ["platform"]
@@ -85,3 +86,20 @@ class NotificationAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     list_display = ["filename", "source", "content_type", "created_at"]
     search_fields = ["filename", "source"]
+
+
+@admin.register(InboxCounter)
+class InboxCounterAdmin(admin.ModelAdmin):
+    """Read-only: database triggers keep these exact (see `services.inbox_counters_rebuild`)."""
+
+    list_display = ["user", "platform", "unread", "read", "cancelled"]
+    list_filter = ["platform"]
+    search_fields = ["user__username", "user__email", "platform__key"]
+    list_select_related = ["user", "platform"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
