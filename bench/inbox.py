@@ -83,6 +83,7 @@ def run(*, calls: int, rebuild: bool) -> dict:
 
     from bench import common
     from notifications import selectors
+    from notifications.api.v1_serializers import PAYLOAD_FIELDS
     from notifications.models import AuthToken, InboxStatus, Membership, Notification, Platform, User
 
     platform, _ = Platform.objects.get_or_create(key="bench-inbox", defaults={"name": "Bench inbox"})
@@ -98,7 +99,7 @@ def run(*, calls: int, rebuild: bool) -> dict:
         return selectors.inbox_unread_count(user=user, platform=platform)
 
     def first_page():
-        rows = list(selectors.inbox_visible_for(user=user, platform=platform, limit=20))
+        rows = list(selectors.inbox_visible_for(user=user, platform=platform, limit=20, fields=PAYLOAD_FIELDS))
         counts = selectors.inbox_counts(user=user, platform=platform)
         return rows, counts
 
@@ -142,9 +143,11 @@ def run(*, calls: int, rebuild: bool) -> dict:
 
     plans = {
         "unread_count": _explain(InboxCounter.objects.filter(user=user, platform=platform).values("unread")),
-        "first_page": _explain(selectors.inbox_visible_for(user=user, platform=platform, limit=20)),
+        "first_page": _explain(
+            selectors.inbox_visible_for(user=user, platform=platform, limit=20, fields=PAYLOAD_FIELDS)
+        ),
         "baseline_unread_count_rows": _explain(
-            selectors.inbox_for(user=user, platform=platform).filter(status=InboxStatus.UNREAD).values("id")
+            selectors.inbox_for(user=user, platform=platform).filter(status=InboxStatus.UNREAD).order_by().values("id")
         ),
     }
     path = common.write(

@@ -7,6 +7,7 @@ from notifications.models import (
     Attachment,
     AuthToken,
     DeviceRegistration,
+    InboxCounter,
     Membership,
     Notification,
     Platform,
@@ -81,11 +82,12 @@ class NotificationAdmin(admin.ModelAdmin):
         "delivery_status",
         "status",
         "attempts",
+        "next_attempt_at",
         "source",
     ]
     list_filter = ["platform", "channel", "delivery_status", "status", "notification_type", "level"]
     search_fields = ["id", "recipient_key", "address", "title", "source", "user__username", "provider_message_id"]
-    readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until"]
+    readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until", "next_attempt_at"]
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
     list_select_related = ["platform"]
@@ -160,7 +162,26 @@ class DeviceRegistrationAdmin(admin.ModelAdmin):
     @admin.display(description="user", ordering="device__user__username")
     def device_user(self, obj):
         return obj.device.user
+
+
 # Bulk sends: compose, scheduled jobs with their deliveries, Idempotency-Key records.
 from notifications.bulk.admin import register as _register_bulk_admin  # noqa: E402
 
 _register_bulk_admin(admin.site)
+
+
+@admin.register(InboxCounter)
+class InboxCounterAdmin(admin.ModelAdmin):
+    """Read-only: database triggers keep these exact (see `services.inbox_counters_rebuild`)."""
+
+    list_display = ["user", "platform", "unread", "read", "cancelled"]
+    list_filter = ["platform"]
+    search_fields = ["user__username", "user__email", "platform__key"]
+    list_select_related = ["user", "platform"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -18,7 +18,9 @@ def inbox_for(*, user, platform: Platform) -> QuerySet[Notification]:
     return Notification.objects.filter(user=user, platform=platform, delivery_status=DeliveryStatus.SENT)
 
 
-def inbox_visible_for(*, user, platform: Platform, limit: int, offset: int = 0) -> QuerySet[Notification]:
+def inbox_visible_for(
+    *, user, platform: Platform, limit: int, offset: int = 0, fields: Sequence[str] | None = None
+) -> QuerySet[Notification]:
     """One page of the inbox a learner app shows: newest first, dismissed (CANCELLED) rows left out.
 
     The inbox index is ordered by status, then newest first, so the newest
@@ -26,9 +28,12 @@ def inbox_visible_for(*, user, platform: Platform, limit: int, offset: int = 0) 
     newest of the READ range: two short index scans and a sort of at most
     2 x (offset + limit) rows, however many rows the user has. `id` breaks
     the ties of rows one bulk send wrote at the same instant, so pages are stable.
+    `fields` loads only those columns (a page of payloads needs few of them).
     """
     order = ("-created_at", "-id")
     base = inbox_for(user=user, platform=platform)
+    if fields:
+        base = base.only(*fields)
     end = offset + limit
     if not connection.features.supports_slicing_ordering_in_compound:  # SQLite: development sizes
         return base.exclude(status=InboxStatus.CANCELLED).order_by(*order)[offset:end]

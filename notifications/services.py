@@ -178,6 +178,8 @@ class _WriteJob:
     direct: frozenset[str]
     message: Message | None
     render: Renderer | None
+    # No row of the source existed when the send began (see rows.insert_postgresql).
+    fresh_source: bool = False
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,7 @@ def _write_chunk(job: _WriteJob, batch: rows.Batch) -> None:
     if not batch.size:
         return
     with transaction.atomic():
-        inserted = rows.insert(batch)
+        inserted = rows.insert(batch, fresh_source=job.fresh_source)
         ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
         for direct in job.direct:
             fresh = [
@@ -367,6 +369,7 @@ def deliveries_write(
         direct=frozenset(str(c) for c in channels if _delivered_on_write(c)),
         message=message,
         render=render,
+        fresh_source=not Notification.objects.filter(source=source).exists(),
     )
     chunks = [unique[start : start + size] for start in range(0, len(unique), size)]
     parallel = (

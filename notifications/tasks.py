@@ -22,6 +22,8 @@ def purge_idempotency_keys() -> int:
     from notifications.api.idempotency import idempotency_keys_purge
 
     return idempotency_keys_purge()
+
+
 @shared_task(ignore_result=True, acks_late=True)
 def dispatch_chunk(source: str, channel: str, ids: list[str]) -> int:
     """Send one chunk of a large send. Safe to run twice: rows are claimed under a lease."""

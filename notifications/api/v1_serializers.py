@@ -4,6 +4,9 @@ from rest_framework import serializers
 
 from notifications.models import InboxStatus, Notification
 
+# The columns `created_notification_payload` reads: what an inbox page loads.
+PAYLOAD_FIELDS = ("id", "user_id", "notification_type", "level", "channel", "title", "body", "status", "created_at")
+
 
 def created_notification_payload(n: Notification) -> dict:
     """A notification as the bulk document's WebSocket and inbox show it."""

@@ -10,7 +10,7 @@ from notifications import selectors
 from notifications.api.envelope import V1_ERROR, envelope_schema, ok
 from notifications.api.errors import ApiError
 from notifications.api.permissions import requires
-from notifications.api.v1_serializers import V1NotificationSerializer
+from notifications.api.v1_serializers import PAYLOAD_FIELDS, V1NotificationSerializer
 from notifications.models import InboxStatus
 from notifications.tenancy import platform_for_request
 
@@ -62,7 +62,11 @@ class InboxListView(APIView):
         limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
         offset = _int_param(request, "offset", 0, minimum=0)
         platform = platform_for_request(request)
-        rows = list(selectors.inbox_visible_for(user=request.user, platform=platform, limit=limit, offset=offset))
+        rows = list(
+            selectors.inbox_visible_for(
+                user=request.user, platform=platform, limit=limit, offset=offset, fields=PAYLOAD_FIELDS
+            )
+        )
         counts = selectors.inbox_counts(user=request.user, platform=platform)
         data = {
             "notifications": V1NotificationSerializer(rows, many=True).data,

@@ -371,3 +371,22 @@ def test_push_rows_use_the_push_backend(platform, members):
     assert (result.sent, result.failed) == (2, 1)
     assert len(locmem.outbox["push"]) == 2
     assert Notification.objects.get(source="bulk:push", user=None).error == "This channel needs a user account"
+
+
+def test_a_writer_that_raced_another_of_its_source_skips_the_rows_already_there(platform, members):
+    notification_send(
+        platform=platform, source="bulk:race", channels=["email"], recipients=_recipients(members[:5]), message=MESSAGE
+    )
+    # This writer saw no rows when it began (plain INSERT first), but another got in first.
+    job = services._WriteJob(
+        platform_id=platform.pk,
+        source="bulk:race",
+        channels=("email",),
+        direct=frozenset(),
+        message=MESSAGE,
+        render=None,
+        fresh_source=True,
+    )
+    services._write_chunk(job, services._build_rows(job, _recipients(members)))
+    assert Notification.objects.filter(source="bulk:race").count() == 10
+    assert Notification.objects.filter(source="bulk:race", delivery_status="sent").count() == 5

@@ -13,7 +13,7 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from notifications.models import AuthToken, Notification
-from notifications.realtime import groups_send
+from notifications.realtime import groups_send, groups_send_each
 from notifications.services import Message, Recipient, notification_send
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -61,6 +61,28 @@ def test_groups_send_reaches_every_socket_once_through_the_unchanged_receive():
         finally:
             await web1.flush()
             await web2.flush()
+
+    async_to_sync(scenario)()
+
+
+def test_groups_send_each_builds_messages_only_for_groups_with_members():
+    async def scenario():
+        layer = _layer()
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add("user.42", channel)
+            built = []
+
+            def build(index):
+                built.append(index)
+                return {"type": "m", "n": index}
+
+            groups = [f"user.{n}" for n in range(1000)]
+            assert await groups_send_each(groups, build, layer=layer) == 1
+            assert built == [42]
+            assert (await layer.receive(channel))["n"] == 42
+        finally:
+            await layer.flush()
 
     async_to_sync(scenario)()
 
