@@ -23,6 +23,12 @@ def _clean_state(settings):
     locmem.reset()
     yield
     cache.clear()
+    # A channels-redis layer binds its receive machinery to the event loop that
+    # first used it; each test starts with a fresh layer so that a test's loop
+    # (an in-thread server, async_to_sync) never meets another test's.
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from notifications import scheduler, services  # noqa: E402
+from notifications import scheduler  # noqa: E402
 from notifications.bulk import SCHEDULED_SOURCE  # noqa: E402
 from notifications.models import ScheduledNotification  # noqa: E402
 
@@ -43,8 +43,7 @@ def main() -> int:
     if os.environ.get("BULK_TEST_LEASE_SECONDS"):
         lease = timedelta(seconds=float(os.environ["BULK_TEST_LEASE_SECONDS"]))
         # The pipeline's own lease on claimed deliveries, shortened the same way.
-        assert hasattr(services, "CLAIM_LEASE"), "the pipeline's delivery lease moved"
-        services.CLAIM_LEASE = lease
+        settings.NOTIFY_CLAIM_LEASE_SECONDS = lease.total_seconds()
 
     claimed = 0
     end = time.monotonic() + args.deadline
