@@ -32,6 +32,7 @@ from notifications.api.bulk_serializers import (
 from notifications.api.envelope import V1_ERROR, envelope_schema, ok
 from notifications.api.errors import ApiError
 from notifications.api.idempotency import idempotent
+from notifications.api.params import int_query_param
 from notifications.api.permissions import requires
 from notifications.bulk import selectors, services
 from notifications.bulk.inputs import BulkInputError, bulk_input_parse, scheduled_at_parse
@@ -60,20 +61,6 @@ def bad_request(exc: BulkInputError) -> ApiError:
 
 def base_url(request) -> str:
     return settings.PUBLIC_BASE_URL or request.build_absolute_uri("/")
-
-
-def _int_param(request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(f"Invalid {name}", error=f"{name} must be an integer") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ApiError(f"Invalid {name}", error=f"{name} must be {bound}")
-    return value
 
 
 def _time_param(request, name: str):
@@ -271,8 +258,8 @@ class ScheduledListView(APIView):
         channel = _choice_param(request, "channel", ScheduledChannel.values)
         after = _time_param(request, "after")
         before = _time_param(request, "before")
-        limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
-        page = _int_param(request, "page", 1, minimum=1)
+        limit = int_query_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
+        page = int_query_param(request, "page", 1, minimum=1)
         qs = selectors.scheduled_list(
             platform=platform_for_request(request), status=status, channel=channel, after=after, before=before
         )
@@ -414,8 +401,8 @@ class ScheduledDeliveriesView(APIView):
     def get(self, request, pk: int):
         job = _job_for(request, pk)
         status = _choice_param(request, "status", DeliveryStatus.values)
-        limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
-        page = _int_param(request, "page", 1, minimum=1)
+        limit = int_query_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
+        page = int_query_param(request, "page", 1, minimum=1)
         qs = selectors.job_deliveries(job=job, status=status)
         rows = list(qs[(page - 1) * limit : page * limit])
         counts = send_counts(source=job.source)

@@ -8,27 +8,13 @@ from rest_framework.views import APIView
 
 from notifications import selectors
 from notifications.api.envelope import V1_ERROR, envelope_schema, ok
-from notifications.api.errors import ApiError
+from notifications.api.params import int_query_param
 from notifications.api.permissions import requires
 from notifications.api.v1_serializers import PAYLOAD_FIELDS, V1NotificationSerializer
 from notifications.models import InboxStatus
 from notifications.tenancy import platform_for_request
 
 MAX_LIMIT = 100
-
-
-def _int_param(request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(f"Invalid {name}", error=f"{name} must be an integer") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ApiError(f"Invalid {name}", error=f"{name} must be {bound}")
-    return value
 
 
 class InboxListView(APIView):
@@ -59,8 +45,8 @@ class InboxListView(APIView):
         },
     )
     def get(self, request):
-        limit = _int_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
-        offset = _int_param(request, "offset", 0, minimum=0)
+        limit = int_query_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
+        offset = int_query_param(request, "offset", 0, minimum=0)
         platform = platform_for_request(request)
         rows = list(
             selectors.inbox_visible_for(
