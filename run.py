@@ -104,6 +104,9 @@ def serve() -> int:
                 "config",
                 "worker",
                 "--beat",
+                # the default queue and the due-work sweep's own (config/settings/base.py)
+                "-Q",
+                "celery,sweep",
                 "-l",
                 "INFO",
                 "--concurrency",

@@ -134,6 +134,8 @@ def start(mode: str, concurrency: int) -> list[subprocess.Popen]:
             [
                 *celery,
                 "worker",
+                "-Q",
+                "celery,sweep",
                 "-l",
                 "WARNING",
                 "--concurrency",

@@ -17,6 +17,12 @@ def run_due_item(source: str, item_id) -> None:
     scheduler.SOURCES[source].run(item_id=item_id)
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def run_due_items(source: str, item_ids: list) -> None:
+    """A batch of one source's claimed items; redelivered whole if the worker dies (items are idempotent)."""
+    scheduler.SOURCES[source].run_many(item_ids=item_ids)
+
+
 @shared_task(ignore_result=True)
 def purge_idempotency_keys() -> int:
     from notifications.api.idempotency import idempotency_keys_purge

@@ -166,6 +166,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The due-work sweep has a queue of its own: in the default queue it would wait
+# behind the very jobs it queued, and the next due batch would be claimed late.
+# Workers consume both (`celery -A config worker -Q celery,sweep`).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {"notifications.tasks.sweep_due_work": {"queue": "sweep"}}
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_USER_MODEL = "notifications.User"
@@ -329,6 +334,8 @@ NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)
 NOTIFY_RETRY_CAP_SECONDS = env_int("NOTIFY_RETRY_CAP_SECONDS", 3600)
 NOTIFY_SYNC_LIMIT = env_int("NOTIFY_SYNC_LIMIT", 200)
 NOTIFY_DISPATCH_CHUNK = env_int("NOTIFY_DISPATCH_CHUNK", 500)
+# Claimed due items of one source that one Celery task runs (sources with `run_many`).
+DUE_WORK_BATCH_SIZE = env_int("DUE_WORK_BATCH_SIZE", 25)
 
 # --- Scheduling ---------------------------------------------------------------
 # Beat wakes the due-work sweep about every second (DatabaseScheduler copies

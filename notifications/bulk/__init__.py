@@ -23,5 +23,6 @@ def ready() -> None:
             name=SCHEDULED_SOURCE,
             claim=services.scheduled_claim,
             run=lambda item_id: services.scheduled_run(job_id=item_id),
+            run_many=lambda item_ids: services.scheduled_run_many(job_ids=item_ids),
         )
     )

@@ -293,3 +293,49 @@ def test_claims_that_expire_in_the_queue_do_not_use_up_attempts(platform, studen
     job.refresh_from_db()
     assert job.status == "sent" and job.attempt_count == 1 and job.sent_count == 5
     assert len(locmem.outbox["sms"]) == 5
+
+
+def test_the_sweep_queues_one_task_per_batch_of_claimed_jobs(platform, students, settings, monkeypatch):
+    from notifications import tasks
+
+    settings.DUE_WORK_BATCH_SIZE = 2
+    batches = []
+    monkeypatch.setattr(tasks.run_due_items, "delay", lambda source, ids: batches.append((source, ids)))
+    jobs = [make_job(platform) for _ in range(5)]
+    assert sweep_at() == 5
+    assert [len(ids) for _, ids in batches] == [2, 2, 1]
+    assert {source for source, _ in batches} == {SCHEDULED_SOURCE}
+    assert sorted(i for _, ids in batches for i in ids) == sorted(j.pk for j in jobs)
+
+
+def test_a_batch_runs_every_job_once_and_skips_one_cancelled_while_it_waited(platform, students, settings):
+    settings.DUE_WORK_BATCH_SIZE = 10
+    jobs = [make_job(platform, message=f"Hello {i}") for i in range(3)]
+    claimed = services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
+    assert sorted(claimed) == sorted(j.pk for j in jobs)
+    services.scheduled_cancel(job=jobs[1])
+    services.scheduled_run_many(job_ids=claimed)
+    # Run again, as a redelivered task would: nothing goes out twice.
+    services.scheduled_run_many(job_ids=claimed)
+    for job in jobs:
+        job.refresh_from_db()
+    assert [j.status for j in jobs] == ["sent", "cancelled", "sent"]
+    assert [j.attempt_count for j in jobs] == [1, 0, 1]
+    assert sorted(m["body"] for m in locmem.outbox["sms"]) == sorted(["Hello 0"] * 5 + ["Hello 2"] * 5)
+
+
+def test_a_job_another_worker_ran_meanwhile_is_read_afresh(platform, students):
+    job = make_job(platform)
+    claimed = services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
+    # Another worker started the job after this batch was claimed (its lease ran out, say).
+    ScheduledNotification.objects.filter(pk=job.pk).update(attempt_count=1)
+    services.scheduled_run_many(job_ids=claimed)
+    job.refresh_from_db()
+    assert (job.status, job.attempt_count, job.sent_count) == ("sent", 2, 5)
+
+
+def test_the_sweep_task_has_a_queue_of_its_own():
+    from config.celery import app
+
+    assert app.amqp.router.route({}, "notifications.tasks.sweep_due_work")["queue"].name == "sweep"
+    assert app.amqp.router.route({}, "notifications.tasks.run_due_items")["queue"].name == "celery"
