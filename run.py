@@ -146,9 +146,16 @@ def serve() -> int:
 
 
 def test(args: list[str]) -> int:
+    # Importing `config` (for the embedded Redis) sets DJANGO_SETTINGS_MODULE to the
+    # run settings, and pytest-django prefers that variable to pytest.ini: drop it
+    # unless the caller chose a settings module themselves.
+    chosen_settings = os.environ.get("DJANGO_SETTINGS_MODULE")
     owns_redis = start_embedded_redis()
+    env = os.environ.copy()
+    if chosen_settings is None:
+        env.pop("DJANGO_SETTINGS_MODULE", None)
     try:
-        return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT)
+        return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
     finally:
         if owns_redis:
             stop_embedded_redis()
