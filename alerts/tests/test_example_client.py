@@ -35,7 +35,7 @@ def service_token(make_user):
 
 
 def test_example_client_posts_low_stock_and_loan_alerts(example, live_server, service_token, alice, capsys):
-    base = ["--url", live_server.url, "--token", service_token]
+    base = ["--url", live_server.url, f"--token={service_token}"]
     assert (
         example.main([*base, "low-stock", "--user", str(alice.pk), "--item", "Laptop Dell XPS 15", "--remaining", "2"])
         == 0

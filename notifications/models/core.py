@@ -126,6 +126,8 @@ class AuthToken(models.Model):
     def issue(cls, *, user, name: str = "", ttl: timedelta | None = None) -> tuple[AuthToken, str]:
         """Create a token; the raw value is returned once and never stored."""
         raw = secrets.token_urlsafe(32)
+        while raw.startswith("-"):  # command-line tools would read a leading dash as an option
+            raw = secrets.token_urlsafe(32)
         if ttl is None:
             ttl = timedelta(days=settings.TOKEN_TTL_DAYS)
         token = cls.objects.create(
