@@ -37,7 +37,7 @@ from notifications.models import (
     ScheduledStatus,
 )
 from notifications.scheduler import claim_rows
-from notifications.services import Message, SendResult, notification_send, send_counts
+from notifications.services import Message, SendResult, deliveries_cancel, notification_send, send_counts
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +268,9 @@ def scheduled_cancel(*, job: ScheduledNotification) -> ScheduledNotification:
     ).update(status=ScheduledStatus.CANCELLED, cancelled_at=now, claimed_until=None, updated_at=now)
     if not updated:
         raise JobStateError("Only pending or processing scheduled notifications can be cancelled")
+    # Rows a running job already wrote but did not send must not go out later
+    # through the pipeline's retry sweep.
+    deliveries_cancel(source=job.source)
     job.refresh_from_db()
     return job
 
