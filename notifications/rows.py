@@ -85,6 +85,21 @@ class Batch:
                 self.varies.add(name)
         self.values[name] = value
 
+    @classmethod
+    def concat(cls, batches: list[Batch]) -> Batch:
+        """The rows of several batches as one, so that many small sends cost one INSERT."""
+        batches = [b for b in batches if b.size]
+        if len(batches) == 1:
+            return batches[0]
+        merged = cls(sum(b.size for b in batches))
+        first = batches[0].values if batches else {}
+        for name, value in first.items():
+            if all(name not in b.varies and b.values[name] == value for b in batches):
+                merged.values[name] = value
+            else:
+                merged.set(name, [v for b in batches for v in b.column(name)])
+        return merged
+
     def column(self, name: str) -> list:
         value = self.values[name]
         return value if name in self.varies else [value] * self.size
@@ -205,13 +220,13 @@ def insert_generic(batch: Batch) -> set[str]:
     Runs inside the caller's transaction; SQLite serialises writers, so no
     other writer can add a key between the check and the insert.
     """
-    keys, channels = batch.column("recipient_key"), batch.column("channel")
+    sources, keys, channels = batch.column("source"), batch.column("recipient_key"), batch.column("channel")
     existing = set(
-        Notification.objects.filter(source=batch.values["source"], recipient_key__in=set(keys)).values_list(
-            "channel", "recipient_key"
+        Notification.objects.filter(source__in=set(sources), recipient_key__in=set(keys)).values_list(
+            "source", "channel", "recipient_key"
         )
     )
-    fresh = [i for i in range(batch.size) if (channels[i], keys[i]) not in existing]
+    fresh = [i for i in range(batch.size) if (sources[i], channels[i], keys[i]) not in existing]
     Notification.objects.bulk_create(
         [Notification(**{c: batch.get(c, i) for c in COLUMNS}) for i in fresh], ignore_conflicts=True
     )
@@ -247,3 +262,46 @@ def contacts(user_ids: list[int], *, addresses: bool = True) -> dict[int, tuple[
             return {pk: (email, phone) for pk, email, phone in cursor.fetchall()}
         cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%b::bigint[])", [user_ids])
         return dict.fromkeys((row[0] for row in cursor.fetchall()), ("", ""))
+
+
+# (id, delivery_status, error, attempts, provider_message_id, units_sent, units_failed, sent_at, next_attempt_at)
+Outcome = tuple
+
+
+def record(outcomes: list[Outcome], *, now) -> None:
+    """Write the results of sent deliveries; only rows still pending are touched (never a sent row back).
+
+    PostgreSQL gets one UPDATE ... FROM unnest for the lot; other databases one
+    UPDATE per row.
+    """
+    if not outcomes:
+        return
+    if connection.vendor != "postgresql":
+        for pk, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at in outcomes:
+            Notification.objects.filter(pk=pk, delivery_status="pending").update(
+                delivery_status=status,
+                error=error,
+                attempts=attempts,
+                provider_message_id=message_id,
+                units_sent=units_sent,
+                units_failed=units_failed,
+                sent_at=sent_at,
+                claimed_until=None,
+                next_attempt_at=next_at,
+                updated_at=now,
+            )
+        return
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    columns = list(zip(*outcomes, strict=True))
+    sql = (
+        f"UPDATE {table} AS n SET delivery_status = v.status, error = v.error, attempts = v.attempts, "
+        "provider_message_id = v.message_id, units_sent = v.units_sent, units_failed = v.units_failed, "
+        "sent_at = v.sent_at, claimed_until = NULL, next_attempt_at = v.next_at, updated_at = %s "
+        "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::int[], %s::int[], "
+        "%s::timestamptz[], %s::timestamptz[]) "
+        "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at) "
+        "WHERE n.id = v.id AND n.delivery_status = 'pending'"
+    )
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, [now, *(list(c) for c in columns)])

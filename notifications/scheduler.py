@@ -6,9 +6,10 @@ are all "rows that become due". Each app registers a `DueWorkSource` in its
 source to claim its due rows (`SELECT ... FOR UPDATE SKIP LOCKED`, then a
 lease) and queues one Celery task per claimed row, or, for a source with
 `run_many`, one task per batch of claimed rows (less overhead per item when
-many fall due at once). The sweep has a Celery queue of its own, so it is never
-stuck behind the items it queued. The core never imports the
-apps: they come to it.
+many fall due at once). A source with `next_due` lets the sweep queue one more
+sweep for the moment its next item falls due, between two beat ticks. The
+sweep has a Celery queue of its own, so it is never stuck behind the items it
+queued. The core never imports the apps: they come to it.
 
 A source's `run` must be idempotent: a worker that dies mid-item leaves the
 lease to run out, the next sweep claims the item again, and the delivery
@@ -41,6 +42,8 @@ class DueWorkSource:
     run: Callable[..., None]
     # run_many(item_ids=) runs several claimed items in one task, each as `run` would
     run_many: Callable[..., None] | None = None
+    # next_due(after=, until=) -> when the first item falls due in (after, until], or None
+    next_due: Callable[..., datetime | None] | None = None
 
 
 SOURCES: dict[str, DueWorkSource] = {}
@@ -67,25 +70,76 @@ def claim_rows(
     return ids
 
 
-def sweep(*, now: datetime | None = None, limit: int = 500, lease: timedelta = DEFAULT_LEASE) -> dict[str, int]:
-    """Claim what is due in every source and queue it; returns counts per source."""
+def sweep(
+    *,
+    now: datetime | None = None,
+    limit: int = 500,
+    lease: timedelta = DEFAULT_LEASE,
+    rounds: int = 20,
+    follow_up: bool = False,
+) -> dict[str, int]:
+    """Claim what is due in every source and queue it; returns counts per source.
+
+    A source is claimed from again while a claim comes back full (up to
+    `rounds` claims), so a thousand jobs due in the same second all go out in
+    this sweep, not over the next few. With `follow_up` (the beat task), a
+    sweep that sees an item falling due before the next tick queues one more
+    sweep for that moment: an item is picked up when it falls due, not up to
+    an interval later.
+    """
     from notifications.tasks import run_due_item, run_due_items
 
-    batch = max(1, getattr(settings, "DUE_WORK_BATCH_SIZE", 25))
+    batch = max(1, getattr(settings, "DUE_WORK_BATCH_SIZE", 100))
     now = now or timezone.now()
     counts = {}
     for source in list(SOURCES.values()):
-        try:
-            ids = source.claim(now=now, limit=limit, lease=lease)
-        except Exception:
-            # One broken source must not stop the others from being swept.
-            logger.exception("claiming due work from %s failed", source.name)
-            continue
-        if source.run_many is not None:
-            for start in range(0, len(ids), batch):
-                run_due_items.delay(source.name, ids[start : start + batch])
-        else:
-            for item_id in ids:
-                run_due_item.delay(source.name, item_id)
-        counts[source.name] = len(ids)
+        counts[source.name] = 0
+        for _ in range(rounds):
+            try:
+                ids = source.claim(now=now, limit=limit, lease=lease)
+            except Exception:
+                # One broken source must not stop the others from being swept.
+                logger.exception("claiming due work from %s failed", source.name)
+                break
+            if source.run_many is not None:
+                for start in range(0, len(ids), batch):
+                    run_due_items.delay(source.name, ids[start : start + batch])
+            else:
+                for item_id in ids:
+                    run_due_item.delay(source.name, item_id)
+            counts[source.name] += len(ids)
+            if len(ids) < limit:
+                break
+    if follow_up:
+        _follow_up(now)
     return counts
+
+
+def _follow_up(now: datetime) -> None:
+    """Queue a sweep for the moment the next item falls due, if that is before the next tick."""
+    from celery import current_app
+    from django.core.cache import cache
+
+    from notifications.tasks import sweep_due_work
+
+    if current_app.conf.task_always_eager:
+        return  # nothing waits for a moment in eager mode
+    until = now + timedelta(seconds=float(getattr(settings, "DUE_WORK_SWEEP_INTERVAL_SECONDS", 1.0)))
+    upcoming = []
+    for source in list(SOURCES.values()):
+        if source.next_due is None:
+            continue
+        try:
+            due = source.next_due(after=now, until=until)
+        except Exception:
+            logger.exception("reading the next due time of %s failed", source.name)
+            continue
+        if due is not None:
+            upcoming.append(due)
+    if not upcoming:
+        return
+    at = min(upcoming)
+    # Every sweep that sees the same moment coming would queue a sweep for it:
+    # the first one to get here does (an atomic add in the shared cache).
+    if cache.add(f"due-work:sweep-at:{at.timestamp():.6f}", 1, timeout=60):
+        sweep_due_work.apply_async(eta=at)

@@ -32,7 +32,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -71,6 +71,8 @@ WRITE_CHUNK = 10000
 WRITE_THREADS = 2
 
 StopCheck = Callable[[], bool]
+# For many sends at once: given the sources still at work, which of them may go on.
+RunningCheck = Callable[[list[str]], Collection[str]]
 
 
 def _setting(name: str, default):
@@ -127,6 +129,18 @@ class SendResult:
     per_channel: dict = field(default_factory=dict)
     # What to poll `send_counts(source=...)` with for progress.
     source: str = ""
+
+
+@dataclass(frozen=True)
+class Send:
+    """One send of `notification_send_many`: what goes out under one source."""
+
+    platform: Platform
+    source: str
+    channels: Sequence[str]
+    recipients: Sequence[Recipient]
+    message: Message | None = None
+    render: Renderer | None = None
 
 
 # --- writing rows ------------------------------------------------------------------
@@ -293,14 +307,14 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> rows.Batch:
     return batch
 
 
-def _write_chunk(job: _WriteJob, batch: rows.Batch) -> None:
+def _write_chunk(batch: rows.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> None:
     """One transaction: insert, then (after commit) announce what this call created."""
     if not batch.size:
         return
     with transaction.atomic():
-        inserted = rows.insert(batch, fresh_source=job.fresh_source)
+        inserted = rows.insert(batch, fresh_source=fresh_source)
         ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
-        for direct in job.direct:
+        for direct in direct_channels:
             fresh = [
                 batch.view(i)
                 for i in range(batch.size)
@@ -321,7 +335,7 @@ def _write_in_parallel(job: _WriteJob, chunks: list, should_stop: StopCheck | No
 
     def write(built):
         try:
-            _write_chunk(job, built)
+            _write_chunk(built, fresh_source=job.fresh_source, direct_channels=job.direct)
         finally:
             connection.close()  # this thread's own connection
 
@@ -366,7 +380,7 @@ def deliveries_write(
         platform_id=platform.pk,
         source=source,
         channels=tuple(str(c) for c in channels),
-        direct=frozenset(str(c) for c in channels if _delivered_on_write(c)),
+        direct=_direct_channels(channels),
         message=message,
         render=render,
         fresh_source=not Notification.objects.filter(source=source).exists(),
@@ -384,8 +398,62 @@ def deliveries_write(
         for chunk in chunks:
             if should_stop is not None and should_stop():
                 break
-            _write_chunk(job, _build_rows(job, chunk))
+            _write_chunk(_build_rows(job, chunk), fresh_source=job.fresh_source, direct_channels=job.direct)
     return len(unique)
+
+
+def _direct_channels(channels: Iterable[str]) -> frozenset[str]:
+    return frozenset(str(c) for c in channels if _delivered_on_write(c))
+
+
+def deliveries_write_many(*, sends: Sequence[Send]) -> None:
+    """`deliveries_write` for many small sends: their rows go in as few INSERTs as possible.
+
+    A thousand scheduled reminders falling due together would otherwise cost a
+    thousand transactions. Rows are built per send (each its own renderer,
+    filters and platform) and inserted WRITE_CHUNK rows at a time; the unique
+    key still makes every send idempotent on its own.
+    """
+    if not sends:
+        return
+    existing = set(
+        Notification.objects.filter(source__in={s.source for s in sends})
+        .values_list("source", flat=True)
+        .distinct()
+        .order_by()
+    )
+    size = _setting("WRITE_CHUNK", WRITE_CHUNK)
+    group: list[rows.Batch] = []
+    fresh, direct, count = True, set(), 0
+
+    def flush():
+        nonlocal group, fresh, direct, count
+        if group:
+            _write_chunk(rows.Batch.concat(group), fresh_source=fresh, direct_channels=direct)
+        group, fresh, direct, count = [], True, set(), 0
+
+    for send in sends:
+        if (send.message is None) == (send.render is None):
+            raise ValueError("give exactly one of message or render")
+        unique = _dedupe(send.recipients)
+        job = _WriteJob(
+            platform_id=send.platform.pk,
+            source=send.source,
+            channels=tuple(str(c) for c in send.channels),
+            direct=_direct_channels(send.channels),
+            message=send.message,
+            render=send.render,
+            fresh_source=send.source not in existing,
+        )
+        for start in range(0, len(unique), size):
+            batch = _build_rows(job, unique[start : start + size])
+            if count and count + batch.size > size:
+                flush()
+            group.append(batch)
+            fresh = fresh and job.fresh_source
+            direct |= job.direct
+            count += batch.size
+    flush()
 
 
 # --- claiming, sending, recording ------------------------------------------------------
@@ -398,7 +466,9 @@ def _free(now: datetime) -> Q:
     return unleased & due
 
 
-def _claim(*, channel: str, limit: int, source: str | None = None, ids=None, ticket=None) -> list[Notification]:
+def _claim(
+    *, channel: str, limit: int, sources: Sequence[str] | None = None, ids=None, ticket=None
+) -> list[Notification]:
     """Claim up to `limit` pending rows under a lease (SELECT ... FOR UPDATE SKIP LOCKED).
 
     `ticket` is the lease end the sweep stamped on rows it queued for one task:
@@ -410,8 +480,8 @@ def _claim(*, channel: str, limit: int, source: str | None = None, ids=None, tic
     if ticket is not None:
         condition |= Q(claimed_until=ticket)
     qs = Notification.objects.filter(channel=channel, delivery_status=DeliveryStatus.PENDING).filter(condition)
-    if source is not None:
-        qs = qs.filter(source=source)
+    if sources is not None:
+        qs = _of_sources(qs, sources)
     if ids is not None:
         qs = qs.filter(id__in=ids)
     with transaction.atomic():
@@ -438,34 +508,37 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> float:
     return delay
 
 
-def _record(delivery: Notification, result: Result) -> None:
-    now = timezone.now()
+def _outcome(delivery: Notification, result: Result, now: datetime) -> rows.Outcome:
     attempts = delivery.attempts + 1
     next_attempt_at = None
     if result.ok:
-        status = DeliveryStatus.SENT
+        status = _SENT
     elif result.retryable and attempts < _setting("MAX_ATTEMPTS", MAX_ATTEMPTS):
-        status = DeliveryStatus.PENDING
+        status = _PENDING
         next_attempt_at = now + timedelta(seconds=retry_delay(attempts, result.retry_after))
     else:
-        status = DeliveryStatus.FAILED
-    # Only a row still pending is ours to record: never turn a sent row back.
-    Notification.objects.filter(pk=delivery.pk, delivery_status=DeliveryStatus.PENDING).update(
-        delivery_status=status,
-        error="" if result.ok else result.error[:2000],
-        attempts=attempts,
-        provider_message_id=result.provider_message_id[:255],
-        units_sent=result.units_sent,
-        units_failed=result.units_failed,
-        sent_at=now if result.ok else None,
-        claimed_until=None,
-        next_attempt_at=next_attempt_at,
-        updated_at=now,
+        status = _FAILED
+    return (
+        delivery.pk,
+        status,
+        "" if result.ok else result.error[:2000],
+        attempts,
+        result.provider_message_id[:255],
+        result.units_sent,
+        result.units_failed,
+        now if result.ok else None,
+        next_attempt_at,
     )
 
 
-def _send_claimed(backend, rows: list[Notification]) -> tuple[int, bool]:
-    """Send claimed rows, recording each result as it comes.
+def _record(pairs: Sequence[tuple[Notification, Result]]) -> None:
+    """Record results that became known together, in one statement."""
+    now = timezone.now()
+    rows.record([_outcome(delivery, result, now) for delivery, result in pairs], now=now)
+
+
+def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
+    """Send claimed rows, recording each group of results as it comes (see `BaseBackend.send_groups`).
 
     Returns (handled, broke). A backend that raises (instead of returning a
     failed Result) has the row in flight recorded as a retryable failure, so a
@@ -474,13 +547,15 @@ def _send_claimed(backend, rows: list[Notification]) -> tuple[int, bool]:
     """
     recorded = 0
     try:
-        for delivery, result in backend.send(rows):
-            _record(delivery, result)
-            recorded += 1
+        for group in backend.send_groups(claimed):
+            _record(group)
+            recorded += len(group)
     except Exception as exc:  # a broken backend must not strand claimed rows
-        logger.exception("%s backend failed after %s of %s deliveries", backend.channel, recorded, len(rows))
-        _record(rows[recorded], Result.failed(f"Backend error: {exc}"[:2000], retryable=True))
-        rest = [r.pk for r in rows[recorded + 1 :]]
+        logger.exception("%s backend failed after %s of %s deliveries", backend.channel, recorded, len(claimed))
+        if recorded == len(claimed):
+            return recorded, True  # everything was recorded; the backend broke on closing
+        _record([(claimed[recorded], Result.failed(f"Backend error: {exc}"[:2000], retryable=True))])
+        rest = [r.pk for r in claimed[recorded + 1 :]]
         if rest:
             Notification.objects.filter(pk__in=rest, delivery_status=DeliveryStatus.PENDING).update(
                 claimed_until=None, next_attempt_at=timezone.now()
@@ -489,15 +564,38 @@ def _send_claimed(backend, rows: list[Notification]) -> tuple[int, bool]:
     return recorded, False
 
 
-def _dispatch(*, channel: str, source=None, ids=None, ticket=None, limit=None, should_stop=None) -> int:
+def _running_from(should_stop: StopCheck | None) -> RunningCheck | None:
+    """A single send's `should_stop` as the many-sends form."""
+    if should_stop is None:
+        return None
+    return lambda sources: () if should_stop() else sources
+
+
+def _still_running(sources: Sequence[str], running: RunningCheck) -> list[str]:
+    going = set(running(list(sources)))
+    return [s for s in sources if s in going]
+
+
+def _dispatch(
+    *,
+    channel: str,
+    sources: Sequence[str] | None = None,
+    ids=None,
+    ticket=None,
+    limit: int | None = None,
+    running: RunningCheck | None = None,
+) -> int:
     backend = get_backend(_backend_key(channel))
     step = max(backend.batch_size, 1)
     handled = 0
     while limit is None or handled < limit:
-        if should_stop is not None and should_stop():
-            break
+        if running is not None and sources is not None:
+            # Sources stopped meanwhile (a cancelled job) leave the claim; the rest go on.
+            sources = _still_running(sources, running)
+            if not sources:
+                break
         size = step if limit is None else min(step, limit - handled)
-        rows = _claim(channel=channel, source=source, ids=ids, ticket=ticket, limit=size)
+        rows = _claim(channel=channel, sources=sources, ids=ids, ticket=ticket, limit=size)
         if not rows:
             break
         done, broke = _send_claimed(backend, rows)
@@ -511,12 +609,12 @@ def deliveries_dispatch(
     *, source: str, channel: str, limit: int | None = None, should_stop: StopCheck | None = None
 ) -> int:
     """Send the due pending rows of one source and channel; returns how many were handled."""
-    return _dispatch(channel=channel, source=source, limit=limit, should_stop=should_stop)
+    return _dispatch(channel=channel, sources=[source], limit=limit, running=_running_from(should_stop))
 
 
 def deliveries_dispatch_ids(*, channel: str, ids: Sequence, source: str | None = None, ticket=None) -> int:
     """Send the due pending rows among `ids` (one Celery chunk or one sweep item)."""
-    return _dispatch(channel=channel, source=source, ids=list(ids), ticket=ticket)
+    return _dispatch(channel=channel, sources=None if source is None else [source], ids=list(ids), ticket=ticket)
 
 
 def _celery_eager() -> bool:
@@ -525,10 +623,12 @@ def _celery_eager() -> bool:
     return bool(current_app.conf.task_always_eager)
 
 
-def _enqueue_chunks(*, source: str, channel: str, ids: list) -> int:
+def _enqueue_chunks(*, sources: Sequence[str], channel: str, ids: list) -> int:
     from notifications.tasks import dispatch_chunk
 
     size = _setting("DISPATCH_CHUNK", DISPATCH_CHUNK)
+    # A chunk of many sends' rows is bounded by its ids alone.
+    source = sources[0] if len(sources) == 1 else None
     chunks = 0
     for start in range(0, len(ids), size):
         chunk = [str(i) for i in ids[start : start + size]]
@@ -538,45 +638,54 @@ def _enqueue_chunks(*, source: str, channel: str, ids: list) -> int:
     return chunks
 
 
-def _pending_ids(*, source: str, channel: str) -> list:
+def _of_sources(qs, sources: Sequence[str]):
+    return qs.filter(source=sources[0]) if len(sources) == 1 else qs.filter(source__in=sources)
+
+
+def _pending_ids(*, sources: Sequence[str], channel: str) -> list:
     now = timezone.now()
     return list(
-        Notification.objects.filter(source=source, channel=channel, delivery_status=DeliveryStatus.PENDING)
+        _of_sources(Notification.objects.filter(channel=channel, delivery_status=DeliveryStatus.PENDING), sources)
         .filter(_free(now))
         .order_by("id")
         .values_list("id", flat=True)
     )
 
 
-def _dispatch_channel(*, source: str, channel: str, wait: bool, should_stop: StopCheck | None) -> None:
-    ids = _pending_ids(source=source, channel=channel)
+def _dispatch_channel(*, sources: Sequence[str], channel: str, wait: bool, running: RunningCheck | None) -> None:
+    ids = _pending_ids(sources=sources, channel=channel)
     if not ids:
         return
     in_transaction = connection.in_atomic_block
     if wait and (len(ids) <= _setting("SYNC_LIMIT", SYNC_LIMIT) or _celery_eager() or in_transaction):
         # Small sends, eager Celery (tests) and callers inside a transaction
         # (workers could not see uncommitted rows) dispatch here.
-        deliveries_dispatch(source=source, channel=channel, should_stop=should_stop)
+        _dispatch(channel=channel, sources=sources, running=running)
         return
-    _enqueue_chunks(source=source, channel=channel, ids=ids)
+    _enqueue_chunks(sources=sources, channel=channel, ids=ids)
     if wait:
-        _help_and_wait(source=source, channel=channel, should_stop=should_stop)
+        _help_and_wait(sources=sources, channel=channel, running=running)
 
 
-def _help_and_wait(*, source: str, channel: str, should_stop: StopCheck | None, poll: float = 0.2) -> None:
+def _help_and_wait(*, sources: Sequence[str], channel: str, running: RunningCheck | None, poll: float = 0.2) -> None:
     """Work through the chunks alongside the workers, then wait for theirs.
 
-    Returns when no row of the send is pending and held: rows waiting for a
+    Returns when no row of the sends is pending and held: rows waiting for a
     retry are left to the sweep rather than keeping the caller.
     """
     while True:
-        if should_stop is not None and should_stop():
-            return
-        handled = deliveries_dispatch(source=source, channel=channel, should_stop=should_stop)
+        if running is not None:
+            sources = _still_running(sources, running)
+            if not sources:
+                return
+        handled = _dispatch(channel=channel, sources=sources, running=running)
         if handled:
             continue
-        held = Notification.objects.filter(
-            source=source, channel=channel, delivery_status=DeliveryStatus.PENDING, claimed_until__gt=timezone.now()
+        held = _of_sources(
+            Notification.objects.filter(
+                channel=channel, delivery_status=DeliveryStatus.PENDING, claimed_until__gt=timezone.now()
+            ),
+            sources,
         ).exists()
         if not held:
             return
@@ -601,14 +710,20 @@ def deliveries_cancel(*, source: str, channel: str | None = None, error: str = "
 
 def send_counts(*, source: str) -> SendResult:
     """Counts of one send, straight from its rows."""
-    result = SendResult(source=source)
+    return send_counts_many(sources=[source])[source]
+
+
+def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
+    """Counts of many sends in one GROUP BY (plus one distinct count per multi-channel send)."""
+    results = {source: SendResult(source=source) for source in sources}
     rows = (
-        Notification.objects.filter(source=source)
-        .values("channel", "delivery_status")
+        _of_sources(Notification.objects.all(), list(results))
+        .values("source", "channel", "delivery_status")
         .annotate(n=Count("id"), us=Sum("units_sent"), uf=Sum("units_failed"))
         .order_by()
     )
     for row in rows:
+        result = results[row["source"]]
         per = result.per_channel.setdefault(row["channel"], {"sent": 0, "failed": 0, "pending": 0})
         per[row["delivery_status"]] += row["n"]
         if row["delivery_status"] == DeliveryStatus.SENT:
@@ -619,14 +734,15 @@ def send_counts(*, source: str) -> SendResult:
             result.pending += row["n"]
         result.units_sent += row["us"] or 0
         result.units_failed += row["uf"] or 0
-    if len(result.per_channel) <= 1:
-        # One channel: one row per recipient (the unique key), no DISTINCT needed.
-        result.total_recipients = result.sent + result.failed + result.pending
-    else:
-        result.total_recipients = (
-            Notification.objects.filter(source=source).values("recipient_key").distinct().order_by().count()
-        )
-    return result
+    for source, result in results.items():
+        if len(result.per_channel) <= 1:
+            # One channel: one row per recipient (the unique key), no DISTINCT needed.
+            result.total_recipients = result.sent + result.failed + result.pending
+        else:
+            result.total_recipients = (
+                Notification.objects.filter(source=source).values("recipient_key").distinct().order_by().count()
+            )
+    return results
 
 
 def notification_send(
@@ -660,11 +776,55 @@ def notification_send(
         render=render,
         should_stop=should_stop,
     )
-    for channel in channels:
-        if should_stop is not None and should_stop():
-            break
-        _dispatch_channel(source=source, channel=channel, wait=wait, should_stop=should_stop)
+    _dispatch_sends(channels_of={source: channels}, wait=wait, running=_running_from(should_stop))
     return send_counts(source=source)
+
+
+def notification_send_many(
+    *, sends: Sequence[Send], running: RunningCheck | None = None, wait: bool = True
+) -> dict[str, SendResult]:
+    """`notification_send` for many sources at once; returns each source's counts.
+
+    Small sends share their INSERTs, claims and counts (many scheduled jobs
+    falling due together cost a handful of statements, not a handful each);
+    a large send goes through `deliveries_write` on its own, in chunks. Every
+    send stays idempotent under its own source. `running` is asked before
+    every batch with the sources still at work and answers those that may go
+    on: a source it drops sends nothing more.
+    """
+    size = _setting("WRITE_CHUNK", WRITE_CHUNK)
+    small, large = [], []
+    for send in sends:
+        (large if len(send.recipients) > size else small).append(send)
+    deliveries_write_many(sends=small)
+    for send in large:
+        if running is not None and not _still_running([send.source], running):
+            continue
+        deliveries_write(
+            platform=send.platform,
+            source=send.source,
+            channels=send.channels,
+            recipients=send.recipients,
+            message=send.message,
+            render=send.render,
+            should_stop=None if running is None else (lambda s=send.source: not _still_running([s], running)),
+        )
+    _dispatch_sends(channels_of={send.source: send.channels for send in sends}, wait=wait, running=running)
+    return send_counts_many(sources=[send.source for send in sends])
+
+
+def _dispatch_sends(*, channels_of: dict[str, Sequence[str]], wait: bool, running: RunningCheck | None) -> None:
+    """Dispatch each channel's pending rows of the given sources, channel after channel."""
+    order: dict[str, list[str]] = {}
+    for source, channels in channels_of.items():
+        for channel in channels:
+            order.setdefault(str(channel), []).append(source)
+    for channel, sources in order.items():
+        if running is not None:
+            sources = _still_running(sources, running)
+            if not sources:
+                continue
+        _dispatch_channel(sources=sources, channel=channel, wait=wait, running=running)
 
 
 # --- the scheduler's "deliveries" source: due retries and orphaned rows ----------------

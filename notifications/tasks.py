@@ -9,7 +9,7 @@ from notifications import scheduler
 
 @shared_task(ignore_result=True)
 def sweep_due_work() -> dict:
-    return scheduler.sweep()
+    return scheduler.sweep(follow_up=True)
 
 
 @shared_task(ignore_result=True, acks_late=True)

@@ -335,15 +335,17 @@ NOTIFY_RETRY_CAP_SECONDS = env_int("NOTIFY_RETRY_CAP_SECONDS", 3600)
 NOTIFY_SYNC_LIMIT = env_int("NOTIFY_SYNC_LIMIT", 200)
 NOTIFY_DISPATCH_CHUNK = env_int("NOTIFY_DISPATCH_CHUNK", 500)
 # Claimed due items of one source that one Celery task runs (sources with `run_many`).
-DUE_WORK_BATCH_SIZE = env_int("DUE_WORK_BATCH_SIZE", 25)
+DUE_WORK_BATCH_SIZE = env_int("DUE_WORK_BATCH_SIZE", 100)
 
 # --- Scheduling ---------------------------------------------------------------
 # Beat wakes the due-work sweep about every second (DatabaseScheduler copies
-# this entry into django-celery-beat's tables at start-up).
+# this entry into django-celery-beat's tables at start-up). A sweep that sees
+# work falling due before the next tick queues one more sweep for that moment.
+DUE_WORK_SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_MS", 1000) / 1000
 CELERY_BEAT_SCHEDULE = {
     "sweep-due-work": {
         "task": "notifications.tasks.sweep_due_work",
-        "schedule": env_int("SWEEP_INTERVAL_MS", 1000) / 1000,
+        "schedule": DUE_WORK_SWEEP_INTERVAL_SECONDS,
     },
     # Idempotency-Key records live 24 h; expired ones are dropped hourly.
     "purge-idempotency-keys": {"task": "notifications.tasks.purge_idempotency_keys", "schedule": 3600},

@@ -41,9 +41,9 @@ class BaseBackend:
     """Base class of every channel backend.
 
     Subclasses set `channel` and implement `send_one` or `send_batch`. The
-    pipeline calls `send` with deliveries (Notification rows) of one channel and
-    records each result as soon as it is yielded, so a crash loses at most the
-    result of the delivery in flight.
+    pipeline calls `send_groups` with deliveries (Notification rows) of one
+    channel and records each group of results as soon as it is known, so a
+    crash loses at most the results of the call in flight.
     """
 
     channel: str = ""
@@ -66,10 +66,27 @@ class BaseBackend:
             yield self.send_one(delivery)
 
     def send(self, deliveries: Sequence[Notification]) -> Iterator[tuple[Notification, Result]]:
+        for group in self.send_groups(deliveries):
+            yield from group
+
+    def send_groups(self, deliveries: Sequence[Notification]) -> Iterator[list[tuple[Notification, Result]]]:
+        """`send`, in groups of results that became known together; the pipeline records a group at once.
+
+        A `send_batch` that returns a list (or tuple) decided its whole batch
+        at once, in one provider call or with no I/O at all: its results are
+        one group. One that yields results one by one gets each recorded
+        before it makes its next call, so a crash loses at most the result in
+        flight.
+        """
         self.open()
         try:
             for start in range(0, len(deliveries), self.batch_size):
                 batch = deliveries[start : start + self.batch_size]
-                yield from zip(batch, self.send_batch(batch), strict=True)
+                results = self.send_batch(batch)
+                if isinstance(results, list | tuple):
+                    yield list(zip(batch, results, strict=True))
+                else:
+                    for pair in zip(batch, results, strict=True):
+                        yield [pair]
         finally:
             self.close()

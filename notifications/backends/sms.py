@@ -65,8 +65,6 @@ class AfroMessageBackend(BaseBackend):
             self.session = None
 
     def send_batch(self, deliveries):
-        # Results are yielded in order as soon as they are known, so the
-        # pipeline records each send before the next call goes out.
         known: dict[int, Result] = {}
         numbers: dict[int, tuple[str, str]] = {}
         # Recipients with a valid number, grouped by the exact text they get.
@@ -82,11 +80,22 @@ class AfroMessageBackend(BaseBackend):
             else:
                 numbers[i] = (phone, text)
                 by_text[text].append(i)
+        calls = sum(1 if self._bulk(group) else len(group) for group in by_text.values())
+        results = self._results(deliveries, known, numbers, by_text)
+        # One call (or none) decides the whole batch: its results are recorded
+        # together. Otherwise they are yielded in order as soon as each is
+        # known, so the pipeline records each send before the next call goes out.
+        return list(results) if calls <= 1 else results
+
+    def _bulk(self, group: list[int]) -> bool:
+        return self.use_bulk and len(group) >= self.bulk_min
+
+    def _results(self, deliveries, known, numbers, by_text):
         for i, delivery in enumerate(deliveries):
             if i not in known:
                 phone, text = numbers[i]
                 group = by_text[text]
-                if self.use_bulk and len(group) >= self.bulk_min:
+                if self._bulk(group):
                     result = self._bulk_send([numbers[j][0] for j in group], text, campaign=delivery.source)
                     known.update(dict.fromkeys(group, result))
                 else:

@@ -24,5 +24,6 @@ def ready() -> None:
             claim=services.scheduled_claim,
             run=lambda item_id: services.scheduled_run(job_id=item_id),
             run_many=lambda item_ids: services.scheduled_run_many(job_ids=item_ids),
+            next_due=services.scheduled_next_due,
         )
     )

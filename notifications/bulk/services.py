@@ -37,7 +37,15 @@ from notifications.models import (
     ScheduledStatus,
 )
 from notifications.scheduler import claim_rows
-from notifications.services import Message, SendResult, deliveries_cancel, notification_send, send_counts
+from notifications.services import (
+    Message,
+    Send,
+    SendResult,
+    deliveries_cancel,
+    notification_send,
+    notification_send_many,
+    send_counts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -310,45 +318,75 @@ def scheduled_claim(*, now: datetime, limit: int, lease: timedelta) -> list[int]
     return expired + due
 
 
-def _renewer(job_id: int):
-    """`should_stop` for the pipeline, asked before every batch.
+def scheduled_next_due(*, after: datetime, until: datetime) -> datetime | None:
+    """When the first pending job falls due in (after, until]: one probe of the partial index."""
+    return (
+        ScheduledNotification.objects.filter(status=ScheduledStatus.PENDING, due_at__gt=after, due_at__lte=until)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+
+
+def _runner(job_ids: dict[str, int]):
+    """`running` for the pipeline, asked before every batch with the sources still at work.
 
     A cancelled (or otherwise no longer processing) job stops. The run renewed
-    the lease when it started; it is renewed again once a third of it has
-    passed, and in between a plain read answers, which costs no commit.
+    the leases when it started; they are renewed again once a third of the
+    lease has passed, and in between a plain read answers, which costs no commit.
     """
     renewed_at = time.monotonic()
 
-    def should_stop() -> bool:
+    def running(sources: list[str]) -> list[str]:
         nonlocal renewed_at
         lease = job_lease()
-        if time.monotonic() - renewed_at < lease.total_seconds() / 3:
-            return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).exists()
-        renewed_at = time.monotonic()
-        return not ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
-            claimed_until=timezone.now() + lease
-        )
+        ids = [job_ids[s] for s in sources]
+        jobs = ScheduledNotification.objects.filter(pk__in=ids, status=ScheduledStatus.PROCESSING)
+        if time.monotonic() - renewed_at >= lease.total_seconds() / 3:
+            renewed_at = time.monotonic()
+            jobs.update(claimed_until=timezone.now() + lease)
+        going = set(jobs.values_list("pk", flat=True))
+        return [s for s in sources if job_ids[s] in going]
 
-    return should_stop
+    return running
 
 
-def _finish(job: ScheduledNotification, counts: SendResult, *, error: str = "") -> None:
-    now = timezone.now()
+def _finish_values(job: ScheduledNotification, counts: SendResult, *, error: str = "") -> dict:
     sent = counts.sent >= 1
     if not sent and not error:
         error = selectors.latest_delivery_error(source=job.source) or "All deliveries failed"
         error = f"All {counts.total_recipients} deliveries failed: {error}" if counts.total_recipients else error
-    ScheduledNotification.objects.filter(pk=job.pk, status=ScheduledStatus.PROCESSING).update(
-        status=ScheduledStatus.SENT if sent else ScheduledStatus.FAILED,
-        sent_at=now if sent else None,
-        finished_at=now,
-        claimed_until=None,
-        last_error="" if sent else error[:2000],
-        total_recipients=counts.total_recipients,
-        sent_count=counts.sent,
-        failed_count=counts.failed,
-        updated_at=now,
-    )
+    return {
+        "status": ScheduledStatus.SENT if sent else ScheduledStatus.FAILED,
+        "sent": sent,
+        "last_error": "" if sent else error[:2000],
+        "total_recipients": counts.total_recipients,
+        "sent_count": counts.sent,
+        "failed_count": counts.failed,
+    }
+
+
+def _finish_many(finished: list[tuple[ScheduledNotification, SendResult, str]]) -> None:
+    """Record the outcome of finished jobs (only those still processing).
+
+    Jobs that end the same way (sent, one recipient, no error: the common
+    case of a batch) share one UPDATE.
+    """
+    now = timezone.now()
+    alike: dict[tuple, list[int]] = {}
+    for job, counts, error in finished:
+        values = _finish_values(job, counts, error=error)
+        alike.setdefault(tuple(sorted(values.items())), []).append(job.pk)
+    for values, pks in alike.items():
+        fields = dict(values)
+        sent = fields.pop("sent")
+        ScheduledNotification.objects.filter(pk__in=pks, status=ScheduledStatus.PROCESSING).update(
+            **fields, sent_at=now if sent else None, finished_at=now, claimed_until=None, updated_at=now
+        )
+
+
+def _finish(job: ScheduledNotification, counts: SendResult, *, error: str = "") -> None:
+    _finish_many([(job, counts, error)])
 
 
 def _retry_or_give_up(job: ScheduledNotification, *, error: str, counts: SendResult | None = None) -> None:
@@ -379,87 +417,117 @@ def _retry_or_give_up(job: ScheduledNotification, *, error: str, counts: SendRes
 
 
 def scheduled_run(*, job_id: int) -> None:
-    """Run one claimed job to the end, or until it is cancelled.
+    """Run one claimed job to the end, or until it is cancelled (see `scheduled_run_many`)."""
+    scheduled_run_many(job_ids=[job_id])
 
-    Recipients are resolved now, at dispatch time. A run that finds deliveries
-    left pending (transient provider failures, a dead worker's rows) or that
-    hits an error puts the job back with backoff; the next run sends only what
-    is still unsent.
+
+def _start(job_ids: list[int]) -> list[ScheduledNotification]:
+    """Start the claimed jobs that are still processing: count an attempt, renew the lease.
+
+    An attempt counts when a run starts, not when a sweep claims: a job whose
+    claim ran out while it waited in a long queue is claimed again without
+    using up its attempts. The rows are locked while they are read and
+    updated, so two workers holding the same job (a claim that ran out) each
+    count their own attempt.
     """
-    # An attempt counts when a run starts, not when a sweep claims: a job whose
-    # claim ran out while it waited in a long queue is claimed again without
-    # using up its attempts. Starting also renews the lease.
-    started = ScheduledNotification.objects.filter(pk=job_id, status=ScheduledStatus.PROCESSING).update(
-        attempt_count=F("attempt_count") + 1, claimed_until=timezone.now() + job_lease()
-    )
-    if not started:
-        return  # cancelled, or finished by a worker that held it before us
-    _run_started(ScheduledNotification.objects.select_related("platform").get(pk=job_id))
+    with transaction.atomic():
+        jobs = list(
+            ScheduledNotification.objects.select_for_update(of=("self",))
+            .select_related("platform")
+            .filter(pk__in=job_ids, status=ScheduledStatus.PROCESSING)
+            .order_by("due_at", "pk")
+        )
+        if jobs:
+            until = timezone.now() + job_lease()
+            ScheduledNotification.objects.filter(pk__in=[j.pk for j in jobs]).update(
+                attempt_count=F("attempt_count") + 1, claimed_until=until
+            )
+            for job in jobs:
+                job.attempt_count += 1
+                job.claimed_until = until
+    return jobs
 
 
 def scheduled_run_many(*, job_ids: list[int]) -> None:
-    """Run a batch of claimed jobs one after the other, each exactly as `scheduled_run` would.
+    """Run a batch of claimed jobs to the end, or until each is cancelled.
 
-    One query loads the batch; each job then starts (attempt counted, lease
-    renewed) only when its turn comes, so a worker killed mid-batch charges an
-    attempt to no job it never reached, and a job cancelled while it waited is
-    skipped. Everything a job sends still goes through `notification_send`.
+    Recipients are resolved now, at dispatch time, for the whole batch at
+    once, and the batch goes through the pipeline as one `notification_send_many`
+    (each job its own source, so each stays idempotent on its own): many jobs
+    falling due in the same second cost a handful of statements, not a handful
+    each. A job that finds deliveries left pending (transient provider
+    failures, a dead worker's rows) or whose run hits an error is put back
+    with backoff; the next run sends only what is still unsent.
     """
-    jobs = ScheduledNotification.objects.select_related("platform").filter(
-        pk__in=job_ids, status=ScheduledStatus.PROCESSING
-    )
-    for job in sorted(jobs, key=lambda j: (j.due_at, j.pk)):
-        # Guarded by the attempt count read above: if another worker ran the job
-        # since (its lease ran out meanwhile), the single-job path reads it afresh.
-        started = ScheduledNotification.objects.filter(
-            pk=job.pk, status=ScheduledStatus.PROCESSING, attempt_count=job.attempt_count
-        ).update(attempt_count=F("attempt_count") + 1, claimed_until=timezone.now() + job_lease())
-        if not started:
-            scheduled_run(job_id=job.pk)
-            continue
-        job.attempt_count += 1
-        try:
-            _run_started(job)
-        except Exception:
-            # The job's lease runs out and a later sweep resumes it; the rest of
-            # the batch need not wait for that.
-            logger.exception("scheduled notification %s could not be recorded", job.pk)
-
-
-def _run_started(job: ScheduledNotification) -> None:
-    """The body of a run, for a job whose start (attempt, lease) is recorded."""
-    if job.attempt_count > max_attempts():
-        _finish(job, send_counts(source=job.source), error=f"Gave up after {job.attempt_count - 1} attempts")
-        return
+    jobs = _start(job_ids)
+    runnable, finished = [], []
+    for job in jobs:
+        if job.attempt_count > max_attempts():
+            error = f"Gave up after {job.attempt_count - 1} attempts"
+            finished.append((job, send_counts(source=job.source), error))
+        else:
+            runnable.append(job)
     try:
-        recipients, _ = selectors.recipients_resolve(
-            platform=job.platform, channel=job.channel, targeting=selectors.job_targeting(job)
+        resolved = selectors.recipients_resolve_many(
+            targets=[(job.platform, job.channel, selectors.job_targeting(job)) for job in runnable]
         )
-        if not recipients and not Notification.objects.filter(source=job.source).exists():
-            _finish(job, SendResult(), error="No target users found")
-            return
-        raw = job.target_raw or {}
-        content = Content(
-            title=job.title,
-            message=job.message,
-            html=job.html,
-            notification_type=raw.get("type", "system_alert"),
-            level=raw.get("level", "info"),
+        sends, reach = [], {}
+        for job, (recipients, _) in zip(runnable, resolved, strict=True):
+            reach[job.pk] = bool(recipients)
+            sends.append(_job_send(job, recipients))
+        # A job nobody is left to reach fails, unless an earlier run of it already wrote rows.
+        written = set(
+            Notification.objects.filter(source__in=[j.source for j in runnable if not reach[j.pk]])
+            .values_list("source", flat=True)
+            .distinct()
+            .order_by()
         )
-        counts = notification_send(
-            platform=job.platform,
-            source=job.source,
-            channels=[job.delivery_channel],
-            recipients=recipients,
-            message=message_for(job.channel, content, image_url=job.image_url),
-            should_stop=_renewer(job.pk),
-        )
+        unreachable = {j.pk for j in runnable if not reach[j.pk] and j.source not in written}
+        sends = [send for job, send in zip(runnable, sends, strict=True) if job.pk not in unreachable]
+        job_ids = {job.source: job.pk for job in runnable if job.pk not in unreachable}
+        counts = notification_send_many(sends=sends, running=_runner(job_ids))
     except Exception as exc:  # any failure of a run is retried with backoff, then reported
-        logger.exception("scheduled notification %s failed", job.pk)
-        _retry_or_give_up(job, error=f"{type(exc).__name__}: {exc}")
+        logger.exception("scheduled notifications %s failed", [j.pk for j in runnable])
+        _finish_many(finished)
+        for job in runnable:
+            _retry_or_give_up(job, error=f"{type(exc).__name__}: {exc}")
         return
-    if counts.pending:
-        error = selectors.latest_delivery_error(source=job.source) or "Deliveries still pending"
-        _retry_or_give_up(job, error=f"{counts.pending} deliveries pending: {error}", counts=counts)
-        return
-    _finish(job, counts)
+    for job in runnable:
+        if job.pk in unreachable:
+            finished.append((job, SendResult(), "No target users found"))
+            continue
+        job_counts = counts[job.source]
+        if job_counts.pending:
+            if _cancelled_meanwhile(job):
+                continue
+            error = selectors.latest_delivery_error(source=job.source) or "Deliveries still pending"
+            _retry_or_give_up(job, error=f"{job_counts.pending} deliveries pending: {error}", counts=job_counts)
+            continue
+        finished.append((job, job_counts, ""))
+    _finish_many(finished)
+
+
+def _job_send(job: ScheduledNotification, recipients) -> Send:
+    raw = job.target_raw or {}
+    content = Content(
+        title=job.title,
+        message=job.message,
+        html=job.html,
+        notification_type=raw.get("type", "system_alert"),
+        level=raw.get("level", "info"),
+    )
+    return Send(
+        platform=job.platform,
+        source=job.source,
+        channels=[job.delivery_channel],
+        recipients=recipients,
+        message=message_for(job.channel, content, image_url=job.image_url),
+    )
+
+
+def _cancelled_meanwhile(job: ScheduledNotification) -> bool:
+    """A job cancelled during its run: rows it wrote after the cancel must not go out later."""
+    if ScheduledNotification.objects.filter(pk=job.pk, status=ScheduledStatus.CANCELLED).exists():
+        deliveries_cancel(source=job.source)
+        return True
+    return False

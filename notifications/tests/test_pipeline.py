@@ -230,7 +230,7 @@ def test_a_held_lease_blocks_other_dispatchers_until_it_expires(platform, member
         platform=platform, source="bulk:lease", channels=["email"], recipients=_recipients(members), message=MESSAGE
     )
     # A dispatcher claims a batch, then dies without recording anything.
-    claimed = services._claim(channel="email", source="bulk:lease", limit=4)
+    claimed = services._claim(channel="email", sources=["bulk:lease"], limit=4)
     assert len(claimed) == 4
     assert services.deliveries_dispatch(source="bulk:lease", channel="email") == 6
     assert len(locmem.outbox["email"]) == 6
@@ -347,7 +347,7 @@ def test_cancel_fails_what_no_dispatcher_holds(platform, members):
     services.deliveries_write(
         platform=platform, source="bulk:cancel", channels=["email"], recipients=_recipients(members), message=MESSAGE
     )
-    held = services._claim(channel="email", source="bulk:cancel", limit=2)
+    held = services._claim(channel="email", sources=["bulk:cancel"], limit=2)
     assert services.deliveries_cancel(source="bulk:cancel") == 8
     counts = send_counts(source="bulk:cancel")
     assert (counts.failed, counts.pending) == (8, 2)
@@ -387,6 +387,6 @@ def test_a_writer_that_raced_another_of_its_source_skips_the_rows_already_there(
         render=None,
         fresh_source=True,
     )
-    services._write_chunk(job, services._build_rows(job, _recipients(members)))
+    services._write_chunk(services._build_rows(job, _recipients(members)), fresh_source=True, direct_channels=())
     assert Notification.objects.filter(source="bulk:race").count() == 10
     assert Notification.objects.filter(source="bulk:race", delivery_status="sent").count() == 5

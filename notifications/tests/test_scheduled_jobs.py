@@ -194,7 +194,7 @@ def test_backoff_is_applied_when_nothing_is_leased(platform, students, settings,
     def boom(**kwargs):
         raise TimeoutError("database timeout")
 
-    monkeypatch.setattr(services.selectors, "recipients_resolve", boom)
+    monkeypatch.setattr(services.selectors, "recipients_resolve_many", boom)
     before = timezone.now()
     sweep_at()
     job.refresh_from_db()
@@ -211,7 +211,7 @@ def test_attempts_are_capped(platform, students, settings, monkeypatch):
     def boom(**kwargs):
         raise TimeoutError("database timeout")
 
-    monkeypatch.setattr(services.selectors, "recipients_resolve", boom)
+    monkeypatch.setattr(services.selectors, "recipients_resolve_many", boom)
     job = make_job(platform)
     for _ in range(3):
         sweep_at(job.due_at + timedelta(seconds=1))
