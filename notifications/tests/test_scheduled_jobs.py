@@ -339,3 +339,96 @@ def test_the_sweep_task_has_a_queue_of_its_own():
 
     assert app.amqp.router.route({}, "notifications.tasks.sweep_due_work")["queue"].name == "sweep"
     assert app.amqp.router.route({}, "notifications.tasks.run_due_items")["queue"].name == "celery"
+
+
+def test_a_sweep_claims_again_while_its_claims_come_back_full(platform, students, settings, monkeypatch):
+    from notifications import tasks
+
+    settings.DUE_WORK_BATCH_SIZE = 4
+    batches = []
+    monkeypatch.setattr(tasks.run_due_items, "delay", lambda source, ids: batches.append(ids))
+    jobs = [make_job(platform) for _ in range(7)]
+    counts = scheduler.sweep(now=timezone.now(), limit=3)
+    assert counts[SCHEDULED_SOURCE] == 7
+    assert sorted(i for ids in batches for i in ids) == sorted(j.pk for j in jobs)
+
+
+def test_the_next_due_job_is_found_within_the_window_only(platform, students):
+    now = timezone.now()
+    make_job(platform, due=now + timedelta(seconds=5))
+    soon = make_job(platform, due=now + timedelta(milliseconds=400))
+    make_job(platform, due=now - timedelta(seconds=1))  # already due: the sweep's claim takes it
+    assert services.scheduled_next_due(after=now, until=now + timedelta(seconds=1)) == soon.due_at
+    assert services.scheduled_next_due(after=now, until=now + timedelta(milliseconds=300)) is None
+
+
+def test_a_sweep_queues_one_more_sweep_for_the_moment_the_next_job_falls_due(platform, students, monkeypatch):
+    from celery import current_app
+
+    from notifications import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.sweep_due_work, "apply_async", lambda **kwargs: queued.append(kwargs["eta"]))
+    monkeypatch.setattr(tasks.run_due_items, "delay", lambda source, ids: None)
+    now = timezone.now()
+    soon = make_job(platform, due=now + timedelta(milliseconds=700))
+    make_job(platform, due=now + timedelta(seconds=30))
+
+    eager, current_app.conf.task_always_eager = current_app.conf.task_always_eager, False
+    try:
+        scheduler.sweep(now=now, follow_up=True)
+        assert queued == [soon.due_at]
+        # Another sweep that sees the same moment coming does not queue a second one.
+        scheduler.sweep(now=now + timedelta(milliseconds=100), follow_up=True)
+        assert queued == [soon.due_at]
+    finally:
+        current_app.conf.task_always_eager = eager
+    scheduler.sweep(now=now, follow_up=True)  # eager mode: nothing waits for a moment
+    # Beat's own sweeps pass follow_up; direct calls (and eager mode) never queue one.
+    scheduler.sweep(now=now)
+    assert len(queued) == 1
+
+
+def test_a_batch_of_jobs_with_every_kind_of_targeting_reaches_whom_each_would_alone(platform, students, make_user):
+    from notifications.tests.factories import PlatformFactory
+
+    other_platform = PlatformFactory(key="globex-academy")
+    teacher = make_user("teacher", role="INSTRUCTOR", phone_number="0911000111")
+    stranger = make_user("stranger", role="STUDENT", plat=other_platform)
+    jobs = [
+        make_job(platform, message="by role"),
+        make_job(platform, message="by ids", target_role="", target_user_ids=[students[0].pk, students[1].pk]),
+        make_job(
+            platform,
+            message="ids and role",
+            target_role="INSTRUCTOR",
+            target_user_ids=[students[2].pk, stranger.pk],
+        ),
+        make_job(
+            platform,
+            message="direct",
+            target_role="",
+            target_raw={"phones": ["+251911000111", "+251922000222"]},
+        ),
+        make_job(other_platform, message="elsewhere"),
+        make_job(platform, message="nobody", target_role="", target_user_ids=[stranger.pk]),
+    ]
+    claimed = services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
+    services.scheduled_run_many(job_ids=claimed)
+
+    reached = {}
+    for n in Notification.objects.filter(channel="sms"):
+        reached.setdefault(n.source, set()).add(n.recipient_key)
+    users = lambda *us: {f"user:{u.pk}" for u in us}  # noqa: E731
+    assert reached[jobs[0].source] == users(*students)
+    assert reached[jobs[1].source] == users(students[0], students[1])
+    assert reached[jobs[2].source] == users(students[2], teacher)
+    # +251911000111 is the teacher's number, but this job names no users: both numbers as given.
+    assert reached[jobs[3].source] == {"phone:+251911000111", "phone:+251922000222"}
+    assert reached[jobs[4].source] == users(stranger)
+    assert jobs[5].source not in reached
+    for job in jobs:
+        job.refresh_from_db()
+    assert [j.status for j in jobs] == ["sent"] * 5 + ["failed"]
+    assert jobs[5].last_error == "No target users found"
+    assert [j.total_recipients for j in jobs] == [5, 2, 2, 2, 1, 0]

@@ -1,0 +1,203 @@
+"""Many sends through the pipeline at once: shared inserts, claims and counts, each source on its own."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from notifications import rows
+from notifications.backends import locmem
+from notifications.backends.base import BaseBackend, Result
+from notifications.backends.sms import AfroMessageBackend
+from notifications.models import DeliveryStatus, Notification
+from notifications.services import Message, Recipient, Send, notification_send_many, send_counts
+from notifications.tests.fakes import backend_settings
+
+pytestmark = pytest.mark.django_db
+
+
+def _sends(platform, count, *, per=2, text="Class at 9"):
+    return [
+        Send(
+            platform=platform,
+            source=f"scheduled:many-{i}",
+            channels=["sms"],
+            recipients=[Recipient(address=f"+2519110{i:03d}{j:02d}") for j in range(per)],
+            message=Message(body=f"{text} ({i})"),
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """How often the bulk row helpers run (they call through: a count, not a stand-in)."""
+    counted = {"insert": 0, "record": 0}
+    for name in counted:
+        real = getattr(rows, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            counted[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(rows, name, spy)
+    return counted
+
+
+def test_each_source_gets_its_own_rows_and_counts(platform, make_user):
+    jane = make_user("jane", email="jane@example.com")
+    sends = [
+        *_sends(platform, 3),
+        Send(
+            platform=platform,
+            source="bulk:mixed",
+            channels=["email", "in_app"],
+            recipients=[Recipient(user_id=jane.pk)],
+            message=Message(title="Welcome", body="Hello Jane"),
+        ),
+    ]
+    results = notification_send_many(sends=sends)
+
+    assert [(r.sent, r.failed, r.pending, r.total_recipients) for r in results.values()] == [
+        (2, 0, 0, 2),
+        (2, 0, 0, 2),
+        (2, 0, 0, 2),
+        (2, 0, 0, 1),  # two channels, one recipient
+    ]
+    assert results["bulk:mixed"].per_channel == {
+        "email": {"sent": 1, "failed": 0, "pending": 0},
+        "in_app": {"sent": 1, "failed": 0, "pending": 0},
+    }
+    bodies = sorted(m["body"] for m in locmem.outbox["sms"])
+    assert bodies == sorted(f"Class at 9 ({i})" for i in range(3) for _ in range(2))
+    assert [m["address"] for m in locmem.outbox["email"]] == ["jane@example.com"]
+    for i in range(3):
+        assert send_counts(source=f"scheduled:many-{i}").sent == 2
+
+
+def test_small_sends_share_one_insert_and_a_rerun_sends_nothing_twice(platform, calls):
+    notification_send_many(sends=_sends(platform, 20))
+    assert calls["insert"] == 1
+    assert len(locmem.outbox["sms"]) == 40
+
+    # Run again, as a redelivered task would, with one more recipient on one send.
+    again = _sends(platform, 20)
+    again[5] = Send(
+        platform=platform,
+        source=again[5].source,
+        channels=["sms"],
+        recipients=[*again[5].recipients, Recipient(address="+251911099999")],
+        message=again[5].message,
+    )
+    results = notification_send_many(sends=again)
+    assert len(locmem.outbox["sms"]) == 41
+    assert results[again[5].source].sent == 3
+    assert Notification.objects.filter(source__startswith="scheduled:many-").count() == 41
+
+
+def test_the_statements_of_a_batch_do_not_grow_with_its_sends(platform):
+    def statements(count, offset):
+        sends = [
+            Send(
+                platform=platform,
+                source=f"scheduled:{offset}-{s.source}",
+                channels=s.channels,
+                recipients=s.recipients,
+                message=s.message,
+            )
+            for s in _sends(platform, count)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            notification_send_many(sends=sends)
+        return len(queries.captured_queries)
+
+    assert statements(40, "b") == statements(10, "a")
+
+
+def test_a_large_send_is_written_in_chunks_of_its_own(platform, settings):
+    settings.NOTIFY_WRITE_CHUNK = 5
+    big = _sends(platform, 1, per=12)[0]
+    small = _sends(platform, 3, per=2)[1:]
+    results = notification_send_many(sends=[big, *small])
+    assert results[big.source].sent == 12
+    assert [results[s.source].sent for s in small] == [2, 2]
+
+
+def test_a_source_that_stops_running_sends_nothing_more(platform, settings):
+    settings.NOTIFICATION_BACKENDS = backend_settings(
+        settings.NOTIFICATION_BACKENDS, sms="notifications.tests.test_send_many.SmallBatchBackend"
+    )
+    sends = _sends(platform, 2, per=6)
+    stopped = sends[1].source
+    asked = []
+
+    def running(sources):
+        asked.append(list(sources))
+        # The second send is cancelled once the first batch has gone out.
+        return [s for s in sources if s != stopped] if len(asked) > 2 else sources
+
+    results = notification_send_many(sends=sends, running=running)
+    assert results[sends[0].source].sent == 6
+    assert results[stopped].sent < 6 and results[stopped].pending > 0
+
+
+class SmallBatchBackend(BaseBackend):
+    batch_size = 2
+
+    def send_batch(self, deliveries):
+        return [Result.sent(f"small-{d.id}") for d in deliveries]
+
+
+class OneByOneBackend(BaseBackend):
+    """Checks, before each send, that every earlier result of its batch is already recorded."""
+
+    batch_size = 100
+
+    def send_one(self, delivery):
+        earlier = Notification.objects.filter(source=delivery.source, id__lt=delivery.id)
+        assert not earlier.filter(delivery_status=DeliveryStatus.PENDING).exists()
+        return Result.sent(f"one-{delivery.id}")
+
+
+@pytest.mark.parametrize(("backend", "records"), [("SmallBatchBackend", 5), ("OneByOneBackend", 10)])
+def test_results_known_together_are_recorded_together(platform, settings, calls, backend, records):
+    """A batch decided at once is recorded at once; results yielded one by one, each before the next call."""
+    settings.NOTIFICATION_BACKENDS = backend_settings(
+        settings.NOTIFICATION_BACKENDS, sms=f"notifications.tests.test_send_many.{backend}"
+    )
+    [result] = notification_send_many(sends=_sends(platform, 1, per=10)).values()
+    assert result.sent == 10
+    assert calls["record"] == records
+    assert set(Notification.objects.values_list("delivery_status", flat=True)) == {DeliveryStatus.SENT}
+
+
+@pytest.mark.usefixtures("loopback_only")
+def test_afromessage_decides_a_batch_at_once_only_when_one_call_does(afromessage_server, settings, platform):
+    settings.AFROMESSAGE = afromessage_server.settings
+    from notifications.services import deliveries_write
+
+    def rows(source, phones, text):
+        deliveries_write(
+            platform=platform,
+            source=source,
+            channels=["sms"],
+            recipients=[Recipient(address=p) for p in phones],
+            message=Message(body=text),
+        )
+        return list(Notification.objects.filter(source=source).order_by("id"))
+
+    backend = AfroMessageBackend()
+    backend.open()
+    try:
+        same_text = rows("bulk:same", ["+251911000001", "+251911000002", "+251911000003"], "Hi")
+        assert isinstance(backend.send_batch(same_text), list)  # one bulk_send
+        single = rows("bulk:single", ["+251911000004"], "Hi")
+        assert isinstance(backend.send_batch(single), list)  # one send
+        two_texts = rows("bulk:two", ["+251911000005"], "Hi") + rows("bulk:three", ["+251911000006"], "Bye")
+        lazy = backend.send_batch(two_texts)
+        assert not isinstance(lazy, list)  # two calls: each result before the next call
+        assert [r.ok for r in lazy] == [True, True]
+    finally:
+        backend.close()
+    assert [r.path for r in afromessage_server.requests] == ["/api/bulk_send", "/api/send", "/api/send", "/api/send"]
