@@ -21,9 +21,9 @@ Rules the pipeline keeps:
 - In-app rows are written as `sent` in bulk (the row is the delivery) and
   announced over the channel layer after commit.
 
-Inbox writes (`notification_status_set`, `notification_delete`) go through this
-module too; the per-user unread counters follow every write through database
-triggers (see `InboxCounter`).
+Inbox status changes live in `notifications.inbox`; the per-user unread
+counters follow every write, there or here, through database triggers (see
+`InboxCounter`).
 """
 
 from __future__ import annotations
@@ -866,48 +866,7 @@ def deliveries_due_run(*, item_id: dict) -> None:
     deliveries_dispatch_ids(channel=item_id["channel"], ids=item_id["ids"], ticket=parse_datetime(item_id["ticket"]))
 
 
-# --- the inbox -------------------------------------------------------------------
-
-
-def _inbox_rows(*, platform: Platform, user=None, ids=None):
-    qs = Notification.objects.filter(platform=platform, delivery_status=DeliveryStatus.SENT, user__isnull=False)
-    if user is not None:
-        qs = qs.filter(user=user)
-    if ids is not None:
-        qs = qs.filter(id__in=list(ids))
-    return qs
-
-
-def notification_status_set(*, platform: Platform, status: str, user=None, ids: Iterable | None = None) -> int:
-    """Set the inbox status of a user's notifications (all, or those in `ids`).
-
-    `user=None` acts on every user of the platform (the org-wide admin
-    endpoints). CANCELLED is terminal: such rows never change again. Rows
-    already in `status` are left untouched; returns how many changed. The
-    unread counters follow through the database triggers.
-    """
-    if status not in InboxStatus.values:
-        raise ValueError(f"unknown inbox status {status!r}")
-    now = timezone.now()
-    qs = _inbox_rows(platform=platform, user=user, ids=ids).exclude(status=InboxStatus.CANCELLED)
-    qs = qs.exclude(status=status)
-    read_at = now if status == InboxStatus.READ else None
-    if status == InboxStatus.CANCELLED:
-        return qs.update(status=status, updated_at=now)
-    return qs.update(status=status, read_at=read_at, updated_at=now)
-
-
-def notification_mark_all_read(*, platform: Platform, user, ids: Iterable | None = None) -> int:
-    """Mark the user's unread notifications (all, or those in `ids`) as read."""
-    qs = _inbox_rows(platform=platform, user=user, ids=ids).filter(status=InboxStatus.UNREAD)
-    now = timezone.now()
-    return qs.update(status=InboxStatus.READ, read_at=now, updated_at=now)
-
-
-def notification_delete(*, platform: Platform, ids: Iterable, user=None) -> int:
-    """Delete inbox notifications by id (of one user, or any user of the platform)."""
-    deleted, _ = _inbox_rows(platform=platform, user=user, ids=ids).delete()
-    return deleted
+# --- the inbox counters ----------------------------------------------------------
 
 
 def inbox_counters_rebuild(*, platform: Platform | None = None, user=None) -> int:

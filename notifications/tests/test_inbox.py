@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from notifications import selectors, services
+from notifications import inbox, selectors, services
 from notifications.models import InboxCounter, Notification
 from notifications.services import Message, Recipient, notification_send
 from notifications.tests.factories import PlatformFactory
@@ -39,7 +39,7 @@ def test_list_is_newest_first_in_the_envelope_and_leaves_out_dismissed(make_user
     for n in range(5):
         _send(platform, [jane], f"bulk:{n}", title=f"n{n}")
     dismissed = Notification.objects.get(source="bulk:1")
-    services.notification_status_set(platform=platform, user=jane, ids=[dismissed.pk], status="CANCELLED")
+    inbox.inbox_status_set(user=jane, platform=platform, ids=[dismissed.pk], status="CANCELLED")
     response = api(jane).get(LIST, {"limit": 2, "offset": 0})
     assert response.status_code == 200
     body = response.json()
@@ -110,30 +110,33 @@ def test_every_write_path_keeps_the_counters_exact(make_user, platform):
     assert _counter(jane, platform) == {"UNREAD": 2, "READ": 0, "CANCELLED": 0}
     ids = list(selectors.inbox_for(user=jane, platform=platform).values_list("id", flat=True))
 
-    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="READ") == 1
-    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="READ") == 0
+    assert inbox.inbox_status_set(user=jane, platform=platform, ids=ids[:1], status="READ") == 1
+    assert inbox.inbox_status_set(user=jane, platform=platform, ids=ids[:1], status="READ") == 0
     assert _counter(jane, platform) == {"UNREAD": 1, "READ": 1, "CANCELLED": 0}
     assert Notification.objects.get(pk=ids[0]).read_at is not None
 
-    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="UNREAD") == 1
+    assert inbox.inbox_status_set(user=jane, platform=platform, ids=ids[:1], status="UNREAD") == 1
     assert Notification.objects.get(pk=ids[0]).read_at is None
-    assert services.notification_mark_all_read(platform=platform, user=jane) == 2
+    assert inbox.inbox_mark_all_read(user=jane, platform=platform) == 2
     assert _counter(jane, platform) == {"UNREAD": 0, "READ": 2, "CANCELLED": 0}
 
     # CANCELLED is terminal.
-    services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="CANCELLED")
-    assert services.notification_status_set(platform=platform, user=jane, ids=ids[:1], status="UNREAD") == 0
+    inbox.inbox_status_set(user=jane, platform=platform, ids=ids[:1], status="CANCELLED")
+    with pytest.raises(inbox.StatusChangeNotAllowed):
+        inbox.inbox_status_set(user=jane, platform=platform, ids=ids[:1], status="UNREAD")
     assert _counter(jane, platform) == {"UNREAD": 0, "READ": 1, "CANCELLED": 1}
 
-    # Another user's ids do nothing through the user-scoped services.
+    # Another user's ids are not in this inbox.
     bob_ids = list(selectors.inbox_for(user=bob, platform=platform).values_list("id", flat=True))
-    assert services.notification_status_set(platform=platform, user=jane, ids=bob_ids, status="READ") == 0
-    assert services.notification_delete(platform=platform, user=jane, ids=bob_ids) == 0
+    with pytest.raises(inbox.NotificationNotFound):
+        inbox.inbox_status_set(user=jane, platform=platform, ids=bob_ids, status="READ")
+    with pytest.raises(inbox.NotificationNotFound):
+        inbox.inbox_delete(user=jane, platform=platform, notification_id=bob_ids[0])
     assert _counter(bob, platform)["UNREAD"] == 2
 
-    # Org-wide (user=None) admin update and deletes.
-    assert services.notification_status_set(platform=platform, status="READ") == 2  # bob's two
-    assert services.notification_delete(platform=platform, user=jane, ids=ids[1:]) == 1
+    # A whole inbox at once, and a delete (the row leaves the inbox).
+    assert inbox.inbox_bulk_update(user=bob, platform=platform, status="READ") == 2
+    inbox.inbox_delete(user=jane, platform=platform, notification_id=ids[1])
     assert _counter(jane, platform) == {"UNREAD": 0, "READ": 0, "CANCELLED": 1}
     assert _counter(bob, platform) == {"UNREAD": 0, "READ": 2, "CANCELLED": 0}
 
@@ -182,4 +185,4 @@ def test_rebuild_repairs_counters(make_user, platform):
 
 def test_status_set_rejects_unknown_statuses(make_user, platform):
     with pytest.raises(ValueError):
-        services.notification_status_set(platform=platform, user=make_user("jane"), status="ARCHIVED")
+        inbox.inbox_status_set(user=make_user("jane"), platform=platform, ids=[], status="ARCHIVED")
