@@ -96,6 +96,9 @@ def test_small_sends_share_one_insert_and_a_rerun_sends_nothing_twice(platform, 
     assert Notification.objects.filter(source__startswith="scheduled:many-").count() == 41
 
 
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="other databases record results and check keys row by row"
+)
 def test_the_statements_of_a_batch_do_not_grow_with_its_sends(platform):
     def statements(count, offset):
         sends = [
