@@ -26,7 +26,7 @@ from django.utils.html import escape, linebreaks
 from alerts.models import Alert, AlertType
 from alerts.selectors import alerts_archivable
 from notifications.models import Channel, Level, Platform
-from notifications.scheduler import claim_rows
+from notifications.scheduler import claim_rows, first_due
 from notifications.services import Message, Recipient, SendResult, notification_send
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,12 @@ def alerts_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[int
     """The scheduler's claim: due alerts no one holds, leased to this sweep."""
     queryset = Alert.objects.due(now).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
     return claim_rows(queryset, limit=limit, updates={"claimed_until": now + lease}, order_by=("due_at", "pk"))
+
+
+def alerts_next_due(*, after: datetime, until: datetime) -> datetime | None:
+    """When the next alert notification falls due in (after, until] (the sweep's follow-up)."""
+    waiting = Alert.objects.filter(notified_at__isnull=True, deleted_at__isnull=True)
+    return first_due(waiting, "due_at", after=after, until=until)
 
 
 def alert_channels(*, alert: Alert) -> list[str]:

@@ -18,5 +18,6 @@ class BuilderConfig(AppConfig):
                 name="builder.builds",
                 claim=services.builds_claim_due,
                 run=lambda *, item_id: services.build_run(build_id=item_id),
+                next_due=services.builds_next_due,
             )
         )

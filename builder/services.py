@@ -36,7 +36,7 @@ from builder.sources import (
     staged_drop,
 )
 from notifications.models import Channel, DeliveryStatus, Notification
-from notifications.scheduler import claim_rows
+from notifications.scheduler import claim_rows, first_due
 from notifications.services import Recipient, notification_send
 
 logger = logging.getLogger(__name__)
@@ -308,6 +308,11 @@ def builds_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[str
         },
     )
     return [str(pk) for pk in ids]
+
+
+def builds_next_due(*, after: datetime, until: datetime) -> datetime | None:
+    """When the next queued build's `process_on` comes in (after, until] (the sweep's follow-up)."""
+    return first_due(Build.objects.filter(status=BuildStatus.QUEUED), "process_on", after=after, until=until)
 
 
 def build_run(*, build_id) -> None:

@@ -70,6 +70,16 @@ def claim_rows(
     return ids
 
 
+def first_due(queryset: QuerySet, field: str, *, after: datetime, until: datetime) -> datetime | None:
+    """The earliest `field` in (after, until] among `queryset`: a source's `next_due`, one index probe."""
+    return (
+        queryset.filter(**{f"{field}__gt": after, f"{field}__lte": until})
+        .order_by(field)
+        .values_list(field, flat=True)
+        .first()
+    )
+
+
 def sweep(
     *,
     now: datetime | None = None,

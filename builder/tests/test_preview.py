@@ -336,3 +336,18 @@ def test_push_channel_refused_when_push_is_off(client, people, platform):
 def test_multipart_with_broken_json(client):
     r = client.post(URL, {"sources": "[{", "channels": "[1]"}, format="multipart")
     assert (r.status_code, r.json()) == (400, {"sources": ["Not valid JSON."]})
+
+
+def test_a_queued_build_tells_the_sweep_when_it_falls_due(client, people, django_capture_on_commit_callbacks):
+    from builder.services import builds_next_due
+
+    when = timezone.now() + timedelta(milliseconds=800)
+    body = client.post(
+        URL, custom(sources=[{"type": "username", "data": "jane"}], process_on=when.isoformat()), format="json"
+    ).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(BASE + "send/", {"build_id": body["build_id"]}, format="json").status_code == 200
+    assert Build.objects.get(pk=body["build_id"]).status == "queued"
+    now = timezone.now()
+    assert builds_next_due(after=now - timedelta(seconds=1), until=now + timedelta(seconds=1)) == when
+    assert builds_next_due(after=when, until=when + timedelta(seconds=1)) is None

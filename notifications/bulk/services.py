@@ -36,7 +36,7 @@ from notifications.models import (
     ScheduledNotification,
     ScheduledStatus,
 )
-from notifications.scheduler import claim_rows
+from notifications.scheduler import claim_rows, first_due
 from notifications.services import (
     Message,
     Send,
@@ -320,12 +320,8 @@ def scheduled_claim(*, now: datetime, limit: int, lease: timedelta) -> list[int]
 
 def scheduled_next_due(*, after: datetime, until: datetime) -> datetime | None:
     """When the first pending job falls due in (after, until]: one probe of the partial index."""
-    return (
-        ScheduledNotification.objects.filter(status=ScheduledStatus.PENDING, due_at__gt=after, due_at__lte=until)
-        .order_by("due_at")
-        .values_list("due_at", flat=True)
-        .first()
-    )
+    pending = ScheduledNotification.objects.filter(status=ScheduledStatus.PENDING)
+    return first_due(pending, "due_at", after=after, until=until)
 
 
 def _runner(job_ids: dict[str, int]):
