@@ -121,7 +121,11 @@ def sweep(
             if len(ids) < limit:
                 break
     if follow_up:
-        _follow_up(now)
+        try:
+            _follow_up(now)
+        except Exception:
+            # Without it the next beat tick still picks the work up, a little later.
+            logger.exception("queueing the follow-up sweep failed")
     return counts
 
 

@@ -793,13 +793,14 @@ def notification_send_many(
     on: a source it drops sends nothing more.
     """
     size = _setting("WRITE_CHUNK", WRITE_CHUNK)
+    going = set(_still_running([send.source for send in sends], running)) if running is not None else None
     small, large = [], []
     for send in sends:
+        if going is not None and send.source not in going:
+            continue  # stopped before anything was written
         (large if len(send.recipients) > size else small).append(send)
     deliveries_write_many(sends=small)
     for send in large:
-        if running is not None and not _still_running([send.source], running):
-            continue
         deliveries_write(
             platform=send.platform,
             source=send.source,

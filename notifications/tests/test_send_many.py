@@ -204,3 +204,12 @@ def test_afromessage_decides_a_batch_at_once_only_when_one_call_does(afromessage
     finally:
         backend.close()
     assert [r.path for r in afromessage_server.requests] == ["/api/bulk_send", "/api/send", "/api/send", "/api/send"]
+
+
+def test_a_source_stopped_before_the_write_gets_no_rows(platform):
+    sends = _sends(platform, 3)
+    stopped = sends[1].source
+    results = notification_send_many(sends=sends, running=lambda sources: [s for s in sources if s != stopped])
+    assert not Notification.objects.filter(source=stopped).exists()
+    assert results[stopped].total_recipients == 0
+    assert [results[s.source].sent for s in (sends[0], sends[2])] == [2, 2]
