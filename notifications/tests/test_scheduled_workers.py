@@ -138,3 +138,40 @@ def test_a_worker_killed_mid_job_is_resumed_without_double_sends(tmp_path):
     per_recipient = Counter(recipient for _, recipient, _ in lines)
     assert len(per_recipient) == 40 and set(per_recipient.values()) == {1}, per_recipient.most_common(3)
     assert {pid for _, _, pid in lines} == {str(doomed.pid), str(json.loads(out.strip().splitlines()[-1])["pid"])}
+
+
+def test_a_worker_killed_mid_batch_leaves_every_job_to_be_resumed_without_double_sends(tmp_path):
+    """One task runs ten jobs as one pipeline call; it dies part-way through their deliveries."""
+    platform = PlatformFactory(key="acme-learning")
+    jobs = _jobs(platform, 10, due=timezone.now() - timedelta(seconds=1), phones_per_job=4)
+    sink = tmp_path / "sent.log"
+    short = {
+        "BULK_TEST_LEASE_SECONDS": 2,
+        "SCHEDULED_JOB_LEASE_SECONDS": 2,
+        "SCHEDULED_RETRY_BASE_SECONDS": 1,
+        "DUE_WORK_BATCH_SIZE": 10,
+    }
+
+    doomed = _worker(sink, BULK_SINK_HOLD_AFTER=15, **short)
+    held = Path(str(sink) + ".held")
+    deadline = time.monotonic() + 60
+    while not held.exists():
+        assert doomed.poll() is None, doomed.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the worker never reached the middle of the batch"
+        time.sleep(0.05)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.communicate(timeout=10)
+    held.unlink()
+    assert len(_sink_lines(sink)) == 15
+    assert set(ScheduledNotification.objects.values_list("status", flat=True)) == {"processing"}
+
+    rescuer = _worker(sink, **short)
+    _, err = rescuer.communicate(timeout=120)
+    assert rescuer.returncode == 0, err[-3000:]
+
+    assert Counter(ScheduledNotification.objects.values_list("status", flat=True)) == {"sent": 10}
+    assert set(ScheduledNotification.objects.values_list("sent_count", flat=True)) == {4}
+    lines = _sink_lines(sink)
+    per_recipient = Counter((source, recipient) for source, recipient, _ in lines)
+    assert len(per_recipient) == 40 and set(per_recipient.values()) == {1}, per_recipient.most_common(3)
+    assert {source for source, _ in per_recipient} == {j.source for j in jobs}
