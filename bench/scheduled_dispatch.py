@@ -1,12 +1,14 @@
 """Dispatch lag of scheduled jobs: our sweep vs django-celery-beat clocked tasks.
 
-    python -m bench.scheduled_dispatch [--jobs 1000] [--future 100000] [--concurrency 4]
+    python -m bench.scheduled_dispatch [--jobs 1000] [--future 100000] [--concurrency 4] [--target phones|users]
 
 Both modes run real processes (one Celery worker with --concurrency N, one
 beat) against PostgreSQL (DATABASE_URL, default the local `bench_bulk`
 database) and Redis (REDIS_URL, else the embedded server). With `--future`
 jobs waiting days ahead in the table, `--jobs` jobs fall due in the same
-second, each to one recipient. The lag of a job is the time from its
+second, each to one recipient: a phone number (`--target phones`, the default)
+or a member of the platform named by id (`--target users`, resolved from the
+database at dispatch time). The lag of a job is the time from its
 `scheduled_at` to its first delivery (`sent_at` of its first delivery row).
 
 1. sweep: beat runs `sweep_due_work` every second; workers claim with SKIP LOCKED.
@@ -75,6 +77,9 @@ def reset() -> None:
             "TRUNCATE notifications_notification, notifications_schedulednotification, "
             "django_celery_beat_periodictask, django_celery_beat_clockedschedule CASCADE"
         )
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username__startswith="bench-member-").delete()
     PeriodicTasks.update_changed()
     app.control.purge()
 
@@ -83,8 +88,32 @@ def phone(i: int) -> str:
     return f"+2519{10000000 + i:08d}"
 
 
-def jobs_create(platform, *, count: int, due: datetime, offset: int, spread: timedelta | None = None, desc: str):
-    """`count` SMS jobs, each to one number; `spread` scatters them over the days after `due`."""
+def members_create(platform, count: int) -> list[int]:
+    """`count` members of the platform with phone numbers (for `--target users`)."""
+    from django.contrib.auth import get_user_model
+
+    from notifications.models import Membership
+
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        [User(username=f"bench-member-{i}", phone_number=phone(30_000_000 + i)) for i in range(count)],
+        batch_size=BATCH,
+    )
+    Membership.objects.bulk_create([Membership(user=u, platform=platform) for u in users], batch_size=BATCH)
+    return [u.pk for u in users]
+
+
+def jobs_create(
+    platform,
+    *,
+    count: int,
+    due: datetime,
+    offset: int,
+    spread: timedelta | None = None,
+    desc: str,
+    user_ids: list[int] | None = None,
+):
+    """`count` SMS jobs, each to one number (or one of `user_ids`); `spread` scatters them over the days after `due`."""
     ids = []
     for start in tqdm(range(0, count, BATCH), desc=desc, unit="batch", leave=False):
         rows = []
@@ -97,7 +126,8 @@ def jobs_create(platform, *, count: int, due: datetime, offset: int, spread: tim
                     message="Your class starts soon.",
                     scheduled_at=when,
                     due_at=when,
-                    target_raw={"phones": [phone(offset + i)]},
+                    target_raw={} if user_ids else {"phones": [phone(offset + i)]},
+                    target_user_ids=[user_ids[i]] if user_ids else [],
                 )
             )
         ids += [j.pk for j in ScheduledNotification.objects.bulk_create(rows, batch_size=BATCH)]
@@ -239,7 +269,9 @@ def run_sweep(platform, args) -> dict:
     procs = start("sweep", args.concurrency)
     try:
         due = due_soon(6)
-        ids = jobs_create(platform, count=args.jobs, due=due, offset=10_000_000, desc="due jobs")
+        ids = jobs_create(
+            platform, count=args.jobs, due=due, offset=10_000_000, desc="due jobs", user_ids=args.user_ids
+        )
         log(f"{args.jobs} jobs due at {due:%H:%M:%S}; waiting")
         return wait_and_measure(ids, due, timeout=args.timeout)
     finally:
@@ -257,7 +289,9 @@ def run_clocked(platform, future_ids: list[int], args) -> dict:
         # Let beat load its schedule once before the due jobs arrive, as in a running system.
         time.sleep(8)
         due = due_soon(6)
-        ids = jobs_create(platform, count=args.jobs, due=due, offset=20_000_000, desc="due jobs")
+        ids = jobs_create(
+            platform, count=args.jobs, due=due, offset=20_000_000, desc="due jobs", user_ids=args.user_ids
+        )
         # Our sweep is not running in this mode: these rows only hold the jobs' content and counts.
         ScheduledNotification.objects.filter(pk__in=ids).update(due_at=due + timedelta(days=3650))
         clocked_create(ids, when_of=lambda i: due)
@@ -274,6 +308,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the due jobs")
     parser.add_argument("--skip-clocked", action="store_true", help="measure the sweep only")
+    parser.add_argument("--target", choices=("phones", "users"), default="phones", help="each due job's one recipient")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
 
@@ -285,6 +320,7 @@ def main() -> int:
         platform, count=args.future, due=start_future, offset=0, spread=timedelta(days=30), desc="future jobs"
     )
     log(f"{len(future_ids)} future jobs in the table")
+    args.user_ids = members_create(platform, args.jobs) if args.target == "users" else None
 
     results = {"sweep": run_sweep(platform, args)}
     log(f"sweep: {results['sweep']}")
@@ -300,6 +336,7 @@ def main() -> int:
             "jobs_due_same_second": args.jobs,
             "future_jobs": args.future,
             "worker_concurrency": args.concurrency,
+            "target": args.target,
             "sweep_interval_s": settings.CELERY_BEAT_SCHEDULE.get("sweep-due-work", {}).get("schedule"),
             "cpus": os.cpu_count(),
             "python": host.python_version(),
