@@ -203,3 +203,23 @@ def test_options_override_settings(afromessage, platform, settings):
     rows_ = deliveries(platform, "direct:opts", ["+251911000001", "+251911000002"])
     assert all(r.ok for _, r in backend.send(rows_))
     assert [c.path for c in afromessage.requests] == ["/api/send", "/api/send"]
+
+
+def test_a_batch_is_decided_at_once_only_when_one_call_does(afromessage, platform):
+    """A list of results is recorded in one go; with more calls, each result comes before the next call."""
+    backend = AfroMessageBackend()
+    backend.open()
+    try:
+        same_text = deliveries(platform, "bulk:same", ["+251911000001", "+251911000002", "+251911000003"], "Hi")
+        assert isinstance(backend.send_batch(same_text), list)  # one bulk_send
+        single = deliveries(platform, "bulk:single", ["+251911000004"], "Hi")
+        assert isinstance(backend.send_batch(single), list)  # one send
+        two_texts = deliveries(platform, "bulk:two", ["+251911000005"], "Hi") + deliveries(
+            platform, "bulk:three", ["+251911000006"], "Bye"
+        )
+        lazy = backend.send_batch(two_texts)
+        assert not isinstance(lazy, list)
+        assert [r.ok for r in lazy] == [True, True]
+    finally:
+        backend.close()
+    assert [r.path for r in afromessage.requests] == ["/api/bulk_send", "/api/send", "/api/send", "/api/send"]

@@ -63,6 +63,21 @@ def _sink_lines(sink: Path) -> list[tuple[str, str, str]]:
     return [tuple(line.split()) for line in sink.read_text().splitlines()]
 
 
+def _kill_when_held(worker: subprocess.Popen, sink: Path) -> subprocess.Popen:
+    """SIGKILL the worker once its sink backend hangs mid-send (see sink_backend.py)."""
+    held = Path(str(sink) + ".held")
+    deadline = time.monotonic() + 60
+    while not held.exists():
+        assert worker.poll() is None, worker.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the worker never reached the middle of its work"
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.communicate(timeout=10)
+    assert worker.returncode == -signal.SIGKILL
+    held.unlink()
+    return worker
+
+
 def _jobs(platform, n: int, *, due, phones_per_job: int = 1) -> list[ScheduledNotification]:
     jobs = [
         ScheduledNotification(
@@ -111,17 +126,7 @@ def test_a_worker_killed_mid_job_is_resumed_without_double_sends(tmp_path):
     sink = tmp_path / "sent.log"
     short = {"BULK_TEST_LEASE_SECONDS": 2, "SCHEDULED_JOB_LEASE_SECONDS": 2, "SCHEDULED_RETRY_BASE_SECONDS": 1}
 
-    doomed = _worker(sink, BULK_SINK_HOLD_AFTER=15, **short)
-    held = Path(str(sink) + ".held")
-    deadline = time.monotonic() + 60
-    while not held.exists():
-        assert doomed.poll() is None, doomed.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the worker never reached the middle of the job"
-        time.sleep(0.05)
-    os.kill(doomed.pid, signal.SIGKILL)
-    doomed.communicate(timeout=10)
-    assert doomed.returncode == -signal.SIGKILL
-    held.unlink()
+    doomed = _kill_when_held(_worker(sink, BULK_SINK_HOLD_AFTER=15, **short), sink)
 
     job.refresh_from_db()
     assert job.status == "processing"
@@ -152,16 +157,7 @@ def test_a_worker_killed_mid_batch_leaves_every_job_to_be_resumed_without_double
         "DUE_WORK_BATCH_SIZE": 10,
     }
 
-    doomed = _worker(sink, BULK_SINK_HOLD_AFTER=15, **short)
-    held = Path(str(sink) + ".held")
-    deadline = time.monotonic() + 60
-    while not held.exists():
-        assert doomed.poll() is None, doomed.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the worker never reached the middle of the batch"
-        time.sleep(0.05)
-    os.kill(doomed.pid, signal.SIGKILL)
-    doomed.communicate(timeout=10)
-    held.unlink()
+    _kill_when_held(_worker(sink, BULK_SINK_HOLD_AFTER=15, **short), sink)
     assert len(_sink_lines(sink)) == 15
     assert set(ScheduledNotification.objects.values_list("status", flat=True)) == {"processing"}
 

@@ -9,7 +9,6 @@ from django.test.utils import CaptureQueriesContext
 from notifications import rows
 from notifications.backends import locmem
 from notifications.backends.base import BaseBackend, Result
-from notifications.backends.sms import AfroMessageBackend
 from notifications.models import DeliveryStatus, Notification
 from notifications.services import Message, Recipient, Send, notification_send_many, send_counts
 from notifications.tests.fakes import backend_settings
@@ -173,37 +172,6 @@ def test_results_known_together_are_recorded_together(platform, settings, calls,
     assert result.sent == 10
     assert calls["record"] == records
     assert set(Notification.objects.values_list("delivery_status", flat=True)) == {DeliveryStatus.SENT}
-
-
-@pytest.mark.usefixtures("loopback_only")
-def test_afromessage_decides_a_batch_at_once_only_when_one_call_does(afromessage_server, settings, platform):
-    settings.AFROMESSAGE = afromessage_server.settings
-    from notifications.services import deliveries_write
-
-    def rows(source, phones, text):
-        deliveries_write(
-            platform=platform,
-            source=source,
-            channels=["sms"],
-            recipients=[Recipient(address=p) for p in phones],
-            message=Message(body=text),
-        )
-        return list(Notification.objects.filter(source=source).order_by("id"))
-
-    backend = AfroMessageBackend()
-    backend.open()
-    try:
-        same_text = rows("bulk:same", ["+251911000001", "+251911000002", "+251911000003"], "Hi")
-        assert isinstance(backend.send_batch(same_text), list)  # one bulk_send
-        single = rows("bulk:single", ["+251911000004"], "Hi")
-        assert isinstance(backend.send_batch(single), list)  # one send
-        two_texts = rows("bulk:two", ["+251911000005"], "Hi") + rows("bulk:three", ["+251911000006"], "Bye")
-        lazy = backend.send_batch(two_texts)
-        assert not isinstance(lazy, list)  # two calls: each result before the next call
-        assert [r.ok for r in lazy] == [True, True]
-    finally:
-        backend.close()
-    assert [r.path for r in afromessage_server.requests] == ["/api/bulk_send", "/api/send", "/api/send", "/api/send"]
 
 
 def test_a_source_stopped_before_the_write_gets_no_rows(platform):
