@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from notifications.lookups import AnyOf
 from notifications.models import Channel, Platform
 
 
@@ -155,6 +156,10 @@ class UserNotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.notification_type}/{self.channel or '*'}: {'on' if self.enabled else 'off'}"
+
+
+# The recipient filter asks about every recipient of a send, thousands at a time.
+UserNotificationPreference._meta.get_field("user").register_lookup(AnyOf)
 
 
 class Mentor(models.Model):

@@ -66,7 +66,7 @@ def deliveries_filter_opted_out(*, platform: Platform, rows: list) -> list:
     types = {r.notification_type for r in candidates}
     prefs = list(
         UserNotificationPreference.objects.filter(
-            platform=platform, user_id__in=user_ids, notification_type__in=types | {ALL_TYPES}
+            platform=platform, user__any_of=user_ids, notification_type__in=types | {ALL_TYPES}
         )
     )
     if not prefs:

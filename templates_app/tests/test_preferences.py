@@ -162,3 +162,26 @@ def test_unsubscribe_link(api, learner, platform, settings, admin_api):
     # critical types carry no unsubscribe link
     admin_api.post(EVENTS, {"type": "ROLE_CHANGE", "recipients": ["jane.doe"], "context": {"role": "x"}}, format="json")
     assert "unsubscribe" not in locmem.outbox["email"][-1]["html"].lower()
+
+
+def test_opt_outs_are_found_among_many_recipients_in_every_chunk(platform, make_user, settings):
+    """The filter asks about a whole write chunk at once (one array parameter on PostgreSQL)."""
+    from templates_app.models import UserNotificationPreference
+
+    settings.NOTIFY_WRITE_CHUNK = 20
+    users = [make_user(f"learner{i:02d}") for i in range(50)]
+    opted_out = {users[3].pk, users[27].pk, users[49].pk}
+    for pk in opted_out:
+        UserNotificationPreference.objects.create(
+            platform=platform, user_id=pk, notification_type="*", channel="in_app", enabled=False
+        )
+    result = notification_send(
+        platform=platform,
+        source="bulk:many",
+        channels=["in_app"],
+        recipients=[Recipient(user_id=u.pk) for u in users],
+        message=Message(title="Maintenance", notification_type="system_alert"),
+    )
+    assert result.sent == 47
+    reached = set(Notification.objects.filter(source="bulk:many").values_list("user_id", flat=True))
+    assert reached == {u.pk for u in users} - opted_out
