@@ -293,15 +293,19 @@ def record(outcomes: list[Outcome], *, now) -> None:
         return
     table = connection.ops.quote_name(Notification._meta.db_table)
     columns = list(zip(*outcomes, strict=True))
+    # "Still pending" travels as a per-row value (v.was) rather than a literal:
+    # with `delivery_status = 'pending'` the planner may read every entry of
+    # the pending-rows partial index, dead ones included after a large send,
+    # instead of looking up these few ids by primary key.
     sql = (
         f"UPDATE {table} AS n SET delivery_status = v.status, error = v.error, attempts = v.attempts, "
         "provider_message_id = v.message_id, units_sent = v.units_sent, units_failed = v.units_failed, "
         "sent_at = v.sent_at, claimed_until = NULL, next_attempt_at = v.next_at, updated_at = %s "
         "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::int[], %s::int[], "
-        "%s::timestamptz[], %s::timestamptz[]) "
-        "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at) "
-        "WHERE n.id = v.id AND n.delivery_status = 'pending'"
+        "%s::timestamptz[], %s::timestamptz[], %s::text[]) "
+        "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at, was) "
+        "WHERE n.id = v.id AND n.delivery_status = v.was"
     )
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, [now, *(list(c) for c in columns)])
+        cursor.execute(sql, [now, *(list(c) for c in columns), ["pending"] * len(outcomes)])

@@ -467,12 +467,13 @@ def _free(now: datetime) -> Q:
 
 
 def _claim(
-    *, channel: str, limit: int, sources: Sequence[str] | None = None, ids=None, ticket=None
+    *, channel: str, limit: int, sources: Sequence[str] | None = None, ids=None, ticket=None, after=None
 ) -> list[Notification]:
     """Claim up to `limit` pending rows under a lease (SELECT ... FOR UPDATE SKIP LOCKED).
 
     `ticket` is the lease end the sweep stamped on rows it queued for one task:
-    that task may take them although they look held.
+    that task may take them although they look held. `after`: only rows with
+    a greater id (a dispatcher moving through a send in id order).
     """
     now = timezone.now()
     until = now + _lease()
@@ -484,6 +485,8 @@ def _claim(
         qs = _of_sources(qs, sources)
     if ids is not None:
         qs = qs.filter(id__in=ids)
+    if after is not None:
+        qs = qs.filter(id__gt=after)
     with transaction.atomic():
         claimed = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", flat=True)[:limit])
         if not claimed:
@@ -588,6 +591,10 @@ def _dispatch(
     backend = get_backend(_backend_key(channel))
     step = max(backend.batch_size, 1)
     handled = 0
+    # Each claim starts after the last one: the rows before it are sent or
+    # held, and their dead index entries (until vacuum) need not be walked
+    # again. A row skipped this way (locked, held) is taken by a later call.
+    after = None
     while limit is None or handled < limit:
         if running is not None and sources is not None:
             # Sources stopped meanwhile (a cancelled job) leave the claim; the rest go on.
@@ -595,9 +602,10 @@ def _dispatch(
             if not sources:
                 break
         size = step if limit is None else min(step, limit - handled)
-        rows = _claim(channel=channel, sources=sources, ids=ids, ticket=ticket, limit=size)
+        rows = _claim(channel=channel, sources=sources, ids=ids, ticket=ticket, limit=size, after=after)
         if not rows:
             break
+        after = rows[-1].pk
         done, broke = _send_claimed(backend, rows)
         handled += done
         if broke:

@@ -181,3 +181,32 @@ def test_a_source_stopped_before_the_write_gets_no_rows(platform):
     assert not Notification.objects.filter(source=stopped).exists()
     assert results[stopped].total_recipients == 0
     assert [results[s.source].sent for s in (sends[0], sends[2])] == [2, 2]
+
+
+def test_a_result_only_lands_on_a_row_that_is_still_pending(platform):
+    """A dispatcher whose lease ran out, recording late, never turns another dispatcher's result back."""
+    from django.utils import timezone
+
+    from notifications.services import deliveries_write
+
+    deliveries_write(
+        platform=platform,
+        source="bulk:late",
+        channels=["sms"],
+        recipients=[Recipient(address="+251911000001"), Recipient(address="+251911000002")],
+        message=Message(body="Hi"),
+    )
+    first, second = Notification.objects.filter(source="bulk:late").order_by("address")
+    Notification.objects.filter(pk=first.pk).update(delivery_status=DeliveryStatus.SENT, provider_message_id="other")
+    now = timezone.now()
+    rows.record(
+        [
+            (first.pk, "failed", "late answer", 1, "", 0, 1, None, None),
+            (second.pk, "sent", "", 1, "mine", 1, 0, now, None),
+        ],
+        now=now,
+    )
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.delivery_status, first.provider_message_id, first.error) == ("sent", "other", "")
+    assert (second.delivery_status, second.provider_message_id, second.sent_at) == ("sent", "mine", now)
