@@ -467,21 +467,21 @@ def scheduled_run_many(*, job_ids: list[int]) -> None:
         resolved = selectors.recipients_resolve_many(
             targets=[(job.platform, job.channel, selectors.job_targeting(job)) for job in runnable]
         )
-        sends, reach = [], {}
-        for job, (recipients, _) in zip(runnable, resolved, strict=True):
-            reach[job.pk] = bool(recipients)
-            sends.append(_job_send(job, recipients))
+        recipients_of = {job.pk: recipients for job, (recipients, _) in zip(runnable, resolved, strict=True)}
         # A job nobody is left to reach fails, unless an earlier run of it already wrote rows.
+        nobody = [job for job in runnable if not recipients_of[job.pk]]
         written = set(
-            Notification.objects.filter(source__in=[j.source for j in runnable if not reach[j.pk]])
+            Notification.objects.filter(source__in=[job.source for job in nobody])
             .values_list("source", flat=True)
             .distinct()
             .order_by()
         )
-        unreachable = {j.pk for j in runnable if not reach[j.pk] and j.source not in written}
-        sends = [send for job, send in zip(runnable, sends, strict=True) if job.pk not in unreachable]
-        job_ids = {job.source: job.pk for job in runnable if job.pk not in unreachable}
-        counts = notification_send_many(sends=sends, running=_runner(job_ids))
+        unreachable = {job.pk for job in nobody if job.source not in written}
+        reachable = [job for job in runnable if job.pk not in unreachable]
+        counts = notification_send_many(
+            sends=[_job_send(job, recipients_of[job.pk]) for job in reachable],
+            running=_runner({job.source: job.pk for job in reachable}),
+        )
     except Exception as exc:  # any failure of a run is retried with backoff, then reported
         logger.exception("scheduled notifications %s failed", [j.pk for j in runnable])
         _finish_many(finished)
