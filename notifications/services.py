@@ -459,6 +459,11 @@ def deliveries_write_many(*, sends: Sequence[Send]) -> None:
 # --- claiming, sending, recording ------------------------------------------------------
 
 
+def _of_sources(qs, sources: Sequence[str]):
+    """Rows of the given sources (a plain equality for one, which every index serves best)."""
+    return qs.filter(source=sources[0]) if len(sources) == 1 else qs.filter(source__in=sources)
+
+
 def _free(now: datetime) -> Q:
     """Pending rows nobody holds, whose first try or retry is due."""
     unleased = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
@@ -644,10 +649,6 @@ def _enqueue_chunks(*, sources: Sequence[str], channel: str, ids: list) -> int:
         transaction.on_commit(partial(dispatch_chunk.delay, source, channel, chunk))
         chunks += 1
     return chunks
-
-
-def _of_sources(qs, sources: Sequence[str]):
-    return qs.filter(source=sources[0]) if len(sources) == 1 else qs.filter(source__in=sources)
 
 
 def _pending_ids(*, sources: Sequence[str], channel: str) -> list:

@@ -71,12 +71,13 @@ def recipients_resolve_many(*, targets: Sequence[tuple[Platform, str, Targeting]
         pks = named.get(platform.pk, set()).intersection(targeting.user_ids)
         if targeting.role:
             pks.update(by_role[platform.pk, targeting.role])
-        address = {ScheduledChannel.SMS: 1, ScheduledChannel.EMAIL: 0}.get(channel)
+        # Which of a user's (email, phone) a direct address of this channel would duplicate.
+        slot = {ScheduledChannel.EMAIL: 0, ScheduledChannel.SMS: 1}.get(channel)
         ordered = sorted(pks)
         recipients = [Recipient(user_id=pk) for pk in ordered]
         taken = set()
-        if address is not None:
-            taken = {contacts[pk][address].lower() for pk in ordered if contacts[pk][address]}
+        if slot is not None:
+            taken = {contacts[pk][slot].lower() for pk in ordered if contacts[pk][slot]}
         for direct in (*targeting.phones, *targeting.emails):
             if direct.lower() not in taken:
                 taken.add(direct.lower())
