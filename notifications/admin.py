@@ -1,8 +1,19 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
+from fcm_django.models import FCMDevice
 
+from notifications.admin_scoping import (
+    PlatformScopedAdmin,
+    PlatformScopedInline,
+    SuperuserOnlyAdmin,
+    is_operator,
+    platform_ids,
+    superuser_only,
+)
 from notifications.models import (
     Attachment,
     AuthToken,
@@ -15,25 +26,45 @@ from notifications.models import (
     User,
 )
 from notifications.smtp import TargetRefused, smtp_target_check
+from notifications.tenancy import administered_platforms
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(PlatformScopedInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Platform)
-class PlatformAdmin(admin.ModelAdmin):
+class PlatformAdmin(PlatformScopedAdmin):
+    platform_lookup = "id"
     list_display = ["key", "name", "site_url", "rbac_enabled", "push_enabled", "is_active", "created_at"]
     list_filter = ["is_active", "rbac_enabled", "push_enabled"]
     search_fields = ["key", "name", "site_name", "base_domain"]
     prepopulated_fields = {"key": ["name"]}
     inlines = [MembershipInline]
 
+    # A platform admin edits their platform's settings; creating, deleting,
+    # renaming (the key is in every path) and switching off tenants is the operator's.
+    def has_add_permission(self, request):
+        return is_operator(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_operator(request) and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if is_operator(request) else [*fields, "key", "is_active"]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return super().get_prepopulated_fields(request, obj) if is_operator(request) else {}
+
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(PlatformScopedAdmin, DjangoUserAdmin):
+    """Platform admins see their platforms' members; they edit only those who belong nowhere else."""
+
+    platform_lookup = "memberships__platform"
     list_display = ["username", "email", "phone_number", "role", "is_staff", "is_active", "is_service_account"]
     list_filter = ["role", "is_staff", "is_superuser", "is_active", "is_service_account", "memberships__platform"]
     search_fields = ["username", "email", "phone_number", "first_name", "last_name"]
@@ -42,10 +73,48 @@ class UserAdmin(DjangoUserAdmin):
         ("Notifications", {"fields": ["phone_number", "role", "timezone", "is_service_account"]}),
     )
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Notifications", {"fields": ["email", "phone_number", "role"]}))
+    operator_fields = ["is_superuser", "is_staff", "groups", "user_permissions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if is_operator(request) else [*fields, *self.operator_fields]
+
+    def _wholly_managed(self, request, obj) -> bool:
+        # A user who also belongs to a platform this admin does not run is shared: view only.
+        return not obj.is_superuser and not obj.memberships.exclude(platform__in=platform_ids(request)).exists()
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not is_operator(request) and not self._wholly_managed(request, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and not is_operator(request) and not self._wholly_managed(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None and not is_operator(request):
+            fieldsets = (*fieldsets, ("Platform", {"fields": ["platform"]}))
+        return fieldsets
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None or is_operator(request):
+            return super().get_form(request, obj, **kwargs)
+        # A platform admin's new user joins one of their platforms, or they could not see it again.
+        base = super().get_form(request, obj, fields=[f for _, o in self.add_fieldsets for f in o["fields"]], **kwargs)
+        platforms = administered_platforms(request.user)
+        return type(base.__name__, (base,), {"platform": forms.ModelChoiceField(queryset=platforms)})
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and "platform" in form.cleaned_data:
+            Membership.objects.get_or_create(user=obj, platform=form.cleaned_data["platform"])
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(PlatformScopedAdmin):
     list_display = ["user", "platform", "is_platform_admin", "is_active", "created_at"]
     list_filter = ["platform", "is_platform_admin", "is_active"]
     search_fields = ["user__username", "user__email", "platform__key"]
@@ -53,7 +122,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(SuperuserOnlyAdmin):
     list_display = ["prefix", "user", "name", "created_at", "expires_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["prefix", "user__username", "name"]
@@ -72,7 +141,7 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(PlatformScopedAdmin):
     list_display = [
         "created_at",
         "platform",
@@ -95,7 +164,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(SuperuserOnlyAdmin):
     list_display = ["filename", "source", "content_type", "created_at"]
     search_fields = ["filename", "source"]
 
@@ -136,7 +205,7 @@ class PlatformSMTPSettingsForm(forms.ModelForm):
 
 
 @admin.register(PlatformSMTPSettings)
-class PlatformSMTPSettingsAdmin(admin.ModelAdmin):
+class PlatformSMTPSettingsAdmin(PlatformScopedAdmin):
     form = PlatformSMTPSettingsForm
     list_display = ["platform", "host", "port", "username", "use_tls", "use_ssl", "has_password", "is_active"]
     list_filter = ["is_active", "use_tls", "use_ssl"]
@@ -151,7 +220,8 @@ class PlatformSMTPSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeviceRegistration)
-class DeviceRegistrationAdmin(admin.ModelAdmin):
+class DeviceRegistrationAdmin(PlatformScopedAdmin):
+    view_only_for_platform_admins = True  # devices register themselves through the API
     list_display = ["device", "device_user", "platform", "application_id", "cloud_message_type", "updated_at"]
     list_filter = ["platform", "cloud_message_type", "application_id"]
     search_fields = ["device__registration_id", "device__name", "device__user__username", "platform__key"]
@@ -171,7 +241,7 @@ _register_bulk_admin(admin.site)
 
 
 @admin.register(InboxCounter)
-class InboxCounterAdmin(admin.ModelAdmin):
+class InboxCounterAdmin(SuperuserOnlyAdmin):
     """Read-only: database triggers keep these exact (see `services.inbox_counters_rebuild`)."""
 
     list_display = ["user", "platform", "unread", "read", "cancelled"]
@@ -185,3 +255,9 @@ class InboxCounterAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# Internal tables of the libraries we build on: the operator's alone.
+superuser_only(
+    admin.site, Group, FCMDevice, PeriodicTask, ClockedSchedule, CrontabSchedule, SolarSchedule, IntervalSchedule
+)
