@@ -42,6 +42,7 @@ class _GroupAdmin(PlatformScopedAdmin):
     list_filter = ["platform"]
     search_fields = ["name", "platform__key"]
     autocomplete_fields = ["platform"]
+    ordering = ["name", "id"]  # the member count's GROUP BY drops the model's default order
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("platform").annotate(member_count=Count("members"))

@@ -103,7 +103,8 @@ class UserAdmin(PlatformScopedAdmin, DjangoUserAdmin):
         if obj is not None or is_operator(request):
             return super().get_form(request, obj, **kwargs)
         # A platform admin's new user joins one of their platforms, or they could not see it again.
-        base = super().get_form(request, obj, fields=[f for _, o in self.add_fieldsets for f in o["fields"]], **kwargs)
+        kwargs["fields"] = [f for _, options in self.add_fieldsets for f in options["fields"]]
+        base = super().get_form(request, obj, **kwargs)
         platforms = administered_platforms(request.user)
         return type(base.__name__, (base,), {"platform": forms.ModelChoiceField(queryset=platforms)})
 

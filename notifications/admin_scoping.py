@@ -24,6 +24,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Q
 from django.http import Http404
 
@@ -74,6 +75,9 @@ class ScopedFormfieldsMixin:
     The form field's queryset is what validates a POST, so a raw id or
     autocomplete value naming another platform's row is refused on save.
     """
+
+    # Django 5 warns that bare URL fields will assume https in 6.0: say so now.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_field_queryset(self, db, db_field, request):
         qs = super().get_field_queryset(db, db_field, request)
