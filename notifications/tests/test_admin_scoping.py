@@ -256,10 +256,12 @@ def test_a_post_naming_another_platform_is_refused(boss_client, world):
     assert r.status_code == 200 and not r.context["has_change_permission"]
 
 
-def test_list_filters_name_no_other_platform(boss_client, world):
-    for model in (Notification, Department, DepartmentMember, User, BuildRecipient):
+def test_list_filters_and_overviews_name_no_other_platform(boss_client, world):
+    for model in (Notification, Department, DepartmentMember, User, BuildRecipient, NotificationTemplate):
         html = boss_client.get(url(model, "changelist")).content.decode()
         assert "other-school" not in html, model._meta.label
+    html = boss_client.get(reverse("admin:templates_app_customisation")).content.decode()
+    assert "custom_acme-learning" in html and "other-school" not in html
 
 
 def test_user_admin_keeps_platform_admins_to_their_own_members(boss_client, world):
