@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models
 from django.db.models import Q
 from django.http import Http404
@@ -67,6 +67,28 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
         if ordering:
             qs = qs.order_by(*ordering)
         return [(obj.pk, str(obj)) for obj in qs]
+
+    def queryset(self, request, queryset):
+        # A value typed into the URL that is not on offer (another tenant's id) matches nothing.
+        offered = {str(pk) for pk, _ in self.lookup_choices}
+        if any(str(value) not in offered for value in self.lookup_val or []):
+            return queryset.none()
+        return super().queryset(request, queryset)
+
+
+def _through_to_many(model, lookup: str) -> bool:
+    """Whether a lookup walks a to-many relation (where a join can reach rows outside the scope)."""
+    for part in lookup.split("__"):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False  # a transform or comparison: the walk is over
+        if field.many_to_many or field.one_to_many:
+            return True
+        if not field.is_relation:
+            return False
+        model = field.related_model
+    return False
 
 
 class ScopedFormfieldsMixin:
@@ -133,6 +155,19 @@ class PlatformScopedAdmin(ScopedFormfieldsMixin, admin.ModelAdmin):
             scoped.append(entry)
         return scoped
 
+    def lookup_allowed(self, lookup, value, request):
+        # `?memberships__platform__key=b` would list A's users who are also in B:
+        # through a to-many relation only the scoped filters' own parameters pass.
+        if not is_operator(request) and _through_to_many(self.model, lookup):
+            allowed = set()
+            for entry in self.get_list_filter(request):
+                if isinstance(entry, tuple) and entry[1] is ScopedRelatedFilter:
+                    target = get_fields_from_path(self.model, entry[0])[-1].target_field.name
+                    allowed |= {f"{entry[0]}__{target}__exact", f"{entry[0]}__isnull"}
+            if lookup not in allowed:
+                return False
+        return super().lookup_allowed(lookup, value, request)
+
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Outside the user's platforms is the same as not there at all: a 404, no hint.
         raise Http404
@@ -189,7 +224,26 @@ class PlatformScopedAdmin(ScopedFormfieldsMixin, admin.ModelAdmin):
 
 
 class PlatformScopedInline(ScopedFormfieldsMixin, admin.TabularInline):
-    """An inline whose user/platform pickers are scoped like its parent page."""
+    """An inline whose pickers are scoped like its parent page, and whose rights are the parent's.
+
+    Its rows hang off a parent object the scoped parent admin already found,
+    so administering a platform grants them as it grants the parent.
+    """
+
+    def _allowed(self, request) -> bool:
+        return bool(platform_ids(request))
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) if is_operator(request) else self._allowed(request)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) if is_operator(request) else self._allowed(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) if is_operator(request) else self._allowed(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) if is_operator(request) else self._allowed(request)
 
 
 class SuperuserOnlyAdmin(admin.ModelAdmin):

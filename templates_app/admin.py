@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -275,6 +275,8 @@ class NotificationTemplateAdmin(PlatformScopedAdmin):
 
     def customisation_view(self, request):
         """Which platforms customised which types: one row per platform, one column per type."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         platforms, types, cells = selectors.customisation_matrix(
             platform_ids=None if is_operator(request) else platform_ids(request)
         )

@@ -192,7 +192,7 @@ def test_autocomplete_answers_hold_no_other_platform_rows(boss_client, world):
 
 
 def test_add_forms_offer_no_other_platform_choices(boss_client, world):
-    b_pks = {str(obj.pk) for obj in world["b_rows"].values()}
+    b_rows = world["b_rows"]
     checked = 0
     for model, model_admin in registry():
         if not isinstance(model_admin, PlatformScopedAdmin) or model_admin.platform_lookup is None:
@@ -206,9 +206,11 @@ def test_add_forms_offer_no_other_platform_choices(boss_client, world):
         forms += [formset.formset.empty_form for formset in response.context["inline_admin_formsets"]]
         for form in forms:
             for name, field in form.fields.items():
-                if isinstance(field, ModelChoiceField):
-                    offered = {str(pk) for pk in field.queryset.values_list("pk", flat=True)}
-                    assert not offered & b_pks, (model._meta.label, name)
+                # An inline row's hidden own-id field offers every id; Django resolves a posted
+                # id within the parent's rows only, so it cannot reach another platform's row.
+                if isinstance(field, ModelChoiceField) and name != form._meta.model._meta.pk.name:
+                    b_row = b_rows.get(field.queryset.model)
+                    assert b_row is None or not field.queryset.filter(pk=b_row.pk).exists(), (model._meta.label, name)
                     checked += 1
     assert checked >= 15
 
@@ -301,3 +303,47 @@ def test_a_staff_user_who_administers_nothing_sees_nothing(client, world):
     client.force_login(member)
     assert client.get("/admin/").context["app_list"] == []
     assert client.get(url(Notification, "changelist")).status_code == 403
+
+
+def test_url_filters_cannot_probe_another_platform(boss_client, world):
+    shared = make_member(platform=world["A"], username="sam")
+    Membership.objects.create(user=shared, platform=world["B"])
+    # With two platforms of their own the platform filter is on the page (one choice hides it).
+    Membership.objects.create(user=world["boss"], platform=PlatformFactory(key="third"), is_platform_admin=True)
+    users = url(User, "changelist")
+    r = boss_client.get(users, {"memberships__platform__id__exact": world["B"].pk})
+    assert r.status_code == 200 and r.context["cl"].result_count == 0
+    assert boss_client.get(users, {"memberships__platform__key": "other-school"}).status_code == 400
+    r = boss_client.get(users, {"memberships__platform__id__exact": world["A"].pk})
+    assert shared in r.context["cl"].result_list
+    r = boss_client.get(url(Notification, "changelist"), {"platform__id__exact": world["B"].pk})
+    assert r.context["cl"].result_count == 0
+
+
+def test_inlines_follow_their_parent_page(boss_client, world):
+    department = world["a_rows"][Department]
+    r = boss_client.get(url(Department, "change", department.pk))
+    [members] = r.context["inline_admin_formsets"]
+    assert members.has_add_permission and members.formset.queryset.count() == 1
+    offered = set(members.formset.empty_form.fields["user"].queryset.values_list("pk", flat=True))
+    assert world["a_rows"][User].pk in offered and world["b_rows"][User].pk not in offered
+
+
+def test_an_inline_row_cannot_be_pointed_at_another_platform(boss_client, world):
+    department, b_member = world["a_rows"][Department], world["b_rows"][DepartmentMember]
+    data = {
+        "platform": world["A"].pk,
+        "name": department.name,
+        "description": "",
+        "members-TOTAL_FORMS": 1,
+        "members-INITIAL_FORMS": 1,
+        "members-MIN_NUM_FORMS": 0,
+        "members-MAX_NUM_FORMS": 1000,
+        "members-0-id": b_member.pk,
+        "members-0-department": department.pk,
+        "members-0-user": world["a_rows"][User].pk,
+        "members-0-is_active": "on",
+    }
+    boss_client.post(url(Department, "change", department.pk), data)
+    b_member.refresh_from_db()
+    assert (b_member.department, b_member.user) == (world["b_rows"][Department], world["b_rows"][User])
