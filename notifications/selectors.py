@@ -129,15 +129,16 @@ def push_devices_by_recipient(*, recipients: set[tuple[int, int]]) -> dict[tuple
     from notifications.models import DeviceRegistration
 
     FCMDevice = swapper.load_model("fcm_django", "FCMDevice")
-    devices = list(FCMDevice.objects.filter(user_id__in={u for u, _ in recipients}, active=True).order_by("id"))
+    by_user: dict[int, list] = {}
+    for device in FCMDevice.objects.filter(user_id__in={u for u, _ in recipients}, active=True).order_by("id"):
+        by_user.setdefault(device.user_id, []).append(device)
     served: dict[int, set[int]] = {}
-    for device_id, platform_id in DeviceRegistration.objects.filter(device__in=devices).values_list(
-        "device_id", "platform_id"
-    ):
+    registrations = DeviceRegistration.objects.filter(device__user_id__in=by_user, device__active=True)
+    for device_id, platform_id in registrations.values_list("device_id", "platform_id"):
         served.setdefault(device_id, set()).add(platform_id)
-    by_recipient: dict[tuple[int, int], list] = {}
-    for user_id, platform_id in recipients:
-        by_recipient[(user_id, platform_id)] = [
-            d for d in devices if d.user_id == user_id and (d.pk not in served or platform_id in served[d.pk])
+    return {
+        (user_id, platform_id): [
+            d for d in by_user.get(user_id, []) if d.pk not in served or platform_id in served[d.pk]
         ]
-    return by_recipient
+        for user_id, platform_id in recipients
+    }
