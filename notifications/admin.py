@@ -7,11 +7,11 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from fcm_django.models import FCMDevice
 
 from notifications.admin_scoping import (
+    PlatformMembersAdmin,
     PlatformScopedAdmin,
     PlatformScopedInline,
     SuperuserOnlyAdmin,
     is_operator,
-    platform_ids,
     superuser_only,
 )
 from notifications.models import (
@@ -26,7 +26,6 @@ from notifications.models import (
     User,
 )
 from notifications.smtp import TargetRefused, smtp_target_check
-from notifications.tenancy import administered_platforms
 
 
 class MembershipInline(PlatformScopedInline):
@@ -61,10 +60,7 @@ class PlatformAdmin(PlatformScopedAdmin):
 
 
 @admin.register(User)
-class UserAdmin(PlatformScopedAdmin, DjangoUserAdmin):
-    """Platform admins see their platforms' members; they edit only those who belong nowhere else."""
-
-    platform_lookup = "memberships__platform"
+class UserAdmin(PlatformMembersAdmin, DjangoUserAdmin):
     list_display = ["username", "email", "phone_number", "role", "is_staff", "is_active", "is_service_account"]
     list_filter = ["role", "is_staff", "is_superuser", "is_active", "is_service_account", "memberships__platform"]
     search_fields = ["username", "email", "phone_number", "first_name", "last_name"]
@@ -73,45 +69,6 @@ class UserAdmin(PlatformScopedAdmin, DjangoUserAdmin):
         ("Notifications", {"fields": ["phone_number", "role", "timezone", "is_service_account"]}),
     )
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Notifications", {"fields": ["email", "phone_number", "role"]}))
-    operator_fields = ["is_superuser", "is_staff", "groups", "user_permissions"]
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        return fields if is_operator(request) else [*fields, *self.operator_fields]
-
-    def _wholly_managed(self, request, obj) -> bool:
-        # A user who also belongs to a platform this admin does not run is shared: view only.
-        return not obj.is_superuser and not obj.memberships.exclude(platform__in=platform_ids(request)).exists()
-
-    def has_change_permission(self, request, obj=None):
-        if obj is not None and not is_operator(request) and not self._wholly_managed(request, obj):
-            return False
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and not is_operator(request) and not self._wholly_managed(request, obj):
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None and not is_operator(request):
-            fieldsets = (*fieldsets, ("Platform", {"fields": ["platform"]}))
-        return fieldsets
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is not None or is_operator(request):
-            return super().get_form(request, obj, **kwargs)
-        # A platform admin's new user joins one of their platforms, or they could not see it again.
-        kwargs["fields"] = [f for _, options in self.add_fieldsets for f in options["fields"]]
-        base = super().get_form(request, obj, **kwargs)
-        platforms = administered_platforms(request.user)
-        return type(base.__name__, (base,), {"platform": forms.ModelChoiceField(queryset=platforms)})
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not change and "platform" in form.cleaned_data:
-            Membership.objects.get_or_create(user=obj, platform=form.cleaned_data["platform"])
 
 
 @admin.register(Membership)

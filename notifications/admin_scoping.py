@@ -21,6 +21,7 @@ unaffected: they see and change everything.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
@@ -28,7 +29,7 @@ from django.db import models
 from django.db.models import Q
 from django.http import Http404
 
-from notifications.models import Platform
+from notifications.models import Membership, Platform
 from notifications.tenancy import administered_platforms
 
 
@@ -221,6 +222,56 @@ class PlatformScopedAdmin(ScopedFormfieldsMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) if is_operator(request) else self._may_write(request, obj)
+
+
+class PlatformMembersAdmin(PlatformScopedAdmin):
+    """The users admin: platform admins see their platforms' members.
+
+    They edit only users who belong to no other platform and are not
+    superusers (a shared account is another tenant's too), never the privilege
+    fields, and a user they add joins one of their platforms.
+    """
+
+    platform_lookup = "memberships__platform"
+    operator_fields = ["is_superuser", "is_staff", "groups", "user_permissions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if is_operator(request) else [*fields, *self.operator_fields]
+
+    def _wholly_managed(self, request, obj) -> bool:
+        # A user who also belongs to a platform this admin does not run is shared: view only.
+        return not obj.is_superuser and not obj.memberships.exclude(platform__in=platform_ids(request)).exists()
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not is_operator(request) and not self._wholly_managed(request, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and not is_operator(request) and not self._wholly_managed(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None and not is_operator(request):
+            fieldsets = (*fieldsets, ("Platform", {"fields": ["platform"]}))
+        return fieldsets
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None or is_operator(request):
+            return super().get_form(request, obj, **kwargs)
+        # A platform admin's new user joins one of their platforms, or they could not see it again.
+        kwargs["fields"] = [f for _, options in self.add_fieldsets for f in options["fields"]]
+        base = super().get_form(request, obj, **kwargs)
+        platforms = administered_platforms(request.user)
+        return type(base.__name__, (base,), {"platform": forms.ModelChoiceField(queryset=platforms)})
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and "platform" in form.cleaned_data:
+            Membership.objects.get_or_create(user=obj, platform=form.cleaned_data["platform"])
 
 
 class PlatformScopedInline(ScopedFormfieldsMixin, admin.TabularInline):
