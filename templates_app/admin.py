@@ -289,8 +289,7 @@ class NotificationTemplateAdmin(PlatformScopedAdmin):
                 row.append(reverse(change, args=[template.pk]) if template else "")
             rows.append((platform, row))
         counts = dict(
-            self.get_queryset(request)
-            .filter(platform__isnull=False)
+            self.scope_queryset(request, NotificationTemplate.objects.filter(platform__isnull=False))
             .values_list("type")
             .annotate(n=Count("id"))
             .values_list("type", "n")
