@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from alerts import selectors, services
 from alerts.models import Alert, UpcomingEvent
+from notifications.admin_scoping import PlatformScopedAdmin
 
 
 def _set_filter(title: str, field: str):
@@ -31,7 +32,7 @@ NotifiedFilter = _set_filter("notified", "notified_at")
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(PlatformScopedAdmin):
     list_display = [
         "id",
         "title",
@@ -105,7 +106,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(UpcomingEvent)
-class UpcomingEventAdmin(admin.ModelAdmin):
+class UpcomingEventAdmin(PlatformScopedAdmin):
     """A calendar-ish list: events still to come, soonest first, drill down by day."""
 
     list_display = ["scheduled_at", "title", "user", "platform", "type", "notify_at", "notified_at", "is_read"]
@@ -120,7 +121,7 @@ class UpcomingEventAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "created_by"]
 
     def get_queryset(self, request):
-        return selectors.upcoming_events().select_related("user", "platform")
+        return self.scope_queryset(request, selectors.upcoming_events().select_related("user", "platform"))
 
     def has_add_permission(self, request):
         # Events are created as alerts; this view only lists what is coming.

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -27,6 +26,7 @@ from alerts.models import Alert, AlertType
 from alerts.selectors import alerts_archivable
 from notifications.models import Channel, Level, Platform
 from notifications.scheduler import claim_rows, first_due
+from notifications.selectors import push_devices_for
 from notifications.services import Message, Recipient, SendResult, notification_send
 
 logger = logging.getLogger(__name__)
@@ -213,11 +213,9 @@ def alert_channels(*, alert: Alert) -> list[str]:
         if channel in channels:
             continue
         if channel == Channel.PUSH:
-            # fcm-django lets a project swap in its own device model.
-            device_model = apps.get_model(getattr(settings, "FCM_DJANGO_FCMDEVICE_MODEL", "fcm_django.FCMDevice"))
             if not alert.platform.push_enabled:
                 continue
-            if not device_model.objects.filter(user_id=alert.user_id, active=True).exists():
+            if not push_devices_for(user=alert.user, platform=alert.platform).exists():
                 continue
         elif channel == Channel.EMAIL and not alert.user.email:
             continue

@@ -20,10 +20,11 @@ from builder.models import (
     UserGroupMember,
 )
 from builder.services import build_cancel
+from notifications.admin_scoping import PlatformScopedAdmin, PlatformScopedInline, SuperuserOnlyAdmin
 
 
 def _members_inline(model_, fk: str, flags: list[str]):
-    class Inline(admin.TabularInline):
+    class Inline(PlatformScopedInline):
         model = model_
         fk_name = fk
         extra = 0
@@ -35,12 +36,13 @@ def _members_inline(model_, fk: str, flags: list[str]):
     return Inline
 
 
-class _GroupAdmin(admin.ModelAdmin):
+class _GroupAdmin(PlatformScopedAdmin):
     """A platform's department / group / program / pathway, with its members inline."""
 
     list_filter = ["platform"]
     search_fields = ["name", "platform__key"]
     autocomplete_fields = ["platform"]
+    ordering = ["name", "id"]  # the member count's GROUP BY drops the model's default order
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("platform").annotate(member_count=Count("members"))
@@ -76,13 +78,14 @@ class PathwayAdmin(_GroupAdmin):
     inlines = [_members_inline(PathwayMember, "pathway", ["is_suggested"])]
 
 
-class _MemberAdmin(admin.ModelAdmin):
+class _MemberAdmin(PlatformScopedAdmin):
     autocomplete_fields = ["user"]
     search_fields = ["user__username", "user__email"]
 
 
 @admin.register(DepartmentMember)
 class DepartmentMemberAdmin(_MemberAdmin):
+    platform_lookup = "department__platform"
     list_display = ["user", "department", "is_active", "is_admin", "created_at"]
     list_filter = ["is_active", "is_admin", "department__platform", "department"]
     search_fields = [*_MemberAdmin.search_fields, "department__name"]
@@ -91,6 +94,7 @@ class DepartmentMemberAdmin(_MemberAdmin):
 
 @admin.register(UserGroupMember)
 class UserGroupMemberAdmin(_MemberAdmin):
+    platform_lookup = "group__platform"
     list_display = ["user", "group", "is_active", "created_at"]
     list_filter = ["is_active", "group__platform", "group"]
     search_fields = [*_MemberAdmin.search_fields, "group__name"]
@@ -99,6 +103,7 @@ class UserGroupMemberAdmin(_MemberAdmin):
 
 @admin.register(ProgramMember)
 class ProgramMemberAdmin(_MemberAdmin):
+    platform_lookup = "program__platform"
     list_display = ["user", "program", "is_suggested", "created_at"]
     list_filter = ["is_suggested", "program__platform", "program"]
     search_fields = [*_MemberAdmin.search_fields, "program__name", "program__key"]
@@ -107,6 +112,7 @@ class ProgramMemberAdmin(_MemberAdmin):
 
 @admin.register(PathwayMember)
 class PathwayMemberAdmin(_MemberAdmin):
+    platform_lookup = "pathway__platform"
     list_display = ["user", "pathway", "is_suggested", "created_at"]
     list_filter = ["is_suggested", "pathway__platform", "pathway"]
     search_fields = [*_MemberAdmin.search_fields, "pathway__name", "pathway__key"]
@@ -136,7 +142,7 @@ def progress_bar(build: Build) -> str:
 
 
 @admin.register(Build)
-class BuildAdmin(admin.ModelAdmin):
+class BuildAdmin(PlatformScopedAdmin):
     list_display = [
         "created_at",
         "platform",
@@ -226,7 +232,8 @@ class BuildAdmin(admin.ModelAdmin):
 
 
 @admin.register(BuildRecipient)
-class BuildRecipientAdmin(admin.ModelAdmin):
+class BuildRecipientAdmin(PlatformScopedAdmin):
+    platform_lookup = "build__platform"
     list_display = ["recipient_key", "username", "email", "status", "build", "error"]
     list_filter = ["status", "build__platform"]
     search_fields = ["username", "email", "recipient_key", "=build__id"]
@@ -240,7 +247,7 @@ class BuildRecipientAdmin(admin.ModelAdmin):
 
 
 @admin.register(StagedEntry)
-class StagedEntryAdmin(admin.ModelAdmin):
+class StagedEntryAdmin(SuperuserOnlyAdmin):
     """Scratch rows of a resolution in progress; they never outlive its transaction."""
 
     list_display = ["batch", "value"]

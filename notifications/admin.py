@@ -1,8 +1,19 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
+from fcm_django.models import FCMDevice
 
+from notifications.admin_scoping import (
+    PlatformMembersAdmin,
+    PlatformScopedAdmin,
+    PlatformScopedInline,
+    SuperuserOnlyAdmin,
+    is_operator,
+    superuser_only,
+)
 from notifications.models import (
     Attachment,
     AuthToken,
@@ -17,23 +28,39 @@ from notifications.models import (
 from notifications.smtp import TargetRefused, smtp_target_check
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(PlatformScopedInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Platform)
-class PlatformAdmin(admin.ModelAdmin):
+class PlatformAdmin(PlatformScopedAdmin):
+    platform_lookup = "id"
     list_display = ["key", "name", "site_url", "rbac_enabled", "push_enabled", "is_active", "created_at"]
     list_filter = ["is_active", "rbac_enabled", "push_enabled"]
     search_fields = ["key", "name", "site_name", "base_domain"]
     prepopulated_fields = {"key": ["name"]}
     inlines = [MembershipInline]
 
+    # A platform admin edits their platform's settings; creating, deleting,
+    # renaming (the key is in every path) and switching off tenants is the operator's.
+    def has_add_permission(self, request):
+        return is_operator(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_operator(request) and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if is_operator(request) else [*fields, "key", "is_active"]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return super().get_prepopulated_fields(request, obj) if is_operator(request) else {}
+
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(PlatformMembersAdmin, DjangoUserAdmin):
     list_display = ["username", "email", "phone_number", "role", "is_staff", "is_active", "is_service_account"]
     list_filter = ["role", "is_staff", "is_superuser", "is_active", "is_service_account", "memberships__platform"]
     search_fields = ["username", "email", "phone_number", "first_name", "last_name"]
@@ -45,7 +72,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(PlatformScopedAdmin):
     list_display = ["user", "platform", "is_platform_admin", "is_active", "created_at"]
     list_filter = ["platform", "is_platform_admin", "is_active"]
     search_fields = ["user__username", "user__email", "platform__key"]
@@ -53,7 +80,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(SuperuserOnlyAdmin):
     list_display = ["prefix", "user", "name", "created_at", "expires_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["prefix", "user__username", "name"]
@@ -72,7 +99,7 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(PlatformScopedAdmin):
     list_display = [
         "created_at",
         "platform",
@@ -95,7 +122,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(SuperuserOnlyAdmin):
     list_display = ["filename", "source", "content_type", "created_at"]
     search_fields = ["filename", "source"]
 
@@ -136,7 +163,7 @@ class PlatformSMTPSettingsForm(forms.ModelForm):
 
 
 @admin.register(PlatformSMTPSettings)
-class PlatformSMTPSettingsAdmin(admin.ModelAdmin):
+class PlatformSMTPSettingsAdmin(PlatformScopedAdmin):
     form = PlatformSMTPSettingsForm
     list_display = ["platform", "host", "port", "username", "use_tls", "use_ssl", "has_password", "is_active"]
     list_filter = ["is_active", "use_tls", "use_ssl"]
@@ -151,7 +178,8 @@ class PlatformSMTPSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeviceRegistration)
-class DeviceRegistrationAdmin(admin.ModelAdmin):
+class DeviceRegistrationAdmin(PlatformScopedAdmin):
+    view_only_for_platform_admins = True  # devices register themselves through the API
     list_display = ["device", "device_user", "platform", "application_id", "cloud_message_type", "updated_at"]
     list_filter = ["platform", "cloud_message_type", "application_id"]
     search_fields = ["device__registration_id", "device__name", "device__user__username", "platform__key"]
@@ -171,7 +199,7 @@ _register_bulk_admin(admin.site)
 
 
 @admin.register(InboxCounter)
-class InboxCounterAdmin(admin.ModelAdmin):
+class InboxCounterAdmin(SuperuserOnlyAdmin):
     """Read-only: database triggers keep these exact (see `services.inbox_counters_rebuild`)."""
 
     list_display = ["user", "platform", "unread", "read", "cancelled"]
@@ -185,3 +213,9 @@ class InboxCounterAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# Internal tables of the libraries we build on: the operator's alone.
+superuser_only(
+    admin.site, Group, FCMDevice, PeriodicTask, ClockedSchedule, CrontabSchedule, SolarSchedule, IntervalSchedule
+)

@@ -36,8 +36,10 @@ def push_device_register(
 ):
     """Register (or re-register) a token for `user` on `platform`.
 
-    Returns (device, created): `created` is False when the token was known,
-    whoever owned it.
+    Returns (device, created): `created` is False only when this user had
+    already registered the token on this platform. Whether the token was known
+    to another account or platform never shows: the caller would learn of
+    other tenants' devices from the answer.
     """
     FCMDevice = _device_model()
     with transaction.atomic():
@@ -58,12 +60,13 @@ def push_device_register(
             if device_type:
                 device.type = device_type
             device.save()
-        DeviceRegistration.objects.update_or_create(
+        _, registered = DeviceRegistration.objects.update_or_create(
             device=device,
             platform=platform,
             defaults={"cloud_message_type": cloud_message_type, "application_id": application_id},
         )
-    return device, created
+    # An owner change dropped the old registrations above, so `registered` is about this user alone.
+    return device, registered
 
 
 def push_device_remove(*, user, platform: Platform, registration_id: str) -> None:

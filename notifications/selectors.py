@@ -118,3 +118,27 @@ def push_devices_for(*, user, platform: Platform) -> QuerySet:
         .filter(Q(registrations__platform=platform) | Q(registrations__isnull=True))
         .distinct()
     )
+
+
+def push_devices_by_recipient(*, recipients: set[tuple[int, int]]) -> dict[tuple[int, int], list]:
+    """`push_devices_for` for many (user id, platform id) pairs at once, in two queries.
+
+    A push backend's batch holds many users, possibly of several platforms;
+    each pair gets its user's active devices, id order, that serve that platform.
+    """
+    from notifications.models import DeviceRegistration
+
+    FCMDevice = swapper.load_model("fcm_django", "FCMDevice")
+    by_user: dict[int, list] = {}
+    for device in FCMDevice.objects.filter(user_id__in={u for u, _ in recipients}, active=True).order_by("id"):
+        by_user.setdefault(device.user_id, []).append(device)
+    served: dict[int, set[int]] = {}
+    registrations = DeviceRegistration.objects.filter(device__user_id__in=by_user, device__active=True)
+    for device_id, platform_id in registrations.values_list("device_id", "platform_id"):
+        served.setdefault(device_id, set()).add(platform_id)
+    return {
+        (user_id, platform_id): [
+            d for d in by_user.get(user_id, []) if d.pk not in served or platform_id in served[d.pk]
+        ]
+        for user_id, platform_id in recipients
+    }

@@ -14,6 +14,21 @@ def is_platform_admin(user, platform: Platform) -> bool:
     return Membership.objects.filter(user=user, platform=platform, is_platform_admin=True, is_active=True).exists()
 
 
+def administered_platforms(user):
+    """The active platforms `user` administers: every one for a superuser.
+
+    The one answer to "which tenants may this staff user manage", used by the
+    Django admin's scoping and its compose screen.
+    """
+    qs = Platform.objects.filter(is_active=True)
+    if user.is_superuser:
+        return qs
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    admin_of = Membership.objects.filter(user=user, is_platform_admin=True, is_active=True).values("platform_id")
+    return qs.filter(pk__in=admin_of)
+
+
 def is_member(user, platform: Platform) -> bool:
     if user.is_superuser:
         return True

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from notifications.admin_scoping import PlatformScopedAdmin, is_operator, platform_ids
 from notifications.models import Platform
 from templates_app import defaults, selectors
 from templates_app.messages import FieldRenderError
@@ -89,7 +90,8 @@ class PlatformKindFilter(admin.SimpleListFilter):
 
 
 @admin.register(NotificationTemplate)
-class NotificationTemplateAdmin(admin.ModelAdmin):
+class NotificationTemplateAdmin(PlatformScopedAdmin):
+    shared_when_null = True  # shipped defaults: every platform admin reads them
     form = TemplateForm
     list_display = ["type", "owner", "name", "is_custom", "channels", "drifted", "updated_at"]
     list_filter = [PlatformKindFilter, "platform", "is_custom", "allowed_channels"]
@@ -273,7 +275,11 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
 
     def customisation_view(self, request):
         """Which platforms customised which types: one row per platform, one column per type."""
-        platforms, types, cells = selectors.customisation_matrix()
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        platforms, types, cells = selectors.customisation_matrix(
+            platform_ids=None if is_operator(request) else platform_ids(request)
+        )
         change = "admin:templates_app_notificationtemplate_change"
         rows = []
         for platform in platforms:
@@ -283,7 +289,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
                 row.append(reverse(change, args=[template.pk]) if template else "")
             rows.append((platform, row))
         counts = dict(
-            NotificationTemplate.objects.filter(platform__isnull=False)
+            self.scope_queryset(request, NotificationTemplate.objects.filter(platform__isnull=False))
             .values_list("type")
             .annotate(n=Count("id"))
             .values_list("type", "n")
@@ -299,7 +305,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationToggle)
-class NotificationToggleAdmin(admin.ModelAdmin):
+class NotificationToggleAdmin(PlatformScopedAdmin):
     list_display = ["type", "platform", "enabled", "updated_by", "updated_at"]
     list_filter = ["enabled", "platform"]
     search_fields = ["type", "platform__key"]
@@ -321,7 +327,8 @@ class NotificationToggleAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
+class NotificationChannelAdmin(PlatformScopedAdmin):
+    platform_lookup = None
     list_display = ["id", "name"]
     search_fields = ["name"]
 
@@ -333,13 +340,14 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Spa)
-class SpaAdmin(admin.ModelAdmin):
+class SpaAdmin(PlatformScopedAdmin):
+    platform_lookup = None
     list_display = ["id", "name", "description"]
     search_fields = ["name", "description"]
 
 
 @admin.register(UserNotificationPreference)
-class UserNotificationPreferenceAdmin(admin.ModelAdmin):
+class UserNotificationPreferenceAdmin(PlatformScopedAdmin):
     list_display = ["user", "platform", "notification_type", "channel", "enabled", "updated_at"]
     list_filter = ["enabled", "channel", "platform"]
     search_fields = ["user__username", "user__email", "notification_type"]
@@ -347,7 +355,7 @@ class UserNotificationPreferenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Mentor)
-class MentorAdmin(admin.ModelAdmin):
+class MentorAdmin(PlatformScopedAdmin):
     list_display = ["unique_id", "name", "platform", "owner", "updated_at"]
     list_filter = ["platform"]
     search_fields = ["unique_id", "name", "owner__username"]
@@ -355,7 +363,7 @@ class MentorAdmin(admin.ModelAdmin):
 
 
 @admin.register(LearnerActivity)
-class LearnerActivityAdmin(admin.ModelAdmin):
+class LearnerActivityAdmin(PlatformScopedAdmin):
     list_display = ["user", "platform", "kind", "course_name", "value", "occurred_at"]
     list_filter = ["kind", "platform", "occurred_at"]
     search_fields = ["user__username", "course_name"]
@@ -364,7 +372,7 @@ class LearnerActivityAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationEvent)
-class NotificationEventAdmin(admin.ModelAdmin):
+class NotificationEventAdmin(PlatformScopedAdmin):
     list_display = ["type", "event_id", "platform", "status", "sent", "failed", "created_at"]
     list_filter = ["status", "platform", "type"]
     search_fields = ["event_id", "type", "platform__key"]

@@ -7,6 +7,7 @@ wins over the shipped default; custom types exist only as platform rows.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
@@ -165,9 +166,13 @@ def spa_records() -> list[Spa]:
     return list(Spa.objects.order_by("id"))
 
 
-def customisation_matrix() -> tuple[list[Platform], list[str], dict[tuple[int, str], NotificationTemplate]]:
-    """Which platforms customised which types (for the admin overview)."""
+def customisation_matrix(
+    *, platform_ids: Collection[int] | None = None
+) -> tuple[list[Platform], list[str], dict[tuple[int, str], NotificationTemplate]]:
+    """Which platforms customised which types (for the admin overview); `platform_ids` limits it."""
     copies = NotificationTemplate.objects.filter(platform__isnull=False).select_related("platform")
+    if platform_ids is not None:
+        copies = copies.filter(platform__in=platform_ids)
     cells = {(t.platform_id, t.type): t for t in copies}
     platforms = list(Platform.objects.filter(pk__in={p for p, _ in cells}).order_by("key"))
     types = list(defaults.SYSTEM_TYPES) + sorted({t for _, t in cells if t not in defaults.BY_TYPE})

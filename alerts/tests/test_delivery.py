@@ -365,3 +365,15 @@ def test_settings_are_checked(settings):
     settings.ALERTS_CHANNELS_BY_TYPE = {"urgent": ["in_app"], "info": ["pager"]}
     settings.ALERTS_ARCHIVE_AFTER_DAYS = 0
     assert [e.id for e in check_alert_settings()] == ["alerts.E002", "alerts.E003", "alerts.E004"]
+
+
+def test_push_needs_a_device_on_the_alerts_platform(create, alice, device, push_backend):
+    from notifications.models import DeviceRegistration
+    from notifications.tests.factories import PlatformFactory
+
+    # Registered by another platform's app only: this platform's alert has no push to make.
+    DeviceRegistration.objects.create(device=device, platform=PlatformFactory(key="other-school"))
+    warning = create(type="warning")
+    scheduler.sweep()
+    assert _channels_of(warning["id"]) == {Channel.IN_APP}
+    assert "push" not in locmem.outbox or not locmem.outbox["push"]

@@ -42,7 +42,9 @@ class RegisterFCMTokenView(APIView):
         summary="Register an FCM device token",
         description="Users register their own devices; a platform admin may register for any member. "
         "A token that is already registered moves to this user (one row per token). A device "
-        "registered on several platforms receives each platform's pushes.",
+        "registered on several platforms receives each platform's pushes. The message says "
+        "`updated` only when this user had already registered the token on this platform; "
+        "whether it was known to another account or platform is never shown.",
         request=FCMTokenSerializer,
         responses={200: SUCCESS, **RESPONSES},
     )

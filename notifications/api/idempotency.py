@@ -1,11 +1,12 @@
 """`Idempotency-Key` for send endpoints: a retried request never sends twice.
 
 Decorate a view method with `@idempotent`. A request carrying the header is
-fingerprinted (method, path, parsed body and uploaded files); for 24 hours
-the same user with the same key gets:
+fingerprinted (method, path, the platform it acts on, parsed body and uploaded
+files); for 24 hours the same user with the same key gets:
 
 - the first response again (header `Idempotent-Replayed: true`) when the body matches,
-- 422 when the body differs,
+- 422 when the body differs, or the same key comes with another platform
+  (`X-Platform`): a key never answers for two tenants,
 - 409 while the first request is still running.
 
 Only successful (2xx) responses are kept: a request rejected with a 4xx or that
@@ -26,6 +27,7 @@ from rest_framework.response import Response
 
 from notifications.api.errors import ApiError
 from notifications.models import IdempotencyKey
+from notifications.tenancy import platform_for_request
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 TTL = timedelta(hours=24)
@@ -42,6 +44,12 @@ def _digest_file(upload) -> str:
     return h.hexdigest()
 
 
+def _platform_id(request) -> int:
+    # Resolved by the permission check or the view when it ran first; the same answer either way.
+    platform = getattr(request, "platform", None) or platform_for_request(request)
+    return platform.pk
+
+
 def request_fingerprint(request) -> str:
     """SHA-256 of what the request asks for, independent of key order and multipart boundaries."""
     data = request.data
@@ -51,7 +59,13 @@ def request_fingerprint(request) -> str:
         body = data
     files = {key: [(f.name, f.size, _digest_file(f)) for f in request.FILES.getlist(key)] for key in request.FILES}
     canonical = json.dumps(
-        {"method": request.method, "path": request.path, "body": body, "files": files},
+        {
+            "method": request.method,
+            "path": request.path,
+            "platform": _platform_id(request),
+            "body": body,
+            "files": files,
+        },
         sort_keys=True,
         separators=(",", ":"),
         cls=DjangoJSONEncoder,

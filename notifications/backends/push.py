@@ -2,7 +2,8 @@
 
 One delivery is one user; FCM takes one message per device token
 (`POST {ENDPOINT}/v1/projects/{project_id}/messages:send`), so the backend
-fans each delivery out to the user's active `FCMDevice` rows and counts device
+fans each delivery out to the user's active `FCMDevice` rows registered on the
+delivery's platform (`selectors.push_devices_for`) and counts device
 tokens (`units_sent` / `units_failed`). The delivery is sent when at least one
 device took it.
 
@@ -51,6 +52,7 @@ from requests.adapters import HTTPAdapter
 
 from notifications.backends.base import BaseBackend, Result
 from notifications.backends.httputil import RETRYABLE_STATUS, excerpt, retry_after
+from notifications.selectors import push_devices_by_recipient
 
 logger = logging.getLogger(__name__)
 
@@ -243,11 +245,12 @@ class FCMBackend(BaseBackend):
             self.session = None
 
     def send_batch(self, deliveries):
-        devices: dict[int, list[FCMDevice]] = {}
-        user_ids = {d.user_id for d in deliveries if d.user_id is not None}
-        for device in FCMDevice.objects.filter(user_id__in=user_ids, active=True).order_by("id"):
-            devices.setdefault(device.user_id, []).append(device)
-        if devices:
+        # Only the devices registered on the delivery's platform (tenants never
+        # reach each other's apps), by the rule of `selectors.push_devices_for`.
+        devices = push_devices_by_recipient(
+            recipients={(d.user_id, d.platform_id) for d in deliveries if d.user_id is not None}
+        )
+        if any(devices.values()):
             # One token exchange up front: bad credentials fail the batch once,
             # not once per device.
             try:
@@ -260,7 +263,7 @@ class FCMBackend(BaseBackend):
         futures = [
             [
                 self._pool.submit(self._post, device.id, _message(delivery, device.registration_id))
-                for device in devices.get(delivery.user_id, [])
+                for device in devices.get((delivery.user_id, delivery.platform_id), [])
             ]
             for delivery in deliveries
         ]
@@ -311,7 +314,7 @@ class FCMBackend(BaseBackend):
     def _all_failed(self, deliveries, devices, error: tuple[str, bool]):
         message, retryable = error
         for delivery in deliveries:
-            count = len(devices.get(delivery.user_id, []))
+            count = len(devices.get((delivery.user_id, delivery.platform_id), []))
             yield Result.failed(message, retryable=retryable, units=count) if count else self._no_device()
 
     @staticmethod

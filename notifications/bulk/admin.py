@@ -19,11 +19,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from notifications.admin_scoping import PlatformScopedAdmin, SuperuserOnlyAdmin
 from notifications.bulk import selectors, services
 from notifications.bulk.inputs import BulkInputError, bulk_input_parse
 from notifications.models import IdempotencyKey, Level, Platform, Role, ScheduledChannel, ScheduledNotification
 from notifications.permissions import has_key
 from notifications.services import send_counts
+from notifications.tenancy import administered_platforms as managed_platforms
 
 BADGE_COLOURS = {
     "pending": "#6c757d",
@@ -45,14 +47,6 @@ SENT_MESSAGES = {
     ScheduledChannel.IN_APP: "Bulk in-app notification sent",
 }
 DELIVERIES_SHOWN = 100
-
-
-def managed_platforms(user):
-    """Platforms this staff user administers (every platform for a superuser)."""
-    qs = Platform.objects.filter(is_active=True)
-    if user.is_superuser:
-        return qs
-    return qs.filter(memberships__user=user, memberships__is_platform_admin=True, memberships__is_active=True)
 
 
 def _lines(text: str) -> list[str]:
@@ -242,7 +236,7 @@ def progress_bar(done: int, failed: int, total: int):
     )
 
 
-class ScheduledNotificationAdmin(admin.ModelAdmin):
+class ScheduledNotificationAdmin(PlatformScopedAdmin):
     list_display = ["id", "badge", "channel", "title_or_message", "platform", "scheduled_at", "counts", "created_by"]
     list_display_links = ["id", "title_or_message"]
     list_filter = ["status", "channel", ScheduledDateFilter, "scheduled_at", "platform"]
@@ -280,9 +274,6 @@ class ScheduledNotificationAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f for group in self.fieldsets for f in group[1]["fields"]]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(platform__in=managed_platforms(request.user))
 
     def has_add_permission(self, request):
         return False  # jobs are created by composing a send
@@ -391,7 +382,7 @@ class ScheduledNotificationAdmin(admin.ModelAdmin):
         )
 
 
-class IdempotencyKeyAdmin(admin.ModelAdmin):
+class IdempotencyKeyAdmin(SuperuserOnlyAdmin):
     list_display = ["key", "user", "method", "path", "response_status", "created_at", "expires_at"]
     list_filter = ["method", "response_status", "created_at"]
     search_fields = ["key", "path", "user__username"]

@@ -9,8 +9,9 @@ from django.core.exceptions import ImproperlyConfigured
 from fcm_django.models import FCMDevice
 
 from notifications.backends.push import FCMBackend
-from notifications.models import DeliveryStatus, Notification
+from notifications.models import DeliveryStatus, DeviceRegistration, Membership, Notification
 from notifications.services import Message, Recipient, deliveries_write, notification_send
+from notifications.tests.factories import PlatformFactory
 from notifications.tests.fakes import backend_settings
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]
@@ -275,3 +276,24 @@ def test_missing_key_is_a_configuration_error(settings):
     settings.FCM = {"SERVICE_ACCOUNT_KEY": "", "ENDPOINT": "http://127.0.0.1:1"}
     with pytest.raises(ImproperlyConfigured, match="SERVICE_ACCOUNT_KEY"):
         FCMBackend()
+
+
+def test_push_reaches_only_devices_registered_on_the_sending_platform(fcm, platform, make_user):
+    """A learner of two platforms: each platform's push goes to its own app's tokens (and unregistered ones)."""
+    other = PlatformFactory(key="other-school")
+    jane = make_user("jane")
+    Membership.objects.create(user=jane, platform=other)
+    DeviceRegistration.objects.create(device=device(jane, "tok-acme"), platform=platform)
+    DeviceRegistration.objects.create(device=device(jane, "tok-other"), platform=other)
+    device(jane, "tok-unregistered")  # fcm-django's own views: serves every platform of its user
+    # One batch holding both platforms' deliveries.
+    batch = deliveries(platform, "direct:a", [jane]) + deliveries(other, "direct:b", [jane])
+    results = [result for _, result in FCMBackend().send(batch)]
+    assert [(r.ok, r.units_sent) for r in results] == [(True, 2), (True, 2)]
+    sent = {(m["data"]["notification_id"], m["token"]) for m in fcm.messages}
+    assert sent == {
+        (str(batch[0].id), "tok-acme"),
+        (str(batch[0].id), "tok-unregistered"),
+        (str(batch[1].id), "tok-other"),
+        (str(batch[1].id), "tok-unregistered"),
+    }

@@ -88,7 +88,7 @@ def test_a_known_token_moves_to_the_new_owner(client, make_user, api, platform):
         {"name": "Shared tablet", "registration_id": TOKEN},
         format="json",
     )
-    assert r.json() == UPDATED
+    assert r.json() == CREATED  # new for Mary; John's token is not mentioned
     device = FCMDevice.objects.get(registration_id=TOKEN)
     assert device.user == mary
     # John's platforms did not come along with the token.
@@ -102,7 +102,7 @@ def test_one_device_on_two_platforms(client, john, platform):
     other = PlatformFactory(key="other-org")
     make_member(platform=other, username="john.doe")
     client.post(URL, {"name": "Phone", "registration_id": TOKEN}, format="json")
-    assert client.post(OTHER_URL, {"name": "Phone", "registration_id": TOKEN}, format="json").json() == UPDATED
+    assert client.post(OTHER_URL, {"name": "Phone", "registration_id": TOKEN}, format="json").json() == CREATED
     device = FCMDevice.objects.get(registration_id=TOKEN)
     assert device.registrations.count() == 2
     assert list(selectors.push_devices_for(user=john, platform=other)) == [device]
@@ -196,3 +196,18 @@ def test_register_validation(client, payload, field):
 def test_remove_needs_a_registration_id(client):
     r = client.delete(URL, {}, format="json")
     assert r.status_code == 400 and "registration_id" in r.json()
+
+
+def test_the_answer_does_not_tell_whether_the_token_existed_elsewhere(client, make_user, api):
+    """Registering a token known to another account or platform answers exactly like a fresh token."""
+    other = PlatformFactory(key="other-org")
+    bob = make_member(platform=other, username="bob")
+    api(bob).post(
+        "/api/notification/v1/orgs/other-org/users/bob/register-fcm-token/",
+        {"name": "Bob's phone", "registration_id": "known-elsewhere"},
+        format="json",
+    )
+    known = client.post(URL, {"name": "Phone", "registration_id": "known-elsewhere"}, format="json")
+    fresh = client.post(URL, {"name": "Phone", "registration_id": "never-seen"}, format="json")
+    assert (known.status_code, known.json()) == (fresh.status_code, fresh.json()) == (200, CREATED)
+    assert known.headers.keys() == fresh.headers.keys()

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from notifications.api.idempotency import idempotency_keys_purge
 from notifications.backends import locmem
-from notifications.models import IdempotencyKey, Notification, ScheduledNotification
+from notifications.models import IdempotencyKey, Membership, Notification, ScheduledNotification, User
 from notifications.tests.bulk_helpers import PNG, V1, envelope, error, future
+from notifications.tests.factories import PlatformFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -168,3 +169,23 @@ def test_replay_while_the_first_is_running_is_409(api, make_user, settings):
     replay = second_client.post(f"{V1}/bulk-sms", BODY, format="json", HTTP_IDEMPOTENCY_KEY="slow")
     assert replay.json() == results["first"].json()
     assert Notification.objects.filter(delivery_status="sent").count() == 1
+
+
+def test_a_key_never_answers_for_another_platform(client, make_user):
+    """The same user and key with another `X-Platform` is refused, not served platform A's response."""
+    other = PlatformFactory(key="other-school")
+    ops = User.objects.get(username="ops")
+    Membership.objects.create(user=ops, platform=other, is_platform_admin=True)
+    make_user("b-student", role="STUDENT", plat=other)
+    first = client.post(
+        f"{V1}/bulk-sms", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k", HTTP_X_PLATFORM="acme-learning"
+    )
+    assert envelope(first, 200, "Bulk SMS sent")["sent"] == 3
+    r = client.post(f"{V1}/bulk-sms", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k", HTTP_X_PLATFORM="other-school")
+    error(r, 422, "Idempotency-Key reused with a different request")
+    assert "Idempotent-Replayed" not in r and len(locmem.outbox["sms"]) == 3
+    # A's own retry is still a replay.
+    again = client.post(
+        f"{V1}/bulk-sms", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k", HTTP_X_PLATFORM="acme-learning"
+    )
+    assert again["Idempotent-Replayed"] == "true"
