@@ -168,7 +168,12 @@ def _baseline(platform, user_ids: list[int], source: str, loop: _Loop) -> float:
             sent_at=timezone.now(),
         )
         row.save()
-        loop.run(layer.group_send(user_group(pk), created_notification_event(created_notification_payload(row))))
+        loop.run(
+            layer.group_send(
+                user_group(pk),
+                created_notification_event(created_notification_payload(row), platform_id=row.platform_id),
+            )
+        )
     return time.perf_counter() - start
 
 

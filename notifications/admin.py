@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.utils import timezone
 
+from notifications.credentials import tokens_revoke
 from notifications.models import (
     Attachment,
     AuthToken,
@@ -17,10 +17,30 @@ from notifications.models import (
 from notifications.smtp import TargetRefused, smtp_target_check
 
 
+def key_permissions_field(db_field, formfield):
+    """Grants on a membership offer the registered permission keys only."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    from notifications.permissions import REGISTRY
+
+    if db_field.name == "permissions" and formfield is not None:
+        wanted = Q(pk__in=[])
+        for pk in REGISTRY.values():
+            app_label, codename = pk.perm.split(".", 1)
+            wanted |= Q(content_type__app_label=app_label, codename=codename)
+        formfield.queryset = Permission.objects.filter(wanted).order_by("name")
+    return formfield
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    fields = ["user", "role", "is_platform_admin", "permissions", "is_active"]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return key_permissions_field(db_field, super().formfield_for_manytomany(db_field, request, **kwargs))
 
 
 @admin.register(Platform)
@@ -34,22 +54,26 @@ class PlatformAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ["username", "email", "phone_number", "role", "is_staff", "is_active", "is_service_account"]
-    list_filter = ["role", "is_staff", "is_superuser", "is_active", "is_service_account", "memberships__platform"]
+    list_display = ["username", "email", "phone_number", "is_staff", "is_active", "is_service_account"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "is_service_account", "memberships__platform"]
     search_fields = ["username", "email", "phone_number", "first_name", "last_name"]
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Notifications", {"fields": ["phone_number", "role", "timezone", "is_service_account"]}),
+        ("Notifications", {"fields": ["phone_number", "timezone", "is_service_account"]}),
     )
-    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Notifications", {"fields": ["email", "phone_number", "role"]}))
+    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Notifications", {"fields": ["email", "phone_number"]}))
 
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "platform", "is_platform_admin", "is_active", "created_at"]
-    list_filter = ["platform", "is_platform_admin", "is_active"]
+    list_display = ["user", "platform", "role", "is_platform_admin", "is_active", "created_at"]
+    list_filter = ["platform", "role", "is_platform_admin", "is_active"]
     search_fields = ["user__username", "user__email", "platform__key"]
     autocomplete_fields = ["user", "platform"]
+    filter_horizontal = ["permissions"]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return key_permissions_field(db_field, super().formfield_for_manytomany(db_field, request, **kwargs))
 
 
 @admin.register(AuthToken)
@@ -67,7 +91,7 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        n = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        n = tokens_revoke(tokens=queryset)  # their open WebSockets close too
         self.message_user(request, f"Revoked {n} token(s).", messages.SUCCESS)
 
 

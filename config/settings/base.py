@@ -154,6 +154,9 @@ CHANNEL_LAYERS = {
         },
     }
 }
+# An open WebSocket re-checks its token, user and membership this often (one
+# indexed query); revokes and membership changes close it at once anyway.
+WEBSOCKET_RECHECK_SECONDS = float(env("WEBSOCKET_RECHECK_SECONDS", "2"))
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
