@@ -29,9 +29,9 @@ def _ensure_users(count: int) -> list[int]:
             cursor.execute(
                 """
                 INSERT INTO notifications_user (password, is_superuser, username, first_name, last_name, is_staff,
-                    is_active, date_joined, email, phone_number, role, timezone, is_service_account)
+                    is_active, date_joined, email, phone_number, timezone, is_service_account)
                 SELECT '', false, 'fanout-' || g, '', '', false, true, now(), 'fanout-' || g || '@example.com', '',
-                    'STUDENT', 'UTC', false
+                    'UTC', false
                 FROM generate_series(%s, %s) AS g
                 """,
                 [have + 1, count],

@@ -233,6 +233,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Every /alerts and /api/v1 operation takes X-Platform.
+        "notifications.api.schema.x_platform_header",
+    ],
 }
 
 # --- Channel backends ---------------------------------------------------------
