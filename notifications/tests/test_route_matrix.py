@@ -290,3 +290,22 @@ def test_matrix_size():
     """The matrix covers the three surfaces: routes, (route, method) pairs, five callers each."""
     assert len(ROUTES) == len(EXPECTED)
     assert len({route for _, route, _ in ROUTES}) >= 40
+
+
+PUBLIC_ROUTES = {"healthz", "auth-token", "schema", "swagger-ui", "templates-unsubscribe"}
+
+
+def test_every_api_view_authorises_through_the_one_family():
+    """No view falls back to the default IsAuthenticated or a permission class of its own kind."""
+    from notifications.api.permissions import PlatformPermission
+
+    callbacks = {entry.name: entry.callback for _, entry in _walk(get_resolver("config.urls").url_patterns)}
+    for name, _, method in ROUTES:
+        if name in PUBLIC_ROUTES:
+            continue
+        cls = callbacks[name].view_class
+        view = cls()
+        view.request = type("Request", (), {"method": method})()
+        view.kwargs = {}
+        classes = [type(p) for p in view.get_permissions()]
+        assert classes and all(issubclass(c, PlatformPermission) for c in classes), (name, method, classes)
