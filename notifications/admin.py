@@ -18,18 +18,24 @@ from notifications.smtp import TargetRefused, smtp_target_check
 
 
 def key_permissions_field(db_field, formfield):
-    """Grants on a membership offer the registered permission keys only."""
+    """Grants on a membership offer the registered permission keys; a user's own, everything else.
+
+    API rights are per platform (`notifications.permissions`): a key granted on
+    the user would grant nothing, so the user form does not offer them.
+    """
     from django.contrib.auth.models import Permission
-    from django.db.models import Q
 
-    from notifications.permissions import REGISTRY
+    from notifications.permissions import key_permissions_q
 
-    if db_field.name == "permissions" and formfield is not None:
-        wanted = Q(pk__in=[])
-        for pk in REGISTRY.values():
-            app_label, codename = pk.perm.split(".", 1)
-            wanted |= Q(content_type__app_label=app_label, codename=codename)
-        formfield.queryset = Permission.objects.filter(wanted).order_by("name")
+    if formfield is None:
+        return formfield
+    if db_field.name == "permissions":
+        formfield.queryset = Permission.objects.filter(key_permissions_q()).order_by("name")
+    elif db_field.name == "user_permissions":
+        formfield.queryset = formfield.queryset.exclude(key_permissions_q())
+        formfield.help_text = (
+            "Django admin permissions. API permission keys are granted per platform, on the user's memberships."
+        )
     return formfield
 
 
@@ -41,6 +47,11 @@ class MembershipInline(admin.TabularInline):
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         return key_permissions_field(db_field, super().formfield_for_manytomany(db_field, request, **kwargs))
+
+
+class UserMembershipInline(MembershipInline):
+    autocomplete_fields = ["platform"]
+    fields = ["platform", "role", "is_platform_admin", "permissions", "is_active"]
 
 
 @admin.register(Platform)
@@ -62,6 +73,11 @@ class UserAdmin(DjangoUserAdmin):
         ("Notifications", {"fields": ["phone_number", "timezone", "is_service_account"]}),
     )
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Notifications", {"fields": ["email", "phone_number"]}))
+    # Roles and permission keys are per platform: edit them on the memberships.
+    inlines = [UserMembershipInline]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return key_permissions_field(db_field, super().formfield_for_manytomany(db_field, request, **kwargs))
 
 
 @admin.register(Membership)

@@ -62,6 +62,17 @@ def keys_for_role(role: str) -> frozenset[str]:
     return frozenset(pk.key for pk in REGISTRY.values() if pk.bundles & bundles)
 
 
+def key_permissions_q():
+    """A Q on auth.Permission matching the registered keys' permissions."""
+    from django.db.models import Q
+
+    wanted = Q(pk__in=[])
+    for pk in REGISTRY.values():
+        app_label, codename = pk.perm.split(".", 1)
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    return wanted
+
+
 def _key_for_perm() -> dict[tuple[str, str], str]:
     return {tuple(pk.perm.split(".", 1)): pk.key for pk in REGISTRY.values()}
 
