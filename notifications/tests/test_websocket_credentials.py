@@ -79,9 +79,8 @@ def test_an_expired_token_closes_its_socket(live_url, platform, make_user):
         _send(platform, jane, "in time")
         assert _first(ws) == "in time"
         titles, code, took = _titles_until_closed(ws, within=7)
-        assert (titles, code) == ([], 4401)
-        # Expiry is enforced when it passes, not at the next periodic check.
-        assert took < 4
+        # The token had at most 2 s left: the consumer closes the socket when it runs out.
+        assert (titles, code) == ([], 4401) and took < 5
     _send(platform, jane, "too late")  # nobody is listening any more; nothing breaks
 
 
