@@ -288,7 +288,9 @@ def seed(recipients: int) -> None:
     call_command("migrate", verbosity=0)
     platform, _ = Platform.objects.get_or_create(key=PLATFORM_KEY, defaults={"name": "Bench builder"})
     admin, _ = User.objects.get_or_create(username=ADMIN, defaults={"email": "bench-admin@example.com"})
-    Membership.objects.get_or_create(user=admin, platform=platform, defaults={"is_platform_admin": True})
+    Membership.objects.get_or_create(
+        user=admin, platform=platform, defaults={"is_platform_admin": True, "role": "ADMIN"}
+    )
     # A clean slate: earlier runs' builds and deliveries.
     Notification.objects.filter(platform=platform).delete()
     Build.objects.filter(platform=platform).delete()

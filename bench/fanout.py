@@ -29,9 +29,9 @@ def _ensure_users(count: int) -> list[int]:
             cursor.execute(
                 """
                 INSERT INTO notifications_user (password, is_superuser, username, first_name, last_name, is_staff,
-                    is_active, date_joined, email, phone_number, role, timezone, is_service_account)
+                    is_active, date_joined, email, phone_number, timezone, is_service_account)
                 SELECT '', false, 'fanout-' || g, '', '', false, true, now(), 'fanout-' || g || '@example.com', '',
-                    'STUDENT', 'UTC', false
+                    'UTC', false
                 FROM generate_series(%s, %s) AS g
                 """,
                 [have + 1, count],
@@ -168,7 +168,12 @@ def _baseline(platform, user_ids: list[int], source: str, loop: _Loop) -> float:
             sent_at=timezone.now(),
         )
         row.save()
-        loop.run(layer.group_send(user_group(pk), created_notification_event(created_notification_payload(row))))
+        loop.run(
+            layer.group_send(
+                user_group(pk),
+                created_notification_event(created_notification_payload(row), platform_id=row.platform_id),
+            )
+        )
     return time.perf_counter() - start
 
 

@@ -30,11 +30,11 @@ def _build(platform) -> None:
             cursor.execute(
                 """
                 INSERT INTO notifications_user (password, is_superuser, username, first_name, last_name, is_staff,
-                    is_active, date_joined, email, phone_number, role, timezone, is_service_account)
-                SELECT '', false, 'inbox-' || g, '', '', false, true, now(), '', '', 'STUDENT', 'UTC', false
+                    is_active, date_joined, email, phone_number, timezone, is_service_account)
+                SELECT '', false, 'inbox-' || g, '', '', false, true, now(), '', '', 'UTC', false
                 FROM generate_series(1, %s) AS g
                 UNION ALL
-                SELECT '', false, 'inbox-target', '', '', false, true, now(), '', '', 'STUDENT', 'UTC', false
+                SELECT '', false, 'inbox-target', '', '', false, true, now(), '', '', 'UTC', false
                 """,
                 [OTHER_USERS],
             )
@@ -90,8 +90,8 @@ def run(*, calls: int, rebuild: bool) -> dict:
     if rebuild or Notification.objects.count() != TOTAL_ROWS:
         _build(platform)
     user = User.objects.get(username="inbox-target")
+    # A STUDENT membership carries the inbox endpoints' permission keys on this platform.
     Membership.objects.get_or_create(user=user, platform=platform)
-    user.save()  # joins the role group: the endpoints' permissions
     counts = selectors.inbox_counts(user=user, platform=platform)
     assert counts[InboxStatus.UNREAD] == TARGET_ROWS // 2, counts
 

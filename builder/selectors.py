@@ -17,7 +17,7 @@ from builder.models import (
     RecipientStatus,
 )
 from notifications.models import Platform
-from notifications.tenancy import is_platform_admin
+from notifications.permissions import PLATFORM_ADMIN, platform_permissions
 
 # An identical build submitted within this window is a duplicate.
 DUPLICATE_WINDOW = timedelta(hours=24)
@@ -38,8 +38,11 @@ class Access:
         return self.is_platform_admin or bool(self.department_ids)
 
 
-def access_for(*, user, platform: Platform) -> Access:
-    admin = is_platform_admin(user, platform)
+def access_for(*, user, platform: Platform, held: frozenset[str] | None = None) -> Access:
+    """`held`: the caller's keys on the platform when already known (`request_permissions`)."""
+    if held is None:
+        held = platform_permissions(user, platform)
+    admin = PLATFORM_ADMIN in held
     departments = frozenset(
         DepartmentMember.objects.filter(
             user=user, is_admin=True, is_active=True, department__platform=platform

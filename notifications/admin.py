@@ -2,7 +2,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
-from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from fcm_django.models import FCMDevice
 
@@ -14,6 +13,7 @@ from notifications.admin_scoping import (
     is_operator,
     superuser_only,
 )
+from notifications.credentials import tokens_revoke
 from notifications.models import (
     Attachment,
     AuthToken,
@@ -28,10 +28,42 @@ from notifications.models import (
 from notifications.smtp import TargetRefused, smtp_target_check
 
 
+def key_permissions_field(db_field, formfield):
+    """Grants on a membership offer the registered permission keys; a user's own, everything else.
+
+    API rights are per platform (`notifications.permissions`): a key granted on
+    the user would grant nothing, so the user form does not offer them.
+    """
+    from django.contrib.auth.models import Permission
+
+    from notifications.permissions import key_permissions_q
+
+    if formfield is None:
+        return formfield
+    if db_field.name == "permissions":
+        formfield.queryset = Permission.objects.filter(key_permissions_q()).order_by("name")
+    elif db_field.name == "user_permissions":
+        formfield.queryset = formfield.queryset.exclude(key_permissions_q())
+        formfield.help_text = (
+            "Django admin permissions. API permission keys are granted per platform, on the user's memberships."
+        )
+    return formfield
+
+
 class MembershipInline(PlatformScopedInline):
     model = Membership
+    platform_lookup = "platform"
     extra = 0
     autocomplete_fields = ["user"]
+    fields = ["user", "role", "is_platform_admin", "permissions", "is_active"]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return key_permissions_field(db_field, super().formfield_for_manytomany(db_field, request, **kwargs))
+
+
+class UserMembershipInline(MembershipInline):
+    autocomplete_fields = ["platform"]
+    fields = ["platform", "role", "is_platform_admin", "permissions", "is_active"]
 
 
 @admin.register(Platform)
@@ -61,22 +93,35 @@ class PlatformAdmin(PlatformScopedAdmin):
 
 @admin.register(User)
 class UserAdmin(PlatformMembersAdmin, DjangoUserAdmin):
-    list_display = ["username", "email", "phone_number", "role", "is_staff", "is_active", "is_service_account"]
-    list_filter = ["role", "is_staff", "is_superuser", "is_active", "is_service_account", "memberships__platform"]
+    list_display = ["username", "email", "phone_number", "is_staff", "is_active", "is_service_account"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "is_service_account", "memberships__platform"]
     search_fields = ["username", "email", "phone_number", "first_name", "last_name"]
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Notifications", {"fields": ["phone_number", "role", "timezone", "is_service_account"]}),
+        ("Notifications", {"fields": ["phone_number", "timezone", "is_service_account"]}),
     )
-    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Notifications", {"fields": ["email", "phone_number", "role"]}))
+    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Notifications", {"fields": ["email", "phone_number"]}))
+    # Roles and permission keys are per platform: edit them on the memberships.
+    inlines = [UserMembershipInline]
+
+    def get_inlines(self, request, obj):
+        # A new user's platform is the add form's own field; memberships are edited once the user exists.
+        return self.inlines if obj is not None else []
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return key_permissions_field(db_field, super().formfield_for_manytomany(db_field, request, **kwargs))
 
 
 @admin.register(Membership)
 class MembershipAdmin(PlatformScopedAdmin):
-    list_display = ["user", "platform", "is_platform_admin", "is_active", "created_at"]
-    list_filter = ["platform", "is_platform_admin", "is_active"]
+    list_display = ["user", "platform", "role", "is_platform_admin", "is_active", "created_at"]
+    list_filter = ["platform", "role", "is_platform_admin", "is_active"]
     search_fields = ["user__username", "user__email", "platform__key"]
     autocomplete_fields = ["user", "platform"]
+    filter_horizontal = ["permissions"]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return key_permissions_field(db_field, super().formfield_for_manytomany(db_field, request, **kwargs))
 
 
 @admin.register(AuthToken)
@@ -94,7 +139,7 @@ class AuthTokenAdmin(SuperuserOnlyAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        n = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        n = tokens_revoke(tokens=queryset)  # their open WebSockets close too
         self.message_user(request, f"Revoked {n} token(s).", messages.SUCCESS)
 
 

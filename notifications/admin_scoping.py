@@ -278,8 +278,18 @@ class PlatformScopedInline(ScopedFormfieldsMixin, admin.TabularInline):
     """An inline whose pickers are scoped like its parent page, and whose rights are the parent's.
 
     Its rows hang off a parent object the scoped parent admin already found,
-    so administering a platform grants them as it grants the parent.
+    so administering a platform grants them as it grants the parent. Rows of
+    the parent that belong to another platform (a shared user's other
+    memberships) are left out when `platform_lookup` names the path.
     """
+
+    platform_lookup: str | None = None
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if self.platform_lookup and not is_operator(request):
+            queryset = queryset.filter(**{f"{self.platform_lookup}__in": platform_ids(request)})
+        return queryset
 
     def _allowed(self, request) -> bool:
         return bool(platform_ids(request))

@@ -1,23 +1,41 @@
-"""The in-app WebSocket: `GET /api/v1/ws/connect?token=<token>`.
+"""The in-app WebSocket: `GET /api/v1/ws/connect?token=<token>[&platform=<key>]`.
 
 The token travels in the query string (browsers cannot set headers on a
 WebSocket); `notifications.logging.RedactTokensFilter` keeps it out of every
-log line, uvicorn's access log included. A missing or bad token, or a user
-without `notifications.ws_connect`, is refused before the handshake completes
-(HTTP 403), so a client never sees an open socket it cannot use.
+log line, uvicorn's access log included.
+
+A socket serves one platform, resolved as on `/api/v1`: the one `?platform=`
+(or an `X-Platform` header) names, else the user's only membership. A missing
+or bad token, an ambiguous or foreign platform, or a user without
+`notifications.ws_connect` on it is refused before the handshake completes
+(HTTP 403), so a client never sees an open socket it cannot use. The socket
+forwards that platform's notifications only.
+
+An open socket ends with its credentials (`notifications.credentials`): close
+code 4401 when its token is revoked or expires or its user is deactivated,
+4403 when the membership ends or no longer allows the socket. Nothing is sent
+after that moment.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from notifications.authentication import token_lookup
-from notifications.permissions import has_key
+from notifications.credentials import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, token_group
+from notifications.models import AuthToken, Membership, Platform
+from notifications.permissions import platform_permissions
 from notifications.realtime import user_group
 
 
@@ -46,41 +64,160 @@ def allowed_hosts_origin_validator(application):
     return BrowserOriginValidator(application, allowed_hosts)
 
 
+WS_CONNECT = "notifications.ws_connect"
+
+
+@dataclass(frozen=True)
+class SocketGrant:
+    """What a socket was opened with: the token, its user and the one platform it serves."""
+
+    token_id: int
+    user: object
+    platform_id: int
+    expires_at: datetime | None
+
+
+def _socket_platform(user, wanted: str) -> Platform | None:
+    """The platform named by `?platform=` / `X-Platform`, else the user's only one (as on `/api/v1`)."""
+    if wanted:
+        return Platform.objects.filter(key=wanted[:100], is_active=True).first()
+    ids = list(
+        Membership.objects.filter(user=user, is_active=True, platform__is_active=True).values_list(
+            "platform_id", flat=True
+        )[:2]
+    )
+    return Platform.objects.get(pk=ids[0]) if len(ids) == 1 else None
+
+
 @database_sync_to_async
-def _authorised_user(raw: str):
+def _authorise(raw: str, wanted: str) -> SocketGrant | None:
     token = token_lookup(raw)
-    if token is None or not has_key(token.user, "notifications.ws_connect"):
+    if token is None:
         return None
-    return token.user
+    platform = _socket_platform(token.user, wanted)
+    if platform is None or WS_CONNECT not in platform_permissions(token.user, platform):
+        return None
+    return SocketGrant(token_id=token.pk, user=token.user, platform_id=platform.pk, expires_at=token.expires_at)
+
+
+@database_sync_to_async
+def _close_code(grant: SocketGrant, *, full: bool) -> int | None:
+    """None while the socket may stay open; else the code to close it with.
+
+    `full` asks the one authorisation path (`platform_permissions`); the
+    periodic safety net runs one indexed query instead: token still active,
+    user active, membership on the platform active (every role holds
+    ws_connect, so that is the same answer unless a grant was the reason).
+    """
+    if not full:
+        membership = Membership.objects.filter(
+            user_id=OuterRef("user_id"), platform_id=grant.platform_id, is_active=True, platform__is_active=True
+        )
+        row = (
+            AuthToken.objects.active()
+            .filter(pk=grant.token_id, user__is_active=True)
+            .values_list("user__is_superuser", Exists(membership))
+            .first()
+        )
+        if row is None:
+            return CLOSE_UNAUTHENTICATED
+        return None if any(row) else CLOSE_FORBIDDEN
+    token = AuthToken.objects.active().select_related("user").filter(pk=grant.token_id).first()
+    if token is None or not token.user.is_active:
+        return CLOSE_UNAUTHENTICATED
+    platform = Platform.objects.filter(pk=grant.platform_id).first()
+    if WS_CONNECT not in platform_permissions(token.user, platform):
+        return CLOSE_FORBIDDEN
+    return None
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
-    group: str | None = None
+    grant: SocketGrant | None = None
+    groups_joined: tuple[str, ...] = ()
+    # Set once the credentials stopped being valid: nothing is sent after that.
+    ended = False
+    watcher: asyncio.Task | None = None
 
     async def connect(self):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         raw = (query.get("token") or [""])[0]
-        user = await _authorised_user(raw) if raw else None
-        if user is None:
-            await self.close(code=4401)  # before accept: the server answers the handshake with 403
+        wanted = (query.get("platform") or [""])[0] or _header(self.scope, b"x-platform")
+        grant = await _authorise(raw, wanted.strip()) if raw else None
+        if grant is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)  # before accept: the server answers the handshake with 403
             return
-        self.scope["user"] = user
-        self.group = user_group(user.pk)
+        self.grant = grant
+        self.scope["user"] = grant.user
         # Join before accepting: a notification created right after the
         # client sees the socket open must reach it.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.groups_joined = (user_group(grant.user.pk), token_group(grant.token_id))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.watcher = asyncio.create_task(self._watch())
 
     async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.watcher is not None:
+            self.watcher.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _end(self, code: int) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        await self.close(code=code)
+
+    def _expired(self) -> bool:
+        expires_at = self.grant.expires_at if self.grant else None
+        return expires_at is not None and timezone.now() >= expires_at
+
+    async def _watch(self) -> None:
+        """Re-check the credentials every few seconds, and exactly when the token expires."""
+        interval = settings.WEBSOCKET_RECHECK_SECONDS
+        # Sockets opened together spread their checks over the interval.
+        delay = random.uniform(interval / 2, interval)
+        while not self.ended:
+            if self.grant.expires_at is not None:
+                until_expiry = (self.grant.expires_at - timezone.now()).total_seconds()
+                delay = max(0.0, min(delay, until_expiry))
+            await asyncio.sleep(delay)
+            delay = interval
+            if self.ended:
+                return
+            code = CLOSE_UNAUTHENTICATED if self._expired() else await _close_code(self.grant, full=False)
+            if code is not None:
+                await self._end(code)
 
     async def receive_json(self, content, **kwargs):
         # The socket is server-to-client; a ping gets a pong so clients can keep it alive.
+        if self.ended:
+            return
         if isinstance(content, dict) and content.get("type") == "PING":
             await self.send_json({"type": "PONG"})
 
+    async def credentials_revoked(self, event):
+        await self._end(CLOSE_UNAUTHENTICATED)
+
+    async def credentials_check(self, event):
+        if not self.ended:
+            code = await _close_code(self.grant, full=True)
+            if code is not None:
+                await self._end(code)
+
     async def notification_created(self, event):
+        if self.ended or event.get("platform_id") != self.grant.platform_id:
+            return
+        if self._expired():
+            await self._end(CLOSE_UNAUTHENTICATED)
+            return
         await self.send_json(
             {"type": "CREATED_NOTIFICATION", "recipient_id": event["recipient_id"], "payload": event["payload"]}
         )
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""

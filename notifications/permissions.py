@@ -1,20 +1,36 @@
-"""The registry of permission keys the documents name, and the role bundles.
+"""Who may do what on which platform: the one authorisation path.
 
-Each key (`notifications.bulk_sms`, `Ibl.Notifications/Notification/list`, ...)
-is a real Django permission declared in a model's Meta (its `name` is the key),
-so admins grant and revoke it in the Django admin. Role groups bundle them;
-`sync_role_groups` runs after every `migrate` and keeps the groups exact.
-Apps register their own keys in `AppConfig.ready()`.
+Each permission key the documents name (`notifications.bulk_sms`,
+`Ibl.Notifications/Notification/list`, ...) is a real Django permission declared
+in a model's Meta (its `name` is the key), registered here with the role
+bundles that include it; apps register their own keys in `AppConfig.ready()`.
+
+Every right is held on one platform, through a `Membership`:
+
+- the keys of the membership's role bundle (`ROLE_BUNDLES`),
+- the keys granted to that membership in the admin (`Membership.permissions`),
+- `MEMBER` for any active membership, `PLATFORM_ADMIN` when the membership
+  administers the platform (`Membership.is_platform_admin`).
+
+`platform_permissions(user, platform)` computes that set; nothing held on
+another platform, and no global Django permission or group, enters it. Only
+superusers (the operator's accounts) hold every key on every platform. The DRF
+permission classes of `notifications.api.permissions`, the WebSocket consumer
+and the admin all ask this function.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from notifications.models import Role
+from notifications.models import Membership, Platform, Role
 
 ADMIN = "admin"
 LEARNER = "learner"
+
+# Pseudo-keys held through the membership itself rather than a Django permission.
+MEMBER = "platform.member"
+PLATFORM_ADMIN = "platform.admin"
 
 # Which bundles each platform role receives.
 ROLE_BUNDLES: dict[str, frozenset[str]] = {
@@ -41,36 +57,75 @@ def register(key: str, perm: str, *, bundles: tuple[str, ...] = ()) -> None:
     REGISTRY[key] = PermissionKey(key=key, perm=perm, bundles=frozenset(bundles))
 
 
-def role_group_name(role: str) -> str:
-    return f"Role: {role}"
-
-
-def has_key(user, key: str) -> bool:
-    """True when `user` holds the permission registered under `key`."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    return user.has_perm(REGISTRY[key].perm)
-
-
-def keys_for_role(role: str) -> set[str]:
+def keys_for_role(role: str) -> frozenset[str]:
     bundles = ROLE_BUNDLES.get(role, frozenset())
-    return {pk.key for pk in REGISTRY.values() if pk.bundles & bundles}
+    return frozenset(pk.key for pk in REGISTRY.values() if pk.bundles & bundles)
 
 
-def sync_role_groups(**kwargs) -> None:
-    """Create one group per role holding exactly its bundles' permissions."""
-    from django.contrib.auth.models import Group, Permission
+def key_permissions_q():
+    """A Q on auth.Permission matching the registered keys' permissions."""
+    from django.db.models import Q
 
-    perms = {}
+    wanted = Q(pk__in=[])
     for pk in REGISTRY.values():
         app_label, codename = pk.perm.split(".", 1)
-        perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
-        if perm is None:  # its app has not been migrated yet; the next migrate finishes the job
-            continue
-        perms[pk.key] = perm
-    for role in Role.values:
-        group, _ = Group.objects.get_or_create(name=role_group_name(role))
-        group.permissions.set([perms[k] for k in keys_for_role(role) if k in perms])
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    return wanted
+
+
+def _key_for_perm() -> dict[tuple[str, str], str]:
+    return {tuple(pk.perm.split(".", 1)): pk.key for pk in REGISTRY.values()}
+
+
+def all_keys() -> frozenset[str]:
+    return frozenset(REGISTRY) | {MEMBER, PLATFORM_ADMIN}
+
+
+def platform_permissions(user, platform: Platform | None) -> frozenset[str]:
+    """The keys `user` holds on `platform`: empty for anyone who is not an active member.
+
+    Two small queries (the membership, then its grants); code serving a
+    request uses `request_permissions`, which computes it once per request.
+    """
+    if user is None or platform is None or not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if not platform.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return all_keys()
+    membership = (
+        Membership.objects.filter(user=user, platform=platform, is_active=True)
+        .only("role", "is_platform_admin")
+        .first()
+    )
+    if membership is None:
+        return frozenset()
+    keys = set(keys_for_role(membership.role))
+    keys.add(MEMBER)
+    if membership.is_platform_admin:
+        keys.add(PLATFORM_ADMIN)
+    by_perm = _key_for_perm()
+    for app_label, codename in membership.permissions.values_list("content_type__app_label", "codename"):
+        key = by_perm.get((app_label, codename))
+        if key is not None:
+            keys.add(key)
+    return frozenset(keys)
+
+
+def request_permissions(request, platform: Platform) -> frozenset[str]:
+    """`platform_permissions` for the request's user, computed once per request and platform."""
+    cache = getattr(request, "_platform_permissions", None)
+    if cache is None:
+        cache = {}
+        request._platform_permissions = cache
+    if platform.pk not in cache:
+        cache[platform.pk] = platform_permissions(request.user, platform)
+    return cache[platform.pk]
+
+
+def user_may(user, platform: Platform, key: str) -> bool:
+    """May `user` do `key` on `platform`? (For code without a request: the admin, commands.)"""
+    return key in platform_permissions(user, platform)
 
 
 _CORE = [

@@ -88,9 +88,18 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def created_notification_event(payload: dict) -> dict:
-    """The channel-layer message a consumer turns into CREATED_NOTIFICATION."""
-    return {"type": "notification.created", "recipient_id": payload["recipient_id"], "payload": payload}
+def created_notification_event(payload: dict, *, platform_id: int) -> dict:
+    """The channel-layer message a consumer turns into CREATED_NOTIFICATION.
+
+    `platform_id` is not part of what the client sees: a socket is opened on one
+    platform and forwards only that platform's notifications.
+    """
+    return {
+        "type": "notification.created",
+        "recipient_id": payload["recipient_id"],
+        "platform_id": platform_id,
+        "payload": payload,
+    }
 
 
 def _is_redis_layer(layer) -> bool:

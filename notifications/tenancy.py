@@ -1,17 +1,27 @@
-"""Which platform a request acts on, and who administers it."""
+"""Which platform a request acts on.
+
+A request acts on exactly one platform, resolved once (`request_platform`,
+stored as `request.platform`): the one an IBL path names (`{org}` /
+`{platform_key}`), or on `/alerts` and `/api/v1/` the caller's only membership,
+or the one the `X-Platform` header names when they belong to several. A
+platform the caller does not belong to is a 404, like one that does not exist.
+What the caller may do there is `notifications.permissions.platform_permissions`.
+"""
 
 from __future__ import annotations
 
 from notifications.api.errors import ApiError
 from notifications.models import Membership, Platform
+from notifications.permissions import MEMBER, PLATFORM_ADMIN, platform_permissions, request_permissions
 
 PLATFORM_HEADER = "HTTP_X_PLATFORM"
+# URL keywords that name the platform on the IBL surface.
+PATH_PLATFORM_KWARGS = ("org", "platform_key")
 
 
 def is_platform_admin(user, platform: Platform) -> bool:
-    if user.is_superuser:
-        return True
-    return Membership.objects.filter(user=user, platform=platform, is_platform_admin=True, is_active=True).exists()
+    """Does `user` administer `platform` (an active membership with `is_platform_admin`, or a superuser)?"""
+    return PLATFORM_ADMIN in platform_permissions(user, platform)
 
 
 def administered_platforms(user):
@@ -30,6 +40,7 @@ def administered_platforms(user):
 
 
 def is_member(user, platform: Platform) -> bool:
+    """Is `user` an active member of `platform`? Superusers count as members of every platform."""
     if user.is_superuser:
         return True
     return Membership.objects.filter(user=user, platform=platform, is_active=True).exists()
@@ -47,14 +58,14 @@ def platform_for_request(request) -> Platform:
     user = request.user
     wanted = request.META.get(PLATFORM_HEADER, "").strip()
     if wanted:
-        platform = Platform.objects.filter(key=wanted, is_active=True).first()
-        if platform is None or not is_member(user, platform):
-            raise ApiError("Platform not found", status=404, error=f"No platform '{wanted}' for this user")
+        platform = Platform.objects.filter(key=wanted[:100], is_active=True).first()
+        if platform is None or MEMBER not in request_permissions(request, platform):
+            raise ApiError("Platform not found", status=404, error=f"No platform '{wanted[:100]}' for this user")
     else:
         keys = list(
-            Membership.objects.filter(user=user, is_active=True, platform__is_active=True)
-            .select_related("platform")
-            .values_list("platform", flat=True)[:2]
+            Membership.objects.filter(user=user, is_active=True, platform__is_active=True).values_list(
+                "platform", flat=True
+            )[:2]
         )
         if not keys:
             raise ApiError("No platform", status=403, error="This user belongs to no platform")
@@ -71,7 +82,24 @@ def platform_for_request(request) -> Platform:
 
 def platform_from_path(request, key: str) -> Platform:
     """The platform an IBL path names; unknown or foreign platforms are a 404."""
-    platform = Platform.objects.filter(key=key, is_active=True).first()
-    if platform is None or not is_member(request.user, platform):
+    cached = getattr(request, "_notify_platform", None)
+    if cached is not None and cached.key == key:
+        return cached
+    platform = Platform.objects.filter(key=key[:100], is_active=True).first()
+    if platform is None or MEMBER not in request_permissions(request, platform):
         raise ApiError("Not found.", status=404)
+    request._notify_platform = platform
+    return platform
+
+
+def request_platform(request, view=None) -> Platform:
+    """The request's platform, resolved once: the path's when it names one, else the caller's."""
+    kwargs = getattr(view, "kwargs", None) or {}
+    for name in PATH_PLATFORM_KWARGS:
+        if name in kwargs:
+            platform = platform_from_path(request, kwargs[name])
+            break
+    else:
+        platform = platform_for_request(request)
+    request.platform = platform
     return platform

@@ -24,7 +24,8 @@ from alerts.api.serializers import (
 )
 from alerts.models import Alert
 from notifications.api.errors import ApiError
-from notifications.permissions import has_key
+from notifications.api.permissions import PlatformMember
+from notifications.permissions import request_permissions
 from notifications.tenancy import is_member, platform_for_request
 
 TAGS = ["alerts"]
@@ -51,7 +52,7 @@ def _owner_for(request, platform, user_id: int | None):
     """Whose alert a POST creates: the caller's own, or (service accounts) the named user's."""
     if user_id is None or user_id == request.user.pk:
         return request.user
-    if not (request.user.is_service_account and has_key(request.user, CREATE_FOR_USER)):
+    if not (request.user.is_service_account and CREATE_FOR_USER in request_permissions(request, platform)):
         raise ApiError(
             "Not allowed to create alerts for other users",
             status=403,
@@ -64,6 +65,8 @@ def _owner_for(request, platform, user_id: int | None):
 
 
 class AlertListCreateView(APIView):
+    permission_classes = [PlatformMember]
+
     @extend_schema(
         tags=TAGS,
         operation_id="alerts_list",
@@ -163,6 +166,8 @@ class AlertListCreateView(APIView):
 
 
 class AlertDetailView(APIView):
+    permission_classes = [PlatformMember]
+
     @extend_schema(
         tags=TAGS,
         operation_id="alerts_retrieve",
@@ -221,6 +226,8 @@ class AlertDetailView(APIView):
 
 
 class AlertReadView(APIView):
+    permission_classes = [PlatformMember]
+
     @extend_schema(
         tags=TAGS,
         operation_id="alerts_mark_read",
@@ -235,6 +242,8 @@ class AlertReadView(APIView):
 
 
 class AlertReadAllView(APIView):
+    permission_classes = [PlatformMember]
+
     @extend_schema(
         tags=TAGS,
         operation_id="alerts_mark_all_read",

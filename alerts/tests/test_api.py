@@ -523,7 +523,9 @@ def inventory_service(make_user):
     from django.contrib.auth.models import Permission
 
     service = make_user("inventory-service", is_service_account=True)
-    service.user_permissions.add(Permission.objects.get(content_type__app_label="alerts", codename="create_for_user"))
+    service.memberships.get().permissions.add(
+        Permission.objects.get(content_type__app_label="alerts", codename="create_for_user")
+    )
     return service
 
 
@@ -564,7 +566,7 @@ def test_user_id_needs_service_account_and_permission(api, alice, bob, make_user
     perm = Permission.objects.get(content_type__app_label="alerts", codename="create_for_user")
     unprivileged_service = make_user("reports-service", is_service_account=True)
     privileged_person = make_user("manager", role="ADMIN")
-    privileged_person.user_permissions.add(perm)
+    privileged_person.memberships.get().permissions.add(perm)
     for caller in (bob, unprivileged_service, privileged_person):
         response = api(caller).post("/alerts", {"title": "x", "message": "x", "userId": alice.pk}, format="json")
         assert response.status_code == 403, caller

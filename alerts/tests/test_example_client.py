@@ -30,7 +30,9 @@ def service_token(make_user):
     from notifications.models import AuthToken
 
     service = make_user("inventory-service", is_service_account=True)
-    service.user_permissions.add(Permission.objects.get(content_type__app_label="alerts", codename="create_for_user"))
+    service.memberships.get().permissions.add(
+        Permission.objects.get(content_type__app_label="alerts", codename="create_for_user")
+    )
     return AuthToken.issue(user=service, name="inventory")[1]
 
 

@@ -12,7 +12,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,9 +33,9 @@ from builder.errors import BuildError
 from builder.models import Build, BuildStatus
 from builder.sources import CSV, DEPARTMENT, SOURCE_TYPES, source_parse
 from notifications.api.errors import ApiError
-from notifications.permissions import has_key
+from notifications.api.permissions import PlatformPermission
+from notifications.permissions import PLATFORM_ADMIN
 from notifications.services import send_counts
-from notifications.tenancy import platform_from_path
 
 RBAC_KEY = "Ibl.Notifications/NotificationBuilder/action"
 TAGS = ["ibl notification builder"]
@@ -50,29 +49,26 @@ ERRORS = {
 }
 
 
-class CanUseBuilder(BasePermission):
+class CanUseBuilder(PlatformPermission):
     """Platform admins and department admins of the platform the path names.
 
     A platform the caller does not belong to is a 404 (tenancy); with RBAC on,
     the caller also needs the builder's grant.
     """
 
-    message = "Only platform admins and department admins can send direct notifications."
+    rbac = RBAC_KEY
+    admin_message = "Only platform admins and department admins can send direct notifications."
 
-    def has_permission(self, request, view):
-        platform = platform_from_path(request, view.kwargs["platform_key"])
-        access = selectors.access_for(user=request.user, platform=platform)
+    def missing(self, request, held):
+        access = selectors.access_for(user=request.user, platform=request.platform, held=held)
         if not access.allowed:
-            return False
-        if platform.rbac_enabled and not has_key(request.user, RBAC_KEY):
-            self.message = f"Missing permission: {RBAC_KEY}"
-            return False
+            return PLATFORM_ADMIN
         request.builder_access = access
-        return True
+        return super().missing(request, held)
 
 
 class BuilderView(APIView):
-    permission_classes = [IsAuthenticated, CanUseBuilder]
+    permission_classes = [CanUseBuilder]
 
     @property
     def access(self) -> selectors.Access:

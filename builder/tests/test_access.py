@@ -96,7 +96,9 @@ def test_rbac_requires_the_builder_grant(api, make_user, platform):
         403,
         {"detail": "Missing permission: Ibl.Notifications/NotificationBuilder/action"},
     )
-    admin.user_permissions.add(Permission.objects.get(codename="direct_send", content_type__app_label="builder"))
+    admin.memberships.get().permissions.add(
+        Permission.objects.get(codename="direct_send", content_type__app_label="builder")
+    )
     assert api(admin).get(BASE + "context/").status_code == 200
 
 

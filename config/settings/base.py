@@ -154,6 +154,9 @@ CHANNEL_LAYERS = {
         },
     }
 }
+# An open WebSocket re-checks its token, user and membership this often (one
+# indexed query); revokes and membership changes close it at once anyway.
+WEBSOCKET_RECHECK_SECONDS = float(env("WEBSOCKET_RECHECK_SECONDS", "2"))
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
@@ -230,6 +233,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Every /alerts and /api/v1 operation takes X-Platform.
+        "notifications.api.schema.x_platform_header",
+    ],
 }
 
 # --- Channel backends ---------------------------------------------------------

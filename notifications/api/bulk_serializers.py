@@ -26,7 +26,9 @@ def timestamp(value: datetime | None) -> str | None:
 _SCHEDULED_AT = serializers.CharField(
     required=False, allow_blank=True, help_text="RFC3339, e.g. 2026-06-15T09:00:00Z; omit to send now"
 )
-_ROLE = serializers.ChoiceField(choices=Role.choices, required=False, help_text="Every member with this role")
+_ROLE = serializers.ChoiceField(
+    choices=Role.choices, required=False, help_text="Every member holding this role on the platform"
+)
 
 
 class BulkSmsRequestSerializer(serializers.Serializer):

@@ -1,11 +1,14 @@
 """Who may act on what under `/api/notification/v1/` (IBL §3).
 
-- The platform in the path must be one the caller belongs to (else 404).
+The views' permission classes (`notifications.api.permissions`) have already
+resolved the path's platform (`request.platform`; one the caller does not
+belong to is a 404) and checked the RBAC grants (`Ibl.Notifications/...`,
+demanded when the platform enables RBAC). What is left is whose data a path
+names:
+
 - A user acts on their own notifications and devices; a platform admin of
   that platform on any member's. Anyone else gets the same 404 as for a user
   who does not exist, so the API never confirms who is on a platform.
-- When the platform enables RBAC, the caller must also hold the resource
-  grant (`Ibl.Notifications/Notification/list`, ...): 403 without it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,7 @@ from rest_framework import serializers
 
 from notifications import selectors
 from notifications.api.errors import ApiError
-from notifications.models import Platform
-from notifications.permissions import has_key
-from notifications.tenancy import is_platform_admin, platform_from_path
+from notifications.permissions import PLATFORM_ADMIN, request_permissions
 
 LIST = "Ibl.Notifications/Notification/list"
 WRITE = "Ibl.Notifications/Notification/write"
@@ -24,43 +25,17 @@ DELETE = "Ibl.Notifications/Notification/delete"
 SMTP_ACTION = "Ibl.Notifications/SMTP/action"
 
 
-def rbac_require(request, platform: Platform, key: str) -> None:
-    if platform.rbac_enabled and not has_key(request.user, key):
-        raise ApiError(f"Missing permission: {key}", status=403)
-
-
-def acting_on(request, org: str, username: str, *, grant: str | None = None):
-    """(platform, user) for a path naming another user, or a 404/403."""
-    platform = platform_from_path(request, org)
+def acting_on(request, username: str):
+    """(platform, user) for a path naming a user: yourself, or (platform admins) any member; else 404."""
+    platform = request.platform
     caller = request.user
     if username == caller.username:
-        owner = caller
-    elif is_platform_admin(caller, platform):
+        return platform, caller
+    if PLATFORM_ADMIN in request_permissions(request, platform):
         owner = selectors.platform_member(platform=platform, username=username)
-        if owner is None:
-            raise ApiError("Not found.", status=404)
-    else:
-        raise ApiError("Not found.", status=404)
-    if grant:
-        rbac_require(request, platform, grant)
-    return platform, owner
-
-
-def platform_for_caller(request, org: str, *, grant: str | None = None) -> Platform:
-    platform = platform_from_path(request, org)
-    if grant:
-        rbac_require(request, platform, grant)
-    return platform
-
-
-def platform_admin(request, platform_key: str, *, grant: str | None = None) -> Platform:
-    """The path's platform when the caller administers it: 404 for outsiders, 403 for members."""
-    platform = platform_from_path(request, platform_key)
-    if not is_platform_admin(request.user, platform):
-        raise ApiError("You must be an admin of this platform.", status=403)
-    if grant:
-        rbac_require(request, platform, grant)
-    return platform
+        if owner is not None:
+            return platform, owner
+    raise ApiError("Not found.", status=404)
 
 
 def messages_of(errors) -> list[str]:

@@ -11,6 +11,7 @@ from notifications import devices
 from notifications.api.errors import ApiError
 from notifications.api.ibl_access import acting_on, validated
 from notifications.api.ibl_serializers import FCMTokenDeleteSerializer, FCMTokenSerializer
+from notifications.api.permissions import MemberOrPlatformAdmin
 
 SUCCESS = inline_serializer(
     "IBLSuccessMessage", {"success": serializers.BooleanField(), "message": serializers.CharField()}
@@ -29,13 +30,15 @@ RESPONSES = {
 
 
 def _push_target(request, org, user_id):
-    platform, owner = acting_on(request, org, user_id)
+    platform, owner = acting_on(request, user_id)
     if not platform.push_enabled:
         raise ApiError(PUSH_DISABLED, status=404, body={"success": False, "message": PUSH_DISABLED})
     return platform, owner
 
 
 class RegisterFCMTokenView(APIView):
+    permission_classes = [MemberOrPlatformAdmin]
+
     @extend_schema(
         tags=["Push notifications"],
         operation_id="orgs_users_register_fcm_token",

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from notifications import inbox, selectors
 from notifications.api.errors import ApiError
-from notifications.api.ibl_access import DELETE, LIST, WRITE, acting_on, platform_for_caller, validated
+from notifications.api.ibl_access import DELETE, LIST, WRITE, acting_on, validated
 from notifications.api.ibl_serializers import (
     BulkStatusSerializer,
     IBLNotificationPageSerializer,
@@ -30,6 +30,7 @@ from notifications.api.ibl_serializers import (
     MarkAllReadSerializer,
     StatusUpdateSerializer,
 )
+from notifications.api.permissions import requires
 
 TAG = "Notifications"
 
@@ -139,6 +140,8 @@ BULK_SCHEMA = {
 
 
 class UserNotificationsView(APIView):
+    permission_classes = [requires(owner_kwarg="user_id", rbac=LIST, rbac_write=WRITE)]
+
     @extend_schema(
         tags=[TAG],
         operation_id="orgs_users_notifications_list",
@@ -148,7 +151,7 @@ class UserNotificationsView(APIView):
         responses={200: IBLNotificationPageSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def get(self, request, org, user_id):
-        platform, owner = acting_on(request, org, user_id, grant=LIST)
+        platform, owner = acting_on(request, user_id)
         return _page(request, platform, owner)
 
     @extend_schema(
@@ -158,11 +161,13 @@ class UserNotificationsView(APIView):
         **PUT_SCHEMA,
     )
     def put(self, request, org, user_id):
-        platform, owner = acting_on(request, org, user_id, grant=WRITE)
+        platform, owner = acting_on(request, user_id)
         return _status_set(request, platform, owner)
 
 
 class UserNotificationsBulkView(APIView):
+    permission_classes = [requires(owner_kwarg="user_id", rbac=WRITE)]
+
     @extend_schema(
         tags=[TAG],
         operation_id="orgs_users_notifications_bulk_update",
@@ -170,11 +175,13 @@ class UserNotificationsBulkView(APIView):
         **BULK_SCHEMA,
     )
     def patch(self, request, org, user_id):
-        platform, owner = acting_on(request, org, user_id, grant=WRITE)
+        platform, owner = acting_on(request, user_id)
         return _bulk(request, platform, owner)
 
 
 class UserNotificationDetailView(APIView):
+    permission_classes = [requires(owner_kwarg="user_id", rbac=DELETE)]
+
     @extend_schema(
         tags=[TAG],
         operation_id="orgs_users_notifications_delete",
@@ -188,7 +195,7 @@ class UserNotificationDetailView(APIView):
         },
     )
     def delete(self, request, org, user_id, notification_id):
-        platform, owner = acting_on(request, org, user_id, grant=DELETE)
+        platform, owner = acting_on(request, user_id)
         try:
             inbox.inbox_delete(user=owner, platform=platform, notification_id=uuid.UUID(notification_id))
         except (ValueError, inbox.NotificationNotFound):
@@ -197,6 +204,8 @@ class UserNotificationDetailView(APIView):
 
 
 class UserNotificationsCountView(APIView):
+    permission_classes = [requires(owner_kwarg="user_id", rbac=LIST)]
+
     @extend_schema(
         tags=[TAG],
         operation_id="orgs_users_notifications_count",
@@ -206,7 +215,7 @@ class UserNotificationsCountView(APIView):
         responses={200: COUNT, 400: FIELD_ERRORS, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def get(self, request, org, user_id):
-        platform, owner = acting_on(request, org, user_id, grant=LIST)
+        platform, owner = acting_on(request, user_id)
         q = validated(InboxCountQuerySerializer, request.query_params)
         qs = selectors.inbox_filtered(
             user=owner,
@@ -218,6 +227,8 @@ class UserNotificationsCountView(APIView):
 
 
 class OrgNotificationsView(APIView):
+    permission_classes = [requires(rbac=LIST, rbac_write=WRITE)]
+
     @extend_schema(
         tags=[TAG],
         operation_id="orgs_notifications_list",
@@ -227,7 +238,7 @@ class OrgNotificationsView(APIView):
         responses={200: IBLNotificationPageSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def get(self, request, org):
-        platform = platform_for_caller(request, org, grant=LIST)
+        platform = request.platform
         return _page(request, platform, request.user)
 
     @extend_schema(
@@ -237,11 +248,13 @@ class OrgNotificationsView(APIView):
         **PUT_SCHEMA,
     )
     def put(self, request, org):
-        platform = platform_for_caller(request, org, grant=WRITE)
+        platform = request.platform
         return _status_set(request, platform, request.user)
 
 
 class OrgNotificationsBulkView(APIView):
+    permission_classes = [requires(rbac=WRITE)]
+
     @extend_schema(
         tags=[TAG],
         operation_id="orgs_notifications_bulk_update",
@@ -249,11 +262,13 @@ class OrgNotificationsBulkView(APIView):
         **BULK_SCHEMA,
     )
     def patch(self, request, org):
-        platform = platform_for_caller(request, org, grant=WRITE)
+        platform = request.platform
         return _bulk(request, platform, request.user)
 
 
 class MarkAllReadView(APIView):
+    permission_classes = [requires(rbac=WRITE)]
+
     @extend_schema(
         tags=[TAG],
         operation_id="orgs_mark_all_as_read",
@@ -264,7 +279,7 @@ class MarkAllReadView(APIView):
         responses={200: MARKED, 400: FIELD_ERRORS, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def post(self, request, platform_key):
-        platform = platform_for_caller(request, platform_key, grant=WRITE)
+        platform = request.platform
         data = validated(MarkAllReadSerializer, request.data, extra={"message": None})
         count = inbox.inbox_mark_all_read(user=request.user, platform=platform, ids=data.get("notification_ids"))
         return Response({"message": f"Successfully marked {count} notifications as read", "count": count})

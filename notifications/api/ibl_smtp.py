@@ -15,20 +15,21 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from notifications import selectors, smtp
 from notifications.api.errors import ApiError
-from notifications.api.ibl_access import SMTP_ACTION, platform_admin, validated
+from notifications.api.ibl_access import SMTP_ACTION, validated
 from notifications.api.ibl_serializers import (
     SMTPSettingsOutSerializer,
     SMTPSettingsSerializer,
     SMTPTestSerializer,
     smtp_settings_payload,
 )
+from notifications.api.permissions import requires
+from notifications.permissions import PLATFORM_ADMIN
 
 TAG = "SMTP configuration"
 
@@ -44,12 +45,13 @@ ACCESS = {
 }
 
 
-class PlatformSMTPAdmin(BasePermission):
+class PlatformSMTPAdmin(requires(PLATFORM_ADMIN, rbac=SMTP_ACTION)):
     """Runs before throttling, so only the platform's admins use up its test budget."""
 
     def has_permission(self, request, view):
-        view.platform = platform_admin(request, view.kwargs["platform_key"], grant=SMTP_ACTION)
-        return True
+        allowed = super().has_permission(request, view)
+        view.platform = getattr(request, "platform", None)
+        return allowed
 
 
 class SMTPTestThrottle(SimpleRateThrottle):
@@ -71,7 +73,7 @@ def _test_failed(message: str, status: int, extra: dict | None = None):
 
 
 class SMTPTestView(APIView):
-    permission_classes = [IsAuthenticated, PlatformSMTPAdmin]
+    permission_classes = [PlatformSMTPAdmin]
     throttle_classes = [SMTPTestThrottle]
 
     @extend_schema(
@@ -125,7 +127,7 @@ class SMTPTestView(APIView):
 
 
 class SMTPSettingsView(APIView):
-    permission_classes = [IsAuthenticated, PlatformSMTPAdmin]
+    permission_classes = [PlatformSMTPAdmin]
 
     @extend_schema(
         tags=[TAG],

@@ -23,7 +23,7 @@ from notifications.admin_scoping import PlatformScopedAdmin, SuperuserOnlyAdmin
 from notifications.bulk import selectors, services
 from notifications.bulk.inputs import BulkInputError, bulk_input_parse
 from notifications.models import IdempotencyKey, Level, Platform, Role, ScheduledChannel, ScheduledNotification
-from notifications.permissions import has_key
+from notifications.permissions import platform_permissions, user_may
 from notifications.services import send_counts
 from notifications.tenancy import administered_platforms as managed_platforms
 
@@ -100,8 +100,11 @@ class ComposeForm(forms.Form):
             .distinct()
             .order_by("username")
         )
+        # Channels the user may send on at least one of their platforms; the
+        # chosen platform is checked again on submit.
+        held = set().union(*(platform_permissions(user, p) for p in platforms))
         self.fields["channel"].choices = [
-            (c, label) for c, label in ScheduledChannel.choices if has_key(user, CHANNEL_KEYS[c])
+            (c, label) for c, label in ScheduledChannel.choices if CHANNEL_KEYS[c] in held
         ]
 
     def api_data(self) -> dict:
@@ -125,15 +128,15 @@ class ComposeForm(forms.Form):
 
 def compose_view(model_admin, request):
     """Compose a bulk send per channel; send now or schedule."""
-    if not any(has_key(request.user, key) for key in CHANNEL_KEYS.values()):
-        raise PermissionDenied
     form = ComposeForm(request.POST or None, request.FILES or None, user=request.user)
+    if not form.fields["channel"].choices:
+        raise PermissionDenied
     result = None
     if request.method == "POST" and form.is_valid():
         channel = form.cleaned_data["channel"]
-        if not has_key(request.user, CHANNEL_KEYS[channel]):
-            raise PermissionDenied
         platform = form.cleaned_data["platform"]
+        if not user_may(request.user, platform, CHANNEL_KEYS[channel]):
+            raise PermissionDenied
         files = [request.FILES["file"]] if "file" in request.FILES else []
         base_url = request.build_absolute_uri("/")
         try:
@@ -293,9 +296,11 @@ class ScheduledNotificationAdmin(PlatformScopedAdmin):
         return compose_view(self, request)
 
     def cancel_one(self, request, pk: int):
-        if request.method != "POST" or not has_key(request.user, "notifications_scheduled.cancel"):
+        if request.method != "POST":
             raise PermissionDenied
         job = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not user_may(request.user, job.platform, "notifications_scheduled.cancel"):
+            raise PermissionDenied
         try:
             services.scheduled_cancel(job=job)
             self.message_user(request, f"Job #{job.pk} cancelled.", messages.SUCCESS)
@@ -305,10 +310,13 @@ class ScheduledNotificationAdmin(PlatformScopedAdmin):
 
     @admin.action(description="Cancel selected pending or processing jobs")
     def cancel_jobs(self, request, queryset):
-        if not has_key(request.user, "notifications_scheduled.cancel"):
+        allowed = [
+            p for p in {job.platform for job in queryset} if user_may(request.user, p, "notifications_scheduled.cancel")
+        ]
+        if not allowed:
             raise PermissionDenied
         done = 0
-        for job in queryset.filter(status__in=["pending", "processing"]):
+        for job in queryset.filter(status__in=["pending", "processing"], platform__in=allowed):
             try:
                 services.scheduled_cancel(job=job)
                 done += 1

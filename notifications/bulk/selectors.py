@@ -14,15 +14,19 @@ from notifications.services import Recipient
 
 
 def target_users(*, platform: Platform, targeting: Targeting) -> QuerySet:
-    """Active members of `platform` named by id or holding the role; other platforms' users are not found."""
+    """Active members of `platform` named by id or holding the role there; other platforms' users are not found.
+
+    The role is the membership's on this platform: the same user may hold another elsewhere.
+    """
     if not targeting.user_ids and not targeting.role:
         return get_user_model().objects.none()
     who = Q()
     if targeting.user_ids:
         who |= Q(pk__in=targeting.user_ids)
     if targeting.role:
-        who |= Q(role=targeting.role)
-    # One membership per (platform, user): the join cannot repeat a user.
+        who |= Q(memberships__role=targeting.role)
+    # One filter() call, so every `memberships__` condition is on the same join;
+    # one membership per (platform, user), so the join cannot repeat a user.
     return get_user_model().objects.filter(
         who, is_active=True, memberships__platform=platform, memberships__is_active=True
     )

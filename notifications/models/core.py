@@ -45,7 +45,7 @@ class Platform(models.Model):
 
 
 class Role(models.TextChoices):
-    """Platform roles of the bulk document (`users.role`)."""
+    """Platform roles of the bulk document (`users.role`), held per membership."""
 
     STUDENT = "STUDENT", "Student"
     OPEN_LEARNER = "OPEN_LEARNER", "Open learner"
@@ -59,7 +59,6 @@ class User(AbstractUser):
     email = models.EmailField(blank=True, db_index=True)
     # Stored in E.164; `notifications.phones.normalize` runs on every write path.
     phone_number = models.CharField(max_length=20, blank=True, db_index=True)
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.STUDENT, db_index=True)
     timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone for dates in messages.")
     is_service_account = models.BooleanField(
         default=False, help_text="A machine client of other services (posts alerts and events)."
@@ -76,17 +75,38 @@ class User(AbstractUser):
 
 
 class Membership(models.Model):
-    """Ties a user to a platform; a platform admin manages that platform."""
+    """A user on one platform: every right a user has on a platform comes from here.
+
+    `role` carries the permission keys of its bundle (`notifications.permissions`),
+    `permissions` the extra keys granted to this member on this platform only, and
+    `is_platform_admin` makes the member an administrator of the platform (its
+    settings, templates, builder and members' inboxes, its rows in the admin site).
+    The two are independent: a platform's admins usually have the ADMIN role too.
+    Nothing held on one platform counts on another; only superusers are global.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="memberships")
-    is_platform_admin = models.BooleanField(default=False)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.STUDENT)
+    is_platform_admin = models.BooleanField(
+        default=False, help_text="Administers this platform: settings, templates, builder, members' inboxes."
+    )
+    permissions = models.ManyToManyField(
+        "auth.Permission",
+        blank=True,
+        related_name="+",
+        help_text="Permission keys granted on this platform on top of the role's.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["platform", "user"], name="uniq_membership")]
-        indexes = [models.Index(fields=["platform", "is_active"], name="membership_platform_active")]
+        indexes = [
+            models.Index(fields=["platform", "is_active"], name="membership_platform_active"),
+            # Role-targeted sends: the members of one platform with one role.
+            models.Index(fields=["platform", "role"], name="membership_platform_role"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.platform}"
@@ -140,9 +160,13 @@ class AuthToken(models.Model):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
 
     def revoke(self) -> None:
+        """Revoke the token; its open WebSockets close (4401) once this commits."""
+        from notifications.credentials import sockets_close_for_tokens
+
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+            sockets_close_for_tokens(token_ids=[self.pk])
 
 
 class Channel(models.TextChoices):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from notifications.models import Membership
 from notifications.permissions import REGISTRY
 
 V1 = "/api/v1/notifications"
@@ -61,8 +62,9 @@ def future(days: int = 30) -> str:
     return (timezone.now() + timedelta(days=days)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def grant(user, *keys: str) -> None:
-    """Give `user` exactly these permission keys on top of their role's."""
+def grant(user, *keys: str, platform=None) -> None:
+    """Give `user` these permission keys on top of their role's, on `platform` (default: their only one)."""
+    membership = Membership.objects.get(user=user, platform=platform) if platform else Membership.objects.get(user=user)
     for key in keys:
         app_label, codename = REGISTRY[key].perm.split(".", 1)
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        membership.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))

@@ -27,9 +27,10 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 def make_member(*, platform, username=None, role="STUDENT", admin=False, **kwargs):
-    params = {"role": role, **kwargs}
+    """A user (made or found by username) with a membership on `platform` holding `role` there."""
+    params = dict(kwargs)
     if username:
         params["username"] = username
     user = UserFactory(**params)
-    Membership.objects.get_or_create(user=user, platform=platform, defaults={"is_platform_admin": admin})
+    Membership.objects.get_or_create(user=user, platform=platform, defaults={"is_platform_admin": admin, "role": role})
     return user

@@ -259,6 +259,9 @@ def test_a_post_naming_another_platform_is_refused(boss_client, world):
     default = NotificationTemplate.objects.filter(platform=None).first()
     r = boss_client.get(url(NotificationTemplate, "change", default.pk))
     assert r.status_code == 200 and not r.context["has_change_permission"]
+    # Its membership of B is not shown on A's admin's page.
+    shown = {m.platform_id for fs in r.context["inline_admin_formsets"] for m in fs.formset.queryset}
+    assert shown == {world["A"].pk}
 
 
 def test_list_filters_and_overviews_name_no_other_platform(boss_client, world):

@@ -4,8 +4,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from notifications.models import AuthToken
-from notifications.permissions import REGISTRY, has_key, keys_for_role
+from notifications.models import AuthToken, Membership
+from notifications.permissions import MEMBER, PLATFORM_ADMIN, keys_for_role, platform_permissions
 
 pytestmark = pytest.mark.django_db
 
@@ -91,10 +91,9 @@ def test_issue_token_command_prints_working_token(make_user, api, capsys):
 
 def test_missing_permission_is_403(make_user, api):
     user = make_user("jane")
-    user.groups.clear()
-    response = api(user).get(INBOX)
+    response = api(user).get(INBOX + "/scheduled")
     assert response.status_code == 403
-    assert response.json() == {"message": "Forbidden", "error": "Missing permission: notifications.list_mine"}
+    assert response.json() == {"message": "Forbidden", "error": "Missing permission: notifications_scheduled.list"}
 
 
 ADMIN_KEYS = {
@@ -113,35 +112,34 @@ ADMIN_KEYS = {
 LEARNER_KEYS = {"notifications.ws_connect", "notifications.list_mine", "notifications.count_unread"}
 
 
+def _keys(user, platform) -> set[str]:
+    return set(platform_permissions(user, platform)) - {MEMBER, PLATFORM_ADMIN}
+
+
 @pytest.mark.parametrize("role", ["STUDENT", "OPEN_LEARNER", "INSTRUCTOR", "SUPPORT"])
-def test_learner_roles_hold_exactly_the_learner_bundle(make_user, role):
+def test_learner_roles_hold_exactly_the_learner_bundle(make_user, platform, role):
     user = make_user("u1", role=role)
-    held = {key for key in REGISTRY if has_key(user, key)}
-    assert held == LEARNER_KEYS == keys_for_role(role) & set(REGISTRY) - (keys_for_role(role) - LEARNER_KEYS)
+    assert _keys(user, platform) == LEARNER_KEYS == keys_for_role(role)
 
 
 @pytest.mark.parametrize("role", ["ADMIN", "SUPER_ADMIN"])
-def test_admin_roles_hold_admin_and_learner_bundles(make_user, role):
+def test_admin_roles_hold_admin_and_learner_bundles(make_user, platform, role):
     user = make_user("u1", role=role)
-    held = {key for key in REGISTRY if has_key(user, key)}
+    held = _keys(user, platform)
     assert ADMIN_KEYS | LEARNER_KEYS <= held
     assert held == keys_for_role(role)
 
 
-def test_changing_role_moves_user_between_groups(make_user):
+def test_changing_the_membership_role_changes_the_keys_on_that_platform(make_user, platform):
     user = make_user("u1", role="STUDENT")
-    assert not has_key(user, "notifications.bulk_sms")
-    user.role = "ADMIN"
-    user.save()
-    user = type(user).objects.get(pk=user.pk)  # drop the permission cache
-    assert has_key(user, "notifications.bulk_sms")
-    assert list(user.groups.values_list("name", flat=True)) == ["Role: ADMIN"]
+    assert "notifications.bulk_sms" not in platform_permissions(user, platform)
+    Membership.objects.filter(user=user, platform=platform).update(role="ADMIN")
+    assert "notifications.bulk_sms" in platform_permissions(user, platform)
 
 
-def test_single_permission_granted_by_admin(make_user):
+def test_single_permission_granted_by_admin(make_user, platform):
     from django.contrib.auth.models import Permission
 
     user = make_user("u1")
-    user.user_permissions.add(Permission.objects.get(codename="bulk_sms"))
-    user = type(user).objects.get(pk=user.pk)
-    assert has_key(user, "notifications.bulk_sms")
+    Membership.objects.get(user=user, platform=platform).permissions.add(Permission.objects.get(codename="bulk_sms"))
+    assert "notifications.bulk_sms" in platform_permissions(user, platform)

@@ -163,7 +163,7 @@ def test_job_page_shows_progress_and_deliveries(client, staff, platform, student
 
 
 def test_cancel_from_the_job_page_and_the_action(client, staff, platform):
-    staff.user_permissions.add(Permission.objects.get(codename="scheduled_cancel"))
+    staff.memberships.get().permissions.add(Permission.objects.get(codename="scheduled_cancel"))
     one, two, done = _job(platform), _job(platform), _job(platform, "sent")
     assert "Cancel job" in client.get(f"{LIST}{one.pk}/change/").content.decode()
     r = client.post(f"{LIST}{one.pk}/cancel/")

@@ -590,7 +590,7 @@ def test_org_isolation_of_the_same_user(client, platform, jane):
 
 
 def grant(user, *codenames):
-    user.user_permissions.add(
+    user.memberships.get().permissions.add(
         *Permission.objects.filter(content_type__app_label="notifications", codename__in=codenames)
     )
 

@@ -210,7 +210,7 @@ def test_the_handshake_is_refused_without_a_valid_token_or_the_permission(make_u
     good = _token(jane)
     nobody = make_user("nobody")
     no_permission = _token(nobody)
-    nobody.groups.clear()  # no role group: no notifications.ws_connect
+    nobody.memberships.update(is_active=False)  # no platform: no notifications.ws_connect anywhere
 
     async def scenario():
         for token in (None, "", "not-a-token", no_permission):

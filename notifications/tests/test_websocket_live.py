@@ -104,7 +104,7 @@ def test_a_real_client_receives_the_notification_on_every_socket(asgi_server, se
     # Refused handshakes: bad token, no token, no permission, a foreign Origin.
     nobody = make_user("nobody")
     _, no_permission = AuthToken.issue(user=nobody)
-    nobody.groups.clear()
+    nobody.memberships.update(is_active=False)
     for bad in (url + "not-a-valid-token-value", f"{asgi_server}/api/v1/ws/connect", url + no_permission):
         with pytest.raises(InvalidStatus) as refused:
             connect(bad)

@@ -1,8 +1,8 @@
 """The templates surface under `/api/notification/v1/`: IBL §7.2, plus events, preferences and mentors.
 
-Every view starts from the platform its path names (`platform_from_path`:
-unknown or foreign platforms are a 404), checks the caller's role on it, then
-calls one service and shapes the answer.
+Every view declares what it needs on the platform its path names
+(`notifications.api.permissions`: unknown or foreign platforms are a 404), then
+starts from `request.platform`, calls one service and shapes the answer.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from notifications.api.errors import ApiError
+from notifications.api.permissions import MemberOrPlatformAdmin, PlatformPermission, requires
 from notifications.models import Channel, Platform
-from notifications.permissions import has_key
-from notifications.tenancy import is_platform_admin, platform_from_path
+from notifications.permissions import PLATFORM_ADMIN, request_permissions
 from templates_app import defaults, selectors
 from templates_app.api import serializers as s
 from templates_app.messages import FieldRenderError
@@ -42,29 +42,23 @@ DRF_ERROR = inline_serializer("IblError", {"detail": serializers.CharField()})
 FIELD_ERRORS = OpenApiResponse(description="Validation errors, keyed by field: `{field: [message, ...]}`")
 
 
-def _admin_platform(request, key: str, *, write: bool) -> Platform:
-    """The platform of the path, for its admins only (and RBAC grants when the platform enforces them)."""
-    platform = platform_from_path(request, key)
-    if not is_platform_admin(request.user, platform):
-        raise ApiError("Only platform admins can manage notification templates.", status=403)
-    if platform.rbac_enabled and not request.user.is_superuser:
-        needed = WRITE_KEY if write else LIST_KEY
-        if not has_key(request.user, needed):
-            raise ApiError(f"Missing permission: {needed}", status=403)
-    return platform
+TEMPLATE_ADMINS = "Only platform admins can manage notification templates."
+# Templates: platform admins; with RBAC on, the list grant to read and the write grant to change.
+TemplateAdmin = requires(PLATFORM_ADMIN, rbac=LIST_KEY, rbac_write=WRITE_KEY, admin_message=TEMPLATE_ADMINS)
+# Tests and previews send or render without changing anything: the list grant is enough.
+TemplateReader = requires(PLATFORM_ADMIN, rbac=LIST_KEY, admin_message=TEMPLATE_ADMINS)
 
 
-def _sender_platform(request, key: str) -> Platform:
-    """Platform admins, or members holding the event key (service accounts of the platform)."""
-    platform = platform_from_path(request, key)
-    holds_key = has_key(request.user, EVENT_KEY)
-    if platform.rbac_enabled and not request.user.is_superuser:
-        allowed = holds_key
-    else:
-        allowed = holds_key or is_platform_admin(request.user, platform)
-    if not allowed:
-        raise ApiError(f"Only platform admins or holders of {EVENT_KEY} can post events.", status=403)
-    return platform
+class EventSender(PlatformPermission):
+    """Members holding the event key (the platform's own systems); without RBAC, platform admins too."""
+
+    def missing(self, request, held):
+        if EVENT_KEY in held or (PLATFORM_ADMIN in held and not request.platform.rbac_enabled):
+            return None
+        return EVENT_KEY
+
+    def message_for(self, missing):
+        return f"Only platform admins or holders of {EVENT_KEY} can post events."
 
 
 def _validation(exc: DjangoValidationError) -> serializers.ValidationError:
@@ -84,6 +78,8 @@ def _template_or_404(platform: Platform, notification_type: str) -> selectors.Ef
 
 
 class TemplateListView(APIView):
+    permission_classes = [TemplateAdmin]
+
     @extend_schema(
         tags=TAG_TEMPLATES,
         summary="List all templates",
@@ -92,7 +88,7 @@ class TemplateListView(APIView):
         responses={200: s.TemplateSummaryOut(many=True), 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def get(self, request, platform_key):
-        platform = _admin_platform(request, platform_key, write=False)
+        platform = request.platform
         return Response([s.template_summary(e) for e in selectors.templates_for_platform(platform=platform)])
 
     @extend_schema(
@@ -104,7 +100,7 @@ class TemplateListView(APIView):
         responses={201: s.TemplatePatchOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def post(self, request, platform_key):
-        platform = _admin_platform(request, platform_key, write=True)
+        platform = request.platform
         ser = s.CustomTypeIn(data=request.data)
         ser.is_valid(raise_exception=True)
         try:
@@ -115,13 +111,15 @@ class TemplateListView(APIView):
 
 
 class TemplateDetailView(APIView):
+    permission_classes = [TemplateAdmin]
+
     @extend_schema(
         tags=TAG_TEMPLATES,
         summary="Get template detail",
         responses={200: s.TemplateDetailOut, 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def get(self, request, platform_key, notification_type):
-        platform = _admin_platform(request, platform_key, write=False)
+        platform = request.platform
         return Response(s.template_detail(_template_or_404(platform, notification_type)))
 
     @extend_schema(
@@ -135,7 +133,7 @@ class TemplateDetailView(APIView):
         responses={200: s.TemplatePatchOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def patch(self, request, platform_key, notification_type):
-        platform = _admin_platform(request, platform_key, write=True)
+        platform = request.platform
         _template_or_404(platform, notification_type)
         ser = s.TemplatePatchIn(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -157,7 +155,7 @@ class TemplateDetailView(APIView):
         responses={200: s.ResetOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def delete(self, request, platform_key, notification_type):
-        platform = _admin_platform(request, platform_key, write=True)
+        platform = request.platform
         try:
             template_services.custom_type_delete(platform=platform, notification_type=notification_type)
         except template_services.TemplateNotFound:
@@ -168,6 +166,8 @@ class TemplateDetailView(APIView):
 
 
 class TemplateToggleView(APIView):
+    permission_classes = [TemplateAdmin]
+
     @extend_schema(
         tags=TAG_TEMPLATES,
         summary="Enable or disable a notification type",
@@ -175,7 +175,7 @@ class TemplateToggleView(APIView):
         responses={200: s.ToggleOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def patch(self, request, platform_key, notification_type):
-        platform = _admin_platform(request, platform_key, write=True)
+        platform = request.platform
         _template_or_404(platform, notification_type)
         ser = s.ToggleIn(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -196,6 +196,8 @@ class TemplateToggleView(APIView):
 
 
 class TemplateResetView(APIView):
+    permission_classes = [TemplateAdmin]
+
     @extend_schema(
         tags=TAG_TEMPLATES,
         summary="Reset to default",
@@ -204,7 +206,7 @@ class TemplateResetView(APIView):
         responses={200: s.ResetOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def post(self, request, platform_key, notification_type):
-        platform = _admin_platform(request, platform_key, write=True)
+        platform = request.platform
         try:
             deleted = template_services.template_reset(platform=platform, notification_type=notification_type)
         except template_services.TemplateNotFound:
@@ -219,6 +221,8 @@ class TemplateResetView(APIView):
 
 
 class TemplateTestView(APIView):
+    permission_classes = [TemplateReader]
+
     throttle_scope = "template_test"
 
     @extend_schema(
@@ -230,7 +234,7 @@ class TemplateTestView(APIView):
         responses={200: s.TestOut, 400: s.TestOut, 403: DRF_ERROR, 404: DRF_ERROR, 500: s.TestOut},
     )
     def post(self, request, platform_key, notification_type):
-        platform = _admin_platform(request, platform_key, write=False)
+        platform = request.platform
         _template_or_404(platform, notification_type)
         ser = s.TestIn(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -263,6 +267,8 @@ class TemplateTestView(APIView):
 
 
 class TemplatePreviewView(APIView):
+    permission_classes = [TemplateReader]
+
     @extend_schema(
         tags=TAG_TEMPLATES,
         summary="Preview a template without sending",
@@ -272,7 +278,7 @@ class TemplatePreviewView(APIView):
         responses={200: s.PreviewOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR},
     )
     def post(self, request, platform_key, notification_type):
-        platform = _admin_platform(request, platform_key, write=False)
+        platform = request.platform
         effective = _template_or_404(platform, notification_type)
         ser = s.PreviewIn(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -309,11 +315,13 @@ class TemplatePreviewView(APIView):
 
 
 class ChannelListView(APIView):
+    permission_classes = [TemplateReader]
+
     @extend_schema(
         tags=TAG_TEMPLATES, summary="Delivery channels and their ids", responses={200: s.ChannelOut(many=True)}
     )
     def get(self, request, platform_key):
-        platform = _admin_platform(request, platform_key, write=False)
+        platform = request.platform
         channels = selectors.channel_records()
         if not platform.push_enabled:
             channels = [c for c in channels if c.name != Channel.PUSH]
@@ -321,9 +329,10 @@ class ChannelListView(APIView):
 
 
 class SpaListView(APIView):
+    permission_classes = [TemplateReader]
+
     @extend_schema(tags=TAG_TEMPLATES, summary="SPAs and their ids", responses={200: s.SpaOut(many=True)})
     def get(self, request, platform_key):
-        _admin_platform(request, platform_key, write=False)
         return Response([{"id": x.pk, "name": x.name, "description": x.description} for x in selectors.spa_records()])
 
 
@@ -331,6 +340,8 @@ class SpaListView(APIView):
 
 
 class EventView(APIView):
+    permission_classes = [EventSender]
+
     @extend_schema(
         tags=TAG_EVENTS,
         summary="Report a platform event (automatic notification)",
@@ -344,7 +355,7 @@ class EventView(APIView):
         responses={200: s.EventOut, 400: FIELD_ERRORS, 403: DRF_ERROR, 404: DRF_ERROR, 409: DRF_ERROR},
     )
     def post(self, request, org):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         ser = s.EventIn(data=request.data)
         ser.is_valid(raise_exception=True)
         data = ser.validated_data
@@ -370,16 +381,17 @@ class EventView(APIView):
 # --- preferences ------------------------------------------------------------------------
 
 
-def _preference_target(request, org: str, username: str):
+def _preference_target(request, username: str):
     """The user whose preferences the path names: yourself, or anyone on your platform if you administer it."""
-    platform = platform_from_path(request, org)
-    User = get_user_model()
+    platform = request.platform
     if request.user.username == username:
         return platform, request.user
-    if is_platform_admin(request.user, platform):
-        user = User.objects.filter(
-            username=username, memberships__platform=platform, memberships__is_active=True
-        ).first()
+    if PLATFORM_ADMIN in request_permissions(request, platform):
+        user = (
+            get_user_model()
+            .objects.filter(username=username, memberships__platform=platform, memberships__is_active=True)
+            .first()
+        )
         if user is not None:
             return platform, user
     raise ApiError("Not found.", status=404)
@@ -412,6 +424,8 @@ def _preferences_out(platform: Platform, user) -> dict:
 
 
 class PreferencesView(APIView):
+    permission_classes = [MemberOrPlatformAdmin]
+
     @extend_schema(
         tags=TAG_PREFS,
         summary="A user's notification preferences",
@@ -420,7 +434,7 @@ class PreferencesView(APIView):
         responses={200: s.PreferencesOut, 404: DRF_ERROR},
     )
     def get(self, request, org, user_id):
-        platform, user = _preference_target(request, org, user_id)
+        platform, user = _preference_target(request, user_id)
         return Response(_preferences_out(platform, user))
 
     @extend_schema(
@@ -433,7 +447,7 @@ class PreferencesView(APIView):
         responses={200: s.PreferencesOut, 400: FIELD_ERRORS, 404: DRF_ERROR},
     )
     def patch(self, request, org, user_id):
-        platform, user = _preference_target(request, org, user_id)
+        platform, user = _preference_target(request, user_id)
         ser = s.PreferencesIn(data=request.data)
         ser.is_valid(raise_exception=True)
         try:
@@ -450,7 +464,7 @@ class PreferencesView(APIView):
         responses={200: s.PreferencesOut, 404: DRF_ERROR},
     )
     def delete(self, request, org, user_id):
-        platform, user = _preference_target(request, org, user_id)
+        platform, user = _preference_target(request, user_id)
         preference_services.preferences_reset(platform=platform, user=user)
         return Response(_preferences_out(platform, user))
 
@@ -526,9 +540,11 @@ def _member_by_username(platform: Platform, username: str | None):
 
 
 class MentorListView(APIView):
+    permission_classes = [EventSender]
+
     @extend_schema(tags=TAG_EVENTS, summary="List mentors", responses={200: s.MentorOut(many=True)})
     def get(self, request, org):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         mentors = Mentor.objects.filter(platform=platform).select_related("owner")
         return Response([s.mentor_out(m) for m in mentors])
 
@@ -541,7 +557,7 @@ class MentorListView(APIView):
         responses={200: s.MentorOut, 201: s.MentorOut, 400: FIELD_ERRORS},
     )
     def post(self, request, org):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         ser = s.MentorIn(data=request.data)
         ser.is_valid(raise_exception=True)
         data = ser.validated_data
@@ -553,6 +569,8 @@ class MentorListView(APIView):
 
 
 class MentorDetailView(APIView):
+    permission_classes = [EventSender]
+
     def _mentor(self, platform, unique_id) -> Mentor:
         mentor = Mentor.objects.filter(platform=platform, unique_id=unique_id).select_related("owner").first()
         if mentor is None:
@@ -561,12 +579,12 @@ class MentorDetailView(APIView):
 
     @extend_schema(tags=TAG_EVENTS, summary="Get a mentor", responses={200: s.MentorOut, 404: DRF_ERROR})
     def get(self, request, org, unique_id):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         return Response(s.mentor_out(self._mentor(platform, unique_id)))
 
     @extend_schema(tags=TAG_EVENTS, summary="Update a mentor", request=s.MentorPatchIn, responses={200: s.MentorOut})
     def patch(self, request, org, unique_id):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         mentor = self._mentor(platform, unique_id)
         ser = s.MentorPatchIn(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -583,7 +601,7 @@ class MentorDetailView(APIView):
         responses={200: inline_serializer("MentorDeleted", {"message": serializers.CharField()})},
     )
     def delete(self, request, org, unique_id):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         self._mentor(platform, unique_id).delete()
         return Response({"message": "Mentor deleted successfully"})
 
@@ -595,6 +613,8 @@ class ActivityPagination(PageNumberPagination):
 
 
 class LearnerActivityView(APIView):
+    permission_classes = [EventSender]
+
     @extend_schema(
         tags=TAG_EVENTS,
         summary="List reported learner activity",
@@ -602,7 +622,7 @@ class LearnerActivityView(APIView):
         responses={200: s.ActivityOut(many=True)},
     )
     def get(self, request, org):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         qs = LearnerActivity.objects.filter(platform=platform).select_related("user").order_by("-occurred_at", "-pk")
         if request.query_params.get("username"):
             qs = qs.filter(user__username=request.query_params["username"])
@@ -638,7 +658,7 @@ class LearnerActivityView(APIView):
         },
     )
     def post(self, request, org):
-        platform = _sender_platform(request, org)
+        platform = request.platform
         ser = s.ActivitiesIn(data=request.data)
         ser.is_valid(raise_exception=True)
         items = ser.validated_data["activities"]

@@ -148,7 +148,7 @@ def test_who_may_post_events(api, make_user, learner, platform):
 
     assert post_event(api(learner), recipients=["jane.doe"]).status_code == 403
     service = make_user("lms-bot", is_service_account=True)
-    service.user_permissions.add(Permission.objects.get(codename="ibl_event_send"))
+    service.memberships.get().permissions.add(Permission.objects.get(codename="ibl_event_send"))
     assert post_event(api(service), recipients=["jane.doe"]).status_code == 200
     foreign = make_member(platform=PlatformFactory(key="globex"), username="globex-admin", admin=True)
     assert post_event(api(foreign), recipients=["jane.doe"]).status_code == 404

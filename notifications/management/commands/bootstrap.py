@@ -5,8 +5,8 @@ import os
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
 
+from notifications.credentials import tokens_revoke
 from notifications.models import AuthToken, Membership, Platform, Role
 
 LEARNERS = [
@@ -39,25 +39,23 @@ class Command(BaseCommand):
         )
         admin, created = User.objects.get_or_create(
             username="admin",
-            defaults={"email": "admin@example.com", "is_staff": True, "is_superuser": True, "role": Role.SUPER_ADMIN},
+            defaults={"email": "admin@example.com", "is_staff": True, "is_superuser": True},
         )
         password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD", "admin")
         if created:
             admin.set_password(password)
             admin.save()
-        Membership.objects.get_or_create(user=admin, platform=platform, defaults={"is_platform_admin": True})
+        Membership.objects.get_or_create(
+            user=admin, platform=platform, defaults={"is_platform_admin": True, "role": Role.SUPER_ADMIN}
+        )
         for username, email, phone, role in LEARNERS:
-            user, made = User.objects.get_or_create(
-                username=username, defaults={"email": email, "phone_number": phone, "role": role}
-            )
+            user, made = User.objects.get_or_create(username=username, defaults={"email": email, "phone_number": phone})
             if made:
                 user.set_password(username)
                 user.save()
-            Membership.objects.get_or_create(user=user, platform=platform)
+            Membership.objects.get_or_create(user=user, platform=platform, defaults={"role": role})
         # One bootstrap token at a time: the previous one is revoked.
-        AuthToken.objects.filter(user=admin, name="bootstrap", revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
+        tokens_revoke(tokens=AuthToken.objects.filter(user=admin, name="bootstrap"))
         _, raw = AuthToken.issue(user=admin, name="bootstrap")
         self.stdout.write(self.style.SUCCESS("Demo platform 'demo' is ready."))
         if created:

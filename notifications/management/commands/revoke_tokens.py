@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
+from notifications.credentials import tokens_revoke
 from notifications.models import AuthToken
 
 
@@ -17,5 +17,5 @@ class Command(BaseCommand):
             tokens = tokens.filter(prefix=prefix[:8])
             if not tokens.exists():
                 raise CommandError(f"No active token of {username!r} starts with {prefix!r}")
-        n = tokens.update(revoked_at=timezone.now())
+        n = tokens_revoke(tokens=tokens)  # their open WebSockets close too
         self.stdout.write(f"Revoked {n} token(s).")
