@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_migrate, post_save
 
 
@@ -15,6 +16,9 @@ class NotificationsConfig(AppConfig):
         post_migrate.connect(permissions.sync_role_groups, dispatch_uid="sync_role_groups")
         post_save.connect(signals.user_role_group, sender=self.get_model("User"), dispatch_uid="user_role_group")
         bulk.ready()
+        from notifications.checks import check_channel_backends
+
+        checks.register(check_channel_backends, "notifications")
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(

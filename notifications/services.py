@@ -126,6 +126,9 @@ class SendResult:
     # Push counts device tokens, not users.
     units_sent: int = 0
     units_failed: int = 0
+    # Failed deliveries that reached no unit at all (push: users without an
+    # active device; rows cancelled before they went out).
+    unreached: int = 0
     per_channel: dict = field(default_factory=dict)
     # What to poll `send_counts(source=...)` with for progress.
     source: str = ""
@@ -728,7 +731,12 @@ def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
     rows = (
         _of_sources(Notification.objects.all(), list(results))
         .values("source", "channel", "delivery_status")
-        .annotate(n=Count("id"), us=Sum("units_sent"), uf=Sum("units_failed"))
+        .annotate(
+            n=Count("id"),
+            us=Sum("units_sent"),
+            uf=Sum("units_failed"),
+            none=Count("id", filter=Q(units_sent=0, units_failed=0)),
+        )
         .order_by()
     )
     for row in rows:
@@ -739,6 +747,7 @@ def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
             result.sent += row["n"]
         elif row["delivery_status"] == DeliveryStatus.FAILED:
             result.failed += row["n"]
+            result.unreached += row["none"]
         else:
             result.pending += row["n"]
         result.units_sent += row["us"] or 0

@@ -111,6 +111,24 @@ def _credentials_for(key: str) -> tuple[_Credentials, dict]:
         raise ImproperlyConfigured(f"FCM['SERVICE_ACCOUNT_KEY'] is not a service-account key: {exc}") from exc
 
 
+def active_devices(deliveries) -> dict[int, list[FCMDevice]]:
+    """The active devices of the deliveries' users, by user id (one query per batch).
+
+    Every push backend, the console one included, sends to these, so a user
+    without a device counts as nobody reached.
+    """
+    devices: dict[int, list[FCMDevice]] = {}
+    user_ids = {d.user_id for d in deliveries if d.user_id is not None}
+    for device in FCMDevice.objects.filter(user_id__in=user_ids, active=True).order_by("id"):
+        devices.setdefault(device.user_id, []).append(device)
+    return devices
+
+
+def no_device() -> Result:
+    """A push to a user without an active device: failed, zero device tokens reached."""
+    return Result.failed("No active push device", units=0)
+
+
 @dataclass
 class _DeviceOutcome:
     device_id: int
@@ -243,10 +261,7 @@ class FCMBackend(BaseBackend):
             self.session = None
 
     def send_batch(self, deliveries):
-        devices: dict[int, list[FCMDevice]] = {}
-        user_ids = {d.user_id for d in deliveries if d.user_id is not None}
-        for device in FCMDevice.objects.filter(user_id__in=user_ids, active=True).order_by("id"):
-            devices.setdefault(device.user_id, []).append(device)
+        devices = active_devices(deliveries)
         if devices:
             # One token exchange up front: bad credentials fail the batch once,
             # not once per device.
@@ -312,16 +327,12 @@ class FCMBackend(BaseBackend):
         message, retryable = error
         for delivery in deliveries:
             count = len(devices.get(delivery.user_id, []))
-            yield Result.failed(message, retryable=retryable, units=count) if count else self._no_device()
-
-    @staticmethod
-    def _no_device() -> Result:
-        return Result.failed("No active push device", units=0)
+            yield Result.failed(message, retryable=retryable, units=count) if count else no_device()
 
     @staticmethod
     def _result(outcomes: list[_DeviceOutcome]) -> Result:
         if not outcomes:
-            return FCMBackend._no_device()
+            return no_device()
         ok = [o for o in outcomes if o.ok]
         failed = [o for o in outcomes if not o.ok]
         errors = "; ".join(f"device {o.device_id}: {o.error}" for o in failed)

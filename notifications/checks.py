@@ -1,0 +1,37 @@
+"""System checks of the core: channels that would not reach anyone in production."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Warning
+
+
+def check_channel_backends(app_configs=None, **kwargs):
+    """notifications.W001: a channel on a console (or test) backend outside DEBUG.
+
+    Console backends are right for development, but a production install
+    whose SMS or push backend prints to stdout reports deliveries that never
+    happened. `/healthz` shows the same under `channels`.
+    """
+    if settings.DEBUG:
+        return []
+    from notifications.backends import channel_backends
+
+    warnings = []
+    for channel, info in channel_backends().items():
+        if info["real"]:
+            continue
+        hint = {
+            "email": "Set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, ...) or EMAIL_BACKEND.",
+            "sms": "Set AFROMESSAGE_TOKEN (and AFROMESSAGE_SENDER_ID) or NOTIFY_SMS_BACKEND.",
+            "push": "Set FCM_SERVICE_ACCOUNT_KEY or NOTIFY_PUSH_BACKEND.",
+        }.get(channel, f"Set NOTIFY_{channel.upper()}_BACKEND.")
+        name = info.get("mail_backend", info["backend"])
+        warnings.append(
+            Warning(
+                f"The {channel} channel runs on the {name} backend: its deliveries reach nobody.",
+                hint=hint,
+                id="notifications.W001",
+            )
+        )
+    return warnings
