@@ -22,6 +22,9 @@ class NotificationsConfig(AppConfig):
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(
-                name="deliveries", claim=services.deliveries_due_claim, run=services.deliveries_due_run
+                name="deliveries",
+                claim=services.deliveries_due_claim,
+                run=services.deliveries_due_run,
+                oldest_due=services.deliveries_oldest_due,
             )
         )

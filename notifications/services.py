@@ -881,6 +881,16 @@ def deliveries_due_claim(*, now: datetime, limit: int, lease: timedelta) -> list
     ]
 
 
+def deliveries_oldest_due(*, now: datetime) -> datetime | None:
+    """The due time of the longest-waiting retry (or orphaned row) no dispatcher holds."""
+    from notifications.scheduler import oldest
+
+    waiting = Notification.objects.filter(delivery_status=DeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+    return oldest(waiting, "next_attempt_at")
+
+
 def deliveries_due_run(*, item_id: dict) -> None:
     deliveries_dispatch_ids(channel=item_id["channel"], ids=item_id["ids"], ticket=parse_datetime(item_id["ticket"]))
 
