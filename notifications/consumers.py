@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from notifications import metrics
 from notifications.authentication import token_lookup
 from notifications.permissions import has_key
 from notifications.realtime import user_group
@@ -70,8 +71,13 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         # client sees the socket open must reach it.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.counted = True
+        metrics.websocket_opened()
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.websocket_closed()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

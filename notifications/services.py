@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,7 +44,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from notifications import rows
+from notifications import metrics, rows
 from notifications.backends import backend_class, get_backend
 from notifications.backends.base import Result
 from notifications.models import Channel, DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform
@@ -310,12 +310,28 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> rows.Batch:
     return batch
 
 
+def _written_outcomes(batch: rows.Batch, inserted: Collection[str]) -> dict[tuple[str, str], int]:
+    """Rows this insert created that are already sent or failed, by (channel, status)."""
+    if not inserted:
+        return {}
+    if len(inserted) == batch.size and not {"channel", "delivery_status"} & batch.varies:
+        counts = {(batch.values["channel"], batch.values["delivery_status"]): batch.size}  # a bulk send: O(1)
+    else:
+        pairs = zip(batch.column("channel"), batch.column("delivery_status"), strict=True)
+        if len(inserted) != batch.size:
+            pairs = (pair for pair, pk in zip(pairs, batch.column("id"), strict=True) if pk in inserted)
+        counts = Counter(pairs)
+    return {key: n for key, n in counts.items() if key[1] != _PENDING}
+
+
 def _write_chunk(batch: rows.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> None:
     """One transaction: insert, then (after commit) announce what this call created."""
     if not batch.size:
         return
     with transaction.atomic():
         inserted = rows.insert(batch, fresh_source=fresh_source)
+        # Rows decided while written (in-app sent, no address failed) are outcomes too.
+        transaction.on_commit(partial(metrics.deliveries_counted, _written_outcomes(batch, inserted)))
         ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
         for direct in direct_channels:
             fresh = [
@@ -545,7 +561,9 @@ def _outcome(delivery: Notification, result: Result, now: datetime) -> rows.Outc
 def _record(pairs: Sequence[tuple[Notification, Result]]) -> None:
     """Record results that became known together, in one statement."""
     now = timezone.now()
-    rows.record([_outcome(delivery, result, now) for delivery, result in pairs], now=now)
+    outcomes = [_outcome(delivery, result, now) for delivery, result in pairs]
+    rows.record(outcomes, now=now)
+    metrics.deliveries_recorded(channel=pairs[0][0].channel, statuses=[outcome[1] for outcome in outcomes])
 
 
 def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
@@ -557,10 +575,15 @@ def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
     the claim is released for the next dispatcher at once.
     """
     recorded = 0
+    name = type(backend).__name__.removesuffix("Backend").lower()
     try:
+        started = time.perf_counter()
         for group in backend.send_groups(claimed):
+            # The wait for this group: one provider call (or one message on an open connection).
+            metrics.provider_latency(channel=backend.channel, backend=name, seconds=time.perf_counter() - started)
             _record(group)
             recorded += len(group)
+            started = time.perf_counter()
     except Exception as exc:  # a broken backend must not strand claimed rows
         logger.exception("%s backend failed after %s of %s deliveries", backend.channel, recorded, len(claimed))
         if recorded == len(claimed):

@@ -364,6 +364,15 @@ CELERY_BEAT_SCHEDULE = {
 HEALTH_SWEEP_STALE_SECONDS = env_int("HEALTH_SWEEP_STALE_SECONDS", 60)
 # ... or when a due item (job, alert, build, retry) has waited unclaimed this long.
 HEALTH_DUE_WORK_LATE_SECONDS = env_int("HEALTH_DUE_WORK_LATE_SECONDS", 120)
+# /metrics (Prometheus): open to the bearer of METRICS_TOKEN, or to direct
+# connections from these networks (a proxied request is judged by token only).
+METRICS_TOKEN = env("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# Every process adds its counts to Redis this often (see notifications/metrics.py).
+METRICS_FLUSH_SECONDS = float(env("METRICS_FLUSH_SECONDS", "1"))
+METRICS_KEY_PREFIX = env("CACHE_KEY_PREFIX", "notify") + ":metrics"
+# First, so the time covers every other middleware too.
+MIDDLEWARE.insert(0, "notifications.metrics.HttpMetricsMiddleware")
 
 # --- Alerts (/alerts) ---------------------------------------------------------
 # Channels an alert's notification uses, by alert type (names as in

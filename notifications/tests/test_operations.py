@@ -231,3 +231,150 @@ def test_due_retries_alerts_and_builds_count_as_due_work(platform, make_user):
     ages = due_work_ages(now)
     assert 49 < ages["deliveries"] < 51 and 69 < ages["alerts"] < 71
     assert ages["scheduled_notifications"] == ages["builder.builds"] == 0
+
+
+# --- /metrics -------------------------------------------------------------------------------
+
+
+def scrape(client=None, **extra) -> dict:
+    """{(name, labels...): value} of one scrape of /metrics from loopback."""
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = (client or Client()).get("/metrics", **extra)
+    assert r.status_code == 200, r.content[:500]
+    assert r["Content-Type"].startswith("text/plain; version=")
+    samples = {}
+    for family in text_string_to_metric_families(r.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, *sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def delta(before: dict, after: dict, name: str, **labels) -> float:
+    key = (name, *sorted(labels.items()))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_metrics_count_deliveries_by_channel_and_outcome_and_time_providers(
+    client, make_user, settings, django_capture_on_commit_callbacks
+):
+    from notifications.backends import locmem
+
+    students = [make_user(f"student{i}", phone_number=f"+25191100000{i}") for i in range(3)]
+    locmem.fail_for[students[0].phone_number] = "Invalid number"
+    before = scrape()
+
+    r = client.post(f"{V1}/bulk-sms", {"message": "Hi", "role": "STUDENT"}, format="json")
+    assert envelope(r, 200, "Bulk SMS sent") == {"total_recipients": 3, "sent": 2, "failed": 1, "pending": 0}
+    # In-app rows are delivered as they are written: counted once their transaction commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"{V1}/bulk-in-app", {"title": "T", "message": "M", "role": "STUDENT"}, format="json")
+    assert envelope(r, 200, "Bulk in-app notification sent")["sent"] == 3
+
+    after = scrape()
+    assert delta(before, after, "notify_deliveries_total", channel="sms", outcome="sent") == 2
+    assert delta(before, after, "notify_deliveries_total", channel="sms", outcome="failed") == 1
+    assert delta(before, after, "notify_deliveries_total", channel="in_app", outcome="sent") == 3
+    # The locmem backend decides its batch at once: one provider call for the three.
+    latency = {"channel": "sms", "backend": "locmem"}
+    assert delta(before, after, "notify_provider_latency_seconds_count", **latency) == 1
+    assert delta(before, after, "notify_provider_latency_seconds_bucket", le="+Inf", **latency) == 1
+    assert delta(before, after, "notify_provider_latency_seconds_sum", **latency) >= 0
+    # HTTP latency by route pattern.
+    route = {"method": "POST", "route": "/api/v1/notifications/bulk-sms", "status": "200"}
+    assert delta(before, after, "notify_http_request_duration_seconds_count", **route) == 1
+
+
+@pytest.mark.usefixtures("loopback_only")
+def test_metrics_show_retries_waiting(client, make_user, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", _closed_port(), 2
+    settings.NOTIFICATION_BACKENDS = backend_settings(
+        settings.NOTIFICATION_BACKENDS, email="notifications.backends.email.EmailBackend"
+    )
+    users = [make_user(f"learner{i}", email=f"learner{i}@example.org") for i in range(2)]
+    before = scrape()
+    client.post(
+        f"{V1}/bulk-email",
+        {"subject": "Hi", "message": "Hello", "user_ids": json.dumps([u.pk for u in users])},
+        format="multipart",
+    )
+    after = scrape()
+    assert delta(before, after, "notify_deliveries_total", channel="email", outcome="retry") == 2
+    assert after[("notify_delivery_retries_waiting", ("channel", "email"))] == 2
+    assert delta(before, after, "notify_provider_latency_seconds_count", channel="email", backend="email") == 2
+
+
+def test_metrics_label_http_latency_with_the_route_pattern_not_the_path(client):
+    from django.test import Client
+
+    before = scrape()
+    for pk in (101, 102, 103):
+        client.get(f"{V1}/scheduled/{pk}")
+    Client().get("/no/such/page/12345")
+    after = scrape()
+    pattern = {"method": "GET", "route": "/api/v1/notifications/scheduled/<int:pk>", "status": "404"}
+    assert delta(before, after, "notify_http_request_duration_seconds_count", **pattern) == 3
+    unmatched = {"method": "GET", "route": "<unmatched>", "status": "404"}
+    assert delta(before, after, "notify_http_request_duration_seconds_count", **unmatched) == 1
+    assert not any("101" in str(key) or "12345" in str(key) for key in after)
+
+
+def test_metrics_gauges_for_sweep_age_and_due_work(platform, make_user):
+    import time
+
+    from django.core.cache import cache
+
+    from notifications import scheduler
+
+    make_user("student0")
+    assert scrape()[("notify_sweep_age_seconds",)] == float("inf")
+    cache.set(scheduler.LAST_SWEEP_KEY, time.time() - 42, timeout=None)
+    _due_job(platform, seconds_ago=90)
+    samples = scrape()
+    assert 42 <= samples[("notify_sweep_age_seconds",)] < 50
+    assert 90 <= samples[("notify_due_work_oldest_seconds", ("source", "scheduled_notifications"))] < 100
+    assert samples[("notify_due_work_oldest_seconds", ("source", "alerts"))] == 0
+
+
+def test_metrics_count_open_websockets_of_live_processes(settings):
+    import time
+
+    from notifications import metrics
+
+    base = scrape()[("notify_websocket_connections",)]
+    metrics.websocket_opened()
+    metrics.websocket_opened()
+    metrics.websocket_closed()
+    assert scrape()[("notify_websocket_connections",)] == base + 1
+    # Another process that stopped renewing its count (it crashed) drops out.
+    client = metrics._redis()
+    client.hset(metrics._key("websockets"), "gone-host:1:1", 7)
+    client.hset(metrics._key("websockets:seen"), "gone-host:1:1", time.time() - 3600)
+    assert scrape()[("notify_websocket_connections",)] == base + 1
+    assert not client.hexists(metrics._key("websockets"), "gone-host:1:1")
+    metrics.websocket_closed()
+    assert scrape()[("notify_websocket_connections",)] == base
+
+
+def test_metrics_need_the_token_or_a_direct_connection_from_an_allowed_network(settings):
+    from django.test import Client
+
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
+    assert Client(REMOTE_ADDR="203.0.113.9").get("/metrics").status_code == 403
+    # Through a proxy on this host every client looks like loopback: the address proves nothing.
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+
+    settings.METRICS_TOKEN = "s3cret-scrape-token"
+    settings.METRICS_ALLOWED_NETWORKS = []
+    outside = Client(REMOTE_ADDR="203.0.113.9")
+    r = outside.get("/metrics")
+    assert (r.status_code, r["WWW-Authenticate"]) == (401, 'Bearer realm="metrics"')
+    assert outside.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 401
+    r = outside.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token", HTTP_X_FORWARDED_FOR="198.51.100.1")
+    assert r.status_code == 200 and b"notify_deliveries_total" in r.content
+
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 200
