@@ -338,24 +338,42 @@ def test_metrics_gauges_for_sweep_age_and_due_work(platform, make_user):
     assert samples[("notify_due_work_oldest_seconds", ("source", "alerts"))] == 0
 
 
-def test_metrics_count_open_websockets_of_live_processes(settings):
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_metrics_count_open_websockets_of_live_processes(live_url, make_user):
     import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    from websockets.sync.client import connect
 
     from notifications import metrics
+    from notifications.models import AuthToken
 
-    base = scrape()[("notify_websocket_connections",)]
-    metrics.websocket_opened()
-    metrics.websocket_opened()
-    metrics.websocket_closed()
-    assert scrape()[("notify_websocket_connections",)] == base + 1
+    def open_sockets() -> float:
+        with urllib.request.urlopen(f"{live_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        (family,) = [f for f in text_string_to_metric_families(text) if f.name == "notify_websocket_connections"]
+        return family.samples[0].value
+
+    _, token = AuthToken.issue(user=make_user("jane"), name="phone")
+    url = live_url.replace("http://", "ws://") + "/api/v1/ws/connect?token=" + token
+    base = open_sockets()
+    with connect(url) as first, connect(url):
+        first.send('{"type": "PING"}')
+        assert "PONG" in first.recv(timeout=10)
+        assert open_sockets() == base + 2
+    deadline = time.monotonic() + 10
+    while open_sockets() != base:  # the server notices the close a moment later
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
     # Another process that stopped renewing its count (it crashed) drops out.
     client = metrics._redis()
     client.hset(metrics._key("websockets"), "gone-host:1:1", 7)
     client.hset(metrics._key("websockets:seen"), "gone-host:1:1", time.time() - 3600)
-    assert scrape()[("notify_websocket_connections",)] == base + 1
+    assert open_sockets() == base
     assert not client.hexists(metrics._key("websockets"), "gone-host:1:1")
-    metrics.websocket_closed()
-    assert scrape()[("notify_websocket_connections",)] == base
 
 
 def test_metrics_need_the_token_or_a_direct_connection_from_an_allowed_network(settings):
