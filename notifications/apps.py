@@ -16,9 +16,10 @@ class NotificationsConfig(AppConfig):
         post_migrate.connect(permissions.sync_role_groups, dispatch_uid="sync_role_groups")
         post_save.connect(signals.user_role_group, sender=self.get_model("User"), dispatch_uid="user_role_group")
         bulk.ready()
-        from notifications.checks import check_channel_backends
+        from notifications.checks import check_channel_backends, check_metrics_networks
 
         checks.register(check_channel_backends, "notifications")
+        checks.register(check_metrics_networks, "notifications")
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Warning
+from django.core.checks import Error, Warning
 
 
 def check_channel_backends(app_configs=None, **kwargs):
@@ -35,3 +35,18 @@ def check_channel_backends(app_configs=None, **kwargs):
             )
         )
     return warnings
+
+
+def check_metrics_networks(app_configs=None, **kwargs):
+    """notifications.E001: METRICS_ALLOWED_NETWORKS must be CIDR networks or addresses."""
+    import ipaddress
+
+    errors = []
+    for value in getattr(settings, "METRICS_ALLOWED_NETWORKS", []):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError as exc:
+            errors.append(
+                Error(f"METRICS_ALLOWED_NETWORKS: {exc}", hint="e.g. 10.0.0.0/8,::1", id="notifications.E001")
+            )
+    return errors

@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterable, Mapping
 from functools import cache
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
@@ -209,20 +210,41 @@ def websocket_closed() -> None:
 
 
 class HttpMetricsMiddleware:
-    """Times every request, labelled by the URL pattern that served it (not the raw path)."""
+    """Times every request, labelled by the URL pattern that served it (not the raw path).
+
+    Sync and async capable, so under ASGI it adds no thread hop of its own.
+    """
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
 
     def __call__(self, request):
+        if self.async_mode:
+            return self._acall(request)
         started = time.perf_counter()
         response = self.get_response(request)
+        self._observe(request, response, started)
+        return response
+
+    async def _acall(self, request):
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        self._observe(request, response, started)
+        return response
+
+    @staticmethod
+    def _observe(request, response, started: float) -> None:
         match = getattr(request, "resolver_match", None)
         route = "/" + match.route if match is not None else "<unmatched>"
         http_request(
             method=request.method, route=route, status=response.status_code, seconds=time.perf_counter() - started
         )
-        return response
 
 
 # --- the scrape ----------------------------------------------------------------------------

@@ -107,6 +107,13 @@ def test_console_backends_outside_debug_are_a_system_check_warning(settings):
     assert check_channel_backends() == []
 
 
+def test_bad_metrics_networks_are_a_system_check_error(settings):
+    from notifications.checks import check_metrics_networks
+
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8", "::1", "localhost"]
+    assert [e.id for e in check_metrics_networks()] == ["notifications.E001"]
+
+
 def test_healthz_shows_which_channels_really_deliver(api, settings):
     from notifications import scheduler
 
