@@ -22,7 +22,10 @@ def check_channel_backends(app_configs=None, **kwargs):
         if info["real"]:
             continue
         hint = {
-            "email": "Set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, ...) or EMAIL_BACKEND.",
+            "email": (
+                "Set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, ...) or EMAIL_BACKEND. "
+                "Platforms with their own SMTP settings send through those regardless."
+            ),
             "sms": "Set AFROMESSAGE_TOKEN (and AFROMESSAGE_SENDER_ID) or NOTIFY_SMS_BACKEND.",
             "push": "Set FCM_SERVICE_ACCOUNT_KEY or NOTIFY_PUSH_BACKEND.",
         }.get(channel, f"Set NOTIFY_{channel.upper()}_BACKEND.")
