@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -68,14 +68,17 @@ HISTOGRAMS = {
 }
 
 
-def _prefix() -> str:
-    return getattr(settings, "METRICS_KEY_PREFIX", "notify:metrics")
+@lru_cache(maxsize=256)
+def _key_in(prefix: str, name: str) -> str:
+    return f"{prefix}:{name}"
 
 
 def _key(name: str) -> str:
-    return f"{_prefix()}:{name}"
+    return _key_in(getattr(settings, "METRICS_KEY_PREFIX", "notify:metrics"), name)
 
 
+# Label sets are few (channels, backends, routes): encode each once, not per event.
+@lru_cache(maxsize=8192)
 def _field(*labels) -> str:
     return json.dumps(labels, separators=(",", ":"))
 
@@ -182,9 +185,9 @@ def _observe(kind: str, labels: tuple, seconds: float) -> None:
     bucket = bisect.bisect_left(LATENCY_BUCKETS, seconds)
     _add(
         (
-            (_key(f"{name}:bucket"), _field(*labels, bucket), 1),
-            (_key(f"{name}:sum"), field, seconds),
-            (_key(f"{name}:count"), field, 1),
+            (_key(name + ":bucket"), _field(*labels, bucket), 1),
+            (_key(name + ":sum"), field, seconds),
+            (_key(name + ":count"), field, 1),
         )
     )
 
