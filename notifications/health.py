@@ -96,10 +96,10 @@ def health_report() -> tuple[bool, dict]:
     from notifications.backends import channel_backends
 
     checks = {"database": _database(), "redis": _redis()}
-    sweep_check, sweep = _sweep_section(float(settings.HEALTH_SWEEP_STALE_SECONDS))
+    sweep_check, sweep = _sweep_section(settings.HEALTH_SWEEP_STALE_SECONDS)
     checks["sweep"] = sweep_check
     if checks["database"] == "ok":
-        checks["due_work"], due_work = _due_work_section(float(settings.HEALTH_DUE_WORK_LATE_SECONDS))
+        checks["due_work"], due_work = _due_work_section(settings.HEALTH_DUE_WORK_LATE_SECONDS)
     else:
         checks["due_work"], due_work = "unknown: no database", {}
     healthy = all(value in ("ok", "starting") for value in checks.values())
