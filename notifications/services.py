@@ -331,7 +331,9 @@ def _write_chunk(batch: rows.Batch, *, fresh_source: bool, direct_channels: Coll
     with transaction.atomic():
         inserted = rows.insert(batch, fresh_source=fresh_source)
         # Rows decided while written (in-app sent, no address failed) are outcomes too.
-        transaction.on_commit(partial(metrics.deliveries_counted, _written_outcomes(batch, inserted)))
+        decided = _written_outcomes(batch, inserted)
+        if decided:
+            transaction.on_commit(partial(metrics.deliveries_counted, decided))
         ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
         for direct in direct_channels:
             fresh = [
