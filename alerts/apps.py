@@ -19,6 +19,7 @@ class AlertsConfig(AppConfig):
                 claim=services.alerts_claim_due,
                 run=lambda *, item_id: services.alert_notify(alert_id=item_id),
                 next_due=services.alerts_next_due,
+                oldest_due=services.alerts_oldest_due,
             )
         )
         checks.register(check_alert_settings, "alerts")

@@ -25,7 +25,7 @@ from django.utils.html import escape, linebreaks
 from alerts.models import Alert, AlertType
 from alerts.selectors import alerts_archivable
 from notifications.models import Channel, Level, Platform
-from notifications.scheduler import claim_rows, first_due
+from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.selectors import push_devices_for
 from notifications.services import Message, Recipient, SendResult, notification_send
 
@@ -202,6 +202,11 @@ def alerts_next_due(*, after: datetime, until: datetime) -> datetime | None:
     """When the next alert notification falls due in (after, until] (the sweep's follow-up)."""
     waiting = Alert.objects.filter(notified_at__isnull=True, deleted_at__isnull=True)
     return first_due(waiting, "due_at", after=after, until=until)
+
+
+def alerts_oldest_due(*, now: datetime) -> datetime | None:
+    """The `due_at` of the longest-waiting due alert no sweep holds (/healthz, /metrics)."""
+    return oldest(Alert.objects.due(now).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)), "due_at")
 
 
 def alert_channels(*, alert: Alert) -> list[str]:

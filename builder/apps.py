@@ -19,5 +19,6 @@ class BuilderConfig(AppConfig):
                 claim=services.builds_claim_due,
                 run=lambda *, item_id: services.build_run(build_id=item_id),
                 next_due=services.builds_next_due,
+                oldest_due=services.builds_oldest_due,
             )
         )

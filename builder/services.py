@@ -36,7 +36,7 @@ from builder.sources import (
     staged_drop,
 )
 from notifications.models import Channel, DeliveryStatus, Notification
-from notifications.scheduler import claim_rows, first_due
+from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.services import Recipient, notification_send
 
 logger = logging.getLogger(__name__)
@@ -313,6 +313,13 @@ def builds_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[str
 def builds_next_due(*, after: datetime, until: datetime) -> datetime | None:
     """When the next queued build's `process_on` comes in (after, until] (the sweep's follow-up)."""
     return first_due(Build.objects.filter(status=BuildStatus.QUEUED), "process_on", after=after, until=until)
+
+
+def builds_oldest_due(*, now: datetime) -> datetime | None:
+    """Since when the longest-waiting queued build has been due (a dead worker's build: since its lease ended)."""
+    due = oldest(Build.objects.filter(status=BuildStatus.QUEUED, process_on__lte=now), "process_on")
+    orphaned = oldest(Build.objects.filter(status=BuildStatus.SENDING, claimed_until__lt=now), "claimed_until")
+    return min((t for t in (due, orphaned) if t is not None), default=None)
 
 
 def build_run(*, build_id) -> None:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class NotificationsConfig(AppConfig):
@@ -11,9 +12,16 @@ class NotificationsConfig(AppConfig):
 
         signals.connect()
         bulk.ready()
+        from notifications.checks import check_channel_backends, check_metrics_networks
+
+        checks.register(check_channel_backends, "notifications")
+        checks.register(check_metrics_networks, "notifications")
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(
-                name="deliveries", claim=services.deliveries_due_claim, run=services.deliveries_due_run
+                name="deliveries",
+                claim=services.deliveries_due_claim,
+                run=services.deliveries_due_run,
+                oldest_due=services.deliveries_oldest_due,
             )
         )

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from notifications import metrics
 from notifications.authentication import token_lookup
 from notifications.credentials import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, token_group
 from notifications.models import AuthToken, Membership, Platform
@@ -155,8 +156,13 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.watcher = asyncio.create_task(self._watch())
+        self.counted = True
+        metrics.websocket_opened()
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.websocket_closed()
         if self.watcher is not None:
             self.watcher.cancel()
         for group in self.groups_joined:

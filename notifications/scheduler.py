@@ -19,6 +19,7 @@ pipeline's unique keys make sure nobody gets a second copy.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,9 @@ class DueWorkSource:
     run_many: Callable[..., None] | None = None
     # next_due(after=, until=) -> when the first item falls due in (after, until], or None
     next_due: Callable[..., datetime | None] | None = None
+    # oldest_due(now=) -> since when the longest-waiting item that is due and
+    # held by no one has been due (its due time, or its dead lease's end), or None
+    oldest_due: Callable[..., datetime | None] | None = None
 
 
 SOURCES: dict[str, DueWorkSource] = {}
@@ -120,6 +124,7 @@ def sweep(
             counts[source.name] += len(ids)
             if len(ids) < limit:
                 break
+    sweep_completed()
     if follow_up:
         try:
             _follow_up(now)
@@ -127,6 +132,46 @@ def sweep(
             # Without it the next beat tick still picks the work up, a little later.
             logger.exception("queueing the follow-up sweep failed")
     return counts
+
+
+# When the last sweep finished (epoch seconds), in the shared cache: /healthz and
+# /metrics of any web process read it, whichever worker swept.
+LAST_SWEEP_KEY = "due-work:last-sweep"
+
+
+def sweep_completed() -> None:
+    from django.core.cache import cache
+
+    try:
+        cache.set(LAST_SWEEP_KEY, time.time(), timeout=None)
+    except Exception:
+        # The sweep itself went through; only its health report is late.
+        logger.exception("recording the sweep time failed")
+
+
+def last_sweep_at() -> float | None:
+    """Epoch seconds of the last completed sweep, or None if none was recorded."""
+    from django.core.cache import cache
+
+    value = cache.get(LAST_SWEEP_KEY)
+    return float(value) if value is not None else None
+
+
+def oldest_due(*, now: datetime) -> dict[str, datetime | None]:
+    """Per source, since when its longest-waiting due and unclaimed item has been due.
+
+    Sweeping claims everything due every second, so an old value here means
+    no sweep runs (no beat, or no worker consuming the `sweep` queue) or it
+    cannot keep up. Sources without `oldest_due` are left out.
+    """
+    return {
+        source.name: source.oldest_due(now=now) for source in list(SOURCES.values()) if source.oldest_due is not None
+    }
+
+
+def oldest(queryset: QuerySet, field: str) -> datetime | None:
+    """The smallest `field` of `queryset` (one probe of the index a source's claim uses)."""
+    return queryset.order_by(field).values_list(field, flat=True).first()
 
 
 def _follow_up(now: datetime) -> None:

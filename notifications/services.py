@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,7 +44,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from notifications import rows
+from notifications import metrics, rows
 from notifications.backends import backend_class, get_backend
 from notifications.backends.base import Result
 from notifications.models import Channel, DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform
@@ -126,6 +126,9 @@ class SendResult:
     # Push counts device tokens, not users.
     units_sent: int = 0
     units_failed: int = 0
+    # Failed deliveries that reached no unit at all (push: users without an
+    # active device; rows cancelled before they went out).
+    unreached: int = 0
     per_channel: dict = field(default_factory=dict)
     # What to poll `send_counts(source=...)` with for progress.
     source: str = ""
@@ -307,12 +310,30 @@ def _build_rows(job: _WriteJob, chunk: Sequence[Recipient]) -> rows.Batch:
     return batch
 
 
+def _written_outcomes(batch: rows.Batch, inserted: Collection[str]) -> dict[tuple[str, str], int]:
+    """Rows this insert created that are already sent or failed, by (channel, status)."""
+    if not inserted:
+        return {}
+    if len(inserted) == batch.size and not {"channel", "delivery_status"} & batch.varies:
+        counts = {(batch.values["channel"], batch.values["delivery_status"]): batch.size}  # a bulk send: O(1)
+    else:
+        pairs = zip(batch.column("channel"), batch.column("delivery_status"), strict=True)
+        if len(inserted) != batch.size:
+            pairs = (pair for pair, pk in zip(pairs, batch.column("id"), strict=True) if pk in inserted)
+        counts = Counter(pairs)
+    return {key: n for key, n in counts.items() if key[1] != _PENDING}
+
+
 def _write_chunk(batch: rows.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> None:
     """One transaction: insert, then (after commit) announce what this call created."""
     if not batch.size:
         return
     with transaction.atomic():
         inserted = rows.insert(batch, fresh_source=fresh_source)
+        # Rows decided while written (in-app sent, no address failed) are outcomes too.
+        decided = _written_outcomes(batch, inserted)
+        if decided:
+            transaction.on_commit(partial(metrics.deliveries_counted, decided))
         ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
         for direct in direct_channels:
             fresh = [
@@ -542,7 +563,9 @@ def _outcome(delivery: Notification, result: Result, now: datetime) -> rows.Outc
 def _record(pairs: Sequence[tuple[Notification, Result]]) -> None:
     """Record results that became known together, in one statement."""
     now = timezone.now()
-    rows.record([_outcome(delivery, result, now) for delivery, result in pairs], now=now)
+    outcomes = [_outcome(delivery, result, now) for delivery, result in pairs]
+    rows.record(outcomes, now=now)
+    metrics.deliveries_recorded(channel=pairs[0][0].channel, statuses=[outcome[1] for outcome in outcomes])
 
 
 def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
@@ -554,10 +577,15 @@ def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
     the claim is released for the next dispatcher at once.
     """
     recorded = 0
+    name = type(backend).__name__.removesuffix("Backend").lower()
     try:
+        started = time.perf_counter()
         for group in backend.send_groups(claimed):
+            # The wait for this group: one provider call (or one message on an open connection).
+            metrics.provider_latency(channel=backend.channel, backend=name, seconds=time.perf_counter() - started)
             _record(group)
             recorded += len(group)
+            started = time.perf_counter()
     except Exception as exc:  # a broken backend must not strand claimed rows
         logger.exception("%s backend failed after %s of %s deliveries", backend.channel, recorded, len(claimed))
         if recorded == len(claimed):
@@ -728,7 +756,12 @@ def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
     rows = (
         _of_sources(Notification.objects.all(), list(results))
         .values("source", "channel", "delivery_status")
-        .annotate(n=Count("id"), us=Sum("units_sent"), uf=Sum("units_failed"))
+        .annotate(
+            n=Count("id"),
+            us=Sum("units_sent"),
+            uf=Sum("units_failed"),
+            none=Count("id", filter=Q(units_sent=0, units_failed=0)),
+        )
         .order_by()
     )
     for row in rows:
@@ -739,6 +772,7 @@ def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
             result.sent += row["n"]
         elif row["delivery_status"] == DeliveryStatus.FAILED:
             result.failed += row["n"]
+            result.unreached += row["none"]
         else:
             result.pending += row["n"]
         result.units_sent += row["us"] or 0
@@ -870,6 +904,16 @@ def deliveries_due_claim(*, now: datetime, limit: int, lease: timedelta) -> list
         for channel, ids in by_channel.items()
         for start in range(0, len(ids), size)
     ]
+
+
+def deliveries_oldest_due(*, now: datetime) -> datetime | None:
+    """The due time of the longest-waiting retry (or orphaned row) no dispatcher holds."""
+    from notifications.scheduler import oldest
+
+    waiting = Notification.objects.filter(delivery_status=DeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+    return oldest(waiting, "next_attempt_at")
 
 
 def deliveries_due_run(*, item_id: dict) -> None:

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -171,8 +172,14 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The due-work sweep has a queue of its own: in the default queue it would wait
 # behind the very jobs it queued, and the next due batch would be claimed late.
-# Workers consume both (`celery -A config worker -Q celery,sweep`).
+# Both queues are declared, so a worker started without -Q consumes both (a
+# worker started with `-Q celery` alone would never run a sweep); `-Q sweep`
+# makes a worker that only sweeps.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", Exchange("celery"), routing_key="celery"),
+    Queue("sweep", Exchange("sweep"), routing_key="sweep"),
+)
 CELERY_TASK_ROUTES = {"notifications.tasks.sweep_due_work": {"queue": "sweep"}}
 
 # --- Auth ---------------------------------------------------------------------
@@ -358,6 +365,22 @@ CELERY_BEAT_SCHEDULE = {
     # Idempotency-Key records live 24 h; expired ones are dropped hourly.
     "purge-idempotency-keys": {"task": "notifications.tasks.purge_idempotency_keys", "schedule": 3600},
 }
+
+# --- Operations: /healthz and /metrics -----------------------------------------
+# /healthz answers 503 when no sweep completed for this long (beat or the
+# `sweep` queue's worker is down) ...
+HEALTH_SWEEP_STALE_SECONDS = env_int("HEALTH_SWEEP_STALE_SECONDS", 60)
+# ... or when a due item (job, alert, build, retry) has waited unclaimed this long.
+HEALTH_DUE_WORK_LATE_SECONDS = env_int("HEALTH_DUE_WORK_LATE_SECONDS", 120)
+# /metrics (Prometheus): open to the bearer of METRICS_TOKEN, or to direct
+# connections from these networks (a proxied request is judged by token only).
+METRICS_TOKEN = env("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# Every process adds its counts to Redis this often (see notifications/metrics.py).
+METRICS_FLUSH_SECONDS = float(env("METRICS_FLUSH_SECONDS", "1"))
+METRICS_KEY_PREFIX = env("CACHE_KEY_PREFIX", "notify") + ":metrics"
+# First, so the time covers every other middleware too.
+MIDDLEWARE.insert(0, "notifications.metrics.HttpMetricsMiddleware")
 
 # --- Alerts (/alerts) ---------------------------------------------------------
 # Channels an alert's notification uses, by alert type (names as in

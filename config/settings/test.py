@@ -14,3 +14,5 @@ NOTIFICATION_BACKENDS = {
 }
 NOTIFICATION_BACKENDS["in_app"] = {"BACKEND": "notifications.backends.in_app.InAppBackend", "OPTIONS": {}}
 MEDIA_ROOT = BASE_DIR / ".run" / "test-media"  # noqa: F405
+# No beat sweeps under pytest: tests of the stalled-sweep 503 set their own threshold.
+HEALTH_SWEEP_STALE_SECONDS = 24 * 3600

@@ -95,8 +95,15 @@ class ScheduledPatchRequestSerializer(serializers.Serializer):
 
 class ImmediateResultSerializer(serializers.Serializer):
     total_recipients = serializers.IntegerField()
-    sent = serializers.IntegerField()
-    failed = serializers.IntegerField()
+    sent = serializers.IntegerField(help_text="Deliveries the provider accepted")
+    failed = serializers.IntegerField(help_text="Deliveries that failed for good")
+    pending = serializers.IntegerField(
+        help_text=(
+            "Deliveries waiting for a retry (the provider refused for now: a timeout, a 4xx SMTP reply, "
+            "a 429 or 5xx); they become sent or failed later, as the job's deliveries show. "
+            "sent + failed + pending = total_recipients."
+        )
+    )
 
 
 class PushResultSerializer(serializers.Serializer):
@@ -104,6 +111,10 @@ class PushResultSerializer(serializers.Serializer):
     sent = serializers.IntegerField(help_text="Device tokens that took the notification")
     failed = serializers.IntegerField(help_text="Device tokens that did not")
     image = serializers.CharField(help_text="Absolute URL of the uploaded image, or empty")
+    pending = serializers.IntegerField(help_text="Users whose push waits for a retry (FCM unavailable for now)")
+    no_device = serializers.IntegerField(
+        help_text="Users without an active device: nothing was sent to them and no token counts for them"
+    )
 
 
 class ScheduledNotificationSerializer(serializers.Serializer):

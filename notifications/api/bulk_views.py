@@ -110,9 +110,18 @@ class BulkSendView(APIView):
                 "sent": counts.units_sent,
                 "failed": counts.units_failed,
                 "image": result.image_url,
+                # Users, not tokens: those waiting for a retry, and those with no device to send to.
+                "pending": counts.pending,
+                "no_device": counts.unreached,
             }
         else:
-            payload = {"total_recipients": counts.total_recipients, "sent": counts.sent, "failed": counts.failed}
+            payload = {
+                "total_recipients": counts.total_recipients,
+                "sent": counts.sent,
+                "failed": counts.failed,
+                # Deliveries waiting for a retry (a provider that refused for now): neither sent nor failed yet.
+                "pending": counts.pending,
+            }
         return ok(self.sent_message, payload)
 
 

@@ -38,6 +38,11 @@ def backend_class(channel: str):
     return _backend_class(channel)
 
 
+def channel_backends() -> dict[str, dict]:
+    """Each configured channel's backend as /healthz shows it: name, and whether it really delivers."""
+    return {key: _backend_class(key).describe() for key in settings.NOTIFICATION_BACKENDS}
+
+
 def get_backend(channel: str):
     """A fresh backend instance for `channel` (backends hold connections)."""
     key = _settings_key(channel)

@@ -48,6 +48,14 @@ class BaseBackend:
 
     channel: str = ""
     batch_size: int = 100
+    # False for backends that only print or record (console, locmem): nothing
+    # reaches anyone, which the system check and /healthz tell the operator.
+    real: bool = True
+
+    @classmethod
+    def describe(cls) -> dict:
+        """What /healthz shows of this backend: a short name and whether it really delivers."""
+        return {"backend": cls.__name__.removesuffix("Backend").lower(), "real": cls.real}
 
     def __init__(self, **options):
         self.options = options

@@ -68,8 +68,22 @@ def _text_from_html(value: str) -> str:
     return html_lib.unescape(strip_tags(value)).strip()
 
 
+# Django mail backends that deliver nothing: the project-wide mail goes nowhere.
+DEVELOPMENT_MAIL_BACKENDS = frozenset(
+    f"django.core.mail.backends.{name}.EmailBackend" for name in ("console", "locmem", "dummy", "filebased")
+)
+
+
 class EmailBackend(BaseBackend):
     batch_size = 100
+
+    @classmethod
+    def describe(cls) -> dict:
+        # The channel is as real as Django's EMAIL_BACKEND behind it (platforms
+        # with their own SMTP settings send through those regardless).
+        mail = settings.EMAIL_BACKEND
+        real = mail not in DEVELOPMENT_MAIL_BACKENDS
+        return {"backend": "email", "mail_backend": mail.rsplit(".", 2)[-2], "real": real}
 
     def __init__(self, **options):
         super().__init__(**options)

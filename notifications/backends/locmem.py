@@ -19,6 +19,8 @@ def reset() -> None:
 
 
 class LocmemBackend(BaseBackend):
+    real = False
+
     def send_batch(self, deliveries):
         # Nothing leaves the process: the whole batch is decided at once.
         return [self.send_one(delivery) for delivery in deliveries]

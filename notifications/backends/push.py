@@ -113,6 +113,23 @@ def _credentials_for(key: str) -> tuple[_Credentials, dict]:
         raise ImproperlyConfigured(f"FCM['SERVICE_ACCOUNT_KEY'] is not a service-account key: {exc}") from exc
 
 
+def active_devices(deliveries) -> dict[tuple[int, int], list[FCMDevice]]:
+    """The active devices of the deliveries' users that serve each delivery's platform.
+
+    Keyed by (user id, platform id), by the rule of `selectors.push_devices_for`
+    (tenants never reach each other's apps). Every push backend, the console one
+    included, sends to these, so a user without a device counts as nobody reached.
+    """
+    return push_devices_by_recipient(
+        recipients={(d.user_id, d.platform_id) for d in deliveries if d.user_id is not None}
+    )
+
+
+def no_device() -> Result:
+    """A push to a user without an active device: failed, zero device tokens reached."""
+    return Result.failed("No active push device", units=0)
+
+
 @dataclass
 class _DeviceOutcome:
     device_id: int
@@ -245,11 +262,7 @@ class FCMBackend(BaseBackend):
             self.session = None
 
     def send_batch(self, deliveries):
-        # Only the devices registered on the delivery's platform (tenants never
-        # reach each other's apps), by the rule of `selectors.push_devices_for`.
-        devices = push_devices_by_recipient(
-            recipients={(d.user_id, d.platform_id) for d in deliveries if d.user_id is not None}
-        )
+        devices = active_devices(deliveries)
         if any(devices.values()):
             # One token exchange up front: bad credentials fail the batch once,
             # not once per device.
@@ -315,16 +328,12 @@ class FCMBackend(BaseBackend):
         message, retryable = error
         for delivery in deliveries:
             count = len(devices.get((delivery.user_id, delivery.platform_id), []))
-            yield Result.failed(message, retryable=retryable, units=count) if count else self._no_device()
-
-    @staticmethod
-    def _no_device() -> Result:
-        return Result.failed("No active push device", units=0)
+            yield Result.failed(message, retryable=retryable, units=count) if count else no_device()
 
     @staticmethod
     def _result(outcomes: list[_DeviceOutcome]) -> Result:
         if not outcomes:
-            return FCMBackend._no_device()
+            return no_device()
         ok = [o for o in outcomes if o.ok]
         failed = [o for o in outcomes if not o.ok]
         errors = "; ".join(f"device {o.device_id}: {o.error}" for o in failed)

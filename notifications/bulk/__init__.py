@@ -25,5 +25,6 @@ def ready() -> None:
             run=lambda item_id: services.scheduled_run(job_id=item_id),
             run_many=lambda item_ids: services.scheduled_run_many(job_ids=item_ids),
             next_due=services.scheduled_next_due,
+            oldest_due=services.scheduled_oldest_due,
         )
     )

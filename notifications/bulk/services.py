@@ -36,7 +36,7 @@ from notifications.models import (
     ScheduledNotification,
     ScheduledStatus,
 )
-from notifications.scheduler import claim_rows, first_due
+from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.services import (
     Message,
     Send,
@@ -322,6 +322,15 @@ def scheduled_next_due(*, after: datetime, until: datetime) -> datetime | None:
     """When the first pending job falls due in (after, until]: one probe of the partial index."""
     pending = ScheduledNotification.objects.filter(status=ScheduledStatus.PENDING)
     return first_due(pending, "due_at", after=after, until=until)
+
+
+def scheduled_oldest_due(*, now: datetime) -> datetime | None:
+    """Since when the longest-waiting unclaimed job has been due (a dead worker's job: since its lease ended)."""
+    due = oldest(ScheduledNotification.objects.filter(status=ScheduledStatus.PENDING, due_at__lte=now), "due_at")
+    orphaned = oldest(
+        ScheduledNotification.objects.filter(status=ScheduledStatus.PROCESSING, claimed_until__lt=now), "claimed_until"
+    )
+    return min((t for t in (due, orphaned) if t is not None), default=None)
 
 
 def _runner(job_ids: dict[str, int]):

@@ -92,9 +92,16 @@ def test_unexpected_errors_are_500_in_surface_format(client, caplog):
 
 
 def test_healthz(client, api):
+    from notifications import scheduler
+
+    scheduler.sweep_completed()
     r = api().get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    body = r.json()
+    assert (body["status"], body["checks"]) == (
+        "ok",
+        {"database": "ok", "redis": "ok", "sweep": "ok", "due_work": "ok"},
+    )
 
 
 def test_schema_and_docs_are_served(api):

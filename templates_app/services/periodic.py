@@ -20,7 +20,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from notifications.models import Notification
-from notifications.scheduler import DueWorkSource, claim_rows
+from notifications.scheduler import DueWorkSource, claim_rows, oldest
 from notifications.services import Recipient, SendResult, notification_send
 from templates_app import defaults, selectors
 from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
@@ -153,4 +153,11 @@ def periodic_run(*, item_id) -> None:
         NotificationTemplate.objects.filter(pk=template.pk).update(last_execution_at=now, claimed_until=None)
 
 
-DUE_WORK = DueWorkSource(name="proactive_learner", claim=periodic_claim, run=periodic_run)
+def periodic_oldest_due(*, now: datetime):
+    """The `next_execution_at` of the longest-waiting due config no sweep holds."""
+    return oldest(_due(now), "next_execution_at")
+
+
+DUE_WORK = DueWorkSource(
+    name="proactive_learner", claim=periodic_claim, run=periodic_run, oldest_due=periodic_oldest_due
+)
