@@ -64,7 +64,11 @@ class TemplateForm(forms.ModelForm):
         values = {f: cleaned[f] for f in defaults.TEMPLATE_FIELDS if f in cleaned and cleaned[f] is not None}
         errors: dict[str, list[str]] = {}
         known = defaults.known_variables(type_, cleaned.get("available_context") or instance.available_context)
-        checked, self.template_warnings = template_services.template_fields_check(values, known=known, errors=errors)
+        # Fields the author did not change are kept exactly as stored (not re-sanitised).
+        current = {f: getattr(instance, f) for f in defaults.TEMPLATE_FIELDS} if instance.pk else None
+        checked, self.template_warnings = template_services.template_fields_check(
+            values, known=known, errors=errors, current=current
+        )
         if errors:
             raise ValidationError(errors)
         cleaned.update(checked)

@@ -13,6 +13,7 @@ says so), so this uses nh3 (ammonia) with the same allowlist.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 
@@ -173,12 +174,17 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def sanitize_html(html: str) -> str:
-    """Remove every tag, attribute, style property and URL scheme outside the allowlist."""
-    if not html:
-        return ""
-    return nh3.clean(
-        html,
+class SanitizedHTML(str):
+    """HTML that has been through `sanitize_html`; passing it again returns it as it is."""
+
+    __slots__ = ()
+
+
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    # Built once: the allowlist does not change, and a prepared Cleaner is
+    # noticeably faster than nh3.clean() rebuilding it for every message.
+    return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
         url_schemes=set(URL_SCHEMES),
@@ -188,6 +194,15 @@ def sanitize_html(html: str) -> str:
         filter_style_properties=set(ALLOWED_STYLE_PROPERTIES),
         attribute_filter=_attribute_filter,
     )
+
+
+def sanitize_html(html: str) -> str:
+    """Remove every tag, attribute, style property and URL scheme outside the allowlist."""
+    if isinstance(html, SanitizedHTML):
+        return html
+    if not html:
+        return SanitizedHTML("")
+    return SanitizedHTML(_cleaner().clean(str(html)))
 
 
 _TEMPLATE_SYNTAX = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)

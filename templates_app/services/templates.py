@@ -107,20 +107,38 @@ def _known(effective: EffectiveTemplate) -> set[str]:
     return defaults.known_variables(effective.type, effective.available_context)
 
 
+def _same_text(a: str | None, b: str | None) -> bool:
+    # A browser submits a textarea with CRLF line ends and the admin form strips
+    # the ends, so an untouched field comes back changed in those ways only.
+    def norm(text: str | None) -> str:
+        return (text or "").replace("\r\n", "\n").strip()
+
+    return norm(a) == norm(b)
+
+
 def template_fields_check(
-    values: dict[str, str], *, known: set[str], errors: dict[str, list[str]]
+    values: dict[str, str],
+    *,
+    known: set[str],
+    errors: dict[str, list[str]],
+    current: dict[str, str] | None = None,
 ) -> tuple[dict[str, str], list[dict]]:
     """Compile each template field; syntax errors go into `errors`, unknown variables come back as warnings.
 
-    Returns the values to store (HTML sanitised) and the warnings.
+    Returns the values to store (HTML sanitised) and the warnings. A field
+    whose value is the one stored (`current`) is returned exactly as stored:
+    saving a form or PATCH that did not change a template must not rewrite it.
     """
+    current = current or {}
     cleaned: dict[str, str] = {}
     warnings: list[dict] = []
     for field, value in values.items():
         if field not in defaults.TEMPLATE_FIELDS:
             cleaned[field] = value
             continue
-        if defaults.TEMPLATE_FIELDS[field]:
+        if field in current and _same_text(value, current[field]):
+            value = current[field] or ""
+        elif defaults.TEMPLATE_FIELDS[field]:
             value = sanitize_template_source(value)
         try:
             found = template_check(value, known=known)
@@ -198,7 +216,8 @@ def template_customize(
     for field, messages in config_field_errors(notification_type, set(changes)).items():
         errors.setdefault(field, []).extend(messages)
     content = {k: v for k, v in changes.items() if k in defaults.CONTENT_FIELDS}
-    cleaned, warnings = template_fields_check(content, known=_known(effective), errors=errors)
+    stored = {f: getattr(effective.template, f) for f in defaults.TEMPLATE_FIELDS}
+    cleaned, warnings = template_fields_check(content, known=_known(effective), errors=errors, current=stored)
     spa_ids = changes.get("spa_ids")
     channel_ids = changes.get("channel_ids")
     spas = channels = None
