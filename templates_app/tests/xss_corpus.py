@@ -3,7 +3,7 @@
 The vectors follow the OWASP XSS filter evasion cheat sheet and the HTML5
 Security Cheatsheet: script and event handlers, URL schemes in every spelling,
 CSS that loads or runs, markup that parsers disagree on. Each one that runs
-calls `alert`, `confirm`, `prompt` or `print`.
+calls `alert`, `confirm` or `prompt`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ VECTORS = [
     '<a href="https://ok.example" target="_top">x</a>',
     '<img src="https://ok.example/a.png" srcset="javascript:alert(1)">',
     '"><img src=x onerror=alert(1)>',
-    "'><script>print()</script>",
+    "'><script>alert(1)</script>",
     "</textarea><script>confirm(1)</script>",
     '<template><img src=x onerror="alert(1)"></template>',
     '<div id="x" data-x="1" onpointerenter=prompt(1)>x</div>',
