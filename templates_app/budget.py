@@ -24,6 +24,10 @@ import time
 BUILT_FACTOR = 4
 # A date format character expands to at most this many characters ("r" is 31).
 DATE_FORMAT_EXPANSION = 32
+# What one list item or dict entry costs, in characters: its slot and its own
+# object weigh more than a character (a list of a million one-character
+# strings is some 60 MB), and filters like `unordered_list` work per item.
+ITEM_COST = 8
 
 
 class TemplateError(Exception):
@@ -97,7 +101,7 @@ def deactivate(token: contextvars.Token) -> None:
 
 
 def size_of(value) -> int:
-    """What a value costs the budget: characters of a string, items plus characters of a list.
+    """What a value costs the budget: characters of a string, `ITEM_COST` per item plus characters of a list.
 
     Shallow on purpose: a list of dicts costs its length, since filters that
     return one (dictsort, slice) share the dicts rather than copy them.
@@ -105,9 +109,9 @@ def size_of(value) -> int:
     if isinstance(value, str):
         return len(value)
     if isinstance(value, (list, tuple)):
-        return len(value) + sum(len(v) for v in value if isinstance(v, str))
+        return ITEM_COST * len(value) + sum(len(v) for v in value if isinstance(v, str))
     if isinstance(value, dict):
-        return len(value)
+        return ITEM_COST * len(value)
     return 1
 
 

@@ -85,6 +85,8 @@ REFUSED_TAGS = (
     "querystring",
 )
 MAX_CONTEXT_DEPTH = 8
+MAX_NESTING = 50
+NESTED_TOO_DEEP = f"Tags are nested more than {MAX_NESTING} deep; no notification needs that many levels."
 
 
 def _refuse(name: str):
@@ -174,9 +176,27 @@ def compile_template(source: str):
         template = ENGINE.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(str(exc), line=_line_of(exc)) from None
+    except RecursionError:
+        # Django's parser recurses once per nested block tag.
+        raise TemplateError(NESTED_TOO_DEEP) from None
+    if _depth(template.nodelist) > MAX_NESTING:
+        # Rendering recurses too, a few frames per level: refuse now, not at every send.
+        raise TemplateError(NESTED_TOO_DEEP)
     for node in template.nodelist.get_nodes_by_type(Node):
         _guard(node)
     return template
+
+
+def _depth(nodelist) -> int:
+    deepest = 0
+    stack = [(node, 1) for node in nodelist]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        # ({% if %}'s `nodelist` is every branch's nodes together.)
+        for attr in node.child_nodelists:
+            stack.extend((child, depth + 1) for child in getattr(node, attr, None) or ())
+    return deepest - 1  # block tags around the deepest node
 
 
 class _Room:
@@ -216,11 +236,11 @@ def plain(value, _depth: int = 0, _room: _Room | None = None):
         return str(value)
     if isinstance(value, dict):
         if _room is not None:
-            _room.take(len(value))
+            _room.take(render_budget.ITEM_COST * len(value))
         return {plain(str(k), _depth, _room): plain(v, _depth + 1, _room) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         if _room is not None:
-            _room.take(len(value))
+            _room.take(render_budget.ITEM_COST * len(value))
         return [plain(v, _depth + 1, _room) for v in value]
     return plain(str(value), _depth, _room)
 
@@ -238,6 +258,8 @@ def _render_error(exc: Exception) -> TemplateError:
     they choked on, so neither is passed on.
     """
     line = _line_of(exc)
+    if isinstance(exc, RecursionError):
+        return TemplateError(NESTED_TOO_DEEP, line=line)
     if isinstance(exc, VariableDoesNotExist):
         name = _missing_name(exc)
         return TemplateError(f"'{name}' is not defined; a filter argument or tag value must exist.", line=line)

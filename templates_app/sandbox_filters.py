@@ -92,7 +92,7 @@ def add(value, arg):
 
 def make_list(value):
     text = str(value)
-    _reserve(2 * len(text), "make_list")  # an item and a character each
+    _reserve((budget.ITEM_COST + 1) * len(text), "make_list")  # an item and a character each
     return list(text)
 
 

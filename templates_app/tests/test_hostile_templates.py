@@ -67,10 +67,16 @@ def test_placeholder_lookalikes_in_a_preview_and_a_custom_type(admin_api):
 def test_amplification_in_a_preview_is_a_400(admin_api):
     r = admin_api.post(ENROLL + "preview/", {"template": {"message_body": AMPLIFIER}}, format="json")
     assert r.status_code == 400
+    # make_list of 40,000 characters is already more than one value may hold (an item costs 9).
     assert r.json()["message_body"] == [
-        "message_body: line 1: The 'join' filter would build 1,600,000,000 characters; a render may build at "
+        "message_body: line 1: The 'make_list' filter would build 360,000 characters; a render may build at "
         "most 200,000 characters in one value. It was stopped."
     ]
+    # At 20,000 the list fits, and the join is refused before it is built.
+    smaller = AMPLIFIER.replace("x" * 40_000, "x" * 20_000)
+    r = admin_api.post(ENROLL + "preview/", {"template": {"message_body": smaller}}, format="json")
+    assert r.status_code == 400
+    assert "The 'join' filter would build 400,000,000 characters" in r.json()["message_body"][0]
 
 
 def test_nested_doubling_is_a_400(admin_api):
@@ -97,7 +103,7 @@ def test_amplification_raises_peak_memory_by_less_than_100_mib(tmp_path):
     )
     probe = json.loads(done.stdout.strip().splitlines()[-1])
     assert probe["outcome"] == "refused", probe
-    assert "'join' filter would build" in probe["message"]
+    assert "filter would build" in probe["message"]
     assert probe["after_kib"] - probe["before_kib"] < 100 * 1024, probe
 
 
@@ -132,6 +138,16 @@ def test_checked_filters_behave_like_djangos():
     assert render('{{ s|center:"6" }}|{{ s|ljust:"4" }}|{{ s|rjust:"4" }}', ctx) == "  ab  |ab  |  ab"
     assert render('{{ n|stringformat:"03d" }}|{{ x|floatformat:2 }}|{{ n|add:"x" }}', ctx) == "007|2.35|"
     assert render("{{ l|bullet_list }}", ctx) == "- <a>\n- b"
+
+
+def test_deep_nesting_is_refused_when_saved(admin_api):
+    deep = "{% if 1 %}" * 1_000 + "x" + "{% endif %}" * 1_000
+    r = admin_api.patch(ENROLL, {"message_body": deep}, format="json")
+    assert r.status_code == 400
+    assert "nested more than 50 deep" in r.json()["message_body"][0]
+    fine = "{% if 1 %}" * 50 + "x" + "{% endif %}" * 50
+    assert admin_api.patch(ENROLL, {"message_body": fine}, format="json").status_code == 200
+    assert render(fine, {}) == "x"
 
 
 def test_context_values_are_bounded(settings):
