@@ -385,7 +385,13 @@ class RecipientField(serializers.JSONField):
 class EventIn(StrictSerializer):
     type = serializers.CharField(max_length=100)
     recipients = serializers.ListField(child=RecipientField(), required=False, default=list)
-    context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+    context = serializers.DictField(
+        required=False,
+        default=dict,
+        validators=[_bounded_context],
+        help_text="Template variables. Values are text: HTML-escaped where an HTML template places them, "
+        "never interpreted as HTML.",
+    )
     channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False)
     event_id = serializers.CharField(
         max_length=200, required=False, help_text="Your idempotency key: the same event is never delivered twice."
