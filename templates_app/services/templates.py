@@ -107,15 +107,6 @@ def _known(effective: EffectiveTemplate) -> set[str]:
     return defaults.known_variables(effective.type, effective.available_context)
 
 
-def _same_text(a: str | None, b: str | None) -> bool:
-    # A browser submits a textarea with CRLF line ends and the admin form strips
-    # the ends, so an untouched field comes back changed in those ways only.
-    def norm(text: str | None) -> str:
-        return (text or "").replace("\r\n", "\n").strip()
-
-    return norm(a) == norm(b)
-
-
 def template_fields_check(
     values: dict[str, str],
     *,
@@ -136,8 +127,8 @@ def template_fields_check(
         if field not in defaults.TEMPLATE_FIELDS:
             cleaned[field] = value
             continue
-        if field in current and _same_text(value, current[field]):
-            value = current[field] or ""
+        if field in current and value == (current[field] or ""):
+            pass  # as stored: not sanitised again
         elif defaults.TEMPLATE_FIELDS[field]:
             value = sanitize_template_source(value)
         try:
