@@ -217,3 +217,23 @@ def test_no_vector_runs_in_chromium(request, api, make_user, learner, admin_api)
     # Control: the raw vectors do run in this harness, so a zero below means something.
     assert _ran_in_chromium(browser, VECTORS) > 0
     assert _ran_in_chromium(browser, bodies) == 0
+
+
+def test_the_schema_says_which_fields_are_html_and_which_text(api):
+    import yaml
+
+    schema = yaml.safe_load(api().get("/api/schema/").content)
+    components = schema["components"]["schemas"]
+
+    def description(component: str, field: str) -> str:
+        return components[component]["properties"][field].get("description", "")
+
+    assert description("PatchedTemplatePatchInRequest", "email_html_template").startswith("HTML template")
+    for field in ("message_title", "message_body", "short_message_body", "email_subject"):
+        assert description("PatchedTemplatePatchInRequest", field).startswith("Text template"), field
+    assert description("IBLNotification", "body").startswith("HTML")
+    assert "HTML" in description("BulkEmailRequestRequest", "html")
+    assert description("BulkEmailRequestRequest", "message").startswith("Plain-text")
+    assert "plain text" in description("V1Notification", "payload")
+    assert description("TemplateDetailOut", "email_html_template").startswith("HTML template")
+    assert description("ScheduledNotification", "html").startswith("Sanitised HTML")
