@@ -3,9 +3,10 @@
 Every field that can carry HTML to a person goes through `sanitize_html`:
 `email_html_template` (the source when saved, the output when rendered), the
 v1 bulk-email `html` (when the job is stored, and every `Message.html` the
-pipeline writes and the email backend sends), and the inbox `body` when it is
-HTML. Plain-text fields are never passed through it; they are escaped where
-they are placed in HTML (autoescape in HTML templates).
+pipeline writes and the email backend sends), and the org inbox `body`, which
+the document says may contain HTML (so clients insert it as HTML). Values
+placed into HTML templates are escaped (autoescape), not sanitised: a learner's
+`<b>` in a ticket reads as typed.
 
 The document names bleach; bleach is no longer maintained (its 6.x changelog
 says so), so this uses nh3 (ammonia) with the same allowlist.
