@@ -25,7 +25,7 @@ from notifications.models import (
     PlatformSMTPSettings,
     User,
 )
-from notifications.smtp import TargetRefused, smtp_target_check
+from notifications.smtp import TargetRefused, smtp_target_resolve
 
 
 def key_permissions_field(db_field, formfield):
@@ -191,7 +191,8 @@ class PlatformSMTPSettingsForm(forms.ModelForm):
             raise forms.ValidationError("Use TLS and use SSL are mutually exclusive.")
         if cleaned.get("host") and cleaned.get("port"):
             try:
-                cleaned["host"] = smtp_target_check(host=cleaned["host"], port=cleaned["port"])
+                # The same check as the API's, name resolution included.
+                cleaned["host"] = smtp_target_resolve(host=cleaned["host"], port=cleaned["port"]).host
             except TargetRefused as exc:
                 self.add_error("host" if exc.field == "smtp_host" else "port", exc.message)
         return cleaned

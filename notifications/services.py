@@ -49,6 +49,7 @@ from notifications.backends import backend_class, get_backend
 from notifications.backends.base import Result
 from notifications.models import Channel, DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform
 from notifications.preferences import filter_deliveries, has_filters
+from templates_app.sanitize import sanitize_html
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +102,21 @@ class Recipient:
 @dataclass(frozen=True)
 class Message:
     title: str = ""
-    body: str = ""
-    html: str = ""
+    body: str = ""  # plain text
+    html: str = ""  # HTML, always passed through the one sanitiser (see __post_init__)
     short_message: str = ""
     notification_type: str = "system_alert"
     level: str = "info"
     context: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     image_url: str = ""
+
+    def __post_init__(self):
+        # Every message the pipeline writes or sends is built here, so this is
+        # the one door HTML passes on its way to a person (email part, inbox
+        # body); already sanitised HTML is not cleaned twice.
+        if self.html:
+            object.__setattr__(self, "html", sanitize_html(self.html))
 
 
 # A renderer gives the message for one recipient on one channel; `user` is the

@@ -9,8 +9,13 @@ platform's server goes through `smtp_target_resolve`:
   `SMTP_TEST_EXTRA_PORTS`;
 - the host is resolved once and every address it resolves to must be public
   (`ipaddress` `is_global`, and neither multicast nor reserved, looking inside
-  IPv4-mapped, NAT64, 6to4 and Teredo addresses), unless the host or the
+  IPv4-mapped, NAT64, 6to4 and Teredo addresses, and outside the ranges newer
+  Pythons no longer call global: `NOT_GLOBAL`), unless the host or the
   address is listed in `SMTP_TEST_ALLOWED_HOSTS` (names, addresses, networks);
+- the same check runs when settings are saved (API and admin), name
+  resolution included, so `127.1`, `0x7f.1`, `2130706433` or a name that
+  resolves to a private address is never stored; connecting checks again,
+  since a name may resolve differently later;
 - the connection goes to the addresses that were checked, never to a fresh
   resolution of the name, so a DNS answer that changes between the check and
   the connect (rebinding) reaches nothing new. The name is kept for TLS
@@ -65,6 +70,23 @@ TLS_FAILED = (
 
 # The two IPv6 prefixes that carry an IPv4 address in their last 32 bits (RFC 6052, RFC 8215).
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+# Ranges that Python 3.11's `is_global` still calls global but that are not
+# reachable public unicast (IANA special-purpose registries; later Pythons
+# agree for most of them).
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "192.88.99.0/24",  # 6to4 relay anycast, deprecated (RFC 7526)
+        "fec0::/10",  # site-local, deprecated (RFC 3879); fec0::1 .. feff::...
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs (RFC 9602)
+        "100::/64",  # discard-only (RFC 6666)
+        "2001:2::/48",  # benchmarking (RFC 5180)
+        "2001:10::/28",  # ORCHID, deprecated (RFC 4843)
+        "2001:20::/28",  # ORCHIDv2 (RFC 7343)
+    )
+)
 
 # Resolution goes through this name so tests can answer for the (outside) DNS.
 _getaddrinfo = socket.getaddrinfo
@@ -131,6 +153,8 @@ def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
         embedded = [ip.sixtofour, *(ip.teredo or ())]
         if any(e is not None and not is_public_address(e) for e in embedded):
             return False
+    if any(ip.version == net.version and ip in net for net in NOT_GLOBAL):
+        return False
     return bool(
         ip.is_global
         and not ip.is_multicast
@@ -184,8 +208,7 @@ def _refused_address() -> TargetRefused:
 def smtp_target_check(*, host: str, port: int) -> str:
     """The checks that need no DNS: syntax, port, and a literal address's range.
 
-    Used when settings are saved; connecting always goes through
-    `smtp_target_resolve` as well, since a name may resolve differently later.
+    `smtp_target_resolve` runs these first, then resolves the name.
     """
     host = smtp_host_normalize(host)
     smtp_port_check(port)
@@ -454,7 +477,8 @@ def smtp_settings_save(
     """Create or replace a platform's SMTP server; `password=None` keeps the stored one."""
     if use_tls and use_ssl:
         raise TargetRefused("use_ssl", "use_tls and use_ssl are mutually exclusive.")
-    host = smtp_target_check(host=host, port=port)
+    # Resolved and checked now, so nothing that leads to a private address is stored.
+    host = smtp_target_resolve(host=host, port=port).host
     with transaction.atomic():
         current = PlatformSMTPSettings.objects.select_for_update().filter(platform=platform).first()
         obj = current or PlatformSMTPSettings(platform=platform)

@@ -39,6 +39,15 @@ EXAMPLE_PLATFORM = Platform(
 )
 
 
+def _same_text(submitted: str, stored: str) -> bool:
+    # A browser submits a textarea with CRLF line ends and the form strips the
+    # ends, so an untouched field comes back changed in those ways only.
+    def norm(text: str) -> str:
+        return (text or "").replace("\r\n", "\n").strip()
+
+    return norm(submitted) == norm(stored)
+
+
 class TemplateForm(forms.ModelForm):
     """Compiles every template field before saving; syntax errors name the line, HTML is sanitised."""
 
@@ -65,7 +74,13 @@ class TemplateForm(forms.ModelForm):
         values = {f: cleaned[f] for f in defaults.TEMPLATE_FIELDS if f in cleaned and cleaned[f] is not None}
         errors: dict[str, list[str]] = {}
         known = defaults.known_variables(type_, cleaned.get("available_context") or instance.available_context)
-        checked, self.template_warnings = template_services.template_fields_check(values, known=known, errors=errors)
+        # Fields the author did not change are kept exactly as stored (not re-sanitised).
+        current = {f: getattr(instance, f) or "" for f in defaults.TEMPLATE_FIELDS} if instance.pk else None
+        if current:
+            values = {f: current[f] if _same_text(v, current[f]) else v for f, v in values.items()}
+        checked, self.template_warnings = template_services.template_fields_check(
+            values, known=known, errors=errors, current=current
+        )
         if errors:
             raise ValidationError(errors)
         cleaned.update(checked)

@@ -14,13 +14,18 @@ reach settings. Platform admins write these templates, so the engine here:
   lists, dicts), converted fresh for every render so nothing leaks between
   recipients;
 - stops a render that runs too long or produces too much output, checking at
-  every node (loops included) rather than trusting the template to be small.
+  every node (loops included) and inside every filter (`budget`,
+  `sandbox_filters`): a filter that would build a value over the budget is
+  refused before it builds it;
+- bounds the context it is given (`NOTIFY_TEMPLATE_MAX_CONTEXT_CHARS`);
+- reports errors by line and name, never with the context's values (a
+  recipient's data or signed unsubscribe link must not end up in an error
+  shown to an admin or stored on a build).
 """
 
 from __future__ import annotations
 
 import functools
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,9 +33,24 @@ from datetime import time as dtime
 from decimal import Decimal
 
 from django.conf import settings
-from django.template import Context, Engine, Library, Node, TemplateSyntaxError, defaultfilters, defaulttags
-from django.template.base import FilterExpression, TextNode, Variable, VariableNode
+from django.template import (
+    Context,
+    Engine,
+    Library,
+    Node,
+    TemplateSyntaxError,
+    VariableDoesNotExist,
+    defaultfilters,
+    defaulttags,
+)
+from django.template.base import FilterExpression, Variable
 from django.template.library import import_library
+
+from templates_app import budget as render_budget
+from templates_app import sandbox_filters
+from templates_app.budget import RenderLimitExceeded, TemplateError
+
+__all__ = ["RenderLimitExceeded", "TemplateError", "compile_template", "plain", "render", "template_check"]
 
 TAG_LIBRARY = "templates_app.templatetags.notification_template_tags"
 
@@ -64,27 +84,9 @@ REFUSED_TAGS = (
     "csrf_token",
     "querystring",
 )
-# Left out: center/ljust/rjust/stringformat take a width that allocates
-# gigabytes in one call; pprint shows Python reprs. floatformat is wrapped below.
-REFUSED_FILTERS = frozenset({"center", "ljust", "rjust", "stringformat", "pprint", "floatformat"})
-MAX_FLOATFORMAT_DIGITS = 20
 MAX_CONTEXT_DEPTH = 8
-
-
-class TemplateError(Exception):
-    """A template that cannot be compiled or rendered; `line` is 1-based when known."""
-
-    def __init__(self, message: str, *, line: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.line = line
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}" if self.line else self.message
-
-
-class RenderLimitExceeded(TemplateError):
-    pass
+MAX_NESTING = 50
+NESTED_TOO_DEEP = f"Tags are nested more than {MAX_NESTING} deep; no notification needs that many levels."
 
 
 def _refuse(name: str):
@@ -94,30 +96,28 @@ def _refuse(name: str):
     return compile_refused
 
 
-def _floatformat(value, arg=-1):
-    """floatformat with its precision capped (a huge one allocates huge Decimals)."""
-    text = str(arg)
-    digits = "".join(ch for ch in text if ch.isdigit() or ch == "-")
-    suffix = "".join(ch for ch in text if ch in "gu")
-    try:
-        precision = int(digits) if digits not in ("", "-") else -1
-    except ValueError:
-        precision = -1
-    precision = max(-MAX_FLOATFORMAT_DIGITS, min(MAX_FLOATFORMAT_DIGITS, precision))
-    return defaultfilters.floatformat(value, f"{precision}{suffix}")
-
-
 @functools.cache
 def _sandbox_library() -> Library:
+    """The allowlisted tags, and every filter (Django's and ours) charging the render budget."""
+    ours = import_library(TAG_LIBRARY)
     library = Library()
     for name in ALLOWED_TAGS:
         library.tags[name] = defaulttags.register.tags[name]
     for name in REFUSED_TAGS:
         library.tags[name] = _refuse(name)
-    for name, func in defaultfilters.register.filters.items():
-        if name not in REFUSED_FILTERS:
-            library.filters[name] = func
-    library.filter("floatformat", _floatformat, is_safe=True)
+    library.tags.update(ours.tags)
+    filters = {
+        name: func
+        for name, func in defaultfilters.register.filters.items()
+        if name not in sandbox_filters.REFUSED_FILTERS
+    }
+    filters.update(ours.filters)
+    for name, func in filters.items():
+        if name in sandbox_filters.REPLACED:
+            func, flags = sandbox_filters.REPLACED[name]
+            library.filter(name, func, **flags)
+            func = library.filters[name]
+        library.filters[name] = sandbox_filters.charged(name, func)
     return library
 
 
@@ -127,49 +127,33 @@ class SandboxEngine(Engine):
     default_builtins: list[str] = []
 
     def get_template_builtins(self, builtins):
-        return [_sandbox_library(), *[import_library(path) for path in builtins]]
+        return [_sandbox_library()]
 
 
 # debug=True only makes compile errors carry their line number; there is no
 # {% debug %} tag to expose anything.
-ENGINE = SandboxEngine(loaders=[], libraries={}, builtins=[TAG_LIBRARY], debug=True, string_if_invalid="")
+ENGINE = SandboxEngine(loaders=[], libraries={}, builtins=[], debug=True, string_if_invalid="")
 
 
-def _limits() -> tuple[int, float]:
+def _limits() -> tuple[int, float, int]:
     return (
         getattr(settings, "NOTIFY_TEMPLATE_MAX_OUTPUT_CHARS", 200_000),
         getattr(settings, "NOTIFY_TEMPLATE_MAX_RENDER_SECONDS", 2.0),
+        getattr(settings, "NOTIFY_TEMPLATE_MAX_CONTEXT_CHARS", 1_000_000),
     )
 
 
-class _Budget:
-    def __init__(self, max_chars: int, max_seconds: float):
-        self.max_chars = max_chars
-        self.deadline = time.monotonic() + max_seconds
-        self.max_seconds = max_seconds
-        self.chars = 0
-
-    def tick(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise RenderLimitExceeded(f"Rendering took longer than {self.max_seconds:g} s and was stopped.")
-
-    def add(self, n: int) -> None:
-        self.chars += n
-        if self.chars > self.max_chars:
-            raise RenderLimitExceeded(f"Rendered output exceeds {self.max_chars} characters and was stopped.")
-
-
-class _BudgetContext(Context):
-    budget: _Budget | None = None
+def _is_leaf(node: Node) -> bool:
+    return not any(getattr(node, attr, None) for attr in node.child_nodelists)
 
 
 def _guard(node: Node) -> None:
     """Make one node check the render budget before (and, for leaves, after) rendering."""
     original = node.render_annotated
-    leaf = isinstance(node, (TextNode, VariableNode))
+    leaf = _is_leaf(node)
 
     def render_annotated(context):
-        budget = getattr(context, "budget", None)
+        budget = render_budget.current()
         if budget is not None:
             budget.tick()
         output = original(context)
@@ -192,14 +176,55 @@ def compile_template(source: str):
         template = ENGINE.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(str(exc), line=_line_of(exc)) from None
+    except RecursionError:
+        # Django's parser recurses once per nested block tag.
+        raise TemplateError(NESTED_TOO_DEEP) from None
+    if _depth(template.nodelist) > MAX_NESTING:
+        # Rendering recurses too, a few frames per level: refuse now, not at every send.
+        raise TemplateError(NESTED_TOO_DEEP)
     for node in template.nodelist.get_nodes_by_type(Node):
         _guard(node)
     return template
 
 
-def plain(value, _depth: int = 0):
-    """The value as plain data: str, int, float, bool, None, list, dict. Anything else becomes a string."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+def _depth(nodelist) -> int:
+    deepest = 0
+    stack = [(node, 1) for node in nodelist]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        # ({% if %}'s `nodelist` is every branch's nodes together.)
+        for attr in node.child_nodelists:
+            stack.extend((child, depth + 1) for child in getattr(node, attr, None) or ())
+    return deepest - 1  # block tags around the deepest node
+
+
+class _Room:
+    """What is left of the context size limit while a context is copied."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.left = limit
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise RenderLimitExceeded(
+                f"The values given to the template exceed {self.limit:,} characters; nothing was rendered."
+            )
+
+
+def plain(value, _depth: int = 0, _room: _Room | None = None):
+    """The value as plain data: str, int, float, bool, None, list, dict. Anything else becomes a string.
+
+    With `_room`, the copy counts characters and items against it and stops
+    as soon as the value is too large.
+    """
+    if isinstance(value, str):
+        if _room is not None:
+            _room.take(len(value))
+        return value
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if _depth >= MAX_CONTEXT_DEPTH:
         return ""
@@ -210,30 +235,63 @@ def plain(value, _depth: int = 0):
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): plain(v, _depth + 1) for k, v in value.items()}
+        if _room is not None:
+            _room.take(render_budget.ITEM_COST * len(value))
+        return {plain(str(k), _depth, _room): plain(v, _depth + 1, _room) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(v, _depth + 1) for v in value]
-    return str(value)
+        if _room is not None:
+            _room.take(render_budget.ITEM_COST * len(value))
+        return [plain(v, _depth + 1, _room) for v in value]
+    return plain(str(value), _depth, _room)
+
+
+def _missing_name(exc: VariableDoesNotExist) -> str:
+    params = getattr(exc, "params", ()) or ()
+    return params[0] if params and isinstance(params[0], str) else ""
+
+
+def _render_error(exc: Exception) -> TemplateError:
+    """A TemplateError naming the line and, for a failed lookup, the name, never a value.
+
+    Django's own messages print the whole context for a failed lookup
+    ("Failed lookup for key [x] in [{...}]") and Python's quote the value
+    they choked on, so neither is passed on.
+    """
+    line = _line_of(exc)
+    if isinstance(exc, RecursionError):
+        return TemplateError(NESTED_TOO_DEEP, line=line)
+    if isinstance(exc, VariableDoesNotExist):
+        name = _missing_name(exc)
+        return TemplateError(f"'{name}' is not defined; a filter argument or tag value must exist.", line=line)
+    if isinstance(exc, TemplateSyntaxError):
+        # Raised by tags at render time with text about the template itself.
+        return TemplateError(str(exc).split("\n", 1)[0][:300], line=line)
+    return TemplateError(f"A filter or tag could not handle its value ({type(exc).__name__}).", line=line)
 
 
 def render(source: str, context: dict, *, html: bool = False) -> str:
     """Render `source` with a plain-value copy of `context`.
 
     `html=True` autoescapes variables (email HTML); text fields (titles, SMS,
-    push, in-app bodies) render unescaped. Raises TemplateError on failure.
+    push, in-app bodies) render unescaped. Raises TemplateError on failure,
+    RenderLimitExceeded when the render or its context is over budget.
     """
     if not source:
         return ""
     template = compile_template(source)
-    max_chars, max_seconds = _limits()
-    ctx = _BudgetContext(plain(context), autoescape=html)
-    ctx.budget = _Budget(max_chars, max_seconds)
+    max_chars, max_seconds, max_context = _limits()
+    ctx = Context(plain(context, _room=_Room(max_context)), autoescape=html)
+    token = render_budget.activate(render_budget.Budget(max_chars, max_seconds))
     try:
         output = template.render(ctx)
-    except TemplateError:
+    except TemplateError as exc:
+        if exc.line is None:
+            exc.line = _line_of(exc)
         raise
     except Exception as exc:  # noqa: BLE001 - a filter choking on a value must be a clear error, never a 500
-        raise TemplateError(f"Rendering failed: {exc}", line=_line_of(exc)) from None
+        raise _render_error(exc) from None
+    finally:
+        render_budget.deactivate(token)
     if len(output) > max_chars:
         raise RenderLimitExceeded(f"Rendered output exceeds {max_chars} characters and was stopped.")
     return output

@@ -1,13 +1,22 @@
-"""HTML sanitising for `email_html_template`, with the allowlist of IBL §8.3.
+"""The one HTML sanitiser, with the allowlist of IBL §8.3.
+
+Every field that can carry HTML to a person goes through `sanitize_html`:
+`email_html_template` (the source when saved, the output when rendered), the
+v1 bulk-email `html` (when the job is stored, and every `Message.html` the
+pipeline writes and the email backend sends), and the org inbox `body`, which
+the document says may contain HTML (so clients insert it as HTML). Values
+placed into HTML templates are escaped (autoescape), not sanitised: a learner's
+`<b>` in a ticket reads as typed.
 
 The document names bleach; bleach is no longer maintained (its 6.x changelog
-says so), so this uses nh3 (ammonia) with the same allowlist. `sanitize_html`
-is the one function that cleans HTML; everything else calls it.
+says so), so this uses nh3 (ammonia) with the same allowlist.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 
 import nh3
 
@@ -61,9 +70,13 @@ ALLOWED_ATTRIBUTES = {
 }
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 # Inline CSS is how emails are styled; properties that can load URLs or take
-# the element out of the flow (background-image, position, behavior, ...) go.
+# the element out of the flow (background-image, position, behavior, ...) go,
+# and so does any declaration whose value calls a function other than
+# `SAFE_CSS_FUNCTIONS` (`url()`, `image-set()`, `expression()`, ...), so the
+# `background` shorthand keeps its colour and never loads an image.
 ALLOWED_STYLE_PROPERTIES = frozenset(
     {
+        "background",
         "background-color",
         "border",
         "border-bottom",
@@ -100,6 +113,7 @@ ALLOWED_STYLE_PROPERTIES = frozenset(
         "padding-top",
         "text-align",
         "text-decoration",
+        "text-indent",
         "text-transform",
         "vertical-align",
         "white-space",
@@ -108,19 +122,70 @@ ALLOWED_STYLE_PROPERTIES = frozenset(
 )
 
 
+SAFE_CSS_FUNCTIONS = frozenset(
+    {"rgb", "rgba", "hsl", "hsla", "calc", "min", "max", "clamp", "linear-gradient", "radial-gradient"}
+)
+_CSS_FUNCTION = re.compile(r"([a-zA-Z_-][a-zA-Z0-9_-]*)?\s*\(")
+
+
+def _declarations(style: str) -> list[str]:
+    """Split a style attribute at `;` outside quotes and parentheses."""
+    parts, current, depth, quote = [], [], 0, ""
+    for ch in style:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        elif ch == ";" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def _safe_declaration(declaration: str) -> bool:
+    _, sep, value = declaration.partition(":")
+    if not sep:
+        return False
+    # Escapes and comments can spell anything (`u\72l(`, `ur/**/l(`); no email needs them.
+    if "\\" in value or "/*" in value or "@" in value:
+        return False
+    functions = [(name or "").lower() for name in _CSS_FUNCTION.findall(value)]
+    return all(name in SAFE_CSS_FUNCTIONS for name in functions)
+
+
+def clean_style(style: str) -> str:
+    """The declarations of a style attribute whose values load nothing (property names are nh3's job)."""
+    return ";".join(d.strip() for d in _declarations(style) if d.strip() and _safe_declaration(d))
+
+
 def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     # A link may open a new tab or stay; `_parent`/`_top` or a named frame has no place in an email.
     if attribute == "target" and value not in ("_blank", "_self"):
         return None
+    if attribute == "style":
+        return clean_style(value) or None
     return value
 
 
-def sanitize_html(html: str) -> str:
-    """Remove every tag, attribute, style property and URL scheme outside the allowlist."""
-    if not html:
-        return ""
-    return nh3.clean(
-        html,
+class SanitizedHTML(str):
+    """HTML that has been through `sanitize_html`; passing it again returns it as it is."""
+
+    __slots__ = ()
+
+
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    # Built once: the allowlist does not change, and a prepared Cleaner is
+    # noticeably faster than nh3.clean() rebuilding it for every message.
+    return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
         url_schemes=set(URL_SCHEMES),
@@ -130,6 +195,15 @@ def sanitize_html(html: str) -> str:
         filter_style_properties=set(ALLOWED_STYLE_PROPERTIES),
         attribute_filter=_attribute_filter,
     )
+
+
+def sanitize_html(html: str) -> str:
+    """Remove every tag, attribute, style property and URL scheme outside the allowlist."""
+    if isinstance(html, SanitizedHTML):
+        return html
+    if not html:
+        return SanitizedHTML("")
+    return SanitizedHTML(_cleaner().clean(str(html)))
 
 
 _TEMPLATE_SYNTAX = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
@@ -142,15 +216,27 @@ def sanitize_template_source(source: str) -> str:
     quotes of `{{ x|default:"y" }}`. Template syntax is swapped for inert
     placeholders, the HTML is cleaned, and the syntax is put back. The rendered
     output is sanitised again, because values can carry markup too.
+
+    The placeholders carry a random key that does not occur in the source, so
+    text of the template cannot pose as one (a template that contains
+    `tplslot0x` is just text).
     """
     if not source:
         return ""
+    key = secrets.token_hex(8)
+    while key in source:
+        key = secrets.token_hex(8)
     pieces: list[str] = []
 
     def stash(match: re.Match) -> str:
         pieces.append(match.group(0))
-        return f"tplslot{len(pieces) - 1}x"
+        return f"tpl{key}s{len(pieces) - 1}x"
 
     protected = _TEMPLATE_SYNTAX.sub(stash, source)
     cleaned = sanitize_html(protected)
-    return re.sub(r"tplslot(\d+)x", lambda m: pieces[int(m.group(1))], cleaned)
+
+    def restore(match: re.Match) -> str:
+        index = int(match.group(1))
+        return pieces[index] if index < len(pieces) else ""
+
+    return re.sub(rf"tpl{key}s(\d+)x", restore, cleaned)

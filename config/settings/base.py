@@ -404,6 +404,8 @@ CELERY_BEAT_SCHEDULE["archive-read-alerts"] = {
 # Render limits of notification templates: output size and wall time per field.
 NOTIFY_TEMPLATE_MAX_OUTPUT_CHARS = env_int("NOTIFY_TEMPLATE_MAX_OUTPUT_CHARS", 200_000)
 NOTIFY_TEMPLATE_MAX_RENDER_SECONDS = float(env("NOTIFY_TEMPLATE_MAX_RENDER_SECONDS", "2"))
+# Characters (and list items) of the values one render is given; a larger context is refused.
+NOTIFY_TEMPLATE_MAX_CONTEXT_CHARS = env_int("NOTIFY_TEMPLATE_MAX_CONTEXT_CHARS", 1_000_000)
 # Recipients one POST .../events/ may name.
 NOTIFY_EVENT_MAX_RECIPIENTS = env_int("NOTIFY_EVENT_MAX_RECIPIENTS", 1000)
 # Where PROACTIVE_LEARNER_NOTIFICATION's `ai_recommendation` comes from.

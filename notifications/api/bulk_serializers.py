@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from rest_framework import serializers
 
 from notifications.models import Level, Notification, Role, ScheduledChannel, ScheduledNotification, ScheduledStatus
+from templates_app.sanitize import sanitize_html
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -31,6 +32,12 @@ _ROLE = serializers.ChoiceField(
 )
 
 
+HTML_HELP = (
+    "HTML: sanitised with the one allowlist (no scripts, event handlers, javascript: URLs or remote CSS) "
+    "when stored and again when sent."
+)
+
+
 class BulkSmsRequestSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="SMS body")
     user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
@@ -43,8 +50,10 @@ class BulkSmsRequestSerializer(serializers.Serializer):
 
 class BulkEmailRequestSerializer(serializers.Serializer):
     subject = serializers.CharField()
-    message = serializers.CharField(required=False, help_text="Plain-text body (this or html)")
-    html = serializers.CharField(required=False, help_text="HTML body (this or message)")
+    message = serializers.CharField(
+        required=False, help_text="Plain-text body (this or html). Text: never interpreted as HTML."
+    )
+    html = serializers.CharField(required=False, help_text="HTML body (this or message). " + HTML_HELP)
     user_ids = serializers.CharField(required=False, help_text='JSON array string, e.g. "[1,2,3]"')
     role = _ROLE
     emails = serializers.CharField(required=False, help_text='JSON array string, e.g. ["a@b.com"]')
@@ -79,7 +88,7 @@ class ScheduledPatchRequestSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, help_text="push, in-app")
     subject = serializers.CharField(required=False, help_text="email")
     message = serializers.CharField(required=False)
-    html = serializers.CharField(required=False, help_text="email")
+    html = serializers.CharField(required=False, help_text="email. " + HTML_HELP)
     user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     role = serializers.CharField(required=False, allow_blank=True)
     phone_numbers = serializers.ListField(child=serializers.CharField(), required=False, help_text="sms")
@@ -122,9 +131,9 @@ class ScheduledNotificationSerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     channel = serializers.ChoiceField(choices=ScheduledChannel.choices)
-    title = serializers.CharField()
-    message = serializers.CharField()
-    html = serializers.CharField()
+    title = serializers.CharField(help_text="Text")
+    message = serializers.CharField(help_text="Text: never interpreted as HTML")
+    html = serializers.CharField(help_text="Sanitised HTML (email only)")
     scheduled_at = serializers.CharField()
     status = serializers.ChoiceField(choices=ScheduledStatus.choices)
     target_user_ids = serializers.ListField(child=serializers.IntegerField())
@@ -145,7 +154,7 @@ class ScheduledNotificationSerializer(serializers.Serializer):
             "channel": job.channel,
             "title": job.title,
             "message": job.message,
-            "html": job.html,
+            "html": sanitize_html(job.html),  # rows stored before html was sanitised on input
             "scheduled_at": timestamp(job.scheduled_at),
             "status": job.status,
             "target_user_ids": list(job.target_user_ids or []),

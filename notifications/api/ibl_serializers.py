@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from notifications.models import Channel, DeviceRegistration, InboxStatus, Notification, PlatformSMTPSettings
+from templates_app.sanitize import sanitize_html
 
 MAX_IDS = 1000
 MAX_PAGE_SIZE = 100
@@ -161,7 +162,10 @@ class MarkAllReadSerializer(serializers.Serializer):
 
 class IBLNotificationSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", allow_null=True, read_only=True)
-    body = serializers.SerializerMethodField()
+    body = serializers.SerializerMethodField(
+        help_text="HTML: the rendered full body (may contain HTML, IBL §7.1), always passed through the one "
+        "sanitiser (no scripts, event handlers or javascript: URLs), so it can be inserted into a page as HTML."
+    )
 
     class Meta:
         model = Notification
@@ -181,7 +185,9 @@ class IBLNotificationSerializer(serializers.ModelSerializer):
 
     def get_body(self, obj) -> str:
         # The rendered full body: the text body, or the HTML one for mail rendered only as HTML.
-        return obj.body or obj.html
+        # The document lets it carry HTML, so clients insert it as HTML: both go through the
+        # sanitiser here, whatever wrote the row (templates with event values, bulk, older versions).
+        return sanitize_html(obj.body or obj.html)
 
 
 class IBLNotificationPageSerializer(serializers.Serializer):

@@ -28,7 +28,9 @@ class V1NotificationSerializer(serializers.Serializer):
     type = serializers.CharField()
     level = serializers.CharField()
     delivery_channel = serializers.CharField()
-    payload = serializers.DictField()
+    payload = serializers.DictField(
+        help_text="`headline` and `message`: plain text, never HTML; escape them when placing them in a page."
+    )
     is_read = serializers.BooleanField()
     timestamp = serializers.CharField()
 

@@ -29,6 +29,7 @@ from django.utils.html import strip_tags
 from notifications.backends.base import BaseBackend, Result
 from notifications.models import Attachment, Platform, PlatformSMTPSettings
 from notifications.smtp import PinnedEmailBackend, TargetRefused, smtp_target_resolve
+from templates_app.sanitize import sanitize_html
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +234,10 @@ class EmailBackend(BaseBackend):
     def _message(self, delivery, route: _Route) -> tuple[EmailMultiAlternatives, str]:
         domain = parseaddr(route.from_email)[1].rpartition("@")[2] or "localhost"
         message_id = make_msgid(domain=domain)
-        body = delivery.body or _text_from_html(delivery.html)
+        # Rows are written sanitised (Message); cleaning again at the door also
+        # covers rows an older version stored before every HTML field was.
+        html = sanitize_html(delivery.html)
+        body = delivery.body or _text_from_html(html)
         message = EmailMultiAlternatives(
             subject=_one_line(delivery.title),
             body=body,
@@ -247,8 +251,8 @@ class EmailBackend(BaseBackend):
                 "X-Notification-ID": str(delivery.id),
             },
         )
-        if delivery.html:
-            message.attach_alternative(delivery.html, "text/html")
+        if html:
+            message.attach_alternative(html, "text/html")
         for filename, content, content_type in self._attachments_for(delivery.source):
             message.attach(filename, content, content_type)
         return message, message_id

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from notifications import phones as phone_numbers
 from notifications.models import Level, Role, ScheduledChannel
+from templates_app.sanitize import sanitize_html
 
 TITLE_MAX = 500
 TYPE_MAX = 100
@@ -223,7 +224,8 @@ def content_parse(channel: str, data: Mapping) -> Content:
     if channel == ScheduledChannel.EMAIL:
         title = _text(data, "subject")
         message = _text(data, "message")
-        html = _text(data, "html")
+        # Stored sanitised: the job's html is shown back by the API and the admin.
+        html = sanitize_html(_text(data, "html"))
         if not title:
             raise BulkInputError("Subject is required")
         if not message and not html:

@@ -24,6 +24,17 @@ def _bounded_context(value: dict) -> dict:
     return value
 
 
+# What the OpenAPI schema says of each template field: which are HTML and which are text.
+TEXT_TEMPLATE = (
+    "Text template: variables are not HTML-escaped and the result is plain text (SMS, push, in-app, "
+    "the email's text part), never interpreted as HTML."
+)
+HTML_TEMPLATE = (
+    "HTML template: sanitised with the one allowlist (IBL §8.3) when saved, its variables HTML-escaped "
+    "(autoescape) when rendered, and the rendered HTML sanitised again."
+)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, instead of silently ignoring a typo."""
 
@@ -149,8 +160,8 @@ class TemplateSummaryOut(serializers.Serializer):
     can_customize = serializers.BooleanField()
     is_custom = serializers.BooleanField()
     is_critical = serializers.BooleanField(help_text="Users cannot opt out of critical types.")
-    message_title = serializers.CharField()
-    email_subject = serializers.CharField()
+    message_title = serializers.CharField(help_text=TEXT_TEMPLATE)
+    email_subject = serializers.CharField(help_text=TEXT_TEMPLATE)
     spas = serializers.ListField(child=serializers.CharField())
     allowed_channels = serializers.ListField(child=serializers.CharField())
     available_context = serializers.DictField(child=serializers.CharField())
@@ -158,10 +169,10 @@ class TemplateSummaryOut(serializers.Serializer):
 
 
 class TemplateDetailOut(TemplateSummaryOut):
-    message_body = serializers.CharField()
-    short_message_body = serializers.CharField()
+    message_body = serializers.CharField(help_text=TEXT_TEMPLATE)
+    short_message_body = serializers.CharField(help_text=TEXT_TEMPLATE)
     email_from_address = serializers.CharField()
-    email_html_template = serializers.CharField()
+    email_html_template = serializers.CharField(help_text=HTML_TEMPLATE)
     spas_detail = SpaOut(many=True)
     allowed_channels_detail = ChannelOut(many=True)
     metadata = serializers.JSONField()
@@ -218,15 +229,17 @@ def _hhmm(value: str) -> str:
 class TemplatePatchIn(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    message_title = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    message_body = serializers.CharField(required=False, allow_blank=True, max_length=50_000, trim_whitespace=False)
-    short_message_body = serializers.CharField(
-        required=False, allow_blank=True, max_length=5_000, trim_whitespace=False
+    message_title = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text=TEXT_TEMPLATE)
+    message_body = serializers.CharField(
+        required=False, allow_blank=True, max_length=50_000, trim_whitespace=False, help_text=TEXT_TEMPLATE
     )
-    email_subject = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    short_message_body = serializers.CharField(
+        required=False, allow_blank=True, max_length=5_000, trim_whitespace=False, help_text=TEXT_TEMPLATE
+    )
+    email_subject = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text=TEXT_TEMPLATE)
     email_from_address = serializers.EmailField(required=False, allow_blank=True)
     email_html_template = serializers.CharField(
-        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
+        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False, help_text=HTML_TEMPLATE
     )
     spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     channel_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
@@ -271,12 +284,22 @@ class CustomTypeIn(StrictSerializer):
     )
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    message_title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    message_body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    short_message_body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    email_subject = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    message_title = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", help_text=TEXT_TEMPLATE
+    )
+    message_body = serializers.CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False, help_text=TEXT_TEMPLATE
+    )
+    short_message_body = serializers.CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False, help_text=TEXT_TEMPLATE
+    )
+    email_subject = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", help_text=TEXT_TEMPLATE
+    )
     email_from_address = serializers.EmailField(required=False, allow_blank=True, default="")
-    email_html_template = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    email_html_template = serializers.CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False, help_text=HTML_TEMPLATE
+    )
     spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     channel_ids = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
     available_context = serializers.DictField(child=serializers.CharField(max_length=500), required=False)
@@ -324,10 +347,10 @@ class PreviewIn(StrictSerializer):
 
 
 class RenderedOut(serializers.Serializer):
-    title = serializers.CharField()
-    body = serializers.CharField()
-    html = serializers.CharField()
-    short_message = serializers.CharField()
+    title = serializers.CharField(help_text="Text")
+    body = serializers.CharField(help_text="Text: never interpreted as HTML")
+    html = serializers.CharField(help_text="Sanitised HTML (email)")
+    short_message = serializers.CharField(help_text="Text")
 
 
 class PreviewOut(serializers.Serializer):
@@ -362,7 +385,13 @@ class RecipientField(serializers.JSONField):
 class EventIn(StrictSerializer):
     type = serializers.CharField(max_length=100)
     recipients = serializers.ListField(child=RecipientField(), required=False, default=list)
-    context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+    context = serializers.DictField(
+        required=False,
+        default=dict,
+        validators=[_bounded_context],
+        help_text="Template variables. Values are text: HTML-escaped where an HTML template places them, "
+        "never interpreted as HTML.",
+    )
     channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False)
     event_id = serializers.CharField(
         max_length=200, required=False, help_text="Your idempotency key: the same event is never delivered twice."

@@ -108,19 +108,28 @@ def _known(effective: EffectiveTemplate) -> set[str]:
 
 
 def template_fields_check(
-    values: dict[str, str], *, known: set[str], errors: dict[str, list[str]]
+    values: dict[str, str],
+    *,
+    known: set[str],
+    errors: dict[str, list[str]],
+    current: dict[str, str] | None = None,
 ) -> tuple[dict[str, str], list[dict]]:
     """Compile each template field; syntax errors go into `errors`, unknown variables come back as warnings.
 
-    Returns the values to store (HTML sanitised) and the warnings.
+    Returns the values to store (HTML sanitised) and the warnings. A field
+    whose value is the one stored (`current`) is returned exactly as stored:
+    saving a form or PATCH that did not change a template must not rewrite it.
     """
+    current = current or {}
     cleaned: dict[str, str] = {}
     warnings: list[dict] = []
     for field, value in values.items():
         if field not in defaults.TEMPLATE_FIELDS:
             cleaned[field] = value
             continue
-        if defaults.TEMPLATE_FIELDS[field]:
+        if field in current and value == (current[field] or ""):
+            pass  # as stored: not sanitised again
+        elif defaults.TEMPLATE_FIELDS[field]:
             value = sanitize_template_source(value)
         try:
             found = template_check(value, known=known)
@@ -198,7 +207,8 @@ def template_customize(
     for field, messages in config_field_errors(notification_type, set(changes)).items():
         errors.setdefault(field, []).extend(messages)
     content = {k: v for k, v in changes.items() if k in defaults.CONTENT_FIELDS}
-    cleaned, warnings = template_fields_check(content, known=_known(effective), errors=errors)
+    stored = {f: getattr(effective.template, f) for f in defaults.TEMPLATE_FIELDS}
+    cleaned, warnings = template_fields_check(content, known=_known(effective), errors=errors, current=stored)
     spa_ids = changes.get("spa_ids")
     channel_ids = changes.get("channel_ids")
     spas = channels = None

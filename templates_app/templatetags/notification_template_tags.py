@@ -16,6 +16,8 @@ from django import template
 from django.utils import dateformat
 from django.utils.dateparse import parse_date, parse_datetime
 
+from templates_app import budget
+
 register = template.Library()
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
@@ -98,6 +100,7 @@ def local_datetime(context, value, fmt: str = "N j, Y, H:i T") -> str:
         tz = zoneinfo.ZoneInfo("UTC")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
+    budget.reserve(len(str(fmt)) * budget.DATE_FORMAT_EXPANSION, what="'local_datetime' tag")
     return dateformat.format(moment.astimezone(tz), str(fmt))
 
 
@@ -107,6 +110,7 @@ def as_date(value, fmt: str = "N j, Y") -> str:
     moment = _to_datetime(value)
     if moment is None:
         return str(value or "")
+    budget.reserve(len(str(fmt)) * budget.DATE_FORMAT_EXPANSION, what="'as_date' filter")
     return dateformat.format(moment, str(fmt))
 
 
@@ -181,4 +185,6 @@ def bullet_list(value, bullet: str = "-") -> str:
     """A list as lines of "- item" (plain-text bodies)."""
     if not isinstance(value, (list, tuple)):
         value = [value] if value not in (None, "") else []
+    bullet = str(bullet)
+    budget.reserve(len(value) * (len(bullet) + 2) + sum(len(_name_of(v)) for v in value), what="'bullet_list' filter")
     return "\n".join(f"{bullet} {_name_of(v)}" for v in value if _name_of(v))

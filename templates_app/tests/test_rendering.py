@@ -151,10 +151,11 @@ def test_render_time_is_limited():
     assert "longer than" in str(info.value)
 
 
-def test_width_bombs_are_not_available():
+def test_width_bombs_are_refused_before_they_allocate():
     for source in ('{{ x|center:"999999999" }}', '{{ x|ljust:"999999999" }}', '{{ x|stringformat:"0999999999d" }}'):
-        with pytest.raises(TemplateError):
-            compile_template(source)
+        with pytest.raises(RenderLimitExceeded, match="would build"):
+            render(source, {"x": 1})
+    assert render('{{ x|center:"7" }}|{{ x|stringformat:"05d" }}', {"x": 42}) == "   42  |00042"
     assert render('{{ x|floatformat:"999999999" }}', {"x": 1.5}) == "1.50000000000000000000"
 
 
