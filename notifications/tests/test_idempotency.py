@@ -175,7 +175,7 @@ def test_a_key_never_answers_for_another_platform(client, make_user):
     """The same user and key with another `X-Platform` is refused, not served platform A's response."""
     other = PlatformFactory(key="other-school")
     ops = User.objects.get(username="ops")
-    Membership.objects.create(user=ops, platform=other, is_platform_admin=True)
+    Membership.objects.create(user=ops, platform=other, role="ADMIN", is_platform_admin=True)
     make_user("b-student", role="STUDENT", plat=other)
     first = client.post(
         f"{V1}/bulk-sms", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k", HTTP_X_PLATFORM="acme-learning"
