@@ -14,3 +14,13 @@ NOTIFICATION_BACKENDS = {
 }
 NOTIFICATION_BACKENDS["in_app"] = {"BACKEND": "notifications.backends.in_app.InAppBackend", "OPTIONS": {}}
 MEDIA_ROOT = BASE_DIR / ".run" / "test-media"  # noqa: F405
+# `{% static %}` without a collected manifest, and WhiteNoise finding files in
+# the apps' static directories on each request: no collectstatic before a test
+# run. test_static.py collects with the production storage to check that path.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+SERVE_MEDIA = True
