@@ -100,7 +100,9 @@ class BulkSendView(APIView):
                     platform=platform, data=data, created_by=request.user, base_url=base_url(request)
                 )
                 return ok(self.scheduled_message, ScheduledNotificationSerializer(job).data, status=201)
-            result = services.bulk_send(platform=platform, data=data, base_url=base_url(request))
+            result = services.bulk_send(
+                platform=platform, data=data, base_url=base_url(request), created_by=request.user
+            )
         except BulkInputError as exc:
             raise bad_request(exc) from None
         counts = result.counts
