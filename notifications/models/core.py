@@ -282,7 +282,11 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient_key} ({self.delivery_status})"
+        # The member's name when the row came with its user (the admin's lists); never a query of its own.
+        who = self.recipient_key
+        if self.user_id is not None and type(self).user.is_cached(self):
+            who = self.user.get_username()
+        return f"{self.channel} to {who} ({self.delivery_status})"
 
 
 class InboxCounter(models.Model):
