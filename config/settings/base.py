@@ -260,7 +260,17 @@ SPECTACULAR_SETTINGS = {
         "Three surfaces over one domain: `/alerts` (per-user alerts and calendar events), "
         "`/api/v1/` (bulk and scheduled sends, inbox, WebSocket) and `/api/notification/v1/` "
         "(org inbox, templates, devices, SMTP, builder). Every surface accepts both "
-        "`Authorization: Token <t>` and `Authorization: Bearer <t>`."
+        "`Authorization: Token <t>` and `Authorization: Bearer <t>`.\n\n"
+        "**Errors** come in the format of the surface called: `/alerts` answers "
+        '`{"error": {"code", "message", "fields"?}}`, `/api/v1/` answers `{"message", "error"}`, '
+        '`/api/notification/v1/` answers DRF style (`{"detail"}` or `{"<field>": [...]}`). '
+        "Another platform's object is a 404, never a 403.\n\n"
+        "**Rate limits**: per user (default 1200/minute), per platform (12000/minute), per client "
+        "address without a token (60/minute), template test-sends (20/minute) and SMTP tests "
+        "(20/hour per platform); over a limit the answer is 429 with `Retry-After`. Send endpoints "
+        "honour `Idempotency-Key` for 24 hours.\n\n"
+        "The full error reference and rate limits (IBL sections 13 and 14) are in the repository's "
+        "`docs/errors-and-rate-limits.md`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -161,3 +161,48 @@ def test_push_image_url_from_bulk_push_is_fetchable_over_http(live_url, make_use
     assert fetched.status_code == 200 and fetched.content == PNG
     assert fetched.headers["Content-Type"] == "image/png"
     default_storage.delete(image.removeprefix(f"{live_url}/media/"))
+
+
+def test_storage_is_a_setting_from_the_environment():
+    """MEDIA_STORAGE_BACKEND/OPTIONS become STORAGES["default"]; a bucket turns the media route off."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from config.settings import base as s; print(json.dumps([s.STORAGES['default'], s.SERVE_MEDIA]))"
+    )
+    env = {
+        **os.environ,
+        "MEDIA_STORAGE_BACKEND": "storages.backends.s3.S3Storage",
+        "MEDIA_STORAGE_OPTIONS": '{"bucket_name": "notify-media", "querystring_auth": false}',
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    storage, serve = json.loads(out)
+    assert storage == {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": "notify-media", "querystring_auth": False},
+    }
+    assert serve is False
+
+
+def test_push_image_url_comes_from_the_configured_storage(api, make_user, settings):
+    """With another storage (a bucket behind a CDN) the URL handed out is the storage's own."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"base_url": "https://media.example.com/notify/"},
+        },
+    }
+    admin = make_user("pushadmin", role="ADMIN", admin=True)
+    make_user("learner1", role="STUDENT")
+    r = api(admin).post(
+        f"{V1}/bulk-push",
+        {"title": "T", "message": "M", "role": "STUDENT", "file": SimpleUploadedFile("a.png", PNG)},
+        format="multipart",
+    )
+    image = r.json()["data"]["image"]
+    assert image.startswith("https://media.example.com/notify/notification_images/")
+    default_storage.delete(image.removeprefix("https://media.example.com/notify/"))
