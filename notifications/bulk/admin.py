@@ -476,6 +476,18 @@ class ScheduledNotificationAdmin(admin.ModelAdmin):
         # API or cancelled with its button; a finished one is a record. So no Save.
         return False
 
+    # Whoever may compose a send sees the jobs (composing one lands on its page),
+    # as does whoever holds the bulk document's `notifications_scheduled.list`.
+    def has_view_permission(self, request, obj=None):
+        return (
+            super().has_view_permission(request, obj)
+            or _may_send(request.user)
+            or has_key(request.user, "notifications_scheduled.list")
+        )
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
     def get_urls(self):
         return [
             path("compose/", self.admin_site.admin_view(self.compose), name="notifications_bulk_compose"),
