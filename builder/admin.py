@@ -249,8 +249,7 @@ class BuildRecipientAdmin(admin.ModelAdmin):
     def recipient(self, obj):
         # A member by name, or the bare address of someone without an account.
         if obj.user_id is not None:
-            name = obj.user.get_full_name().strip()
-            return f"{name} ({obj.user.username})" if name else obj.user.username
+            return str(obj.user)
         return obj.username or obj.email or obj.recipient_key
 
 

@@ -77,10 +77,8 @@ def person(user) -> str:
     """A member as a platform admin knows them: full name, username, and a way to reach them."""
     if user is None:
         return "—"
-    name = user.get_full_name().strip()
     contact = user.email or getattr(user, "phone_number", "") or ""
-    label = f"{name} ({user.username})" if name else user.username
-    return f"{label} · {contact}" if contact else label
+    return f"{user} · {contact}" if contact else str(user)
 
 
 class MemberChoiceField(forms.ModelMultipleChoiceField):
@@ -180,11 +178,9 @@ class ComposeForm(forms.Form):
 
 # --- Files kept between the compose page and its confirmation -------------------
 
-STAGING_DIR = "compose-uploads"
-
 
 def _staging_prefix(*, user, form_key: str) -> str:
-    return f"{STAGING_DIR}/{user.pk}/{form_key}/"
+    return f"{services.COMPOSE_UPLOADS_DIR}/{user.pk}/{form_key}/"
 
 
 def _is_staged_name(name: str, *, user, form_key: str) -> bool:
@@ -622,7 +618,7 @@ def audience_label(*, user_ids, role: str, addresses) -> str:
         parts.append(f"everyone with role {role}")
     if user_ids:
         names = get_user_model().objects.filter(pk__in=list(user_ids)[:5]).order_by("username")
-        shown = ", ".join(person(u).split(" · ")[0] for u in names)
+        shown = ", ".join(str(u) for u in names)
         more = len(user_ids) - len(names)
         parts.append(shown + (f" and {more} more" if more > 0 else ""))
     if addresses:

@@ -637,3 +637,29 @@ def form_submission_finish(*, held: IdempotencyKey, outcome: dict) -> None:
 def form_submission_abandon(*, held: IdempotencyKey) -> None:
     """The submission was rejected (bad input): the same form may be corrected and sent."""
     held.delete()
+
+
+# Uploads of compose forms wait in storage between the form and its
+# confirmation; those of forms never confirmed are removed after a day.
+COMPOSE_UPLOADS_DIR = "compose-uploads"
+COMPOSE_UPLOADS_KEPT = timedelta(hours=24)
+
+
+def compose_uploads_purge(*, now: datetime | None = None) -> int:
+    """Delete staged uploads older than a day; returns how many (any storage with listdir)."""
+    before = (now or timezone.now()) - COMPOSE_UPLOADS_KEPT
+    deleted = 0
+    try:
+        users, _ = default_storage.listdir(COMPOSE_UPLOADS_DIR)
+    except FileNotFoundError:
+        return 0
+    for user_dir in users:
+        forms, _ = default_storage.listdir(f"{COMPOSE_UPLOADS_DIR}/{user_dir}")
+        for form_dir in forms:
+            folder = f"{COMPOSE_UPLOADS_DIR}/{user_dir}/{form_dir}"
+            for name in default_storage.listdir(folder)[1]:
+                path = f"{folder}/{name}"
+                if default_storage.get_modified_time(path) < before:
+                    default_storage.delete(path)
+                    deleted += 1
+    return deleted

@@ -67,6 +67,11 @@ class User(AbstractUser):
 
     objects = UserManager()
 
+    def __str__(self) -> str:
+        # How the admin names a person everywhere (lists, pickers, related records).
+        name = self.get_full_name().strip()
+        return f"{name} ({self.username})" if name else self.username
+
     def save(self, *args, **kwargs):
         if self.phone_number:
             from notifications.phones import normalize

@@ -52,3 +52,9 @@ def test_deliveries_name_their_recipient(client, root, platform, make_user):
     )
     html = client.get(reverse("admin:notifications_notification_changelist")).content.decode()
     assert "Amina Tesfaye (amina) · amina@example.com" in html and f"user:{learner.pk}" not in html
+
+
+def test_people_are_named_in_related_lists(client, root, platform, make_user):
+    make_user("amina", first_name="Amina", last_name="Tesfaye")
+    html = client.get(reverse("admin:notifications_membership_changelist")).content.decode()
+    assert "Amina Tesfaye (amina)" in html

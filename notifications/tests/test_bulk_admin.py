@@ -293,3 +293,21 @@ def test_other_platform_admin_cannot_open_our_job(client, platform):
     job = _job(platform)
     assert client.get(f"{LIST}{job.pk}/change/").status_code == 302  # admin's "does not exist" redirect
     assert client.get(LIST).context["cl"].result_count == 0
+
+
+def test_uploads_of_forms_never_confirmed_are_purged_after_a_day(client, staff, platform, students):
+    import os
+
+    from notifications.bulk.services import compose_uploads_purge
+    from notifications.tasks import purge_idempotency_keys
+
+    kwargs = {"channel": "push", "title": "T", "message": "M", "role": "STUDENT"}
+    old = hidden_inputs(review(client, platform, files={"file": SimpleUploadedFile("old.png", PNG)}, **kwargs))
+    fresh = hidden_inputs(review(client, platform, files={"file": SimpleUploadedFile("new.png", PNG)}, **kwargs))
+    old_name, fresh_name = old["staged_file"][0], fresh["staged_file"][0]
+    day_ago = (timezone.now() - timedelta(hours=25)).timestamp()
+    os.utime(default_storage.path(old_name), (day_ago, day_ago))
+    assert purge_idempotency_keys() >= 1
+    assert not default_storage.exists(old_name) and default_storage.exists(fresh_name)
+    default_storage.delete(fresh_name)
+    assert compose_uploads_purge() == 0
