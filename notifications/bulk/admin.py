@@ -157,6 +157,9 @@ class ComposeForm(forms.Form):
             raise forms.ValidationError("The uploaded file of this form is no longer available; attach it again.")
         return name
 
+    def staged_filename(self) -> str:
+        return posixpath.basename(self["staged_file"].value() or "")
+
     def api_data(self) -> dict:
         """The cleaned form as the fields of the channel's API request."""
         d = self.cleaned_data
@@ -282,6 +285,9 @@ def compose_view(model_admin, request):
         preview = services.bulk_preview(platform=platform, data=data)
     except BulkInputError as exc:
         form.add_error(None, _error_text(exc))
+        # Shown again with the upload kept, so the corrected form need not attach it twice.
+        form.data = form.data.copy()
+        form.data["staged_file"] = staged
         return _compose_page(model_admin, request, form)
     finally:
         for f in files:

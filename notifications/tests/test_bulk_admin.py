@@ -311,3 +311,32 @@ def test_uploads_of_forms_never_confirmed_are_purged_after_a_day(client, staff, 
     assert not default_storage.exists(old_name) and default_storage.exists(fresh_name)
     default_storage.delete(fresh_name)
     assert compose_uploads_purge() == 0
+
+
+def test_a_rejected_form_keeps_its_upload(client, staff, platform, students):
+    page = review(
+        client,
+        platform,
+        channel="push",
+        title="T",
+        message="",
+        role="STUDENT",
+        files={"file": SimpleUploadedFile("keep.png", PNG)},
+    )
+    html = page.content.decode()
+    assert "Message is required" in html and "Attached: keep.png" in html
+    data = hidden_inputs(page)
+    staged = data["staged_file"][0]
+    assert default_storage.exists(staged)
+    fixed = {k: v for k, v in data.items()}
+    fixed.update(
+        platform=[platform.pk],
+        channel=["push"],
+        title=["T"],
+        message=["M"],
+        role=["STUDENT"],
+        when=["now"],
+        level=["info"],
+    )
+    r = confirm(client, client.post(COMPOSE, fixed))
+    assert r.status_code == 302 and ImmediateSend.objects.get().image_url
