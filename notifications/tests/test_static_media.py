@@ -206,3 +206,16 @@ def test_push_image_url_comes_from_the_configured_storage(api, make_user, settin
     image = r.json()["data"]["image"]
     assert image.startswith("https://media.example.com/notify/notification_images/")
     default_storage.delete(image.removeprefix("https://media.example.com/notify/"))
+
+
+@pytest.mark.integration
+def test_static_files_stream_over_asgi_whole_in_ranges_and_as_head(live_url):
+    """Under the ASGI server files are streamed in chunks; ranges and HEAD behave as WhiteNoise says."""
+    url = f"{live_url}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    whole = requests.get(url, timeout=30)
+    assert whole.status_code == 200 and len(whole.content) > 500_000
+    assert int(whole.headers["Content-Length"]) == len(whole.content)
+    part = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=10)
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    head = requests.head(url, timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == whole.headers["Content-Length"]
