@@ -73,6 +73,22 @@ def _lines(text: str) -> list[str]:
     return [part.strip() for chunk in text.splitlines() for part in chunk.split(",") if part.strip()]
 
 
+# --- Who may send what: every rights check of the compose flow is one of these -----
+
+
+def sendable_channels(user, platforms) -> list[tuple[str, str]]:
+    """Channels the user may send on (the chosen platform is checked again on submit)."""
+    return [(c, label) for c, label in ScheduledChannel.choices if has_key(user, CHANNEL_KEYS[c])]
+
+
+def may_send(user, platform, channel: str) -> bool:
+    return has_key(user, CHANNEL_KEYS[channel])
+
+
+def may_send_anything(user) -> bool:
+    return any(has_key(user, key) for key in CHANNEL_KEYS.values())
+
+
 def person(user) -> str:
     """A member as a platform admin knows them: full name, username, and a way to reach them."""
     if user is None:
@@ -146,9 +162,7 @@ class ComposeForm(forms.Form):
             .distinct()
             .order_by("username")
         )
-        self.fields["channel"].choices = [
-            (c, label) for c, label in ScheduledChannel.choices if has_key(user, CHANNEL_KEYS[c])
-        ]
+        self.fields["channel"].choices = sendable_channels(user, platforms)
 
     def clean_staged_file(self):
         # Only a file this user staged for this very form.
@@ -252,17 +266,16 @@ def compose_view(model_admin, request):
     confirmed form that is submitted again sends nothing and shows what the
     first submission did.
     """
-    if not any(has_key(request.user, key) for key in CHANNEL_KEYS.values()):
-        raise PermissionDenied
     if request.method != "POST":
-        return _compose_page(
-            model_admin, request, ComposeForm(initial={"form_key": uuid.uuid4().hex}, user=request.user)
-        )
-    form = ComposeForm(request.POST, request.FILES or None, user=request.user)
-    if not form.is_valid():
+        form = ComposeForm(initial={"form_key": uuid.uuid4().hex}, user=request.user)
+    else:
+        form = ComposeForm(request.POST, request.FILES or None, user=request.user)
+    if not form.fields["channel"].choices:
+        raise PermissionDenied
+    if request.method != "POST" or not form.is_valid():
         return _compose_page(model_admin, request, form)
     channel = form.cleaned_data["channel"]
-    if not has_key(request.user, CHANNEL_KEYS[channel]):
+    if not may_send(request.user, form.cleaned_data["platform"], channel):
         raise PermissionDenied
     form_key = form.cleaned_data["form_key"]
     if "confirm" in request.POST:
@@ -483,7 +496,7 @@ class ScheduledNotificationAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return (
             super().has_view_permission(request, obj)
-            or _may_send(request.user)
+            or may_send_anything(request.user)
             or has_key(request.user, "notifications_scheduled.list")
         )
 
@@ -633,10 +646,6 @@ def audience_label(*, user_ids, role: str, addresses) -> str:
     return "; ".join(parts) or "—"
 
 
-def _may_send(user) -> bool:
-    return any(has_key(user, key) for key in CHANNEL_KEYS.values())
-
-
 class ImmediateSendAdmin(admin.ModelAdmin):
     """The send history: every bulk send that went out at once, from the API or the compose form."""
 
@@ -671,10 +680,10 @@ class ImmediateSendAdmin(admin.ModelAdmin):
         return False
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) or _may_send(request.user)
+        return super().has_view_permission(request, obj) or may_send_anything(request.user)
 
     def has_module_permission(self, request):
-        return super().has_module_permission(request) or _may_send(request.user)
+        return super().has_module_permission(request) or may_send_anything(request.user)
 
     @admin.display(description="title / message")
     def title_or_message(self, obj):
