@@ -68,6 +68,17 @@ def stop_embedded_redis() -> None:
     embedded_redis.stop()
 
 
+def public_base_url(host: str, port: str) -> str:
+    """Where a person on this machine reaches the server (the banner's URLs)."""
+    if os.environ.get("PUBLIC_BASE_URL"):
+        return os.environ["PUBLIC_BASE_URL"].rstrip("/")
+    # A wildcard bind address is not something to type into a browser.
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -76,10 +87,12 @@ def serve() -> int:
     owns_redis = start_embedded_redis()
     procs: list[subprocess.Popen] = []
     try:
-        manage("migrate", "--no-input")
-        manage("bootstrap")
         host = os.environ.get("HOST", "127.0.0.1")
         port = os.environ.get("PORT", "8000")
+        manage("migrate", "--no-input")
+        # The admin's and Swagger UI's files, hashed and compressed, for WhiteNoise.
+        manage("collectstatic", "--no-input", "--verbosity", "0")
+        manage("bootstrap", "--base-url", public_base_url(host, port))
         web_workers = os.environ.get("WEB_WORKERS", "1")
         commands = {
             "web": [
@@ -119,7 +132,7 @@ def serve() -> int:
         for name, cmd in commands.items():
             print(f"Starting {name}: {' '.join(cmd[2:])}", flush=True)
             procs.append(subprocess.Popen(cmd, cwd=ROOT))
-        print(f"Serving on http://{host}:{port}/ - press Ctrl-C to stop.", flush=True)
+        print(f"Serving on {public_base_url(host, port)}/ - press Ctrl-C to stop.", flush=True)
         # Installed explicitly: a shell that starts us in the background leaves
         # SIGINT ignored, and Python then never raises KeyboardInterrupt.
         signal.signal(signal.SIGINT, _interrupt)

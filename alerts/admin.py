@@ -72,6 +72,13 @@ class AlertAdmin(PlatformScopedAdmin):
     ]
     actions = ["restore", "soft_delete"]
 
+    def get_actions(self, request):
+        # Alerts are deleted softly (kept for audit, restorable): Django's own
+        # hard "Delete selected alerts" would sit beside ours under the same name.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def get_readonly_fields(self, request, obj=None):
         # Whose alert it is never changes; a new owner gets a new alert.
         if obj is not None:

@@ -199,6 +199,10 @@ class BuildAdmin(PlatformScopedAdmin):
         # Builds come from the preview endpoint, which resolves and de-duplicates the audience.
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Every field is the API's to set: a build here is a record (no Save), cancelled with the action.
+        return False
+
     @admin.display(description="content")
     def title(self, obj):
         if obj.template_name:
@@ -234,16 +238,26 @@ class BuildAdmin(PlatformScopedAdmin):
 @admin.register(BuildRecipient)
 class BuildRecipientAdmin(PlatformScopedAdmin):
     platform_lookup = "build__platform"
-    list_display = ["recipient_key", "username", "email", "status", "build", "error"]
+    list_display = ["recipient", "email", "status", "build", "error"]
     list_filter = ["status", "build__platform"]
     search_fields = ["username", "email", "recipient_key", "=build__id"]
     raw_id_fields = ["build", "user"]
+    list_select_related = ["build", "user"]
     readonly_fields = ["build", "user", "recipient_key", "username", "email", "status", "error", "claimed_until"]
-    list_select_related = ["build"]
     show_full_result_count = False  # a build can have 100k recipients
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="recipient", ordering="username")
+    def recipient(self, obj):
+        # A member by name, or the bare address of someone without an account.
+        if obj.user_id is not None:
+            return str(obj.user)
+        return obj.username or obj.email or obj.recipient_key
 
 
 @admin.register(StagedEntry)

@@ -276,6 +276,7 @@ class StagedEntry(models.Model):
     value = models.CharField(max_length=320)
 
     class Meta:
+        verbose_name_plural = "staged entries"
         indexes = [models.Index(fields=["batch", "value"], name="staged_entry_batch_value")]
 
     def __str__(self) -> str:

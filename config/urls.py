@@ -1,7 +1,11 @@
+import re
+
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.files import media_serve
 from notifications.api.auth import TokenView, healthz
 from notifications.metrics import metrics_view
 
@@ -18,6 +22,11 @@ urlpatterns = [
     path("api/notification/v1/", include("templates_app.urls")),
     path("api/notification/v1/", include("builder.urls")),
 ]
+
+if settings.SERVE_MEDIA and settings.MEDIA_URL.startswith("/"):
+    # Uploads on the local disk (the embedded setup); a bucket serves its own URLs.
+    prefix = re.escape(settings.MEDIA_URL.strip("/"))
+    urlpatterns.append(re_path(rf"^{prefix}/(?P<path>.+)$", media_serve, name="media"))
 
 handler404 = "notifications.api.errors.handler404"
 handler500 = "notifications.api.errors.handler500"

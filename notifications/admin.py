@@ -149,7 +149,7 @@ class NotificationAdmin(PlatformScopedAdmin):
         "created_at",
         "platform",
         "channel",
-        "recipient_key",
+        "recipient",
         "title",
         "delivery_status",
         "status",
@@ -162,8 +162,14 @@ class NotificationAdmin(PlatformScopedAdmin):
     readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until", "next_attempt_at"]
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
-    list_select_related = ["platform"]
+    list_select_related = ["platform", "user"]
     show_full_result_count = False  # the table grows to millions of rows
+
+    @admin.display(description="recipient", ordering="recipient_key")
+    def recipient(self, obj):
+        from notifications.bulk.admin import recipient_label
+
+        return recipient_label(obj)
 
 
 @admin.register(Attachment)

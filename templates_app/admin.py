@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.template.response import TemplateResponse
@@ -27,6 +28,17 @@ from templates_app.models import (
 )
 from templates_app.sanitize import sanitize_html
 from templates_app.services import templates as template_services
+
+# A previewed message is addressed to someone: a made-up learner, never saved.
+SAMPLE_RECIPIENT = get_user_model()(
+    username="amina.tesfaye",
+    first_name="Amina",
+    last_name="Tesfaye",
+    email="amina.tesfaye@example.com",
+    timezone="Africa/Addis_Ababa",
+)
+# The recipient's own variables come from SAMPLE_RECIPIENT, not from placeholders.
+RECIPIENT_VARIABLES = {"username", "login_url", "login_path", "recipient_timezone", "unsubscribe_url"}
 
 # Previews of shipped defaults need some platform to fill the §8.2 globals.
 EXAMPLE_PLATFORM = Platform(
@@ -149,7 +161,7 @@ class NotificationTemplateAdmin(PlatformScopedAdmin):
                 ],
             },
         ),
-        ("Preview with a sample context", {"fields": ["preview"]}),
+        ("Preview for a sample learner (Amina Tesfaye)", {"fields": ["preview"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
@@ -201,10 +213,13 @@ class NotificationTemplateAdmin(PlatformScopedAdmin):
         platform = obj.platform or EXAMPLE_PLATFORM
         effective = selectors.EffectiveTemplate(template=obj, is_enabled=True, default=None)
         td = effective.type_default
-        sample = dict(td.sample_context) if td else {k: f"[{k}]" for k in obj.available_context}
+        if td:
+            sample = dict(td.sample_context)
+        else:
+            sample = {k: f"[{k}]" for k in obj.available_context if k not in RECIPIENT_VARIABLES}
         try:
             rendered = template_services.template_preview(
-                platform=platform, effective=effective, context=sample, user=None
+                platform=platform, effective=effective, context=sample, user=SAMPLE_RECIPIENT
             )
         except FieldRenderError as exc:
             return format_html('<p style="color:#b91c1c">{}</p>', str(exc))

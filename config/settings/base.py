@@ -6,6 +6,7 @@ them the project runs on an SQLite file and the embedded Redis server.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -79,6 +80,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI) straight from STATIC_ROOT, before any
+    # session or database work; `run.py` runs collectstatic first.
+    "config.files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,6 +174,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# What tasks print (the console backends' deliveries) is logged at INFO, not
+# Celery's default WARNING: a printed delivery is not a problem.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 # The due-work sweep has a queue of its own: in the default queue it would wait
 # behind the very jobs it queued, and the next due batch would be claimed late.
 # Both queues are declared, so a worker started without -Q consumes both (a
@@ -200,10 +207,41 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# --- Static files and media ---------------------------------------------------
+# Static files are collected into STATIC_ROOT (`manage.py collectstatic`, which
+# `run.py` runs before serving) and served by WhiteNoise: hashed names, gzip and
+# Brotli copies, cached for a year. Nothing else is needed in front of it.
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_URL = env("MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+
+
+def _storage_options(name: str) -> dict:
+    """A storage's OPTIONS as a JSON object in the environment (credentials stay in their own variables)."""
+    raw = env(name)
+    if not raw:
+        return {}
+    options = json.loads(raw)
+    if not isinstance(options, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    return options
+
+
+# Uploaded files (push images, email attachments) go through Django's storage
+# API. The default keeps them under MEDIA_ROOT and the service serves them at
+# MEDIA_URL itself; an S3-compatible bucket is a setting, e.g.
+# MEDIA_STORAGE_BACKEND=storages.backends.s3.S3Storage with
+# MEDIA_STORAGE_OPTIONS='{"bucket_name": "notify-media", "querystring_auth": false}'
+# (django-storages; see the README).
+MEDIA_STORAGE_BACKEND = env("MEDIA_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+STORAGES = {
+    "default": {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": _storage_options("MEDIA_STORAGE_OPTIONS")},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# The service answers MEDIA_URL itself only while files live on its own disk;
+# a bucket serves its own URLs.
+SERVE_MEDIA = env_bool("SERVE_MEDIA", MEDIA_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage")
 # Absolute base for URLs handed to clients (push image URLs); empty means the
 # host of the request that uploaded the file.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL")
@@ -232,7 +270,17 @@ SPECTACULAR_SETTINGS = {
         "Three surfaces over one domain: `/alerts` (per-user alerts and calendar events), "
         "`/api/v1/` (bulk and scheduled sends, inbox, WebSocket) and `/api/notification/v1/` "
         "(org inbox, templates, devices, SMTP, builder). Every surface accepts both "
-        "`Authorization: Token <t>` and `Authorization: Bearer <t>`."
+        "`Authorization: Token <t>` and `Authorization: Bearer <t>`.\n\n"
+        "**Errors** come in the format of the surface called: `/alerts` answers "
+        '`{"error": {"code", "message", "fields"?}}`, `/api/v1/` answers `{"message", "error"}`, '
+        '`/api/notification/v1/` answers DRF style (`{"detail"}` or `{"<field>": [...]}`). '
+        "Another platform's object is a 404, never a 403.\n\n"
+        "**Rate limits**: per user (default 1200/minute), per platform (12000/minute), per client "
+        "address without a token (60/minute), template test-sends (20/minute) and SMTP tests "
+        "(20/hour per platform); over a limit the answer is 429 with `Retry-After`. Send endpoints "
+        "honour `Idempotency-Key` for 24 hours.\n\n"
+        "The full error reference and rate limits (IBL sections 13 and 14) are in the repository's "
+        "`docs/errors-and-rate-limits.md`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

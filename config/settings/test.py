@@ -16,3 +16,13 @@ NOTIFICATION_BACKENDS["in_app"] = {"BACKEND": "notifications.backends.in_app.InA
 MEDIA_ROOT = BASE_DIR / ".run" / "test-media"  # noqa: F405
 # No beat sweeps under pytest: tests of the stalled-sweep 503 set their own threshold.
 HEALTH_SWEEP_STALE_SECONDS = 24 * 3600
+# `{% static %}` without a collected manifest, and WhiteNoise finding files in
+# the apps' static directories on each request: no collectstatic before a test
+# run. test_static.py collects with the production storage to check that path.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+SERVE_MEDIA = True

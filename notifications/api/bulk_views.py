@@ -100,7 +100,9 @@ class BulkSendView(APIView):
                     platform=platform, data=data, created_by=request.user, base_url=base_url(request)
                 )
                 return ok(self.scheduled_message, ScheduledNotificationSerializer(job).data, status=201)
-            result = services.bulk_send(platform=platform, data=data, base_url=base_url(request))
+            result = services.bulk_send(
+                platform=platform, data=data, base_url=base_url(request), created_by=request.user
+            )
         except BulkInputError as exc:
             raise bad_request(exc) from None
         counts = result.counts
@@ -125,8 +127,55 @@ class BulkSendView(APIView):
         return ok(self.sent_message, payload)
 
 
-def _bulk_schema(*, channel_name: str, request, result, examples, sent: str, scheduled: str, multipart: bool):
+def _envelope_example(message: str, data, status: int) -> dict:
+    return {"message": message, "data": data, "success": True, "status_code": status, "metadata": None}
+
+
+_JOB_EXAMPLE = {
+    "id": 42,
+    "channel": "sms",
+    "title": "",
+    "message": "Reminder: class starts at 9 AM.",
+    "html": "",
+    "scheduled_at": "2026-06-15T08:00:00Z",
+    "status": "pending",
+    "target_user_ids": [10, 11, 12],
+    "target_role": "",
+    "target_raw": {},
+    "attempt_count": 0,
+    "last_error": "",
+    "processing_started_at": None,
+    "sent_at": None,
+    "cancelled_at": None,
+    "created_by": 7,
+    "created_at": "2026-06-14T16:20:05Z",
+    "updated_at": "2026-06-14T16:20:05Z",
+}
+
+
+def _response_examples(*, channel: str, sent: str, scheduled: str, sent_data: dict) -> list[OpenApiExample]:
+    """What the endpoint answers (200 sent now, 201 scheduled), shown beside the request examples."""
+    job = {**_JOB_EXAMPLE, "channel": channel}
+    return [
+        OpenApiExample("Sent now", _envelope_example(sent, sent_data, 200), response_only=True, status_codes=["200"]),
+        OpenApiExample("Scheduled", _envelope_example(scheduled, job, 201), response_only=True, status_codes=["201"]),
+    ]
+
+
+def _bulk_schema(
+    *,
+    channel_name: str,
+    channel: str,
+    request,
+    result,
+    examples,
+    sent: str,
+    scheduled: str,
+    multipart: bool,
+    sent_data: dict | None = None,
+):
     content = {"multipart/form-data": request, "application/json": request} if multipart else request
+    sent_data = sent_data or {"total_recipients": 120, "sent": 118, "failed": 2}
     return extend_schema_view(
         post=extend_schema(
             tags=["v1 bulk"],
@@ -134,7 +183,14 @@ def _bulk_schema(*, channel_name: str, request, result, examples, sent: str, sch
             description=f"`{sent}` (200) without `scheduled_at`; `{scheduled}` (201) with it.",
             request=content,
             parameters=[IDEMPOTENCY_PARAM],
-            examples=examples,
+            # Request examples are request-only: untagged, Swagger UI would show them as responses too.
+            examples=[
+                *(
+                    OpenApiExample(e.name, e.value, summary=e.summary, description=e.description, request_only=True)
+                    for e in examples
+                ),
+                *_response_examples(channel=channel, sent=sent, scheduled=scheduled, sent_data=sent_data),
+            ],
             responses={
                 200: envelope_schema(f"V1Bulk{channel_name.title().replace(' ', '').replace('-', '')}Sent", result),
                 201: envelope_schema(
@@ -153,6 +209,7 @@ def _bulk_schema(*, channel_name: str, request, result, examples, sent: str, sch
 
 @_bulk_schema(
     channel_name="SMS",
+    channel="sms",
     request=BulkSmsRequestSerializer,
     result=ImmediateResultSerializer(),
     examples=[
@@ -179,9 +236,21 @@ class BulkSmsView(BulkSendView):
 
 @_bulk_schema(
     channel_name="email",
+    channel="email",
     request=BulkEmailRequestSerializer,
     result=ImmediateResultSerializer(),
-    examples=[],
+    examples=[
+        OpenApiExample(
+            "Immediate",
+            {
+                "subject": "Your certificate is ready",
+                "message": "Download it from your profile.",
+                "html": "<p>Download it from <a href='https://learn.example.com/me'>your profile</a>.</p>",
+                "emails": ["amina@example.com"],
+                "user_ids": [10, 11],
+            },
+        ),
+    ],
     sent="Bulk email sent",
     scheduled="Email scheduled",
     multipart=True,
@@ -195,9 +264,20 @@ class BulkEmailView(BulkSendView):
 
 @_bulk_schema(
     channel_name="push",
+    channel="push",
     request=BulkPushRequestSerializer,
     result=PushResultSerializer(),
-    examples=[],
+    examples=[
+        OpenApiExample(
+            "Immediate", {"title": "Practice reminder", "message": "Today's quiz is open.", "role": "STUDENT"}
+        ),
+    ],
+    sent_data={
+        "target_users": 120,
+        "sent": 173,
+        "failed": 4,
+        "image": "https://notify.example.com/media/notification_images/3f2a9c.png",
+    },
     sent="Bulk push notification sent",
     scheduled="Push notification scheduled",
     multipart=True,
@@ -211,6 +291,7 @@ class BulkPushView(BulkSendView):
 
 @_bulk_schema(
     channel_name="in-app",
+    channel="in_app",
     request=BulkInAppRequestSerializer,
     result=ImmediateResultSerializer(),
     examples=[

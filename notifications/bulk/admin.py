@@ -7,11 +7,17 @@ same things with the same messages.
 
 from __future__ import annotations
 
+import mimetypes
+import posixpath
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminSplitDateTime, FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -22,7 +28,15 @@ from django.utils.html import format_html, format_html_join
 from notifications.admin_scoping import PlatformScopedAdmin, SuperuserOnlyAdmin
 from notifications.bulk import selectors, services
 from notifications.bulk.inputs import BulkInputError, bulk_input_parse
-from notifications.models import IdempotencyKey, Level, Platform, Role, ScheduledChannel, ScheduledNotification
+from notifications.models import (
+    IdempotencyKey,
+    ImmediateSend,
+    Level,
+    Platform,
+    Role,
+    ScheduledChannel,
+    ScheduledNotification,
+)
 from notifications.permissions import platform_permissions, user_may
 from notifications.services import send_counts
 from notifications.tenancy import administered_platforms as managed_platforms
@@ -53,7 +67,45 @@ def _lines(text: str) -> list[str]:
     return [part.strip() for chunk in text.splitlines() for part in chunk.split(",") if part.strip()]
 
 
+# --- Who may send what: every rights check of the compose flow is one of these -----
+
+
+def sendable_channels(user, platforms) -> list[tuple[str, str]]:
+    """Channels the user may send on at least one of their platforms; the chosen one is checked on submit."""
+    held = set().union(*(platform_permissions(user, p) for p in platforms))
+    return [(c, label) for c, label in ScheduledChannel.choices if CHANNEL_KEYS[c] in held]
+
+
+def may_send(user, platform, channel: str) -> bool:
+    return user_may(user, platform, CHANNEL_KEYS[channel])
+
+
+def person(user) -> str:
+    """A member as a platform admin knows them: full name, username, and a way to reach them."""
+    if user is None:
+        return "—"
+    contact = user.email or getattr(user, "phone_number", "") or ""
+    return f"{user} · {contact}" if contact else str(user)
+
+
+class MemberChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return person(obj)
+
+
 class ComposeForm(forms.Form):
+    # The form's own idempotency key: made when the form is first shown and
+    # carried through the confirmation, so a second submission sends nothing.
+    form_key = forms.RegexField(
+        regex=r"^[0-9a-f]{32}$",
+        widget=forms.HiddenInput,
+        error_messages={
+            "required": "This form is incomplete; open the compose page again.",
+            "invalid": "This form is incomplete; open the compose page again.",
+        },
+    )
+    # An upload kept between the two steps (the confirmation page cannot carry the file itself).
+    staged_file = forms.CharField(required=False, widget=forms.HiddenInput)
     platform = forms.ModelChoiceField(queryset=Platform.objects.none())
     channel = forms.ChoiceField(choices=ScheduledChannel.choices)
     title = forms.CharField(
@@ -63,7 +115,7 @@ class ComposeForm(forms.Form):
     html = forms.CharField(
         required=False, label="HTML", widget=forms.Textarea(attrs={"rows": 4}), help_text="Email only."
     )
-    users = forms.ModelMultipleChoiceField(
+    users = MemberChoiceField(
         queryset=get_user_model().objects.none(),
         required=False,
         widget=FilteredSelectMultiple("users", is_stacked=False),
@@ -90,6 +142,7 @@ class ComposeForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         platforms = managed_platforms(user)
         self.fields["platform"].queryset = platforms
         if platforms.count() == 1:
@@ -100,12 +153,17 @@ class ComposeForm(forms.Form):
             .distinct()
             .order_by("username")
         )
-        # Channels the user may send on at least one of their platforms; the
-        # chosen platform is checked again on submit.
-        held = set().union(*(platform_permissions(user, p) for p in platforms))
-        self.fields["channel"].choices = [
-            (c, label) for c, label in ScheduledChannel.choices if CHANNEL_KEYS[c] in held
-        ]
+        self.fields["channel"].choices = sendable_channels(user, platforms)
+
+    def clean_staged_file(self):
+        # Only a file this user staged for this very form.
+        name = self.cleaned_data["staged_file"]
+        if name and not _is_staged_name(name, user=self.user, form_key=self.cleaned_data.get("form_key", "")):
+            raise forms.ValidationError("The uploaded file of this form is no longer available; attach it again.")
+        return name
+
+    def staged_filename(self) -> str:
+        return posixpath.basename(self["staged_file"].value() or "")
 
     def api_data(self) -> dict:
         """The cleaned form as the fields of the channel's API request."""
@@ -126,65 +184,200 @@ class ComposeForm(forms.Form):
         return data
 
 
-def compose_view(model_admin, request):
-    """Compose a bulk send per channel; send now or schedule."""
-    form = ComposeForm(request.POST or None, request.FILES or None, user=request.user)
-    if not form.fields["channel"].choices:
-        raise PermissionDenied
-    result = None
-    if request.method == "POST" and form.is_valid():
-        channel = form.cleaned_data["channel"]
-        platform = form.cleaned_data["platform"]
-        if not user_may(request.user, platform, CHANNEL_KEYS[channel]):
-            raise PermissionDenied
-        files = [request.FILES["file"]] if "file" in request.FILES else []
-        base_url = request.build_absolute_uri("/")
-        try:
-            data = bulk_input_parse(channel, form.api_data(), files)
-            if data.scheduled_at is not None:
-                job = services.scheduled_create(
-                    platform=platform, data=data, created_by=request.user, base_url=base_url
-                )
-                model_admin.message_user(
-                    request,
-                    f"Job #{job.pk} scheduled for {job.scheduled_at:%Y-%m-%d %H:%M} UTC.",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(reverse("admin:notifications_schedulednotification_change", args=[job.pk]))
-            sent = services.bulk_send(platform=platform, data=data, base_url=base_url)
-        except BulkInputError as exc:
-            form.add_error(None, f"{exc.message}: {exc.detail}" if exc.detail != exc.message else exc.message)
-        else:
-            counts = sent.counts
-            if channel == ScheduledChannel.PUSH:
-                result = {
-                    "message": SENT_MESSAGES[channel],
-                    "rows": [
-                        ("Target users", sent.target_users),
-                        ("Devices sent", counts.units_sent),
-                        ("Devices failed", counts.units_failed),
-                    ],
-                    "image": sent.image_url,
-                }
-            else:
-                result = {
-                    "message": SENT_MESSAGES[channel],
-                    "rows": [
-                        ("Recipients", counts.total_recipients),
-                        ("Sent", counts.sent),
-                        ("Failed", counts.failed),
-                    ],
-                }
-            model_admin.message_user(request, f"{SENT_MESSAGES[channel]}: {counts.sent} sent, {counts.failed} failed.")
+# --- Files kept between the compose page and its confirmation -------------------
+
+
+def _staging_prefix(*, user, form_key: str) -> str:
+    return f"{services.COMPOSE_UPLOADS_DIR}/{user.pk}/{form_key}/"
+
+
+def _is_staged_name(name: str, *, user, form_key: str) -> bool:
+    prefix = _staging_prefix(user=user, form_key=form_key)
+    rest = name.removeprefix(prefix)
+    return bool(form_key) and name.startswith(prefix) and rest and "/" not in rest and rest not in (".", "..")
+
+
+def _stage_upload(upload, *, user, form_key: str) -> str:
+    filename = posixpath.basename(upload.name or "upload").replace("\\", "_")[:100] or "upload"
+    return default_storage.save(_staging_prefix(user=user, form_key=form_key) + filename, upload)
+
+
+def _open_staged(name: str):
+    """The staged upload as the send expects a file: its own name, size and content type."""
+    handle = default_storage.open(name)
+    staged = File(handle, name=posixpath.basename(name))
+    staged.content_type = mimetypes.guess_type(staged.name)[0] or "application/octet-stream"
+    return staged
+
+
+def _drop_staged(name: str) -> None:
+    if name and default_storage.exists(name):
+        default_storage.delete(name)
+
+
+# --- Compose → confirm → send -----------------------------------------------------
+
+
+def _result_url(outcome: dict) -> str:
+    if "scheduled" in outcome:
+        return reverse("admin:notifications_schedulednotification_change", args=[outcome["scheduled"]])
+    if "sent" in outcome:
+        return reverse("admin:notifications_immediatesend_change", args=[outcome["sent"]])
+    return reverse("admin:notifications_immediatesend_changelist")
+
+
+def _render(model_admin, request, template: str, context: dict):
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": "Compose a bulk send",
-        "form": form,
-        "result": result,
         "opts": model_admin.model._meta,
-        "media": model_admin.media + form.media,
+        "history_url": reverse("admin:notifications_immediatesend_changelist"),
+        **context,
     }
-    return TemplateResponse(request, "admin/notifications/schedulednotification/compose.html", context)
+    return TemplateResponse(request, f"admin/notifications/schedulednotification/{template}", context)
+
+
+def _compose_page(model_admin, request, form):
+    return _render(
+        model_admin,
+        request,
+        "compose.html",
+        {"title": "Compose a bulk send", "form": form, "media": model_admin.media + form.media},
+    )
+
+
+def _error_text(exc: BulkInputError) -> str:
+    return f"{exc.message}: {exc.detail}" if exc.detail != exc.message else exc.message
+
+
+def compose_view(model_admin, request):
+    """Compose a bulk send, confirm it with its recipient count, then send now or schedule.
+
+    Step one (compose) checks the form as the API would and resolves the
+    audience; step two (confirm) sends. Both pages carry the form's key: a
+    confirmed form that is submitted again sends nothing and shows what the
+    first submission did.
+    """
+    if request.method != "POST":
+        form = ComposeForm(initial={"form_key": uuid.uuid4().hex}, user=request.user)
+    else:
+        form = ComposeForm(request.POST, request.FILES or None, user=request.user)
+    if not form.fields["channel"].choices:
+        raise PermissionDenied
+    if request.method != "POST" or not form.is_valid():
+        return _compose_page(model_admin, request, form)
+    channel = form.cleaned_data["channel"]
+    if not may_send(request.user, form.cleaned_data["platform"], channel):
+        raise PermissionDenied
+    form_key = form.cleaned_data["form_key"]
+    if "confirm" in request.POST:
+        return _confirmed_send(model_admin, request, form)
+    # Step one. A form already sent (the back button) is not offered for sending again.
+    earlier = services.form_submission_outcome(user=request.user, form_key=form_key)
+    if earlier is not None:
+        model_admin.message_user(
+            request, "This form was already sent; nothing was sent again. Compose a new send instead.", messages.WARNING
+        )
+        return HttpResponseRedirect(_result_url(earlier))
+    staged = form.cleaned_data["staged_file"]
+    if "file" in request.FILES:
+        _drop_staged(staged)
+        staged = _stage_upload(request.FILES["file"], user=request.user, form_key=form_key)
+    files = [_open_staged(staged)] if staged else []
+    platform = form.cleaned_data["platform"]
+    try:
+        data = bulk_input_parse(channel, form.api_data(), files)
+        preview = services.bulk_preview(platform=platform, data=data)
+    except BulkInputError as exc:
+        form.add_error(None, _error_text(exc))
+        # Shown again with the upload kept, so the corrected form need not attach it twice.
+        form.data = form.data.copy()
+        form.data["staged_file"] = staged
+        return _compose_page(model_admin, request, form)
+    finally:
+        for f in files:
+            f.close()
+    # The confirmation page re-posts the form as hidden fields, with the staged upload's name.
+    hidden = form.data.copy()
+    hidden["staged_file"] = staged
+    confirm_form = ComposeForm(hidden, user=request.user)
+    confirm_form.is_valid()
+    d = form.cleaned_data
+    summary = [
+        ("Platform", d["platform"].name or d["platform"].key),
+        ("Channel", dict(ScheduledChannel.choices)[channel]),
+        ("When", f"{data.scheduled_at:%Y-%m-%d %H:%M} UTC" if data.scheduled_at else "Now"),
+        ("Title" if channel != ScheduledChannel.EMAIL else "Subject", d["title"] or "—"),
+        ("Message", d["message"] or "—"),
+    ]
+    if staged:
+        summary.append(("File", posixpath.basename(staged)))
+    return _render(
+        model_admin,
+        request,
+        "compose_confirm.html",
+        {
+            "title": "Confirm the send" if data.scheduled_at is None else "Confirm the scheduled send",
+            "form": confirm_form,
+            "summary": summary,
+            "preview": preview,
+            "scheduled": data.scheduled_at is not None,
+            "channel": channel,
+        },
+    )
+
+
+def _confirmed_send(model_admin, request, form):
+    """Step two: send or schedule once per form key."""
+    d = form.cleaned_data
+    submission = services.form_submission_begin(user=request.user, form_key=d["form_key"], path=request.path)
+    if submission.in_progress:
+        model_admin.message_user(
+            request, "This form is being sent already; its result appears in the send history.", messages.WARNING
+        )
+        return HttpResponseRedirect(reverse("admin:notifications_immediatesend_changelist"))
+    if submission.earlier is not None:
+        model_admin.message_user(
+            request, "This form was already submitted; nothing was sent again. Here is what it did.", messages.WARNING
+        )
+        return HttpResponseRedirect(_result_url(submission.earlier))
+    held = submission.held
+    channel = d["channel"]
+    platform = d["platform"]
+    staged = d["staged_file"]
+    files = [_open_staged(staged)] if staged else []
+    base_url = request.build_absolute_uri("/")
+    try:
+        data = bulk_input_parse(channel, form.api_data(), files)
+        if data.scheduled_at is not None:
+            job = services.scheduled_create(platform=platform, data=data, created_by=request.user, base_url=base_url)
+            outcome = {"scheduled": job.pk}
+            text = f"Job #{job.pk} scheduled for {job.scheduled_at:%Y-%m-%d %H:%M} UTC."
+        else:
+            sent = services.bulk_send(platform=platform, data=data, base_url=base_url, created_by=request.user)
+            outcome = {"sent": str(sent.record_id)}
+            counts = sent.counts
+            if channel == ScheduledChannel.PUSH:
+                text = (
+                    f"{SENT_MESSAGES[channel]}: {sent.target_users} user(s), "
+                    f"{counts.units_sent} device(s) sent, {counts.units_failed} failed."
+                )
+            else:
+                text = f"{SENT_MESSAGES[channel]}: {counts.sent} sent, {counts.failed} failed."
+    except BulkInputError as exc:
+        services.form_submission_abandon(held=held)
+        form.add_error(None, _error_text(exc))
+        return _compose_page(model_admin, request, form)
+    except BaseException:
+        services.form_submission_abandon(held=held)
+        raise
+    finally:
+        for f in files:
+            f.close()
+    services.form_submission_finish(held=held, outcome=outcome)
+    _drop_staged(staged)
+    model_admin.message_user(request, text, messages.SUCCESS)
+    # Redirect after the POST: a reload shows the result and cannot re-post the form.
+    return HttpResponseRedirect(_result_url(outcome))
 
 
 class ScheduledDateFilter(admin.SimpleListFilter):
@@ -240,7 +433,7 @@ def progress_bar(done: int, failed: int, total: int):
 
 
 class ScheduledNotificationAdmin(PlatformScopedAdmin):
-    list_display = ["id", "badge", "channel", "title_or_message", "platform", "scheduled_at", "counts", "created_by"]
+    list_display = ["id", "badge", "channel", "title_or_message", "platform", "scheduled_at", "counts", "sender"]
     list_display_links = ["id", "title_or_message"]
     list_filter = ["status", "channel", ScheduledDateFilter, "scheduled_at", "platform"]
     search_fields = ["id", "title", "message", "target_role", "created_by__username"]
@@ -253,7 +446,7 @@ class ScheduledNotificationAdmin(PlatformScopedAdmin):
     fieldsets = [
         (None, {"fields": ["badge", "channel", "platform", "scheduled_at", "progress"]}),
         ("Content", {"fields": ["title", "message", "html", "image_preview", "attachments"]}),
-        ("Targeting", {"fields": ["target_user_ids", "target_role", "target_raw"]}),
+        ("Targeting", {"fields": ["audience", "target_raw"]}),
         (
             "Run",
             {
@@ -266,7 +459,7 @@ class ScheduledNotificationAdmin(PlatformScopedAdmin):
                     "sent_at",
                     "cancelled_at",
                     "finished_at",
-                    "created_by",
+                    "sender",
                     "created_at",
                     "updated_at",
                 ]
@@ -280,6 +473,11 @@ class ScheduledNotificationAdmin(PlatformScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # jobs are created by composing a send
+
+    def has_change_permission(self, request, obj=None):
+        # Nothing here is edited in place: a pending job is edited through the
+        # API or cancelled with its button; a finished one is a record. So no Save.
+        return False
 
     def get_urls(self):
         return [
@@ -333,6 +531,16 @@ class ScheduledNotificationAdmin(PlatformScopedAdmin):
         text = obj.title or obj.message
         return text if len(text) <= 60 else text[:59] + "…"
 
+    @admin.display(description="created by", ordering="created_by__username")
+    def sender(self, obj):
+        return person(obj.created_by) if obj.created_by_id else "—"
+
+    @admin.display(description="audience")
+    def audience(self, obj):
+        raw = obj.target_raw or {}
+        addresses = [*(raw.get("phones") or []), *(raw.get("emails") or [])]
+        return audience_label(user_ids=obj.target_user_ids or [], role=obj.target_role, addresses=addresses)
+
     @admin.display(description="sent / failed / recipients")
     def counts(self, obj):
         if obj.status in ("pending", "cancelled") and not obj.total_recipients:
@@ -361,33 +569,128 @@ class ScheduledNotificationAdmin(PlatformScopedAdmin):
 
     @admin.display(description="deliveries")
     def deliveries(self, obj):
-        rows = list(selectors.job_deliveries(job=obj)[:DELIVERIES_SHOWN])
-        if not rows:
-            return "No deliveries yet."
-        link = reverse("admin:notifications_notification_changelist") + f"?source={obj.source}"
-        body = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        return deliveries_table(obj)
+
+
+def recipient_label(row) -> str:
+    """Who a delivery went to: the member, or the bare address of someone without an account."""
+    if row.user_id is not None:
+        return person(row.user)
+    return row.address or row.recipient_key
+
+
+def deliveries_table(obj):
+    """The first deliveries of a job or an immediate send (anything with `source` and `platform_id`)."""
+    rows = list(selectors.job_deliveries(job=obj).select_related("user")[:DELIVERIES_SHOWN])
+    if not rows:
+        return "No deliveries yet."
+    link = reverse("admin:notifications_notification_changelist") + f"?source={obj.source}"
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
             (
-                (
-                    r.recipient_key,
-                    r.address or "—",
-                    status_badge(r.delivery_status),
-                    r.attempts,
-                    r.sent_at.strftime("%Y-%m-%d %H:%M:%S") if r.sent_at else "—",
-                    r.error or "",
-                )
-                for r in rows
-            ),
-        )
-        return format_html(
-            "<table><thead><tr><th>recipient</th><th>address</th><th>status</th><th>attempts</th><th>sent at</th>"
-            "<th>error</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">All deliveries of this job in the notifications list</a> (first {} shown)</p>',
-            body,
-            link,
-            DELIVERIES_SHOWN,
-        )
+                recipient_label(r),
+                r.address or "—",
+                status_badge(r.delivery_status),
+                r.attempts,
+                r.sent_at.strftime("%Y-%m-%d %H:%M:%S") if r.sent_at else "—",
+                r.error or "",
+            )
+            for r in rows
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>recipient</th><th>address</th><th>status</th><th>attempts</th><th>sent at</th>"
+        "<th>error</th></tr></thead><tbody>{}</tbody></table>"
+        '<p><a href="{}">All {} deliveries in the notifications list</a> (first {} shown)</p>',
+        body,
+        link,
+        obj.total_recipients or len(rows),
+        DELIVERIES_SHOWN,
+    )
+
+
+def audience_label(*, user_ids, role: str, addresses) -> str:
+    """Who a send was asked for, in words: the role, the first members by name, the first addresses."""
+    parts = []
+    if role:
+        parts.append(f"everyone with role {role}")
+    if user_ids:
+        names = get_user_model().objects.filter(pk__in=list(user_ids)[:5]).order_by("username")
+        shown = ", ".join(str(u) for u in names)
+        more = len(user_ids) - len(names)
+        parts.append(shown + (f" and {more} more" if more > 0 else ""))
+    if addresses:
+        more = len(addresses) - 3
+        parts.append(", ".join(addresses[:3]) + (f" and {more} more" if more > 0 else ""))
+    return "; ".join(parts) or "—"
+
+
+class ImmediateSendAdmin(PlatformScopedAdmin):
+    """The send history: every bulk send that went out at once, from the API or the compose form."""
+
+    list_display = ["created_at", "channel", "title_or_message", "platform", "audience", "counts", "sender"]
+    list_display_links = ["created_at", "title_or_message"]
+    list_filter = ["channel", "created_at", "platform"]
+    search_fields = ["title", "message", "created_by__username", "created_by__email"]
+    date_hierarchy = "created_at"
+    list_select_related = ["platform", "created_by"]
+    change_list_template = "admin/notifications/immediatesend/change_list.html"
+    fieldsets = [
+        (None, {"fields": ["channel", "platform", "created_at", "sender", "progress"]}),
+        ("Content", {"fields": ["title", "message", "image_preview", "attachments"]}),
+        ("Targeting", {"fields": ["audience", "target_users", "total_recipients", "sent_count", "failed_count"]}),
+        ("Deliveries", {"fields": ["deliveries"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for group in self.fieldsets for f in group[1]["fields"]]
+
+    # A record of what happened: nobody adds, edits or deletes it.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="title / message")
+    def title_or_message(self, obj):
+        text = obj.title or obj.message
+        return text if len(text) <= 60 else text[:59] + "…"
+
+    @admin.display(description="sent by", ordering="created_by__username")
+    def sender(self, obj):
+        return person(obj.created_by) if obj.created_by_id else "—"
+
+    @admin.display(description="audience")
+    def audience(self, obj):
+        return audience_label(user_ids=obj.target_user_ids, role=obj.target_role, addresses=obj.target_addresses)
+
+    @admin.display(description="sent / failed / recipients")
+    def counts(self, obj):
+        return f"{obj.sent_count} / {obj.failed_count} / {obj.total_recipients}"
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        # Live from the delivery rows: retries may have settled since the send answered.
+        counts = send_counts(source=obj.source)
+        return progress_bar(counts.sent, counts.failed, counts.total_recipients)
+
+    @admin.display(description="image")
+    def image_preview(self, obj):
+        if not obj.image_url:
+            return "—"
+        return format_html('<a href="{0}"><img src="{0}" style="max-height:80px"></a>', obj.image_url)
+
+    attachments = ScheduledNotificationAdmin.attachments
+
+    @admin.display(description="deliveries")
+    def deliveries(self, obj):
+        return deliveries_table(obj)
 
 
 class IdempotencyKeyAdmin(SuperuserOnlyAdmin):
@@ -413,4 +716,5 @@ class IdempotencyKeyAdmin(SuperuserOnlyAdmin):
 
 def register(site) -> None:
     site.register(ScheduledNotification, ScheduledNotificationAdmin)
+    site.register(ImmediateSend, ImmediateSendAdmin)
     site.register(IdempotencyKey, IdempotencyKeyAdmin)

@@ -10,6 +10,7 @@ transient failure, only sends what is still unsent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 import time
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Min, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -30,6 +31,8 @@ from notifications.models import (
     DELIVERY_CHANNEL,
     Attachment,
     DeliveryStatus,
+    IdempotencyKey,
+    ImmediateSend,
     Notification,
     Platform,
     ScheduledChannel,
@@ -117,6 +120,16 @@ class BulkSendResult:
     counts: SendResult
     target_users: int
     image_url: str = ""
+    record_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class BulkPreview:
+    """Recipients a send resolves to: members and direct addresses of nobody's account."""
+
+    recipients: int
+    users: int
+    addresses: int
 
 
 def message_for(channel: str, content: Content, *, image_url: str = "") -> Message:
@@ -137,18 +150,34 @@ def _check_channel_enabled(platform: Platform, channel: str) -> None:
         raise BulkInputError("Push notifications are disabled", "this platform has push notifications turned off")
 
 
-def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "") -> BulkSendResult:
-    """Send now, through the pipeline; returns the counts of the whole send."""
+def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", created_by=None) -> BulkSendResult:
+    """Send now, through the pipeline; returns the counts of the whole send.
+
+    The send is recorded as an `ImmediateSend` (the admin's send history),
+    whose id is the deliveries' source `bulk:<id>`.
+    """
     _check_channel_enabled(platform, data.channel)
     recipients, user_count = selectors.recipients_resolve(
         platform=platform, channel=data.channel, targeting=data.targeting
     )
     if not recipients:
         raise BulkInputError("No target users found", "no member of this platform matches user_ids or role")
-    source = f"bulk:{uuid.uuid4()}"
     image_url = ""
     if data.channel == ScheduledChannel.PUSH and data.files:
         image_url = push_image_store(image=data.files[0], base_url=base_url)
+    record = ImmediateSend.objects.create(
+        platform=platform,
+        channel=data.channel,
+        title=data.content.title[:500],
+        message=data.content.message,
+        image_url=image_url,
+        target_user_ids=list(data.targeting.user_ids),
+        target_role=data.targeting.role,
+        target_addresses=[*data.targeting.phones, *data.targeting.emails],
+        target_users=user_count,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    source = record.source
     if data.channel == ScheduledChannel.EMAIL and data.files:
         attachments_store(source=source, files=data.files)
     counts = notification_send(
@@ -158,7 +187,21 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "") -> Bul
         recipients=recipients,
         message=message_for(data.channel, data.content, image_url=image_url),
     )
-    return BulkSendResult(counts=counts, target_users=user_count, image_url=image_url)
+    ImmediateSend.objects.filter(pk=record.pk).update(
+        total_recipients=counts.total_recipients, sent_count=counts.sent, failed_count=counts.failed
+    )
+    return BulkSendResult(counts=counts, target_users=user_count, image_url=image_url, record_id=record.pk)
+
+
+def bulk_preview(*, platform: Platform, data: BulkInput) -> BulkPreview:
+    """Who a send would reach right now, without sending: the admin's confirmation step."""
+    _check_channel_enabled(platform, data.channel)
+    recipients, user_count = selectors.recipients_resolve(
+        platform=platform, channel=data.channel, targeting=data.targeting
+    )
+    if not recipients:
+        raise BulkInputError("No target users found", "no member of this platform matches user_ids or role")
+    return BulkPreview(recipients=len(recipients), users=user_count, addresses=len(recipients) - user_count)
 
 
 # --- Scheduled jobs: create, edit, cancel --------------------------------------
@@ -536,3 +579,96 @@ def _cancelled_meanwhile(job: ScheduledNotification) -> bool:
         deliveries_cancel(source=job.source)
         return True
     return False
+
+
+# --- The admin's compose form: one send per form -------------------------------
+
+# An admin compose form carries a key of its own from the first page to the
+# confirmation; the first confirmed submission holds it, and a second one
+# (a double click, a reload, the back button) finds its outcome instead of
+# sending again. Stored with the API's Idempotency-Key records, under a prefix
+# no API client can collide with.
+FORM_KEY_PREFIX = "admin-compose:"
+FORM_KEY_TTL = timedelta(hours=24)
+FORM_KEY_STALE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class FormSubmission:
+    held: IdempotencyKey | None = None  # this request holds the key: go ahead
+    earlier: dict | None = None  # the outcome of the submission that held it first
+    in_progress: bool = False  # the first submission is still sending
+
+
+def form_submission_begin(*, user, form_key: str, path: str) -> FormSubmission:
+    key = FORM_KEY_PREFIX + form_key
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()
+    for _ in range(3):
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                held = IdempotencyKey.objects.create(
+                    user=user,
+                    key=key,
+                    fingerprint=fingerprint,
+                    method="POST",
+                    path=path[:500],
+                    expires_at=now + FORM_KEY_TTL,
+                )
+            return FormSubmission(held=held)
+        except IntegrityError:
+            existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+        if existing is None:
+            continue
+        if existing.expires_at <= now or (not existing.is_complete and existing.created_at <= now - FORM_KEY_STALE):
+            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            continue
+        if not existing.is_complete:
+            return FormSubmission(in_progress=True)
+        return FormSubmission(earlier=existing.response_body or {})
+    return FormSubmission(in_progress=True)
+
+
+def form_submission_outcome(*, user, form_key: str) -> dict | None:
+    """What the confirmed submission of this form did, if there was one."""
+    record = IdempotencyKey.objects.filter(
+        user=user, key=FORM_KEY_PREFIX + form_key, expires_at__gt=timezone.now(), response_status__isnull=False
+    ).first()
+    return None if record is None else (record.response_body or {})
+
+
+def form_submission_finish(*, held: IdempotencyKey, outcome: dict) -> None:
+    held.response_status = 200
+    held.response_body = outcome
+    held.save(update_fields=["response_status", "response_body"])
+
+
+def form_submission_abandon(*, held: IdempotencyKey) -> None:
+    """The submission was rejected (bad input): the same form may be corrected and sent."""
+    held.delete()
+
+
+# Uploads of compose forms wait in storage between the form and its
+# confirmation; those of forms never confirmed are removed after a day.
+COMPOSE_UPLOADS_DIR = "compose-uploads"
+COMPOSE_UPLOADS_KEPT = timedelta(hours=24)
+
+
+def compose_uploads_purge(*, now: datetime | None = None) -> int:
+    """Delete staged uploads older than a day; returns how many (any storage with listdir)."""
+    before = (now or timezone.now()) - COMPOSE_UPLOADS_KEPT
+    deleted = 0
+    try:
+        users, _ = default_storage.listdir(COMPOSE_UPLOADS_DIR)
+    except FileNotFoundError:
+        return 0
+    for user_dir in users:
+        forms, _ = default_storage.listdir(f"{COMPOSE_UPLOADS_DIR}/{user_dir}")
+        for form_dir in forms:
+            folder = f"{COMPOSE_UPLOADS_DIR}/{user_dir}/{form_dir}"
+            for name in default_storage.listdir(folder)[1]:
+                path = f"{folder}/{name}"
+                if default_storage.get_modified_time(path) < before:
+                    default_storage.delete(path)
+                    deleted += 1
+    return deleted

@@ -19,6 +19,7 @@ from notifications.models.devices import DeviceRegistration  # noqa: F401
 from notifications.models.scheduled import (  # noqa: F401
     DELIVERY_CHANNEL,
     IdempotencyKey,
+    ImmediateSend,
     ScheduledChannel,
     ScheduledNotification,
     ScheduledStatus,

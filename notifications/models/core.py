@@ -66,6 +66,11 @@ class User(AbstractUser):
 
     objects = UserManager()
 
+    def __str__(self) -> str:
+        # How the admin names a person everywhere (lists, pickers, related records).
+        name = self.get_full_name().strip()
+        return f"{name} ({self.username})" if name else self.username
+
     def save(self, *args, **kwargs):
         if self.phone_number:
             from notifications.phones import normalize
@@ -306,7 +311,11 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient_key} ({self.delivery_status})"
+        # The member's name when the row came with its user (the admin's lists); never a query of its own.
+        who = self.recipient_key
+        if self.user_id is not None and type(self).user.is_cached(self):
+            who = self.user.get_username()
+        return f"{self.channel} to {who} ({self.delivery_status})"
 
 
 class InboxCounter(models.Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -105,6 +107,50 @@ class ScheduledNotification(models.Model):
     def source(self) -> str:
         """The delivery rows' source: the same on every run, so a resumed job never re-sends."""
         return f"scheduled:{self.pk}"
+
+    @property
+    def delivery_channel(self) -> str:
+        return DELIVERY_CHANNEL[self.channel]
+
+
+class ImmediateSend(models.Model):
+    """One bulk send that went out at once: the send history beside the scheduled jobs.
+
+    Written by `bulk_send` for the API and the admin alike. Its deliveries are
+    the Notification rows with source `bulk:<id>`; the counts here are those
+    the caller was answered with, the rows say how retries ended since.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="immediate_sends")
+    channel = models.CharField(max_length=10, choices=ScheduledChannel.choices)
+    title = models.CharField(max_length=500, blank=True)
+    message = models.TextField(blank=True)
+    image_url = models.URLField(max_length=1000, blank=True)
+    # Who was asked for, as given: user ids, the role, direct addresses.
+    target_user_ids = models.JSONField(default=list, blank=True)
+    target_role = models.CharField(max_length=20, blank=True)
+    target_addresses = models.JSONField(default=list, blank=True)
+    target_users = models.PositiveIntegerField(default=0, help_text="Members the targeting resolved to.")
+    total_recipients = models.PositiveIntegerField(default=0)
+    sent_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "sent-now notification"
+        indexes = [models.Index(fields=["platform", "-created_at"], name="immediate_platform_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} sent {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def source(self) -> str:
+        return f"bulk:{self.pk}"
 
     @property
     def delivery_channel(self) -> str:

@@ -31,6 +31,7 @@ from builder.models import (
 from notifications.admin_scoping import PlatformScopedAdmin, SuperuserOnlyAdmin
 from notifications.models import (
     DeviceRegistration,
+    ImmediateSend,
     Membership,
     Notification,
     Platform,
@@ -75,6 +76,7 @@ def rows_for(platform: Platform, user: User) -> dict:
         ScheduledNotification: ScheduledNotification.objects.create(
             platform=platform, channel="in_app", message="m", scheduled_at=now, due_at=now
         ),
+        ImmediateSend: ImmediateSend.objects.create(platform=platform, channel="in_app", message="m"),
         Alert: Alert.objects.create(platform=platform, user=user, title="Hello", message="m"),
         UpcomingEvent: event,
         NotificationTemplate: NotificationTemplate.objects.create(

@@ -37,6 +37,8 @@ def test_change_page_shows_a_rendered_preview(staff, copy):
     r = staff.get(reverse("admin:templates_app_notificationtemplate_change", args=[copy.pk]))
     assert r.status_code == 200
     assert b"Acme: Introduction to Data Science" in r.content  # the sample context, rendered
+    # Addressed to a sample learner, not to a blank username ("Hi ,").
+    assert b"Hi amina.tesfaye," in r.content and b"Hi ," not in r.content
     default = NotificationTemplate.objects.get(platform=None, type="USER_NOTIF_CREDENTIALS")
     r = staff.get(reverse("admin:templates_app_notificationtemplate_change", args=[default.pk]))
     assert b"Python Fundamentals" in r.content

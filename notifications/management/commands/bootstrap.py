@@ -21,10 +21,15 @@ class Command(BaseCommand):
     help = "Create the demo platform, the admin and a few learners; print the admin's token and URLs."
 
     def add_arguments(self, parser):
-        parser.add_argument("--base-url", default=os.environ.get("PUBLIC_BASE_URL") or "http://127.0.0.1:8000")
+        parser.add_argument(
+            "--base-url",
+            default=os.environ.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}",
+            help="where the server is reached, for the printed URLs (run.py passes its host and port)",
+        )
 
     @transaction.atomic
     def handle(self, *args, base_url, **options):
+        base_url = base_url.rstrip("/")
         User = get_user_model()
         platform, _ = Platform.objects.get_or_create(
             key="demo",
@@ -64,4 +69,4 @@ class Command(BaseCommand):
         self.stdout.write(f"  health:         curl -H 'Authorization: Bearer {raw}' {base_url}/healthz")
         self.stdout.write(f"  Django admin:   {base_url}/admin/")
         self.stdout.write(f"  API docs:       {base_url}/api/docs/")
-        self.stdout.write(f"  WebSocket:      {base_url.replace('http', 'ws', 1)}/api/v1/ws/connect?token=<token>")
+        self.stdout.write(f"  WebSocket:      {base_url.replace('http', 'ws', 1)}/api/v1/ws/connect?token={raw}")
