@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/notification/v1/", include("builder.urls")),
 ]
 
+handler400 = "notifications.api.errors.handler400"
 handler404 = "notifications.api.errors.handler404"
 handler500 = "notifications.api.errors.handler500"

@@ -7,7 +7,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from notifications import bulk, permissions, scheduler, services, signals
+        from notifications import bulk, db, permissions, scheduler, services, signals
         from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
 
         # Runs after every app's permissions exist (sender=None: once per app
@@ -15,6 +15,7 @@ class NotificationsConfig(AppConfig):
         post_migrate.connect(permissions.sync_role_groups, dispatch_uid="sync_role_groups")
         post_save.connect(signals.user_role_group, sender=self.get_model("User"), dispatch_uid="user_role_group")
         bulk.ready()
+        db.ready()
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(

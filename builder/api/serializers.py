@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from builder import templating
 from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
+from notifications.bounds import date_horizon, horizon_text
 from notifications.models import Channel
 
 # Fields a multipart request (one carrying CSV files) sends as JSON text.
@@ -89,6 +90,8 @@ class PreviewSerializer(serializers.Serializer):
     def validate_process_on(self, value):
         if value is not None and value <= timezone.now():
             raise serializers.ValidationError("process_on must be in the future.")
+        if value is not None and value > date_horizon():
+            raise serializers.ValidationError(f"process_on may be at most {horizon_text()} ahead.")
         return value
 
     def validate(self, attrs):

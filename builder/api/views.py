@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,6 +34,7 @@ from builder.errors import BuildError
 from builder.models import Build, BuildStatus
 from builder.sources import CSV, DEPARTMENT, SOURCE_TYPES, source_parse
 from notifications.api.errors import ApiError
+from notifications.api.parsers import JSONParser
 from notifications.permissions import has_key
 from notifications.services import send_counts
 from notifications.tenancy import platform_from_path

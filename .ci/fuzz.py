@@ -1,0 +1,253 @@
+"""CI fuzz gate: schemathesis over /api/schema/ against a live server.
+
+    python .ci/fuzz.py            # what .ci/run calls after the tests
+
+Steps: a fresh PostgreSQL database `<DATABASE_URL's name>_fuzz`, `migrate`,
+`bootstrap` (the demo platform and its superuser admin), a token for that
+admin, then uvicorn on a free loopback port and `st run` with that token and
+`X-Platform: demo`. Every operation the schema holds at run time is fuzzed
+(positive and negative data), with a fixed seed and deterministic generation,
+a cap on examples per operation and on the whole run. The gate fails on any
+5xx and on any response the schema does not describe (status code, content
+type, body).
+
+The server runs the test settings (eager Celery, in-memory channel backends,
+Django's locmem mail), and its process refuses every connection that leaves
+loopback: operations that dial out (the platform SMTP test, a platform's own
+SMTP server, AI recommendations) meet a refused host at once, and the SMTP
+test's own public-address rule keeps it off loopback.
+
+Environment: DATABASE_URL and REDIS_URL as for the tests; FUZZ_MAX_EXAMPLES
+(default 12), FUZZ_MAX_SECONDS (default 210), FUZZ_SEED (default 13).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+def _fuzz_database_url(url: str) -> tuple[str, str, str]:
+    """(fuzz database URL, its name, the maintenance database URL)."""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        raise SystemExit("fuzz gate: DATABASE_URL must point at PostgreSQL")
+    name = (parts.path.lstrip("/") or "notify") + "_fuzz"
+    fuzz = urlunsplit(parts._replace(path="/" + name))
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    return fuzz, name, maintenance
+
+
+def _recreate_database(maintenance_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(port: int) -> None:
+    """The server process: refuse connections off loopback, then run uvicorn."""
+    import ipaddress
+
+    def _local(host) -> bool:
+        if host in (None, "", "localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _local(host):
+            raise socket.gaierror(socket.EAI_NONAME, f"{host}: refused by the fuzz gate")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def _check(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _local(address[0]):
+            raise ConnectionRefusedError(f"{address!r}: refused by the fuzz gate")
+
+    def connect(sock, address):
+        _check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        _check(sock, address)
+        return real_connect_ex(sock, address)
+
+    socket.getaddrinfo = getaddrinfo
+    socket.socket.connect = connect
+    socket.socket.connect_ex = connect_ex
+
+    import uvicorn
+
+    uvicorn.run(
+        "config.asgi:application", host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
+    )
+
+
+def _env(database_url: str) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": database_url,
+            "CACHE_KEY_PREFIX": "fuzz",
+            "CHANNELS_PREFIX": "fuzz",
+            "PYTHONPATH": str(ROOT),
+            # The fuzzer is one user sending thousands of requests a minute;
+            # a 429 is documented, but throttles would only cut the run short.
+            "THROTTLE_ANON_RATE": "100000/minute",
+            "THROTTLE_USER_RATE": "100000/minute",
+            "THROTTLE_PLATFORM_RATE": "100000/minute",
+            "THROTTLE_TEMPLATE_TEST_RATE": "100000/minute",
+            "SMTP_TEST_RATE": "100000/hour",
+            "SMTP_TEST_CONNECT_TIMEOUT": "1",
+            "SMTP_TEST_TOTAL_TIMEOUT": "2",
+            "NOTIFY_AI_TIMEOUT": "1",
+            "LOG_LEVEL": "ERROR",
+        }
+    )
+    return env
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"fuzz gate: the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/api/schema/?format=json", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("fuzz gate: the server did not answer in time")
+
+
+def _summary(report: Path) -> tuple[int, int, int]:
+    """(operations tested, test cases generated, server errors) from the NDJSON event stream."""
+    operations, cases, server_errors = set(), 0, 0
+    if not report.exists():
+        return 0, 0, 0
+    for line in report.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        for kind, body in event.items():
+            if kind == "ScenarioFinished" and isinstance(body, dict):
+                label = body.get("label") or (body.get("recorder") or {}).get("label")
+                if label:
+                    operations.add(label)
+                recorder = body.get("recorder") or {}
+                cases += len(recorder.get("cases") or {})
+                for interactions in (recorder.get("interactions") or {}).values():
+                    status = ((interactions or {}).get("response") or {}).get("status_code")
+                    if isinstance(status, int) and status >= 500:
+                        server_errors += 1
+    return len(operations), cases, server_errors
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]))
+        return 0
+    database_url, name, maintenance = _fuzz_database_url(
+        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    )
+    env = _env(database_url)
+    _recreate_database(maintenance, name)
+    manage = [PY, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([*manage, "bootstrap"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    issued = subprocess.run(
+        [*manage, "issue_token", "admin", "--name", "fuzz"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    token = issued.stdout.decode().strip()
+    if not re.fullmatch(r"\S+", token):
+        raise SystemExit("fuzz gate: no token")
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([PY, str(Path(__file__).resolve()), "--serve", str(port)], cwd=ROOT, env=env)
+    report_dir = ROOT / ".run" / "fuzz"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    ndjson = report_dir / "events.ndjson"
+    try:
+        _wait_ready(url, server)
+        st = Path(PY).with_name("st")
+        command = [
+            str(st) if st.exists() else "st",
+            "run",
+            f"{url}/api/schema/?format=json",
+            "--url",
+            url,
+            "--checks",
+            CHECKS,
+            "--header",
+            f"Authorization: Token {token}",
+            "--header",
+            "X-Platform: demo",
+            "--mode",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            os.environ.get("FUZZ_MAX_EXAMPLES", "12"),
+            "--max-time",
+            os.environ.get("FUZZ_MAX_SECONDS", "210"),
+            "--seed",
+            os.environ.get("FUZZ_SEED", "13"),
+            "--generation-deterministic",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "20",
+            "--no-color",
+            "--report",
+            "ndjson",
+            "--report-ndjson-path",
+            str(ndjson),
+        ]
+        started = time.monotonic()
+        result = subprocess.run(command, cwd=ROOT, env=env)
+        elapsed = time.monotonic() - started
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    operations, cases, server_errors = _summary(ndjson)
+    print(
+        f"fuzz gate: {operations} operations, {cases} test cases, {server_errors} server errors, "
+        f"{elapsed:.0f} s; exit {result.returncode}"
+    )
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
