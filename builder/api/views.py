@@ -35,6 +35,7 @@ from builder.models import Build, BuildStatus
 from builder.sources import CSV, DEPARTMENT, SOURCE_TYPES, source_parse
 from notifications.api.errors import ApiError
 from notifications.api.parsers import JSONParser
+from notifications.api.schema import paginated
 from notifications.permissions import has_key
 from notifications.services import send_counts
 from notifications.tenancy import platform_from_path
@@ -282,7 +283,8 @@ class RecipientsView(BuilderView):
             OpenApiParameter("page", int, description="Page number (default 1)"),
             OpenApiParameter("page_size", int, description="Results per page (default 10, at most 500)"),
         ],
-        responses={200: RecipientSerializer(many=True), **ERRORS},
+        operation_id="api_notification_v1_orgs_notification_builder_recipients_list",
+        responses={200: paginated("PaginatedBuildRecipientList", RecipientSerializer(many=True)), **ERRORS},
     )
     def get(self, request, platform_key, build_id):
         build = self.get_build(build_id)
@@ -372,7 +374,8 @@ class BuildListView(BuilderView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="Default 20, at most 100"),
         ],
-        responses={200: BuildSerializer(many=True), **ERRORS},
+        operation_id="api_notification_v1_orgs_notification_builder_list",
+        responses={200: paginated("PaginatedBuildList", BuildSerializer(many=True)), **ERRORS},
     )
     def get(self, request, platform_key):
         queryset = selectors.builds_for(access=self.access).order_by("-created_at")
