@@ -18,8 +18,8 @@ SMTP server, AI recommendations) meet a refused host at once, and the SMTP
 test's own public-address rule keeps it off loopback.
 
 Environment: DATABASE_URL and REDIS_URL as for the tests; FUZZ_MAX_EXAMPLES
-(default 12), FUZZ_MAX_SECONDS (default 420: a run that takes longer has hung
-and fails).
+(default 10), FUZZ_MAX_SECONDS (default 600: a run that takes longer has hung
+and fails). Reports and server logs land in .run/fuzz/.
 """
 
 from __future__ import annotations
@@ -190,30 +190,81 @@ def main() -> int:
     if not re.fullmatch(r"\S+", token):
         raise SystemExit("fuzz gate: no token")
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     report_dir = ROOT / ".run" / "fuzz"
     report_dir.mkdir(parents=True, exist_ok=True)
-    server_log = (report_dir / "server.log").open("w")
-    server = subprocess.Popen(
-        [PY, str(Path(__file__).resolve()), "--serve", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=server_log,
-        stderr=subprocess.STDOUT,
-    )
-    ndjson = report_dir / "events.ndjson"
+    shards = [_Shard(name, option, report_dir) for name, option in SHARDS]
+    started = time.monotonic()
     try:
-        _wait_ready(url, server)
+        for shard in shards:
+            shard.serve(env)
+        for shard in shards:
+            shard.fuzz(env, token)
+        # A bound on examples, not on time: schemathesis's --max-time keeps
+        # fuzzing until the time is spent, so the cases run would vary with
+        # the machine's speed. This timeout only stops a run that hangs.
+        deadline = started + int(os.environ.get("FUZZ_MAX_SECONDS", "600"))
+        for shard in shards:
+            shard.wait(deadline)
+    finally:
+        for shard in shards:
+            shard.stop()
+    elapsed = time.monotonic() - started
+    returncode = 0
+    totals = [0, 0, 0]
+    for shard in shards:
+        print(shard.log.read_text(errors="replace"))
+        counts = _summary(shard.ndjson)
+        totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        print(f"fuzz gate, {shard.name}: {counts[0]} operations, {counts[1]} test cases, {counts[2]} server errors")
+        returncode = returncode or shard.returncode
+    print(
+        f"fuzz gate: {totals[0]} operations, {totals[1]} test cases, {totals[2]} server errors, "
+        f"{elapsed:.0f} s; {'passed' if returncode == 0 else 'FAILED'}"
+    )
+    return returncode
+
+
+# Two shards of the schema's operations, each with its own server process and
+# schemathesis process, run side by side: one schemathesis run is one thread
+# (see --workers below) and one uvicorn process is one core at most.
+# About half of the generated cases each: IBL org paths and /alerts, then the rest.
+FIRST_HALF = "^/(api/notification/v1/orgs/|alerts)"
+SHARDS = [("orgs-alerts", ["--include-path-regex", FIRST_HALF]), ("rest", ["--exclude-path-regex", FIRST_HALF])]
+
+
+class _Shard:
+    def __init__(self, name: str, selection: list[str], report_dir: Path):
+        self.name, self.selection = name, selection
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ndjson = report_dir / f"{name}.ndjson"
+        self.log = report_dir / f"{name}.log"
+        self.server_log = report_dir / f"{name}-server.log"
+        self.server = self.run = None
+        self.returncode = 1
+
+    def serve(self, env: dict) -> None:
+        with self.server_log.open("w") as log:
+            self.server = subprocess.Popen(
+                [PY, str(Path(__file__).resolve()), "--serve", str(self.port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_ready(self.url, self.server)
+
+    def fuzz(self, env: dict, token: str) -> None:
         st = Path(PY).with_name("st")
         command = [
             str(st) if st.exists() else "st",
             "--config-file",
             str(ROOT / ".ci" / "schemathesis.toml"),
             "run",
-            f"{url}/api/schema/?format=json",
+            f"{self.url}/api/schema/?format=json",
             "--url",
-            url,
+            self.url,
+            *self.selection,
             "--checks",
             CHECKS,
             "--header",
@@ -225,7 +276,7 @@ def main() -> int:
             "--phases",
             "examples,coverage,fuzzing",
             "--max-examples",
-            os.environ.get("FUZZ_MAX_EXAMPLES", "12"),
+            os.environ.get("FUZZ_MAX_EXAMPLES", "10"),
             "--generation-deterministic",
             # One worker: hypothesis describes strategies by parsing lambda source,
             # and CPython 3.11's parser is not thread-safe ("AST constructor
@@ -238,32 +289,28 @@ def main() -> int:
             "--report",
             "ndjson",
             "--report-ndjson-path",
-            str(ndjson),
+            str(self.ndjson),
         ]
-        started = time.monotonic()
-        # A bound on examples, not on time: schemathesis's --max-time keeps
-        # fuzzing until the time is spent, so the cases run would vary with
-        # the machine's speed. The timeout only stops a run that hangs.
+        with self.log.open("w") as log:
+            self.run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait(self, deadline: float) -> None:
         try:
-            result = subprocess.run(command, cwd=ROOT, env=env, timeout=int(os.environ.get("FUZZ_MAX_SECONDS", "420")))
+            self.returncode = self.run.wait(timeout=max(1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print("fuzz gate: schemathesis did not finish within FUZZ_MAX_SECONDS")
-            return 1
-        elapsed = time.monotonic() - started
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        server_log.close()
-    operations, cases, server_errors = _summary(ndjson)
-    print(
-        f"fuzz gate: {operations} operations, {cases} test cases, {server_errors} server errors, "
-        f"{elapsed:.0f} s; exit {result.returncode}"
-    )
-    return result.returncode
+            print(f"fuzz gate, {self.name}: schemathesis did not finish within FUZZ_MAX_SECONDS")
+            self.returncode = 1
+
+    def stop(self) -> None:
+        for proc in (self.run, self.server):
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 if __name__ == "__main__":

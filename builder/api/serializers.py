@@ -63,8 +63,8 @@ class TemplateDataSerializer(serializers.Serializer):
 class PreviewSerializer(serializers.Serializer):
     template_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
     template_data = TemplateDataSerializer(required=False, allow_null=True)
-    channels = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
-    sources = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    channels = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=20)
+    sources = serializers.ListField(child=serializers.JSONField(), allow_empty=False, max_length=100)
     context = serializers.DictField(required=False, default=dict)
     process_on = serializers.DateTimeField(required=False, allow_null=True)
 

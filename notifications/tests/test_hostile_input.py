@@ -308,3 +308,17 @@ def test_user_ids_beyond_bigint(client, learner):
 def test_nan_and_infinity_are_not_json(client):
     v1_error(raw_post(client, f"{V1}/bulk-sms", '{"message": NaN}'), 400)
     v1_error(raw_post(client, f"{V1}/bulk-sms", '{"message": 1e999}'), 400)
+
+
+@pytest.mark.parametrize(
+    "path,keys", [("/api/v1/notifications/bulk-sms", {"message", "error"}), ("/alerts", {"error"}), (EVENTS, {"detail"})]
+)
+def test_django_level_refusals_use_the_surface_format(rf, path, keys):
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+
+    from notifications.api.errors import handler400
+
+    too_big = handler400(rf.post(path), RequestDataTooBig("too big"))
+    assert too_big.status_code == 413 and set(json.loads(too_big.content)) == keys
+    too_many = handler400(rf.post(path), TooManyFieldsSent("too many"))
+    assert too_many.status_code == 400 and set(json.loads(too_many.content)) == keys
