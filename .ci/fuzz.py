@@ -4,12 +4,13 @@
 
 Steps: a fresh PostgreSQL database `<DATABASE_URL's name>_fuzz`, `migrate`,
 `bootstrap` (the demo platform and its superuser admin), a token for that
-admin, then uvicorn on a free loopback port and `st run` with that token and
-`X-Platform: demo`. Every operation the schema holds at run time is fuzzed
-(positive and negative data), with deterministic generation and a cap on
-examples per operation (the coverage phase adds its boundary cases). The gate fails on any
-5xx and on any response the schema does not describe (status code, content
-type, body).
+admin, then two shards of the schema's operations, each with a uvicorn on a
+free loopback port and an `st run` with that token and `X-Platform: demo`.
+Every operation the schema holds at run time is fuzzed (positive and negative
+data, .ci/schemathesis.toml names the demo platform in paths), with
+deterministic generation and a cap on examples per operation (the coverage
+phase adds its boundary cases). The gate fails on any 5xx and on any response
+the schema does not describe (status code, content type, body).
 
 The server runs the test settings (eager Celery, in-memory channel backends,
 Django's locmem mail), and its process refuses every connection that leaves
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -191,7 +193,8 @@ def main() -> int:
         raise SystemExit("fuzz gate: no token")
 
     report_dir = ROOT / ".run" / "fuzz"
-    report_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(report_dir, ignore_errors=True)
+    report_dir.mkdir(parents=True)
     shards = [_Shard(name, option, report_dir) for name, option in SHARDS]
     started = time.monotonic()
     try:

@@ -311,7 +311,8 @@ def test_nan_and_infinity_are_not_json(client):
 
 
 @pytest.mark.parametrize(
-    "path,keys", [("/api/v1/notifications/bulk-sms", {"message", "error"}), ("/alerts", {"error"}), (EVENTS, {"detail"})]
+    "path,keys",
+    [("/api/v1/notifications/bulk-sms", {"message", "error"}), ("/alerts", {"error"}), (EVENTS, {"detail"})],
 )
 def test_django_level_refusals_use_the_surface_format(rf, path, keys):
     from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
@@ -322,3 +323,31 @@ def test_django_level_refusals_use_the_surface_format(rf, path, keys):
     assert too_big.status_code == 413 and set(json.loads(too_big.content)) == keys
     too_many = handler400(rf.post(path), TooManyFieldsSent("too many"))
     assert too_many.status_code == 400 and set(json.loads(too_many.content)) == keys
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/notification/v1/orgs/a%00b/notifications/",
+        "/api/notification/v1/orgs/acme-learning/users/a%00b/notifications/",
+        "/api/notification/v1/platforms/acme-learning/templates/A%00B/",
+        "/api/notification/v1/orgs/acme-learning/mentors/a%00b/",
+        "/api/notification/v1/orgs/acme-learning/notification-builder/00000000-0000-0000-0000-000000000000/"
+        "recipients/?search=a%00b",
+        "/api/v1/notifications/scheduled?status=a%00b",
+        "/alerts?type=a%00b",
+    ],
+)
+def test_nul_in_the_url_is_400(client, path):
+    response = client.get(path)
+    assert response.status_code == 400, response.content
+
+
+def test_nul_in_x_platform_is_400(client):
+    v1_error(client.get(V1, HTTP_X_PLATFORM="a\x00b"), 400)
+
+
+@pytest.mark.parametrize("segment", ["%ED%A0%80", "%FF%FE", "%C0%80", "a%25%00"])
+def test_broken_utf8_in_the_path_is_not_a_server_error(client, segment):
+    for path in (f"/api/notification/v1/orgs/{segment}/notifications/", f"/api/v1/notifications/scheduled/{segment}"):
+        assert client.get(path).status_code in (400, 404), path
