@@ -88,8 +88,20 @@ class AlertWriteSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=AlertType.choices, default=AlertType.INFO)
     isRead = serializers.BooleanField(source="is_read", default=False)
     isEvent = serializers.BooleanField(source="is_event", default=False)
-    scheduledAt = TimestampField(source="scheduled_at", required=False, allow_null=True, horizon=True)
-    notifyAt = TimestampField(source="notify_at", required=False, allow_null=True, horizon=True)
+    scheduledAt = TimestampField(
+        source="scheduled_at",
+        required=False,
+        allow_null=True,
+        horizon=True,
+        help_text="When the event takes place; at most INPUT_DATE_HORIZON_DAYS (default 5 years) ahead.",
+    )
+    notifyAt = TimestampField(
+        source="notify_at",
+        required=False,
+        allow_null=True,
+        horizon=True,
+        help_text="When to notify; at most INPUT_DATE_HORIZON_DAYS (default 5 years) ahead.",
+    )
 
     def validate(self, attrs):
         # On update the rules apply to the alert as it will be, not to the body alone.
