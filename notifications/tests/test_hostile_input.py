@@ -351,3 +351,19 @@ def test_nul_in_x_platform_is_400(client):
 def test_broken_utf8_in_the_path_is_not_a_server_error(client, segment):
     for path in (f"/api/notification/v1/orgs/{segment}/notifications/", f"/api/v1/notifications/scheduled/{segment}"):
         assert client.get(path).status_code in (400, 404), path
+
+
+def test_every_operation_documents_the_shared_errors(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"400", "429"} <= codes, (method, path)
+            if "requestBody" in operation:
+                assert {"413", "415"} <= codes, (method, path)
+            if {} not in operation.get("security", [{}]):
+                assert {"401", "403", "404"} <= codes, (method, path)
+    inbox_400 = schema["paths"]["/api/notification/v1/orgs/{org}/notifications/bulk-update/"]["patch"]["responses"]
+    assert {"$ref": "#/components/schemas/IBLDetailError"} in inbox_400["400"]["content"]["application/json"]["schema"][
+        "anyOf"
+    ]
