@@ -7,7 +7,9 @@ Steps: a fresh PostgreSQL database `<DATABASE_URL's name>_fuzz`, `migrate`,
 admin, then two shards of the schema's operations, each with a uvicorn on a
 free loopback port and an `st run` with that token and `X-Platform: demo`.
 Every operation the schema holds at run time is fuzzed (positive and negative
-data, .ci/schemathesis.toml names the demo platform in paths), with
+data; .ci/schemathesis.toml names the demo platform in paths, and an alert, a
+scheduled job, a mentor and a build made through the API before the run give
+the paths that name an object one that exists), with
 deterministic generation and a cap on examples per operation (the coverage
 phase adds its boundary cases). The gate fails on any 5xx and on any response
 the schema does not describe (status code, content type, body).
@@ -173,6 +175,85 @@ def _summary(report: Path) -> tuple[int, int, int]:
     return len(operations), cases, server_errors
 
 
+def _call(url: str, token: str, method: str, path: str, body: dict | None = None):
+    request = urllib.request.Request(
+        url + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Token {token}", "X-Platform": "demo", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def _seed(url: str, token: str) -> dict[str, str]:
+    """Objects for the paths that name one: their ids, as schemathesis path parameters.
+
+    Without them every case of `/alerts/{id}`, `.../scheduled/{id}`, a build or
+    a mentor stops at a 404. A seed the API refuses is left out (the gate still
+    runs those operations, with generated ids).
+    """
+    future = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))
+    seeds = {
+        "id": ("POST", "/alerts", {"title": "Fuzz", "message": "Seed alert"}, lambda r: r["data"]["id"]),
+        "unique_id": (
+            "POST",
+            "/api/notification/v1/orgs/demo/mentors/",
+            {"unique_id": "fuzz-mentor", "name": "Fuzz mentor"},
+            lambda r: "fuzz-mentor",
+        ),
+        "build_id": (
+            "POST",
+            "/api/notification/v1/orgs/demo/notification-builder/preview/",
+            {
+                "template_data": {"message_title": "Fuzz", "message_body": "Hello {{ username }}"},
+                "channels": [channel_id for channel_id, _ in _channels(url, token)][:1],
+                "sources": [{"type": "email", "data": "alice@example.com"}],
+            },
+            lambda r: r["build_id"],
+        ),
+    }
+    values = {"notification_type": "USER_NOTIF_COURSE_ENROLLMENT"}
+    # The scheduled job shares `{id}` with the alert; on a fresh database both are 1.
+    try:
+        _call(
+            url,
+            token,
+            "POST",
+            "/api/v1/notifications/bulk-in-app",
+            {"title": "Fuzz", "message": "Seed job", "role": "STUDENT", "scheduled_at": future},
+        )
+    except (OSError, ValueError) as exc:
+        print(f"fuzz gate: no seed scheduled job ({exc})")
+    for name, (method, path, body, pick) in seeds.items():
+        try:
+            values[name] = str(pick(_call(url, token, method, path, body)))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"fuzz gate: no seed for {{{name}}} ({exc})")
+    return values
+
+
+def _channels(url: str, token: str) -> list[tuple[int, str]]:
+    try:
+        context = _call(url, token, "GET", "/api/notification/v1/orgs/demo/notification-builder/context/")
+        channels = [(c["id"], c["name"]) for c in context["data"]["channels"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    # In-app first: the seed build needs no mail or push provider.
+    return sorted(channels, key=lambda channel: channel[1] != "in_app")
+
+
+def _config(report_dir: Path, values: dict[str, str]) -> Path:
+    """.ci/schemathesis.toml plus the seeded path values."""
+    lines = [(ROOT / ".ci" / "schemathesis.toml").read_text().rstrip()]
+    lines += [
+        f'"path.{name}" = {value if value.isdigit() else json.dumps(value)}' for name, value in sorted(values.items())
+    ]
+    config = report_dir / "schemathesis.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--serve"]:
         serve(int(sys.argv[2]))
@@ -200,8 +281,9 @@ def main() -> int:
     try:
         for shard in shards:
             shard.serve(env)
+        config = _config(report_dir, _seed(shards[0].url, token))
         for shard in shards:
-            shard.fuzz(env, token)
+            shard.fuzz(env, token, config)
         # A bound on examples, not on time: schemathesis's --max-time keeps
         # fuzzing until the time is spent, so the cases run would vary with
         # the machine's speed. This timeout only stops a run that hangs.
@@ -257,12 +339,12 @@ class _Shard:
             )
         _wait_ready(self.url, self.server)
 
-    def fuzz(self, env: dict, token: str) -> None:
+    def fuzz(self, env: dict, token: str, config: Path) -> None:
         st = Path(PY).with_name("st")
         command = [
             str(st) if st.exists() else "st",
             "--config-file",
-            str(ROOT / ".ci" / "schemathesis.toml"),
+            str(config),
             "run",
             f"{self.url}/api/schema/?format=json",
             "--url",

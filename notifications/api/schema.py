@@ -43,8 +43,8 @@ def error_responses_hook(result, generator, request, public):
     throttles answer for every view, in the surface's own error format; the
     views document only their own errors. On the IBL surface a view's own
     error body (`{"message", "success"}`, `{"error"}`, ...) is one answer of a
-    documented code; the shared machinery's `{"detail"}` is the other, so
-    such a code documents both.
+    documented code; the shared machinery's `{"detail"}` and DRF's field
+    errors are the others, so such a code documents all three.
     """
     from notifications.api.errors import surface_for_path
 
@@ -52,6 +52,14 @@ def error_responses_hook(result, generator, request, public):
     schemas.setdefault(
         "IBLDetailError",
         {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
+    )
+    schemas.setdefault(
+        "IBLFieldErrors",
+        {
+            "type": "object",
+            "description": "DRF's validation errors: messages per field (nested serializers nest them).",
+            "additionalProperties": {"anyOf": [{"type": "array"}, {"type": "object"}]},
+        },
     )
     schemas.setdefault(
         "IBLGenericError",
@@ -87,6 +95,7 @@ def error_responses_hook(result, generator, request, public):
 
 def _also_detail(responses: dict) -> None:
     detail = {"$ref": "#/components/schemas/IBLDetailError"}
+    fields = {"$ref": "#/components/schemas/IBLFieldErrors"}
     for code, response in responses.items():
         if not (code.startswith("4") and isinstance(response, dict)):
             continue
@@ -96,7 +105,7 @@ def _also_detail(responses: dict) -> None:
             continue
         if schema.get("$ref", "").endswith(("/IBLGenericError", "/IblError")):
             continue
-        media["schema"] = {"anyOf": [schema, detail]}
+        media["schema"] = {"anyOf": [schema, detail, fields]}
 
 
 def paginated(name: str, item) -> object:
