@@ -28,5 +28,6 @@ if settings.SERVE_MEDIA and settings.MEDIA_URL.startswith("/"):
     prefix = re.escape(settings.MEDIA_URL.strip("/"))
     urlpatterns.append(re_path(rf"^{prefix}/(?P<path>.+)$", media_serve, name="media"))
 
+handler400 = "notifications.api.errors.handler400"
 handler404 = "notifications.api.errors.handler404"
 handler500 = "notifications.api.errors.handler500"

@@ -7,11 +7,12 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from notifications import bulk, scheduler, services, signals
+        from notifications import bulk, db, scheduler, services, signals
         from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
 
         signals.connect()
         bulk.ready()
+        db.ready()
         from notifications.checks import check_channel_backends, check_metrics_networks
 
         checks.register(check_channel_backends, "notifications")

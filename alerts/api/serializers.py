@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from alerts.models import Alert, AlertType, timing_errors
 from alerts.selectors import ORDERINGS
+from notifications.bounds import BIGINT_MAX, as_utc, date_horizon, horizon_text
+
+# Longest alert message; titles are bounded by the model (255).
+MESSAGE_MAX = 10_000
 
 
 def iso_utc(value: datetime | None) -> str | None:
@@ -29,7 +34,14 @@ class TimestampField(serializers.DateTimeField):
     default_error_messages = {
         "invalid": "Enter an ISO 8601 timestamp, e.g. 2026-06-15T09:00:00Z.",
         "naive": "Timestamp must include a timezone, e.g. 2026-06-15T09:00:00Z or 2026-06-15T12:00:00+03:00.",
+        "range": "Timestamp is out of range.",
+        "horizon": "Timestamp may be at most {horizon} ahead.",
     }
+
+    def __init__(self, *args, horizon: bool = False, **kwargs):
+        # horizon: a time something happens at, bounded by INPUT_DATE_HORIZON_DAYS (filters are not).
+        self.horizon = horizon
+        super().__init__(*args, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -42,7 +54,12 @@ class TimestampField(serializers.DateTimeField):
             self.fail("invalid")
         if value.tzinfo is None or value.utcoffset() is None:
             self.fail("naive")
-        return value.astimezone(UTC)
+        value = as_utc(value)
+        if value is None:
+            self.fail("range")
+        if self.horizon and value > date_horizon():
+            self.fail("horizon", horizon=horizon_text())
+        return value
 
     def to_representation(self, value):
         return iso_utc(value)
@@ -67,12 +84,24 @@ class AlertWriteSerializer(serializers.Serializer):
     """Body of POST /alerts (and, with partial=True, of PUT /alerts/{id})."""
 
     title = serializers.CharField(max_length=255)
-    message = serializers.CharField()
+    message = serializers.CharField(max_length=MESSAGE_MAX)
     type = serializers.ChoiceField(choices=AlertType.choices, default=AlertType.INFO)
     isRead = serializers.BooleanField(source="is_read", default=False)
     isEvent = serializers.BooleanField(source="is_event", default=False)
-    scheduledAt = TimestampField(source="scheduled_at", required=False, allow_null=True)
-    notifyAt = TimestampField(source="notify_at", required=False, allow_null=True)
+    scheduledAt = TimestampField(
+        source="scheduled_at",
+        required=False,
+        allow_null=True,
+        horizon=True,
+        help_text="When the event takes place; at most INPUT_DATE_HORIZON_DAYS (default 5 years) ahead.",
+    )
+    notifyAt = TimestampField(
+        source="notify_at",
+        required=False,
+        allow_null=True,
+        horizon=True,
+        help_text="When to notify; at most INPUT_DATE_HORIZON_DAYS (default 5 years) ahead.",
+    )
 
     def validate(self, attrs):
         # On update the rules apply to the alert as it will be, not to the body alone.
@@ -96,6 +125,7 @@ class AlertCreateSerializer(AlertWriteSerializer):
         source="user_id",
         required=False,
         min_value=1,
+        max_value=BIGINT_MAX,
         help_text="Create the alert for this user (service accounts with alerts.create_for_user only).",
     )
 
@@ -103,7 +133,7 @@ class AlertCreateSerializer(AlertWriteSerializer):
 class AlertListQuerySerializer(serializers.Serializer):
     """Query parameters of GET /alerts."""
 
-    page = serializers.IntegerField(min_value=1, default=1)
+    page = serializers.IntegerField(min_value=1, max_value=settings.API_MAX_PAGE, default=1)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
     isRead = serializers.BooleanField(required=False, help_text="Only read (true) or unread (false) alerts.")
     type = serializers.CharField(

@@ -157,8 +157,9 @@ def test_schema_documents_every_endpoint(staff):
         "archived",
         "ordering",
     }
-    assert set(listing["responses"]) == {"200", "400", "401"}
-    assert set(paths["/alerts/{id}"]["delete"]["responses"]) == {"200", "401", "404"}
+    # The view's own answers, plus the shared 4xx every operation may give (403, 404, 429, ...).
+    assert set(listing["responses"]) >= {"200", "400", "401", "429"}
+    assert set(paths["/alerts/{id}"]["delete"]["responses"]) >= {"200", "401", "404", "429"}
     alert = schema["components"]["schemas"]["Alert"]
     assert list(alert["properties"]) == [
         "id",

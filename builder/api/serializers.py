@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from builder import templating
 from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
+from notifications.bounds import date_horizon, horizon_text
 from notifications.models import Channel
 
 # Fields a multipart request (one carrying CSV files) sends as JSON text.
@@ -62,8 +63,8 @@ class TemplateDataSerializer(serializers.Serializer):
 class PreviewSerializer(serializers.Serializer):
     template_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
     template_data = TemplateDataSerializer(required=False, allow_null=True)
-    channels = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
-    sources = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    channels = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=20)
+    sources = serializers.ListField(child=serializers.JSONField(), allow_empty=False, max_length=100)
     context = serializers.DictField(required=False, default=dict)
     process_on = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -89,6 +90,8 @@ class PreviewSerializer(serializers.Serializer):
     def validate_process_on(self, value):
         if value is not None and value <= timezone.now():
             raise serializers.ValidationError("process_on must be in the future.")
+        if value is not None and value > date_horizon():
+            raise serializers.ValidationError(f"process_on may be at most {horizon_text()} ahead.")
         return value
 
     def validate(self, attrs):

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -33,7 +33,9 @@ from builder.errors import BuildError
 from builder.models import Build, BuildStatus
 from builder.sources import CSV, DEPARTMENT, SOURCE_TYPES, source_parse
 from notifications.api.errors import ApiError
+from notifications.api.parsers import JSONParser
 from notifications.api.permissions import PlatformPermission
+from notifications.api.schema import paginated
 from notifications.permissions import PLATFORM_ADMIN
 from notifications.services import send_counts
 
@@ -277,7 +279,8 @@ class RecipientsView(BuilderView):
             OpenApiParameter("page", int, description="Page number (default 1)"),
             OpenApiParameter("page_size", int, description="Results per page (default 10, at most 500)"),
         ],
-        responses={200: RecipientSerializer(many=True), **ERRORS},
+        operation_id="api_notification_v1_orgs_notification_builder_recipients_list",
+        responses={200: paginated("PaginatedBuildRecipientList", RecipientSerializer(many=True)), **ERRORS},
     )
     def get(self, request, platform_key, build_id):
         build = self.get_build(build_id)
@@ -367,7 +370,8 @@ class BuildListView(BuilderView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="Default 20, at most 100"),
         ],
-        responses={200: BuildSerializer(many=True), **ERRORS},
+        operation_id="api_notification_v1_orgs_notification_builder_list",
+        responses={200: paginated("PaginatedBuildList", BuildSerializer(many=True)), **ERRORS},
     )
     def get(self, request, platform_key):
         queryset = selectors.builds_for(access=self.access).order_by("-created_at")

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "notifications.api.middleware.reject_nul_middleware",
     # Static files (admin, Swagger UI) straight from STATIC_ROOT, before any
     # session or database work; `run.py` runs collectstatic first.
     "config.files.StaticFilesMiddleware",
@@ -252,7 +253,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "notifications.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -288,12 +289,27 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # notifications.converters.IdConverter: ids in paths fit a bigint.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "notifications.api.schema.error_responses_hook",
         # Every /alerts and /api/v1 operation takes X-Platform.
         "notifications.api.schema.x_platform_header",
     ],
 }
+
+# --- Request input bounds -------------------------------------------------------
+# What a request may ask the API to store or look up; beyond these it is a 4xx
+# in the surface's format. Django's own DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB,
+# JSON bodies and form fields) and DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) apply too.
+# How far ahead a send, an alert's notifyAt/scheduledAt or a build's process_on may lie.
+INPUT_DATE_HORIZON_DAYS = env_int("INPUT_DATE_HORIZON_DAYS", 5 * 365 + 1)
+# How deeply a JSON body may nest objects and arrays.
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)
+# Largest page number and row offset a list accepts.
+API_MAX_PAGE = env_int("API_MAX_PAGE", 1_000_000)
+API_MAX_OFFSET = env_int("API_MAX_OFFSET", 100_000_000)
 
 # --- Channel backends ---------------------------------------------------------
 # Each channel names its backend by dotted path; OPTIONS go to its constructor.

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 from rest_framework import serializers
 
+from notifications.bounds import BIGINT_MAX
+from notifications.bulk.inputs import TARGETS_MAX
 from notifications.models import Level, Notification, Role, ScheduledChannel, ScheduledNotification, ScheduledStatus
 from templates_app.sanitize import sanitize_html
 
@@ -25,8 +27,20 @@ def timestamp(value: datetime | None) -> str | None:
 # --- Requests (schema only) ---------------------------------------------------
 
 _SCHEDULED_AT = serializers.CharField(
-    required=False, allow_blank=True, help_text="RFC3339, e.g. 2026-06-15T09:00:00Z; omit to send now"
+    required=False,
+    allow_blank=True,
+    help_text=(
+        "RFC3339, e.g. 2026-06-15T09:00:00Z; omit to send now. In the future and at most "
+        "INPUT_DATE_HORIZON_DAYS (default 5 years) ahead."
+    ),
 )
+
+
+def _user_ids() -> serializers.ListField:
+    ids = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
+    return serializers.ListField(child=ids, required=False, max_length=TARGETS_MAX)
+
+
 _ROLE = serializers.ChoiceField(
     choices=Role.choices, required=False, help_text="Every member holding this role on the platform"
 )
@@ -40,7 +54,7 @@ HTML_HELP = (
 
 class BulkSmsRequestSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="SMS body")
-    user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    user_ids = _user_ids()
     role = _ROLE
     phone_numbers = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="E.164 or local numbers"
@@ -75,7 +89,7 @@ class BulkPushRequestSerializer(serializers.Serializer):
 class BulkInAppRequestSerializer(serializers.Serializer):
     title = serializers.CharField(help_text="payload.headline")
     message = serializers.CharField(help_text="payload.message")
-    user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    user_ids = _user_ids()
     role = _ROLE
     scheduled_at = _SCHEDULED_AT
     type = serializers.CharField(required=False, default="system_alert")
@@ -89,13 +103,15 @@ class ScheduledPatchRequestSerializer(serializers.Serializer):
     subject = serializers.CharField(required=False, help_text="email")
     message = serializers.CharField(required=False)
     html = serializers.CharField(required=False, help_text="email. " + HTML_HELP)
-    user_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    user_ids = _user_ids()
     role = serializers.CharField(required=False, allow_blank=True)
     phone_numbers = serializers.ListField(child=serializers.CharField(), required=False, help_text="sms")
     emails = serializers.ListField(child=serializers.EmailField(), required=False, help_text="email")
     type = serializers.CharField(required=False, help_text="in-app")
     level = serializers.ChoiceField(choices=Level.choices, required=False, help_text="in-app")
-    scheduled_at = serializers.CharField(required=False, help_text="RFC3339, in the future")
+    scheduled_at = serializers.CharField(
+        required=False, help_text="RFC3339, in the future and at most INPUT_DATE_HORIZON_DAYS (default 5 years) ahead"
+    )
     file = serializers.FileField(required=False, help_text="email: replaces the attachments; push: the image")
 
 

@@ -7,8 +7,6 @@ another tenant's job is a 404.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.response import Response
@@ -41,8 +39,6 @@ from notifications.services import send_counts
 from notifications.tenancy import platform_for_request
 
 MAX_LIMIT = 100
-# `after`/`before` may lie in the past: parse them against the start of time.
-_EPOCH = datetime(1, 1, 2, tzinfo=UTC)
 IDEMPOTENCY_PARAM = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -68,7 +64,7 @@ def _time_param(request, name: str):
     if not raw:
         return None
     try:
-        return scheduled_at_parse(raw, now=_EPOCH)
+        return scheduled_at_parse(raw, horizon=False)
     except BulkInputError:
         raise ApiError(f"Invalid {name} format", error=f"{name} must be RFC3339, e.g. 2026-06-15T09:00:00Z") from None
 
@@ -339,7 +335,7 @@ class ScheduledListView(APIView):
             OpenApiParameter("after", str, description="RFC3339: scheduled_at >= after"),
             OpenApiParameter("before", str, description="RFC3339: scheduled_at <= before"),
             OpenApiParameter("limit", int, description="Page size (default 20, max 100)"),
-            OpenApiParameter("page", int, description="Page number, 1-based (default 1)"),
+            OpenApiParameter("page", int, description="Page number, 1-based (default 1, at most 1,000,000)"),
         ],
         responses={200: ScheduledListSerializer, 400: V1_ERROR, 401: V1_ERROR, 403: V1_ERROR},
     )
@@ -349,7 +345,7 @@ class ScheduledListView(APIView):
         after = _time_param(request, "after")
         before = _time_param(request, "before")
         limit = int_query_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
-        page = int_query_param(request, "page", 1, minimum=1)
+        page = int_query_param(request, "page", 1, minimum=1, maximum=settings.API_MAX_PAGE)
         qs = selectors.scheduled_list(
             platform=platform_for_request(request), status=status, channel=channel, after=after, before=before
         )
@@ -484,7 +480,7 @@ class ScheduledDeliveriesView(APIView):
         parameters=[
             OpenApiParameter("status", str, enum=DeliveryStatus.values),
             OpenApiParameter("limit", int, description="Page size (default 20, max 100)"),
-            OpenApiParameter("page", int, description="Page number, 1-based (default 1)"),
+            OpenApiParameter("page", int, description="Page number, 1-based (default 1, at most 1,000,000)"),
         ],
         responses={200: DeliveryPageSerializer, 400: V1_ERROR, 401: V1_ERROR, 403: V1_ERROR, 404: V1_ERROR},
     )
@@ -492,7 +488,7 @@ class ScheduledDeliveriesView(APIView):
         job = _job_for(request, pk)
         status = _choice_param(request, "status", DeliveryStatus.values)
         limit = int_query_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
-        page = int_query_param(request, "page", 1, minimum=1)
+        page = int_query_param(request, "page", 1, minimum=1, maximum=settings.API_MAX_PAGE)
         qs = selectors.job_deliveries(job=job, status=status)
         rows = list(qs[(page - 1) * limit : page * limit])
         counts = send_counts(source=job.source)

@@ -8,15 +8,19 @@
 
 Views raise `ApiError` (or any DRF exception); `exception_handler` picks the
 surface from the request path, so 400, 401, 403, 404, 405, 429 and unexpected
-500s all come out in the caller's format. Django-level 404/500 (no view matched,
-middleware failures) go through `handler404`/`handler500` with the same rules.
+500s all come out in the caller's format. Django's refusals of a body (more than
+DATA_UPLOAD_MAX_MEMORY_SIZE: 413; more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields:
+400) too. Django-level 400/404/500 (no view matched, middleware failures) go
+through `handler400`/`handler404`/`handler500` with the same rules.
 """
 
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -62,6 +66,7 @@ def _default_code(status_code: int) -> str:
         404: "not_found",
         405: "method_not_allowed",
         409: "conflict",
+        413: "too_large",
         422: "unprocessable",
         429: "throttled",
     }.get(status_code, "error")
@@ -74,6 +79,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Request body too large",
     415: "Unsupported media type",
     422: "Unprocessable entity",
     429: "Too many requests",
@@ -152,6 +158,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = _suspicious_as_api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("Unhandled error on %s %s", getattr(request, "method", ""), path, exc_info=exc)
@@ -163,11 +171,35 @@ def exception_handler(exc, context):
     return response
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "too_large"
+
+
+def _suspicious_as_api_exception(exc: SuspiciousOperation) -> exceptions.APIException:
+    """Django's refusals of a request body (size, field count, file count) as the 4xx they are."""
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(
+            f"Request body too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, not counting files."
+        )
+    # TooManyFieldsSent, TooManyFilesSent and the rest: the request itself is at fault.
+    return exceptions.ParseError(f"Request rejected: {exc}")
+
+
 def error_response(request, status_code: int, detail: str) -> JsonResponse:
     surface = surface_for_path(request.path)
     exc = exceptions.APIException(detail, code=_default_code(status_code))
     exc.status_code = status_code
     return JsonResponse(_body(surface, status_code, exc, detail), status=status_code)
+
+
+def handler400(request, exception=None):
+    """Django-level refusals (body too large, too many form fields) outside a DRF view."""
+    exc = _suspicious_as_api_exception(exception) if isinstance(exception, SuspiciousOperation) else None
+    if exc is None:
+        return error_response(request, status.HTTP_400_BAD_REQUEST, "Bad request.")
+    return error_response(request, exc.status_code, str(exc.detail))
 
 
 def handler404(request, exception=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -84,7 +85,7 @@ class InboxListQuerySerializer(serializers.Serializer):
     exclude_channel = ChannelField(required=False)
     start_date = DateOrDateTimeField(required=False)
     end_date = DateOrDateTimeField(required=False)
-    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    page = serializers.IntegerField(required=False, min_value=1, max_value=settings.API_MAX_PAGE, default=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=20)
 
     def validate(self, attrs):

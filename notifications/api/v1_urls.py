@@ -1,5 +1,6 @@
 from django.urls import path
 
+import notifications.converters  # noqa: F401  (registers <id:...>)
 from notifications.api import bulk_views, v1_views
 
 urlpatterns = [
@@ -10,12 +11,12 @@ urlpatterns = [
     path("notifications/bulk-push", bulk_views.BulkPushView.as_view(), name="v1-bulk-push"),
     path("notifications/bulk-in-app", bulk_views.BulkInAppView.as_view(), name="v1-bulk-in-app"),
     path("notifications/scheduled", bulk_views.ScheduledListView.as_view(), name="v1-scheduled-list"),
-    path("notifications/scheduled/<int:pk>", bulk_views.ScheduledDetailView.as_view(), name="v1-scheduled-detail"),
+    path("notifications/scheduled/<id:pk>", bulk_views.ScheduledDetailView.as_view(), name="v1-scheduled-detail"),
     path(
-        "notifications/scheduled/<int:pk>/cancel", bulk_views.ScheduledCancelView.as_view(), name="v1-scheduled-cancel"
+        "notifications/scheduled/<id:pk>/cancel", bulk_views.ScheduledCancelView.as_view(), name="v1-scheduled-cancel"
     ),
     path(
-        "notifications/scheduled/<int:pk>/deliveries",
+        "notifications/scheduled/<id:pk>/deliveries",
         bulk_views.ScheduledDeliveriesView.as_view(),
         name="v1-scheduled-deliveries",
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.views import APIView
@@ -24,7 +25,7 @@ class InboxListView(APIView):
         tags=["v1 inbox"],
         parameters=[
             OpenApiParameter("limit", int, description="Page size (default 20, max 100)"),
-            OpenApiParameter("offset", int, description="Rows to skip (default 0)"),
+            OpenApiParameter("offset", int, description="Rows to skip (default 0, at most 100,000,000)"),
         ],
         responses={
             200: envelope_schema(
@@ -46,7 +47,7 @@ class InboxListView(APIView):
     )
     def get(self, request):
         limit = int_query_param(request, "limit", 20, minimum=1, maximum=MAX_LIMIT)
-        offset = int_query_param(request, "offset", 0, minimum=0)
+        offset = int_query_param(request, "offset", 0, minimum=0, maximum=settings.API_MAX_OFFSET)
         platform = platform_for_request(request)
         rows = list(
             selectors.inbox_visible_for(

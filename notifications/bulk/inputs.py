@@ -19,11 +19,16 @@ from django.core.validators import validate_email
 from django.utils import timezone
 
 from notifications import phones as phone_numbers
+from notifications.bounds import BIGINT_MAX, as_utc, date_horizon, horizon_text, text_problem
 from notifications.models import Level, Role, ScheduledChannel
 from templates_app.sanitize import sanitize_html
 
 TITLE_MAX = 500
 TYPE_MAX = 100
+# A message (SMS, push, in-app, plain-text email) and an email's HTML body.
+MESSAGE_MAX = 100_000
+HTML_MAX = 1_000_000
+ROLE_MAX = 50
 # Push images travel to devices; providers cap them at about 1 MB, we keep some room.
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
@@ -94,13 +99,19 @@ def _value(data: Mapping, name: str):
     return data.get(name)
 
 
-def _text(data: Mapping, name: str) -> str:
+def _text(data: Mapping, name: str, *, max_length: int | None = None) -> str:
     value = _value(data, name)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise BulkInputError(f"Invalid {name} format", f"{name} must be a string")
-    return value.strip()
+    problem = text_problem(value)
+    if problem:
+        raise BulkInputError(f"Invalid {name} format", f"{name}: {problem}")
+    value = value.strip()
+    if max_length is not None and len(value) > max_length:
+        raise BulkInputError(f"Invalid {name} format", f"{name} may be at most {max_length} characters")
+    return value
 
 
 def _json_list(data: Mapping, name: str) -> list:
@@ -122,13 +133,13 @@ def _json_list(data: Mapping, name: str) -> list:
 
 def _user_ids(data: Mapping) -> tuple[int, ...]:
     ids = _json_list(data, "user_ids")
-    if not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i <= BIGINT_MAX for i in ids):
         raise BulkInputError("Invalid user_ids format", "user_ids must be an array of positive integers")
     return tuple(dict.fromkeys(ids))
 
 
 def _role(data: Mapping) -> str:
-    role = _text(data, "role").upper()
+    role = _text(data, "role", max_length=ROLE_MAX).upper()
     if role and role not in Role.values:
         raise BulkInputError("Invalid role", f"role must be one of {', '.join(Role.values)}")
     return role
@@ -137,8 +148,8 @@ def _role(data: Mapping) -> str:
 def _phones(data: Mapping) -> tuple[str, ...]:
     out = []
     for raw in _json_list(data, "phone_numbers"):
-        if not isinstance(raw, str):
-            raise BulkInputError("Invalid phone_numbers format", "phone_numbers must be an array of strings")
+        if not isinstance(raw, str) or len(raw) > 64 or text_problem(raw):
+            raise BulkInputError("Invalid phone_numbers format", "phone_numbers must be an array of phone numbers")
         number = phone_numbers.normalize(raw.strip())
         if number is None:
             raise BulkInputError("Invalid phone number", f"'{raw}' is not a valid phone number")
@@ -149,8 +160,8 @@ def _phones(data: Mapping) -> tuple[str, ...]:
 def _emails(data: Mapping) -> tuple[str, ...]:
     out = []
     for raw in _json_list(data, "emails"):
-        if not isinstance(raw, str):
-            raise BulkInputError("Invalid emails format", "emails must be an array of strings")
+        if not isinstance(raw, str) or len(raw) > 320 or text_problem(raw):
+            raise BulkInputError("Invalid emails format", "emails must be an array of email addresses")
         address = raw.strip()
         try:
             validate_email(address)
@@ -161,8 +172,12 @@ def _emails(data: Mapping) -> tuple[str, ...]:
     return tuple({a.lower(): a for a in out}.values())
 
 
-def scheduled_at_parse(raw, *, now: datetime | None = None) -> datetime | None:
-    """RFC 3339 with an offset (`2026-06-15T09:00:00Z`); empty means "send now"."""
+def scheduled_at_parse(raw, *, now: datetime | None = None, horizon: bool = True) -> datetime | None:
+    """RFC 3339 with an offset (`2026-06-15T09:00:00Z`); empty means "send now".
+
+    A time to send at must lie in the future and within INPUT_DATE_HORIZON_DAYS
+    (`horizon=False` for filters, which only need a time UTC can hold).
+    """
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
@@ -179,8 +194,18 @@ def scheduled_at_parse(raw, *, now: datetime | None = None) -> datetime | None:
         raise BulkInputError(
             "Invalid scheduled_at format", "scheduled_at must be RFC3339 with a zone, e.g. 2026-06-15T09:00:00Z"
         )
-    if value <= (now or timezone.now()):
+    value = as_utc(value)
+    if value is None:
+        raise BulkInputError("Invalid scheduled_at format", "scheduled_at is out of range")
+    if not horizon:
+        return value
+    now = now or timezone.now()
+    if value <= now:
         raise BulkInputError("scheduled_at must be in the future")
+    if value > date_horizon(now=now):
+        raise BulkInputError(
+            "scheduled_at is too far in the future", f"scheduled_at may be at most {horizon_text()} ahead"
+        )
     return value
 
 
@@ -223,9 +248,9 @@ def _attachments(files: Sequence) -> list:
 def content_parse(channel: str, data: Mapping) -> Content:
     if channel == ScheduledChannel.EMAIL:
         title = _text(data, "subject")
-        message = _text(data, "message")
+        message = _text(data, "message", max_length=MESSAGE_MAX)
         # Stored sanitised: the job's html is shown back by the API and the admin.
-        html = sanitize_html(_text(data, "html"))
+        html = sanitize_html(_text(data, "html", max_length=HTML_MAX))
         if not title:
             raise BulkInputError("Subject is required")
         if not message and not html:
@@ -233,7 +258,7 @@ def content_parse(channel: str, data: Mapping) -> Content:
         content = Content(title=title, message=message, html=html)
     else:
         title = _text(data, "title") if channel != ScheduledChannel.SMS else ""
-        message = _text(data, "message")
+        message = _text(data, "message", max_length=MESSAGE_MAX)
         if channel != ScheduledChannel.SMS and not title:
             raise BulkInputError("Title is required")
         if not message:
@@ -242,8 +267,8 @@ def content_parse(channel: str, data: Mapping) -> Content:
     if len(content.title) > TITLE_MAX:
         raise BulkInputError("Title is too long", f"at most {TITLE_MAX} characters")
     if channel == ScheduledChannel.IN_APP:
-        kind = _text(data, "type") or "system_alert"
-        level = (_text(data, "level") or Level.INFO).lower()
+        kind = _text(data, "type", max_length=TYPE_MAX) or "system_alert"
+        level = (_text(data, "level", max_length=TYPE_MAX) or Level.INFO).lower()
         if len(kind) > TYPE_MAX:
             raise BulkInputError("Invalid type", f"type may be at most {TYPE_MAX} characters")
         if level not in Level.values:
@@ -272,6 +297,8 @@ def bulk_input_parse(channel: str, data: Mapping, files: Sequence = (), *, now: 
     """Check a bulk request of one channel; raises `BulkInputError` with the documented message."""
     if channel not in ScheduledChannel.values:
         raise BulkInputError("Invalid channel", f"channel must be one of {', '.join(ScheduledChannel.values)}")
+    if not isinstance(data, Mapping):
+        raise BulkInputError("Invalid request body", "the body must be a JSON object or a form")
     content = content_parse(channel, data)
     targeting = targeting_parse(channel, data)
     scheduled_at = scheduled_at_parse(_value(data, "scheduled_at"), now=now)

@@ -67,7 +67,7 @@ def test_sms_immediate_by_role(client, students, outsider, admin):
 
 def test_sms_scheduled_with_user_ids(client, students, admin):
     ids = [s.pk for s in students]
-    when = "2036-06-15T08:00:00Z"  # the document's time of day, in a year still ahead
+    when = "2030-06-15T08:00:00Z"  # the document's time of day, in a year still ahead
     r = client.post(
         f"{V1}/bulk-sms",
         {"message": "Reminder: class starts at 9 AM.", "user_ids": ids, "scheduled_at": when},
@@ -76,7 +76,7 @@ def test_sms_scheduled_with_user_ids(client, students, admin):
     data = envelope(r, 201, "SMS scheduled")
     assert set(data) == JOB_KEYS
     assert data["channel"] == "sms" and data["status"] == "pending"
-    assert data["scheduled_at"] == "2036-06-15T08:00:00.000Z"
+    assert data["scheduled_at"] == "2030-06-15T08:00:00.000Z"
     assert data["target_user_ids"] == ids and data["target_role"] == "" and data["target_raw"] == {}
     assert data["message"] == "Reminder: class starts at 9 AM." and data["title"] == "" and data["html"] == ""
     assert data["attempt_count"] == 0 and data["last_error"] == ""
@@ -93,7 +93,7 @@ def test_sms_scheduled_with_user_ids(client, students, admin):
 def test_sms_scheduled_with_direct_phones(client):
     r = client.post(
         f"{V1}/bulk-sms",
-        {"message": "Welcome to Yimaru!", "phone_numbers": ["+251911000000"], "scheduled_at": "2036-06-15T09:00:00Z"},
+        {"message": "Welcome to Yimaru!", "phone_numbers": ["+251911000000"], "scheduled_at": "2030-06-15T09:00:00Z"},
         format="json",
     )
     data = envelope(r, 201, "SMS scheduled")
@@ -167,7 +167,7 @@ def test_email_scheduled_keeps_attachments(client):
             "subject": "Weekly digest",
             "message": "Here is your weekly summary.",
             "emails": json.dumps(["admin@example.com", "user@example.com"]),
-            "scheduled_at": "2036-06-15T09:00:00Z",
+            "scheduled_at": "2030-06-15T09:00:00Z",
             "file": SimpleUploadedFile("summary.txt", b"numbers", content_type="text/plain"),
         },
         format="multipart",
@@ -178,7 +178,7 @@ def test_email_scheduled_keeps_attachments(client):
         "title": "Weekly digest",
         "message": "Here is your weekly summary.",
         "html": "",
-        "scheduled_at": "2036-06-15T09:00:00.000Z",
+        "scheduled_at": "2030-06-15T09:00:00.000Z",
         "status": "pending",
         "target_raw": {"emails": ["admin@example.com", "user@example.com"]},
     }
@@ -279,7 +279,7 @@ def test_push_scheduled_keeps_image(client, students):
             "title": "Exam tomorrow",
             "message": "Don't forget to review Unit 3.",
             "role": "STUDENT",
-            "scheduled_at": "2036-06-14T18:00:00Z",
+            "scheduled_at": "2030-06-14T18:00:00Z",
             "file": SimpleUploadedFile("thumb.png", PNG),
         },
         format="multipart",
@@ -355,7 +355,7 @@ def test_in_app_scheduled_with_type_and_level(client, students):
             "user_ids": ids,
             "type": "system_alert",
             "level": "info",
-            "scheduled_at": "2036-06-16T07:00:00Z",
+            "scheduled_at": "2030-06-16T07:00:00Z",
         },
         format="json",
     )
@@ -366,7 +366,7 @@ def test_in_app_scheduled_with_type_and_level(client, students):
         "channel": "in_app",
         "title": "New practice unlocked",
         "message": "Unit 4 practice is now available.",
-        "scheduled_at": "2036-06-16T07:00:00.000Z",
+        "scheduled_at": "2030-06-16T07:00:00.000Z",
         "status": "pending",
         "target_user_ids": ids,
         "target_raw": {"type": "system_alert", "level": "info"},
@@ -411,10 +411,10 @@ def test_in_app_type_level_defaults_and_checks(client, students):
         ("bulk-sms", {"message": "M", "role": "INSTRUCTOR"}, "No target users found"),
         ("bulk-in-app", {"title": "T", "message": "M", "user_ids": [999999]}, "No target users found"),
         ("bulk-sms", {"message": "M", "role": "STUDENT", "scheduled_at": "tomorrow"}, "Invalid scheduled_at format"),
-        ("bulk-sms", {"message": "M", "role": "STUDENT", "scheduled_at": "2036-06-15"}, "Invalid scheduled_at format"),
+        ("bulk-sms", {"message": "M", "role": "STUDENT", "scheduled_at": "2030-06-15"}, "Invalid scheduled_at format"),
         (
             "bulk-sms",
-            {"message": "M", "role": "STUDENT", "scheduled_at": "2036-06-15T08:00:00"},
+            {"message": "M", "role": "STUDENT", "scheduled_at": "2030-06-15T08:00:00"},
             "Invalid scheduled_at format",
         ),
         # The document's own example time has passed by now.
@@ -512,10 +512,10 @@ def _schedule(client, channel="sms", when=None, **extra):
 
 
 def test_list_with_filters_and_pages(client, students, make_user, api):
-    a = _schedule(client, "sms", "2036-01-01T00:00:00Z")
-    b = _schedule(client, "in_app", "2036-02-01T00:00:00Z")
-    c = _schedule(client, "in_app", "2036-03-01T00:00:00Z")
-    d = _schedule(client, "push", "2036-04-01T00:00:00Z")
+    a = _schedule(client, "sms", "2030-01-01T00:00:00Z")
+    b = _schedule(client, "in_app", "2030-02-01T00:00:00Z")
+    c = _schedule(client, "in_app", "2030-03-01T00:00:00Z")
+    d = _schedule(client, "push", "2030-04-01T00:00:00Z")
     client.post(f"{V1}/scheduled/{d['id']}/cancel")
     # Another platform's job never shows.
     foreign_admin = make_member(platform=PlatformFactory(key="other-school"), username="boss", role="ADMIN", admin=True)
@@ -535,7 +535,7 @@ def test_list_with_filters_and_pages(client, students, make_user, api):
     assert [j["id"] for j in body["scheduled_notifications"]] == [a["id"]] and body["total_count"] == 4
     body = client.get(f"{V1}/scheduled", {"status": "cancelled"}).json()
     assert [j["id"] for j in body["scheduled_notifications"]] == [d["id"]]
-    body = client.get(f"{V1}/scheduled", {"after": "2036-01-15T00:00:00Z", "before": "2036-03-01T00:00:00Z"}).json()
+    body = client.get(f"{V1}/scheduled", {"after": "2030-01-15T00:00:00Z", "before": "2030-03-01T00:00:00Z"}).json()
     assert [j["id"] for j in body["scheduled_notifications"]] == [c["id"], b["id"]]
     body = client.get(f"{V1}/scheduled", {"channel": "push"}).json()
     assert [j["channel"] for j in body["scheduled_notifications"]] == ["push"]
@@ -593,17 +593,17 @@ def test_foreign_and_unknown_ids_are_404(client, students, api):
 
 
 def test_patch_edits_and_reschedules_a_pending_job(client, students):
-    job = _schedule(client, "in_app", "2036-01-01T00:00:00Z")
+    job = _schedule(client, "in_app", "2030-01-01T00:00:00Z")
     r = client.patch(
         f"{V1}/scheduled/{job['id']}",
-        {"message": "Moved", "scheduled_at": "2036-02-01T10:00:00+03:00", "level": "warning"},
+        {"message": "Moved", "scheduled_at": "2030-02-01T10:00:00+03:00", "level": "warning"},
         format="json",
     )
     data = envelope(r, 200, "Scheduled notification updated")
     assert data["message"] == "Moved" and data["title"] == "T"
-    assert data["scheduled_at"] == "2036-02-01T07:00:00.000Z"
+    assert data["scheduled_at"] == "2030-02-01T07:00:00.000Z"
     assert data["target_raw"] == {"type": "system_alert", "level": "warning"} and data["target_role"] == "STUDENT"
-    assert ScheduledNotification.objects.get(pk=job["id"]).due_at.isoformat() == "2036-02-01T07:00:00+00:00"
+    assert ScheduledNotification.objects.get(pk=job["id"]).due_at.isoformat() == "2030-02-01T07:00:00+00:00"
 
 
 def test_patch_validates_like_create(client, students):

@@ -75,6 +75,11 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("auth-token", "POST"): public(400),  # no credentials in the body
     ("schema", "GET"): public(200),
     ("swagger-ui", "GET"): public(200),
+    # Prometheus metrics: by METRICS_TOKEN or from METRICS_ALLOWED_NETWORKS, and the
+    # test client calls from loopback, which the default allows.
+    ("metrics", "GET"): public(200),
+    # Uploaded files on the local disk: public URLs (a push image), none here.
+    ("media", "GET"): public(404),
     # -- /alerts -------------------------------------------------------------------------------
     ("alerts", "GET"): members(200),
     ("alerts", "POST"): members(400),
@@ -239,11 +244,14 @@ def world():
         "unique_id": "mentor-b",
         "build_id": str(build.pk),
         "token": "not-a-valid-unsubscribe-token",
+        "path": "notification_images/missing.png",
     }
     return {"a": a, "b": b, "callers": callers, "kwargs": kwargs}
 
 
 def _url(route: str, kwargs: dict) -> str:
+    # Regex routes (`^media/(?P<path>.+)$`) and path routes (`<int:pk>`) alike.
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", route).strip("^$")
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(kwargs[m.group(1)]), route)
 
 
@@ -300,7 +308,7 @@ def test_matrix_size():
     assert len({route for _, route, _ in ROUTES}) >= 40
 
 
-PUBLIC_ROUTES = {"healthz", "auth-token", "schema", "swagger-ui", "templates-unsubscribe"}
+PUBLIC_ROUTES = {"healthz", "auth-token", "schema", "swagger-ui", "templates-unsubscribe", "metrics", "media"}
 
 
 def test_every_api_view_authorises_through_the_one_family():

@@ -241,8 +241,8 @@ class TemplatePatchIn(StrictSerializer):
     email_html_template = serializers.CharField(
         required=False, allow_blank=True, max_length=200_000, trim_whitespace=False, help_text=HTML_TEMPLATE
     )
-    spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
-    channel_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=100)
+    channel_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=100)
 
     periodic_learner_scope = serializers.ChoiceField(choices=["ACTIVE_LEARNERS", "ALL_LEARNERS"], required=False)
     periodic_report_period_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
@@ -300,8 +300,10 @@ class CustomTypeIn(StrictSerializer):
     email_html_template = serializers.CharField(
         required=False, allow_blank=True, default="", trim_whitespace=False, help_text=HTML_TEMPLATE
     )
-    spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
-    channel_ids = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
+    spa_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=100)
+    channel_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False, allow_empty=False, max_length=100
+    )
     available_context = serializers.DictField(child=serializers.CharField(max_length=500), required=False)
     metadata = serializers.JSONField(required=False)
     is_enabled = serializers.BooleanField(required=False)

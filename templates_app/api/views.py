@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from notifications.api.errors import ApiError
 from notifications.api.permissions import MemberOrPlatformAdmin, PlatformPermission, requires
+from notifications.api.schema import paginated
 from notifications.models import Channel, Platform
 from notifications.permissions import PLATFORM_ADMIN, request_permissions
 from templates_app import defaults, selectors
@@ -498,7 +499,9 @@ class UnsubscribeView(APIView):
         type_ = str(data.get("t", ""))
         return type_, defaults.BY_TYPE[type_].name if type_ in defaults.BY_TYPE else type_
 
-    @extend_schema(tags=TAG_PREFS, summary="Unsubscribe page", responses={(200, "text/html"): str})
+    @extend_schema(
+        tags=TAG_PREFS, summary="Unsubscribe page", responses={(200, "text/html"): str, (404, "text/html"): str}
+    )
     def get(self, request, token):
         found = self._type_name(token)
         if found is None:
@@ -506,7 +509,12 @@ class UnsubscribeView(APIView):
         form = '<form method="post"><button type="submit" style="padding:10px 18px">Unsubscribe</button></form>'
         return _page("Unsubscribe", f"Stop receiving “{escape(found[1])}” notifications?", form)
 
-    @extend_schema(tags=TAG_PREFS, summary="Unsubscribe (one click)", request=None, responses={(200, "text/html"): str})
+    @extend_schema(
+        tags=TAG_PREFS,
+        summary="Unsubscribe (one click)",
+        request=None,
+        responses={(200, "text/html"): str, (404, "text/html"): str},
+    )
     def post(self, request, token):
         found = self._type_name(token)
         try:
@@ -619,7 +627,8 @@ class LearnerActivityView(APIView):
         tags=TAG_EVENTS,
         summary="List reported learner activity",
         description="Filter with `username` and `since` (ISO 8601).",
-        responses={200: s.ActivityOut(many=True)},
+        operation_id="api_notification_v1_orgs_learner_activity_list",
+        responses={200: paginated("PaginatedActivityList", s.ActivityOut(many=True))},
     )
     def get(self, request, org):
         platform = request.platform
