@@ -1,11 +1,17 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from notifications.api.auth import TokenView, healthz
 
+# The admin's "View site" leads learners (and everyone else) to their inbox.
+admin.site.site_url = "/inbox/"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("inbox/", include("notifications.inbox_urls")),
     path("healthz", healthz, name="healthz"),
     path("api/auth/token/", TokenView.as_view(), name="auth-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -16,6 +22,10 @@ urlpatterns = [
     path("api/notification/v1/", include("templates_app.urls")),
     path("api/notification/v1/", include("builder.urls")),
 ]
+
+if settings.SERVE_STATIC_FROM_FINDERS:
+    # staticfiles' finders only (never a path outside the apps' static dirs); see settings.
+    urlpatterns.insert(0, re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}))
 
 handler404 = "notifications.api.errors.handler404"
 handler500 = "notifications.api.errors.handler500"

@@ -15,6 +15,17 @@ class NotificationsConfig(AppConfig):
         post_migrate.connect(permissions.sync_role_groups, dispatch_uid="sync_role_groups")
         post_save.connect(signals.user_role_group, sender=self.get_model("User"), dispatch_uid="user_role_group")
         bulk.ready()
+        # CORS on the inbox endpoints for the origins platforms list.
+        from corsheaders.signals import check_request_enabled
+
+        from notifications.inbox_tokens import cors_allowed
+
+        check_request_enabled.connect(cors_allowed, dispatch_uid="inbox_cors_allowed")
+        from django.contrib.auth.signals import user_logged_out
+
+        from notifications.inbox_page import revoke_session_tokens
+
+        user_logged_out.connect(revoke_session_tokens, dispatch_uid="inbox_revoke_session_tokens")
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(

@@ -88,9 +88,37 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def created_notification_event(payload: dict) -> dict:
-    """The channel-layer message a consumer turns into CREATED_NOTIFICATION."""
-    return {"type": "notification.created", "recipient_id": payload["recipient_id"], "payload": payload}
+def token_group(token_id: int) -> str:
+    """Every socket opened with one token; told to close when the token is revoked."""
+    return f"token.{token_id}"
+
+
+def created_notification_event(payload: dict, platform_id: int | None = None) -> dict:
+    """The channel-layer message a consumer turns into CREATED_NOTIFICATION.
+
+    `platform_id` stays on the server side: a socket opened with an inbox token
+    of one platform passes on only that platform's notifications.
+    """
+    return {
+        "type": "notification.created",
+        "recipient_id": payload["recipient_id"],
+        "platform_id": platform_id,
+        "payload": payload,
+    }
+
+
+def inbox_changed_event(
+    *, platform_id: int, platform_key: str, ids: list[str] | None, status: str, unread: int
+) -> dict:
+    """The channel-layer message a consumer turns into INBOX_UPDATED (ids None: the whole inbox)."""
+    return {
+        "type": "inbox.changed",
+        "platform_id": platform_id,
+        "platform": platform_key,
+        "ids": ids,
+        "status": status,
+        "unread": unread,
+    }
 
 
 def _is_redis_layer(layer) -> bool:

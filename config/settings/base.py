@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "corsheaders",
     "channels",
     "fcm_django",
     "notifications",
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -182,6 +184,22 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # How long a token from POST /api/auth/token/ or `issue_token` lives.
 TOKEN_TTL_DAYS = env_int("TOKEN_TTL_DAYS", 30)
+# Inbox tokens (POST /api/v1/inbox-tokens, the /inbox/ page): scoped to one
+# user's inbox on one platform, short-lived because they sit in web pages.
+INBOX_TOKEN_TTL_SECONDS = env_int("INBOX_TOKEN_TTL_SECONDS", 900)
+# CORS only on the inbox endpoints, and only for origins a platform lists
+# (Platform.allowed_origins, checked by notifications.inbox_tokens.cors_allowed).
+CORS_URLS_REGEX = r"^/api/v1/notifications(/unread|/read-all|/[0-9a-fA-F-]{36}/(read|dismiss))?$"
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_PREFLIGHT_MAX_AGE = 600
+# Serve /static/ from the apps' static directories through Django
+# (django.contrib.staticfiles' finders), so `python3 run.py` serves the inbox
+# page's script with nothing in front; set it off where a static file server
+# (WhiteNoise, a CDN, nginx) serves the collected files.
+SERVE_STATIC_FROM_FINDERS = env_bool("SERVE_STATIC_FROM_FINDERS", True)
+# Where the session login of the /inbox/ page sends people.
+LOGIN_URL = "/inbox/login/"
+LOGIN_REDIRECT_URL = "/inbox/"
 # Phone numbers without a country code are read in this region.
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "ET")
 

@@ -14,3 +14,6 @@ NOTIFICATION_BACKENDS = {
 }
 NOTIFICATION_BACKENDS["in_app"] = {"BACKEND": "notifications.backends.in_app.InAppBackend", "OPTIONS": {}}
 MEDIA_ROOT = BASE_DIR / ".run" / "test-media"  # noqa: F405
+# Browser tests load /static/notify/notify-inbox.js from the live server,
+# whatever the environment says.
+SERVE_STATIC_FROM_FINDERS = True

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def _event(delivery) -> dict:
-    return created_notification_event(created_notification_payload(delivery))
+    return created_notification_event(created_notification_payload(delivery), getattr(delivery, "platform_id", None))
 
 
 class InAppBackend(BaseBackend):
