@@ -22,6 +22,7 @@ and open the socket, and only with an inbox token of that platform
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -31,6 +32,8 @@ from django.utils.http import is_same_domain
 from notifications.models import AuthToken, Platform, TokenScope, normalize_origin
 
 INBOX_TOKEN_NAME = "inbox"
+# The endpoints a page of another site calls: the inbox, nothing else.
+INBOX_CORS_PATHS = re.compile(r"^/api/v1/notifications(/unread|/read-all|/[0-9a-fA-F-]{36}/(read|dismiss))?$")
 
 
 def inbox_token_issue(*, user, platform: Platform, ttl_seconds: int | None = None) -> tuple[AuthToken, str]:
@@ -84,10 +87,11 @@ def cors_allowed(sender, request, **kwargs) -> bool:
 
     A preflight carries no token, so this can only say "some platform embeds
     the inbox there"; `origin_allowed` then ties each request to its token's
-    own platform. CORS_URLS_REGEX limits this to the inbox endpoints.
+    own platform. Only the inbox endpoints (INBOX_CORS_PATHS): the signal
+    overrides django-cors-headers' own CORS_URLS_REGEX.
     """
     origin = request.headers.get("Origin")
-    if not origin:
+    if not origin or not INBOX_CORS_PATHS.match(request.path_info):
         return False
     wanted = normalize_origin(origin)
     rows = Platform.objects.filter(is_active=True).exclude(allowed_origins="").values_list("allowed_origins", flat=True)

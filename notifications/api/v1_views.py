@@ -247,7 +247,7 @@ class InboxTokenView(APIView):
         data = {
             "token": raw,
             "expires_at": token.expires_at,
-            "expires_in": int((token.expires_at - token.created_at).total_seconds()),
+            "expires_in": round((token.expires_at - token.created_at).total_seconds()),
             "user_id": member.pk,
             "platform": platform.key,
         }
