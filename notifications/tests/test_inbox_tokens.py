@@ -275,7 +275,7 @@ def test_scoped_sockets_origins_platform_filter_status_events_and_revocation(mak
 
     async def refused(raw_token, origin):
         socket = _socket(raw_token, origin)
-        connected, code = await socket.connect()
+        connected, _ = await socket.connect()
         await socket.disconnect()
         return not connected
 
