@@ -26,6 +26,7 @@ def inbox_visible_for(
     offset: int = 0,
     fields: Sequence[str] | None = None,
     unread_only: bool = False,
+    before: tuple[datetime, object] | None = None,
 ) -> QuerySet[Notification]:
     """One page of the inbox a learner app shows: newest first, dismissed (CANCELLED) rows left out.
 
@@ -35,12 +36,20 @@ def inbox_visible_for(
     2 x (offset + limit) rows, however many rows the user has. `id` breaks
     the ties of rows one bulk send wrote at the same instant, so pages are stable.
     `fields` loads only those columns (a page of payloads needs few of them).
-    `unread_only` reads the UNREAD range alone.
+    `unread_only` reads the UNREAD range alone. `before` (created_at, id) of
+    a notification starts the page after it: a cursor, so rows arriving or
+    leaving meanwhile never shift a page (no gaps, no repeats).
     """
     order = ("-created_at", "-id")
     base = inbox_for(user=user, platform=platform)
     if fields:
         base = base.only(*fields)
+    if before is not None:
+        created_at, pk = before
+        # The plain `<=` bounds the index range scan; the OR settles ties.
+        base = base.filter(created_at__lte=created_at).filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=pk)
+        )
     end = offset + limit
     if unread_only:
         return base.filter(status=InboxStatus.UNREAD).order_by(*order)[offset:end]

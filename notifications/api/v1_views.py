@@ -38,6 +38,12 @@ class InboxListView(APIView):
             OpenApiParameter("limit", int, description="Page size (default 20, max 100)"),
             OpenApiParameter("offset", int, description="Rows to skip (default 0)"),
             OpenApiParameter("status", str, enum=["unread"], description="`unread`: unread notifications only"),
+            OpenApiParameter(
+                "before",
+                str,
+                description="Id of a notification of this inbox: the page starts after it (newest first). "
+                "Pages by cursor never skip or repeat rows that arrive or leave meanwhile.",
+            ),
         ],
         responses={
             200: envelope_schema(
@@ -65,6 +71,7 @@ class InboxListView(APIView):
             raise ApiError("Invalid status", error="status must be 'unread' or absent")
         unread_only = status == "unread"
         platform = platform_for_request(request)
+        before = _cursor(request, platform)
         rows = list(
             selectors.inbox_visible_for(
                 user=request.user,
@@ -73,6 +80,7 @@ class InboxListView(APIView):
                 offset=offset,
                 fields=PAYLOAD_FIELDS,
                 unread_only=unread_only,
+                before=before,
             )
         )
         counts = selectors.inbox_counts(user=request.user, platform=platform)
@@ -84,6 +92,22 @@ class InboxListView(APIView):
             "offset": offset,
         }
         return ok("Notifications retrieved", data)
+
+
+def _cursor(request, platform):
+    raw = request.query_params.get("before")
+    if not raw:
+        return None
+    try:
+        pk = uuid.UUID(raw)
+    except ValueError:
+        raise ApiError("Invalid before", error="before must be a notification id") from None
+    created_at = (
+        selectors.inbox_for(user=request.user, platform=platform).filter(pk=pk).values_list("created_at", flat=True)
+    ).first()
+    if created_at is None:
+        raise ApiError("Invalid before", error="before must be a notification of this inbox")
+    return created_at, pk
 
 
 class UnreadCountView(APIView):

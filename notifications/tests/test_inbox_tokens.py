@@ -125,6 +125,25 @@ def test_the_scoped_token_reads_marks_and_dismisses_its_own_inbox(make_user, pla
     assert client.get(V1, {"status": "read"}).status_code == 400
 
 
+def test_pages_by_cursor_neither_skip_nor_repeat_when_rows_arrive_or_leave(make_user, platform, api):
+    jane = make_user("jane")
+    for i in range(5):
+        _send(platform, [jane], f"bulk:{i}", f"N{i}")
+    client = api(jane)
+    first = client.get(V1, {"limit": 2}).json()["data"]["notifications"]
+    assert [n["payload"]["headline"] for n in first] == ["N4", "N3"]
+    _send(platform, [jane], "bulk:new", "New")  # arrives meanwhile
+    client.post(f"{V1}/{first[1]['id']}/dismiss")  # the cursor row itself leaves the list
+    page = client.get(V1, {"limit": 2, "before": first[1]["id"]}).json()["data"]["notifications"]
+    assert [n["payload"]["headline"] for n in page] == ["N2", "N1"]
+    client.post(f"{V1}/{page[0]['id']}/read")
+    unread = client.get(V1, {"limit": 5, "before": page[0]["id"], "status": "unread"}).json()["data"]
+    assert [n["payload"]["headline"] for n in unread["notifications"]] == ["N1", "N0"]
+    for bad in ("nope", str(uuid.uuid4())):
+        r = client.get(V1, {"before": bad})
+        assert r.status_code == 400 and set(r.json()) == {"message", "error"}
+
+
 def test_read_all_marks_every_unread_of_the_inbox(make_user, platform, api):
     jane, bob = make_user("jane"), make_user("bob")
     _send(platform, [jane, bob], "bulk:a", "A")

@@ -104,7 +104,6 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._items = new Map(); // id -> {n, li}
       this._unread = 0;
       this._unreadOnly = false;
-      this._offset = 0; // rows of the current list the server has given us
       this._hasMore = true;
       this._attempt = 0;
       this._started = false;
@@ -256,7 +255,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
     _reset() {
       this._items.clear();
       this._list.replaceChildren();
-      this._offset = 0;
+      this._loadedOnce = false;
       this._hasMore = true;
       this._more.hidden = false;
       this._emptyText.hidden = true;
@@ -310,8 +309,8 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       return (await response.json()).data;
     }
 
-    _listPath(offset, limit) {
-      return `/api/v1/notifications?limit=${limit}&offset=${offset}${this._unreadOnly ? "&status=unread" : ""}`;
+    _listPath(limit, query) {
+      return `/api/v1/notifications?limit=${limit}${this._unreadOnly ? "&status=unread" : ""}${query || ""}`;
     }
 
     _pageSize() {
@@ -326,11 +325,15 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._more.textContent = this._s.loading;
       const filter = this._unreadOnly;
       try {
+        // By cursor: the page after the oldest notification we hold, so arrivals
+        // and dismissals meanwhile never shift it.
         const limit = this._pageSize();
-        const data = await this._api(this._listPath(this._offset, limit));
+        const last = this._list.lastElementChild;
+        const cursor = last ? `&before=${encodeURIComponent(last.dataset.id)}` : "";
+        const data = await this._api(this._listPath(limit, cursor));
         if (filter !== this._unreadOnly) return; // the filter changed meanwhile
         for (const n of data.notifications) this._add(n, false);
-        this._offset += data.notifications.length;
+        this._loadedOnce = true;
         this._hasMore = data.notifications.length === limit;
         if (!this._counted) this._refreshUnread();
       } catch (e) {
@@ -358,17 +361,17 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
         do {
           this._catchAgain = false;
           const filter = this._unreadOnly;
-          for (let offset = 0, pages = 0; pages < 10; pages++) {
+          for (let cursor = "", pages = 0; pages < 10; pages++) {
             const limit = 50;
-            const data = await this._api(this._listPath(offset, limit));
+            const data = await this._api(this._listPath(limit, cursor));
             if (filter !== this._unreadOnly) break;
             let known = false;
             for (const n of data.notifications) {
               if (this._items.has(n.id)) known = true;
-              if (this._add(n, true)) this._offset++;
+              this._add(n, this._loadedOnce); // the first load announces nothing
             }
             if (known || data.notifications.length < limit) break;
-            offset += limit;
+            cursor = `&before=${encodeURIComponent(data.notifications[limit - 1].id)}`;
           }
           await this._refreshUnread();
         } while (this._catchAgain);
@@ -409,7 +412,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._emptyText.hidden = true;
       if (announce) {
         this._live.textContent = this._fmt("announce", { title: this._headline(n) });
-        this.dispatchEvent(new CustomEvent("notify-inbox:arrived", { detail: n }));
+        this.dispatchEvent(new CustomEvent("notify-inbox:arrived", { detail: n, bubbles: true }));
       }
       return true;
     }
@@ -466,7 +469,6 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       const next = item.li.nextElementSibling || item.li.previousElementSibling;
       item.li.remove();
       this._items.delete(id);
-      this._offset = Math.max(0, this._offset - 1);
       if (focused && item.li.contains(focused)) (next ? next.querySelector(".open") : this._all).focus();
       if (!this._items.size) {
         this._emptyText.textContent = this._s.empty;
@@ -480,7 +482,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._badge.setAttribute("aria-label", this._fmt("badge", { n: this._unread }));
       this._badge.toggleAttribute("data-zero", this._unread === 0);
       this.setAttribute("unread", String(this._unread));
-      this.dispatchEvent(new CustomEvent("notify-inbox:unread", { detail: { unread: this._unread } }));
+      this.dispatchEvent(new CustomEvent("notify-inbox:unread", { detail: { unread: this._unread }, bubbles: true }));
     }
 
     /** A status change made here, in another tab or on another device. */
@@ -609,10 +611,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
           return;
         }
         if (message.type === "CREATED_NOTIFICATION" && message.payload) {
-          if (this._add(message.payload, true)) {
-            this._offset++;
-            if (!message.payload.is_read) this._setUnread(this._unread + 1);
-          }
+          if (this._add(message.payload, true) && !message.payload.is_read) this._setUnread(this._unread + 1);
         } else if (message.type === "INBOX_UPDATED") {
           this._applyStatus(message.ids, message.status);
           this._setUnread(message.unread);
@@ -655,7 +654,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
     _fail(error) {
       if (error && (error.status === 401 || error.status === 403)) this._setConn("signedOut");
       else if (this._connState !== "live") this._setConn("offline");
-      this.dispatchEvent(new CustomEvent("notify-inbox:error", { detail: error }));
+      this.dispatchEvent(new CustomEvent("notify-inbox:error", { detail: error, bubbles: true }));
     }
 
     /** Tabs of the same user on this origin hear each other's reads and dismissals at once. */
