@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import static
 from notifications.api.auth import TokenView, healthz
 
 # The admin's "View site" leads learners (and everyone else) to their inbox.
@@ -24,8 +24,7 @@ urlpatterns = [
 ]
 
 if settings.SERVE_STATIC_FROM_FINDERS:
-    # staticfiles' finders only (never a path outside the apps' static dirs); see settings.
-    urlpatterns.insert(0, re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}))
+    urlpatterns.insert(0, re_path(r"^static/(?P<path>.*)$", static.serve, name="static"))
 
 handler404 = "notifications.api.errors.handler404"
 handler500 = "notifications.api.errors.handler500"

@@ -26,6 +26,7 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from corsheaders.middleware import CorsMiddleware
 from django.conf import settings
 from django.utils.http import is_same_domain
 
@@ -96,3 +97,14 @@ def cors_allowed(sender, request, **kwargs) -> bool:
     wanted = normalize_origin(origin)
     rows = Platform.objects.filter(is_active=True).exclude(allowed_origins="").values_list("allowed_origins", flat=True)
     return any(wanted in (normalize_origin(line) for line in text.split()) for text in rows)
+
+
+class InboxCorsMiddleware(CorsMiddleware):
+    """django-cors-headers' middleware, run synchronously.
+
+    Its `check_request_enabled` signal (`cors_allowed`) reads the platforms'
+    origins from the database; in the async mode django-cors-headers prefers
+    under ASGI that query would run on the event loop, which Django refuses.
+    """
+
+    async_capable = False

@@ -106,6 +106,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._unreadOnly = false;
       this._hasMore = true;
       this._attempt = 0;
+      this._countSeq = 0;
       this._started = false;
       this._tokenProvider = null;
       this._token = null;
@@ -223,7 +224,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._all.textContent = s.markAllRead;
       this._more.textContent = s.loadMore;
       this._emptyText.textContent = this._items.size ? s.noMore : s.empty;
-      this._setUnread(this._unread);
+      this._setUnread(this._unread, true);
       this._setConn(this._connState || "connecting");
       for (const { n, li } of this._items.values()) this._fillItem(li, n);
     }
@@ -240,7 +241,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       if (this._started) return;
       this._started = true;
       this._reset();
-      this._loadMore();
+      this._initial = this._loadMore();
       this._connect();
       if (!this._onlineHooked) {
         this._onlineHooked = true;
@@ -324,6 +325,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._loading = true;
       this._more.textContent = this._s.loading;
       const filter = this._unreadOnly;
+      let failed = false;
       try {
         // By cursor: the page after the oldest notification we hold, so arrivals
         // and dismissals meanwhile never shift it.
@@ -335,8 +337,9 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
         for (const n of data.notifications) this._add(n, false);
         this._loadedOnce = true;
         this._hasMore = data.notifications.length === limit;
-        if (!this._counted) this._refreshUnread();
+        if (!this._counted) this._refreshUnread().catch((e) => this._fail(e));
       } catch (e) {
+        failed = true;
         this._fail(e);
       } finally {
         this._loading = false;
@@ -346,32 +349,45 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
         this._emptyText.hidden = this._hasMore;
       }
       // Keep filling while the end of the list is still in view (the observer
-      // only speaks when that changes).
-      if (this._hasMore && this._footVisible) requestAnimationFrame(() => this._footVisible && this._loadMore());
+      // only speaks when that changes). After a failure, the next catch-up,
+      // poll or scroll tries again.
+      if (!failed && this._hasMore && this._footVisible) requestAnimationFrame(() => this._footVisible && this._loadMore());
     }
 
     /**
-     * What arrived while we were not listening: newest pages until one holds a
-     * notification we already have. Ids we hold are never added twice.
+     * What arrived while we were not listening: the newest pages, down to a
+     * notification we already hold. Only what falls inside the range we have
+     * loaded is added (older ones are for paging, so its cursor never jumps),
+     * and ids we hold are never added twice.
      */
     async _catchUp() {
       if (this._catching) return (this._catchAgain = true);
       this._catching = true;
       try {
+        await this._initial; // the first page first: catching up fills what is above it
         do {
           this._catchAgain = false;
           const filter = this._unreadOnly;
-          for (let cursor = "", pages = 0; pages < 10; pages++) {
+          let pages = 0;
+          for (let cursor = "", done = false; !done; pages++) {
+            if (pages === 10) {
+              // Too much missed to stitch together: start the list afresh.
+              this._reset();
+              this._initial = this._loadMore();
+              break;
+            }
             const limit = 50;
             const data = await this._api(this._listPath(limit, cursor));
             if (filter !== this._unreadOnly) break;
-            let known = false;
+            const last = this._list.lastElementChild;
+            const oldest = last && this._items.get(last.dataset.id).n;
             for (const n of data.notifications) {
-              if (this._items.has(n.id)) known = true;
-              this._add(n, this._loadedOnce); // the first load announces nothing
+              if (this._items.has(n.id)) done = true;
+              if (oldest && this._hasMore && !newer(n, oldest)) done = true;
+              else this._add(n, this._loadedOnce);
             }
-            if (known || data.notifications.length < limit) break;
-            cursor = `&before=${encodeURIComponent(data.notifications[limit - 1].id)}`;
+            if (data.notifications.length < limit) done = true;
+            else cursor = `&before=${encodeURIComponent(data.notifications[limit - 1].id)}`;
           }
           await this._refreshUnread();
         } while (this._catchAgain);
@@ -384,8 +400,19 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
 
     async _refreshUnread() {
       this._counted = true;
-      const data = await this._api("/api/v1/notifications/unread");
-      this._setUnread(data.unread);
+      await this._count(() => this._api("/api/v1/notifications/unread"));
+    }
+
+    /**
+     * A request whose answer carries the unread count. The answer is used only
+     * if nothing changed the count meanwhile (a live event, an action here or
+     * in another tab): a slow answer must not put back an older count.
+     */
+    async _count(request) {
+      const seq = ++this._countSeq;
+      const data = await request();
+      if (seq === this._countSeq) this._setUnread(data.unread, true);
+      return data;
     }
 
     /** Add one notification; true when it was new to us. */
@@ -476,7 +503,8 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       }
     }
 
-    _setUnread(count) {
+    _setUnread(count, answered = false) {
+      if (!answered) this._countSeq++;
       this._unread = Math.max(0, count | 0);
       this._badge.textContent = String(this._unread);
       this._badge.setAttribute("aria-label", this._fmt("badge", { n: this._unread }));
@@ -534,9 +562,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._setUnread(this._unread - 1);
       this._post({ type: "status", ids: [id], status: "READ", unread: this._unread });
       try {
-        const data = await this._api(`/api/v1/notifications/${encodeURIComponent(id)}/read`, "POST");
-        this._setUnread(data.unread);
-        this._post({ type: "status", ids: [id], status: "READ", unread: data.unread });
+        await this._count(() => this._api(`/api/v1/notifications/${encodeURIComponent(id)}/read`, "POST"));
       } catch (e) {
         if (e.status !== 409) this._fail(e);
       }
@@ -550,8 +576,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       if (wasUnread) this._setUnread(this._unread - 1);
       this._post({ type: "status", ids: [id], status: "CANCELLED", unread: this._unread });
       try {
-        const data = await this._api(`/api/v1/notifications/${encodeURIComponent(id)}/dismiss`, "POST");
-        this._setUnread(data.unread);
+        await this._count(() => this._api(`/api/v1/notifications/${encodeURIComponent(id)}/dismiss`, "POST"));
       } catch (e) {
         this._fail(e);
       }
@@ -562,8 +587,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._setUnread(0);
       this._post({ type: "status", ids: null, status: "READ", unread: 0 });
       try {
-        const data = await this._api("/api/v1/notifications/read-all", "POST");
-        this._setUnread(data.unread);
+        await this._count(() => this._api("/api/v1/notifications/read-all", "POST"));
       } catch (e) {
         this._fail(e);
       }
@@ -573,7 +597,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._unreadOnly = unreadOnly;
       this._filter.setAttribute("aria-pressed", String(unreadOnly));
       this._reset();
-      this._loadMore();
+      this._initial = this._loadMore();
     }
 
     // -- live: WebSocket, polling, other tabs -------------------------------
