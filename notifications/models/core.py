@@ -14,6 +14,29 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+def validate_origins(value: str) -> None:
+    """One origin per line: scheme://host[:port], http or https, nothing after it."""
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ValidationError
+
+    for line in value.split():
+        try:
+            parts = urlsplit(line)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            parts = None
+        if not parts or parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise ValidationError(f"{line!r} is not an origin such as https://learn.example.com")
+        if parts.query or parts.fragment or parts.username:
+            raise ValidationError(f"{line!r} is not an origin such as https://learn.example.com")
+
+
+def normalize_origin(origin: str) -> str:
+    """`Origin` values compare as browsers send them: lower case, no trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
 class Platform(models.Model):
     """A tenant: the `{org}` / `{platform_key}` of the IBL paths."""
 
@@ -38,6 +61,7 @@ class Platform(models.Model):
     # for the platform's inbox tokens.
     allowed_origins = models.TextField(
         blank=True,
+        validators=[validate_origins],
         help_text="Origins that may embed the inbox, one per line (scheme://host[:port], e.g. https://learn.example.com).",
     )
     is_active = models.BooleanField(default=True)
@@ -53,11 +77,6 @@ class Platform(models.Model):
     @property
     def origin_list(self) -> list[str]:
         return [normalize_origin(line) for line in self.allowed_origins.split() if line.strip()]
-
-
-def normalize_origin(origin: str) -> str:
-    """`Origin` values compare as browsers send them: lower case, no trailing slash."""
-    return origin.strip().rstrip("/").lower()
 
 
 class Role(models.TextChoices):

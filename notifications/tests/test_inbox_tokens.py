@@ -343,3 +343,21 @@ def test_a_socket_closes_when_its_token_expires(make_user, platform):
         assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
 
     async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["learn.example.com", "ftp://learn.example.com", "https://learn.example.com/inbox", "https://x.example:99999"],
+)
+def test_allowed_origins_are_origins(platform, value):
+    from django.core.exceptions import ValidationError
+
+    platform.allowed_origins = f"https://ok.example\n{value}"
+    with pytest.raises(ValidationError):
+        platform.full_clean()
+
+
+def test_allowed_origins_accept_origins_with_ports_and_trailing_slashes(platform):
+    platform.allowed_origins = "https://Learn.Example.com/\nhttp://127.0.0.2:8080"
+    platform.full_clean()
+    assert platform.origin_list == ["https://learn.example.com", "http://127.0.0.2:8080"]

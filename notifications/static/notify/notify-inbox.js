@@ -676,8 +676,12 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
     }
 
     _fail(error) {
-      if (error && (error.status === 401 || error.status === 403)) this._setConn("signedOut");
-      else if (this._connState !== "live") this._setConn("offline");
+      if (error && (error.status === 401 || error.status === 403)) {
+        // Refused for good (signed out, token provider says no): stop asking.
+        // Setting tokenProvider again starts afresh.
+        this.stop();
+        this._setConn("signedOut");
+      } else if (this._connState !== "live") this._setConn("offline");
       this.dispatchEvent(new CustomEvent("notify-inbox:error", { detail: error, bubbles: true }));
     }
 
