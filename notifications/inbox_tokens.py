@@ -62,6 +62,21 @@ def tokens_revoke(*, token_ids: list[int], user) -> int:
     return len(active)
 
 
+def inbox_tokens_purge(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete inbox tokens that ended (expired or revoked) more than `older_than` ago.
+
+    A page mints one every few minutes, so they would pile up; a full token is
+    kept as the record of a device and is never purged here.
+    """
+    from django.db.models import Q
+    from django.utils import timezone
+
+    cutoff = timezone.now() - older_than
+    ended = Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
+    deleted, _ = AuthToken.objects.filter(ended, scope=TokenScope.INBOX).delete()
+    return deleted
+
+
 def is_own_origin(origin: str) -> bool:
     """True for pages this service serves itself (the host is in ALLOWED_HOSTS)."""
     host = urlsplit(origin).hostname or ""

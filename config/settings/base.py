@@ -367,6 +367,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Idempotency-Key records live 24 h; expired ones are dropped hourly.
     "purge-idempotency-keys": {"task": "notifications.tasks.purge_idempotency_keys", "schedule": 3600},
+    # Inbox tokens live minutes; ended ones are dropped hourly.
+    "purge-inbox-tokens": {"task": "notifications.tasks.purge_inbox_tokens", "schedule": 3600},
 }
 
 # --- Alerts (/alerts) ---------------------------------------------------------

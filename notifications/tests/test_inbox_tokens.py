@@ -237,6 +237,21 @@ def test_expired_and_revoked_tokens_are_401(make_user, platform):
     assert _scoped(raw2).get(V1).status_code == 401
 
 
+def test_ended_inbox_tokens_are_purged_and_other_tokens_kept(make_user, platform):
+    from notifications.tasks import purge_inbox_tokens
+
+    jane = make_user("jane")
+    old = timezone.now() - timedelta(days=2)
+    expired, _ = inbox_token_issue(user=jane, platform=platform)
+    revoked, _ = inbox_token_issue(user=jane, platform=platform)
+    fresh, _ = inbox_token_issue(user=jane, platform=platform)
+    device, _ = AuthToken.issue(user=jane, name="phone")
+    AuthToken.objects.filter(pk__in=[expired.pk, device.pk]).update(expires_at=old)
+    AuthToken.objects.filter(pk=revoked.pk).update(revoked_at=old)
+    assert purge_inbox_tokens() == 2
+    assert set(AuthToken.objects.values_list("pk", flat=True)) == {fresh.pk, device.pk}
+
+
 def test_browser_origins_cors_and_origin_check(make_user, platform, api):
     platform.allowed_origins = f"{ORIGIN}/\nhttps://second.example"
     platform.save()
