@@ -240,6 +240,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
     _start() {
       if (this._started) return;
       this._started = true;
+      if (this._who !== null && !this._bc) this._openChannel(); // after a stop()
       this._reset();
       this._initial = this._loadMore();
       this._connect();
