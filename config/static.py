@@ -2,8 +2,10 @@
 
 For `python3 run.py` and the test suite, where nothing stands in front of the
 ASGI server. Files are found with django.contrib.staticfiles' finders (never a
-path outside them) and answered whole: they are small, and Django's streamed
-FileResponse came out truncated through the ASGI handler here.
+path outside them) and answered whole: they are small, and under ASGI Django
+serves a FileResponse (a synchronous iterator) by reading it all anyway, with a
+warning on every response (which the test suite turns into an error,
+truncating the body).
 """
 
 from __future__ import annotations
