@@ -9,8 +9,12 @@ from config.files import media_serve
 from notifications.api.auth import TokenView, healthz
 from notifications.metrics import metrics_view
 
+# The admin's "View site" leads learners (and everyone else) to their inbox.
+admin.site.site_url = "/inbox/"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("inbox/", include("notifications.inbox_urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/auth/token/", TokenView.as_view(), name="auth-token"),

@@ -17,6 +17,17 @@ class NotificationsConfig(AppConfig):
 
         checks.register(check_channel_backends, "notifications")
         checks.register(check_metrics_networks, "notifications")
+        # CORS on the inbox endpoints for the origins platforms list.
+        from corsheaders.signals import check_request_enabled
+
+        from notifications.inbox_tokens import cors_allowed
+
+        check_request_enabled.connect(cors_allowed, dispatch_uid="inbox_cors_allowed")
+        from django.contrib.auth.signals import user_logged_out
+
+        from notifications.inbox_page import revoke_session_tokens
+
+        user_logged_out.connect(revoke_session_tokens, dispatch_uid="inbox_revoke_session_tokens")
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(

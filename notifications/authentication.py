@@ -19,13 +19,29 @@ def token_lookup(raw: str) -> AuthToken | None:
     """The active token for a raw value, with its user, or None."""
     if not raw or len(raw) > 200:
         return None
-    token = AuthToken.objects.active().select_related("user").filter(key_hash=hash_token(raw)).first()
+    token = AuthToken.objects.active().select_related("user", "platform").filter(key_hash=hash_token(raw)).first()
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         AuthToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+def scope_check(request, token: AuthToken) -> None:
+    """Where a scoped token may go: only views that list its scope in `token_scopes`.
+
+    Deny by default, so a view added later is closed to inbox tokens until it
+    says otherwise. DRF hands the view to authentication in `parser_context`.
+    A browser page of another site must be one the token's platform lists.
+    """
+    from notifications.inbox_tokens import origin_allowed
+
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    if token.scope not in getattr(view, "token_scopes", ()):
+        raise exceptions.PermissionDenied("This token only gives access to one user's inbox.")
+    if not origin_allowed(origin=request.headers.get("Origin", ""), token=token):
+        raise exceptions.PermissionDenied("This token may not be used from this origin.")
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -42,6 +58,8 @@ class TokenAuthentication(BaseAuthentication):
         token = token_lookup(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        if token.scope:
+            scope_check(request, token)
         return token.user, token
 
     def authenticate_header(self, request):

@@ -15,6 +15,11 @@ An open socket ends with its credentials (`notifications.credentials`): close
 code 4401 when its token is revoked or expires or its user is deactivated,
 4403 when the membership ends or no longer allows the socket. Nothing is sent
 after that moment.
+
+An inbox token (notifications/inbox_tokens.py) is bound to its own platform,
+may open a socket from a page of an origin its platform lists, and closes
+(4401) when it expires or is revoked; the client then reconnects with a fresh
+token.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlparse
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -35,6 +40,7 @@ from django.utils import timezone
 from notifications import metrics
 from notifications.authentication import token_lookup
 from notifications.credentials import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, token_group
+from notifications.inbox_tokens import origin_allowed
 from notifications.models import AuthToken, Membership, Platform
 from notifications.permissions import platform_permissions
 from notifications.realtime import user_group
@@ -55,6 +61,15 @@ class BrowserOriginValidator(OriginValidator):
         if parsed_origin is None:
             return True
         return self.validate_origin(parsed_origin)
+
+    async def __call__(self, scope, receive, send):
+        origin = dict(scope.get("headers", [])).get(b"origin", b"").decode("latin1")
+        if origin and not self.valid_origin(urlparse(origin)):
+            # A page of another site: only an inbox token of a platform that
+            # lists this origin may open a socket. The consumer decides, as
+            # only it knows the token.
+            return await self.application({**scope, "foreign_origin": origin}, receive, send)
+        return await super().__call__(scope, receive, send)
 
 
 def allowed_hosts_origin_validator(application):
@@ -91,11 +106,19 @@ def _socket_platform(user, wanted: str) -> Platform | None:
 
 
 @database_sync_to_async
-def _authorise(raw: str, wanted: str) -> SocketGrant | None:
+def _authorise(raw: str, wanted: str, origin: str) -> SocketGrant | None:
     token = token_lookup(raw)
     if token is None:
         return None
-    platform = _socket_platform(token.user, wanted)
+    if not origin_allowed(origin=origin, token=token):
+        return None
+    if token.platform is not None:
+        # An inbox token serves its own platform only.
+        if wanted and wanted != token.platform.key:
+            return None
+        platform = token.platform if token.platform.is_active else None
+    else:
+        platform = _socket_platform(token.user, wanted)
     if platform is None or WS_CONNECT not in platform_permissions(token.user, platform):
         return None
     return SocketGrant(token_id=token.pk, user=token.user, platform_id=platform.pk, expires_at=token.expires_at)
@@ -143,7 +166,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         raw = (query.get("token") or [""])[0]
         wanted = (query.get("platform") or [""])[0] or _header(self.scope, b"x-platform")
-        grant = await _authorise(raw, wanted.strip()) if raw else None
+        origin = self.scope.get("foreign_origin", "")
+        grant = await _authorise(raw, wanted.strip(), origin) if raw else None
         if grant is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)  # before accept: the server answers the handshake with 403
             return
@@ -194,6 +218,19 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             code = CLOSE_UNAUTHENTICATED if self._expired() else await _close_code(self.grant, full=False)
             if code is not None:
                 await self._end(code)
+
+    async def inbox_changed(self, event):
+        if self.ended or event.get("platform_id") != self.grant.platform_id:
+            return
+        await self.send_json(
+            {
+                "type": "INBOX_UPDATED",
+                "platform": event["platform"],
+                "ids": event["ids"],
+                "status": event["status"],
+                "unread": event["unread"],
+            }
+        )
 
     async def receive_json(self, content, **kwargs):
         # The socket is server-to-client; a ping gets a pong so clients can keep it alive.

@@ -13,13 +13,41 @@ platform's notifications behave exactly like ids that do not exist.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 
+from django.db import transaction
 from django.utils import timezone
 
 from notifications import selectors
 from notifications.models import InboxStatus, Platform
+
+logger = logging.getLogger(__name__)
+
+
+def _announce(*, user, platform: Platform, ids: Iterable[uuid.UUID] | None, status: str) -> None:
+    """After commit, tell the user's open sockets what changed and the new unread count.
+
+    This keeps every open inbox (tabs, devices, the embedded component) in step
+    with a change made anywhere. Best effort like CREATED_NOTIFICATION: a lost
+    message leaves a badge stale until the client's next fetch, never the data.
+    """
+    id_list = None if ids is None else [str(i) for i in ids]
+
+    def send():
+        from notifications.realtime import groups_send_sync, inbox_changed_event, user_group
+
+        try:
+            unread = selectors.inbox_unread_count(user=user, platform=platform)
+            event = inbox_changed_event(
+                platform_id=platform.pk, platform_key=platform.key, ids=id_list, status=status, unread=unread
+            )
+            groups_send_sync([(user_group(user.pk), event)])
+        except Exception:
+            logger.exception("announcing an inbox change failed")
+
+    transaction.on_commit(send)
 
 
 class NotificationNotFound(Exception):
@@ -70,7 +98,10 @@ def inbox_status_set(*, user, platform: Platform, ids: Iterable[uuid.UUID], stat
         stuck = sorted((i for i, s in current.items() if s == InboxStatus.CANCELLED), key=str)
         if stuck:
             raise StatusChangeNotAllowed(stuck, status)
-    return _status_update(inbox.filter(id__in=wanted), status, timezone.now())
+    changed = _status_update(inbox.filter(id__in=wanted), status, timezone.now())
+    if changed:
+        _announce(user=user, platform=platform, ids=sorted(wanted, key=str), status=status)
+    return changed
 
 
 def inbox_bulk_update(*, user, platform: Platform, status: str) -> int:
@@ -86,7 +117,10 @@ def inbox_bulk_update(*, user, platform: Platform, status: str) -> int:
     inbox = selectors.inbox_for(user=user, platform=platform)
     if not inbox.exists():
         raise NotificationNotFound()
-    return _status_update(inbox, status, timezone.now())
+    changed = _status_update(inbox, status, timezone.now())
+    if changed:
+        _announce(user=user, platform=platform, ids=None, status=status)
+    return changed
 
 
 def inbox_mark_all_read(*, user, platform: Platform, ids: Iterable[uuid.UUID] | None = None) -> int:
@@ -98,7 +132,12 @@ def inbox_mark_all_read(*, user, platform: Platform, ids: Iterable[uuid.UUID] | 
     qs = selectors.inbox_for(user=user, platform=platform).filter(status=InboxStatus.UNREAD)
     if ids is not None:
         qs = qs.filter(id__in=set(ids))
-    return _status_update(qs, InboxStatus.READ, timezone.now())
+    changed = _status_update(qs, InboxStatus.READ, timezone.now())
+    if changed:
+        # "All unread are now read" holds for the listed ids too: clients mark
+        # what they hold among `ids`, or everything when no ids were given.
+        _announce(user=user, platform=platform, ids=None if ids is None else list(ids), status=InboxStatus.READ)
+    return changed
 
 
 def inbox_delete(*, user, platform: Platform, notification_id: uuid.UUID) -> None:
@@ -126,3 +165,4 @@ def inbox_delete(*, user, platform: Platform, notification_id: uuid.UUID) -> Non
     )
     if not changed:
         raise NotificationNotFound()
+    _announce(user=user, platform=platform, ids=[notification_id], status=InboxStatus.CANCELLED)

@@ -139,6 +139,10 @@ _CORE = [
     ("notifications.ws_connect", "notifications.ws_connect", (LEARNER,)),
     ("notifications.list_mine", "notifications.list_mine", (LEARNER,)),
     ("notifications.count_unread", "notifications.count_unread", (LEARNER,)),
+    # Mark one's own notifications read or dismiss them (/api/v1 inbox).
+    ("notifications.update_mine", "notifications.update_mine", (LEARNER,)),
+    # A platform's backend asks for short-lived inbox tokens for its users.
+    ("notifications.inbox_token", "notifications.inbox_token", (ADMIN,)),
     ("Ibl.Notifications/Notification/list", "notifications.ibl_notification_list", (ADMIN,)),
     ("Ibl.Notifications/Notification/write", "notifications.ibl_notification_write", (ADMIN,)),
     ("Ibl.Notifications/Notification/delete", "notifications.ibl_notification_delete", (ADMIN,)),

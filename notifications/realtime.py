@@ -102,6 +102,20 @@ def created_notification_event(payload: dict, *, platform_id: int) -> dict:
     }
 
 
+def inbox_changed_event(
+    *, platform_id: int, platform_key: str, ids: list[str] | None, status: str, unread: int
+) -> dict:
+    """The channel-layer message a consumer turns into INBOX_UPDATED (ids None: the whole inbox)."""
+    return {
+        "type": "inbox.changed",
+        "platform_id": platform_id,
+        "platform": platform_key,
+        "ids": ids,
+        "status": status,
+        "unread": unread,
+    }
+
+
 def _is_redis_layer(layer) -> bool:
     try:
         from channels_redis.core import RedisChannelLayer

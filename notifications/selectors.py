@@ -19,7 +19,14 @@ def inbox_for(*, user, platform: Platform) -> QuerySet[Notification]:
 
 
 def inbox_visible_for(
-    *, user, platform: Platform, limit: int, offset: int = 0, fields: Sequence[str] | None = None
+    *,
+    user,
+    platform: Platform,
+    limit: int,
+    offset: int = 0,
+    fields: Sequence[str] | None = None,
+    unread_only: bool = False,
+    before: tuple[datetime, object] | None = None,
 ) -> QuerySet[Notification]:
     """One page of the inbox a learner app shows: newest first, dismissed (CANCELLED) rows left out.
 
@@ -29,12 +36,23 @@ def inbox_visible_for(
     2 x (offset + limit) rows, however many rows the user has. `id` breaks
     the ties of rows one bulk send wrote at the same instant, so pages are stable.
     `fields` loads only those columns (a page of payloads needs few of them).
+    `unread_only` reads the UNREAD range alone. `before` (created_at, id) of
+    a notification starts the page after it: a cursor, so rows arriving or
+    leaving meanwhile never shift a page (no gaps, no repeats).
     """
     order = ("-created_at", "-id")
     base = inbox_for(user=user, platform=platform)
     if fields:
         base = base.only(*fields)
+    if before is not None:
+        created_at, pk = before
+        # The plain `<=` bounds the index range scan; the OR settles ties.
+        base = base.filter(created_at__lte=created_at).filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=pk)
+        )
     end = offset + limit
+    if unread_only:
+        return base.filter(status=InboxStatus.UNREAD).order_by(*order)[offset:end]
     if not connection.features.supports_slicing_ordering_in_compound:  # SQLite: development sizes
         return base.exclude(status=InboxStatus.CANCELLED).order_by(*order)[offset:end]
     unread = base.filter(status=InboxStatus.UNREAD).order_by(*order)[:end]
@@ -99,6 +117,14 @@ def platform_member(*, platform: Platform, username: str):
         .distinct()
         .first()
     )
+
+
+def platform_member_by(*, platform: Platform, user_id: int | None = None, username: str | None = None):
+    """The active member of `platform` with this id or username, or None."""
+    User = get_user_model()
+    users = User.objects.filter(is_active=True, memberships__platform=platform, memberships__is_active=True)
+    users = users.filter(pk=user_id) if user_id is not None else users.filter(username=username)
+    return users.distinct().first()
 
 
 def smtp_settings_for(*, platform: Platform) -> PlatformSMTPSettings | None:

@@ -32,6 +32,13 @@ def purge_idempotency_keys() -> int:
     return idempotency_keys_purge() + compose_uploads_purge()
 
 
+@shared_task(ignore_result=True)
+def purge_inbox_tokens() -> int:
+    from notifications.inbox_tokens import inbox_tokens_purge
+
+    return inbox_tokens_purge()
+
+
 @shared_task(ignore_result=True, acks_late=True)
 def dispatch_chunk(source: str, channel: str, ids: list[str]) -> int:
     """Send one chunk of a large send. Safe to run twice: rows are claimed under a lease."""

@@ -57,7 +57,17 @@ def platform_for_request(request) -> Platform:
         return cached
     user = request.user
     wanted = request.META.get(PLATFORM_HEADER, "").strip()
-    if wanted:
+    scoped_to = getattr(getattr(request, "auth", None), "platform", None)
+    if scoped_to is not None:
+        # A scoped token (an inbox token) acts on its own platform only.
+        if (
+            not scoped_to.is_active
+            or (wanted and wanted != scoped_to.key)
+            or MEMBER not in request_permissions(request, scoped_to)
+        ):
+            raise ApiError("Platform not found", status=404, error="This token belongs to another platform")
+        platform = scoped_to
+    elif wanted:
         platform = Platform.objects.filter(key=wanted[:100], is_active=True).first()
         if platform is None or MEMBER not in request_permissions(request, platform):
             raise ApiError("Platform not found", status=404, error=f"No platform '{wanted[:100]}' for this user")

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "corsheaders",
     "channels",
     "fcm_django",
     "notifications",
@@ -85,6 +86,7 @@ MIDDLEWARE = [
     # session or database work; `run.py` runs collectstatic first.
     "config.files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "notifications.inbox_tokens.InboxCorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -200,6 +202,17 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # How long a token from POST /api/auth/token/ or `issue_token` lives.
 TOKEN_TTL_DAYS = env_int("TOKEN_TTL_DAYS", 30)
+# Inbox tokens (POST /api/v1/inbox-tokens, the /inbox/ page): scoped to one
+# user's inbox on one platform, short-lived because they sit in web pages.
+INBOX_TOKEN_TTL_SECONDS = env_int("INBOX_TOKEN_TTL_SECONDS", 900)
+# CORS only on the inbox endpoints, and only for origins a platform lists
+# (Platform.allowed_origins, checked by notifications.inbox_tokens.cors_allowed);
+# nothing is allowed through django-cors-headers' own lists.
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_PREFLIGHT_MAX_AGE = 600
+# Where the session login of the /inbox/ page sends people.
+LOGIN_URL = "/inbox/login/"
+LOGIN_REDIRECT_URL = "/inbox/"
 # Phone numbers without a country code are read in this region.
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "ET")
 
@@ -428,6 +441,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Idempotency-Key records live 24 h; expired ones are dropped hourly.
     "purge-idempotency-keys": {"task": "notifications.tasks.purge_idempotency_keys", "schedule": 3600},
+    # Inbox tokens live minutes; ended ones are dropped hourly.
+    "purge-inbox-tokens": {"task": "notifications.tasks.purge_inbox_tokens", "schedule": 3600},
 }
 
 # --- Operations: /healthz and /metrics -----------------------------------------

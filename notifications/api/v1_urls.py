@@ -6,6 +6,12 @@ from notifications.api import bulk_views, v1_views
 urlpatterns = [
     path("notifications", v1_views.InboxListView.as_view(), name="v1-notifications"),
     path("notifications/unread", v1_views.UnreadCountView.as_view(), name="v1-notifications-unread"),
+    path("notifications/read-all", v1_views.MarkAllReadView.as_view(), name="v1-notifications-read-all"),
+    path("notifications/<uuid:notification_id>/read", v1_views.MarkReadView.as_view(), name="v1-notification-read"),
+    path(
+        "notifications/<uuid:notification_id>/dismiss", v1_views.DismissView.as_view(), name="v1-notification-dismiss"
+    ),
+    path("inbox-tokens", v1_views.InboxTokenView.as_view(), name="v1-inbox-tokens"),
     path("notifications/bulk-sms", bulk_views.BulkSmsView.as_view(), name="v1-bulk-sms"),
     path("notifications/bulk-email", bulk_views.BulkEmailView.as_view(), name="v1-bulk-email"),
     path("notifications/bulk-push", bulk_views.BulkPushView.as_view(), name="v1-bulk-push"),

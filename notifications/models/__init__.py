@@ -12,8 +12,10 @@ from notifications.models.core import (  # noqa: F401
     Notification,
     Platform,
     Role,
+    TokenScope,
     User,
     hash_token,
+    normalize_origin,
 )
 from notifications.models.devices import DeviceRegistration  # noqa: F401
 from notifications.models.scheduled import (  # noqa: F401

@@ -14,6 +14,29 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+def validate_origins(value: str) -> None:
+    """One origin per line: scheme://host[:port], http or https, nothing after it."""
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ValidationError
+
+    for line in value.split():
+        try:
+            parts = urlsplit(line)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            parts = None
+        if not parts or parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise ValidationError(f"{line!r} is not an origin such as https://learn.example.com")
+        if parts.query or parts.fragment or parts.username:
+            raise ValidationError(f"{line!r} is not an origin such as https://learn.example.com")
+
+
+def normalize_origin(origin: str) -> str:
+    """`Origin` values compare as browsers send them: lower case, no trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
 class Platform(models.Model):
     """A tenant: the `{org}` / `{platform_key}` of the IBL paths."""
 
@@ -33,6 +56,14 @@ class Platform(models.Model):
         default=False, help_text="Require the Ibl.Notifications/* grants on top of role checks."
     )
     push_enabled = models.BooleanField(default=True, help_text="Allow push device registration and push sends.")
+    # Pages of the platform's own sites that embed <notify-inbox>: CORS on the
+    # inbox endpoints and the WebSocket's Origin check admit these, and only
+    # for the platform's inbox tokens.
+    allowed_origins = models.TextField(
+        blank=True,
+        validators=[validate_origins],
+        help_text="Origins that may embed the inbox, one per line (scheme://host[:port], e.g. https://learn.example.com).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -42,6 +73,10 @@ class Platform(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    @property
+    def origin_list(self) -> list[str]:
+        return [normalize_origin(line) for line in self.allowed_origins.split() if line.strip()]
 
 
 class Role(models.TextChoices):
@@ -127,6 +162,13 @@ class AuthTokenQuerySet(models.QuerySet):
         return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
 
+class TokenScope(models.TextChoices):
+    FULL = "", "Full (everything the user may do)"
+    # One user's inbox on one platform: list, count, mark, dismiss and the
+    # WebSocket. Given to pages that embed <notify-inbox> (notifications/inbox_tokens.py).
+    INBOX = "inbox", "Inbox only"
+
+
 class AuthToken(models.Model):
     """One token per device or client; only its SHA-256 is stored."""
 
@@ -138,6 +180,11 @@ class AuthToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scope = models.CharField(max_length=20, choices=TokenScope.choices, default=TokenScope.FULL, blank=True)
+    # Set on scoped tokens: the one platform they act on.
+    platform = models.ForeignKey(
+        Platform, null=True, blank=True, on_delete=models.CASCADE, related_name="scoped_tokens"
+    )
 
     objects = AuthTokenQuerySet.as_manager()
 
@@ -148,7 +195,15 @@ class AuthToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
     @classmethod
-    def issue(cls, *, user, name: str = "", ttl: timedelta | None = None) -> tuple[AuthToken, str]:
+    def issue(
+        cls,
+        *,
+        user,
+        name: str = "",
+        ttl: timedelta | None = None,
+        scope: str = TokenScope.FULL,
+        platform: Platform | None = None,
+    ) -> tuple[AuthToken, str]:
         """Create a token; the raw value is returned once and never stored."""
         raw = secrets.token_urlsafe(32)
         while raw.startswith("-"):  # command-line tools would read a leading dash as an option
@@ -156,7 +211,13 @@ class AuthToken(models.Model):
         if ttl is None:
             ttl = timedelta(days=settings.TOKEN_TTL_DAYS)
         token = cls.objects.create(
-            user=user, key_hash=hash_token(raw), prefix=raw[:8], name=name, expires_at=timezone.now() + ttl
+            user=user,
+            key_hash=hash_token(raw),
+            prefix=raw[:8],
+            name=name,
+            expires_at=timezone.now() + ttl,
+            scope=scope,
+            platform=platform,
         )
         return token, raw
 
@@ -308,6 +369,8 @@ class Notification(models.Model):
             ("scheduled_get", "notifications_scheduled.get"),
             ("scheduled_cancel", "notifications_scheduled.cancel"),
             ("ibl_smtp_action", "Ibl.Notifications/SMTP/action"),
+            ("update_mine", "notifications.update_mine"),
+            ("inbox_token", "notifications.inbox_token"),
         ]
 
     def __str__(self) -> str:

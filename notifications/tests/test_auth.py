@@ -97,6 +97,7 @@ def test_missing_permission_is_403(make_user, api):
 
 
 ADMIN_KEYS = {
+    "notifications.inbox_token",
     "notifications.bulk_sms",
     "notifications.bulk_email",
     "notifications.bulk_push",
@@ -109,7 +110,12 @@ ADMIN_KEYS = {
     "Ibl.Notifications/Notification/delete",
     "Ibl.Notifications/SMTP/action",
 }
-LEARNER_KEYS = {"notifications.ws_connect", "notifications.list_mine", "notifications.count_unread"}
+LEARNER_KEYS = {
+    "notifications.ws_connect",
+    "notifications.list_mine",
+    "notifications.count_unread",
+    "notifications.update_mine",
+}
 
 
 def _keys(user, platform) -> set[str]:

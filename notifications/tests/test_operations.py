@@ -321,7 +321,7 @@ def test_metrics_label_http_latency_with_the_route_pattern_not_the_path(client):
         client.get(f"{V1}/scheduled/{pk}")
     Client().get("/no/such/page/12345")
     after = scrape()
-    pattern = {"method": "GET", "route": "/api/v1/notifications/scheduled/<int:pk>", "status": "404"}
+    pattern = {"method": "GET", "route": "/api/v1/notifications/scheduled/<id:pk>", "status": "404"}
     assert delta(before, after, "notify_http_request_duration_seconds_count", **pattern) == 3
     unmatched = {"method": "GET", "route": "<unmatched>", "status": "404"}
     assert delta(before, after, "notify_http_request_duration_seconds_count", **unmatched) == 1

@@ -80,6 +80,18 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("metrics", "GET"): public(200),
     # Uploaded files on the local disk: public URLs (a push image), none here.
     ("media", "GET"): public(404),
+    # -- the learner's inbox page (session sign-in; API tokens count for nothing there) ---------
+    ("inbox", "GET"): public(302),  # to the sign-in page
+    ("inbox-login", "GET"): public(200),
+    ("inbox-login", "POST"): public(200),  # the form again, with its errors
+    ("inbox-login", "PUT"): public(200),
+    ("inbox-logout", "GET"): public(405),
+    ("inbox-token", "GET"): public(405),
+    # -- the v1 inbox's own writes and inbox tokens ---------------------------------------------
+    ("v1-notifications-read-all", "POST"): members(200),
+    ("v1-notification-read", "POST"): owner_only(200),
+    ("v1-notification-dismiss", "POST"): owner_only(200),
+    ("v1-inbox-tokens", "POST"): admin_only(400),  # no user named
     # -- /alerts -------------------------------------------------------------------------------
     ("alerts", "GET"): members(200),
     ("alerts", "POST"): members(400),
@@ -309,6 +321,9 @@ def test_matrix_size():
 
 
 PUBLIC_ROUTES = {"healthz", "auth-token", "schema", "swagger-ui", "templates-unsubscribe", "metrics", "media"}
+# The learner's own pages: Django's session sign-in, no API view; the only token
+# they hand out is an inbox token of the signed-in user (test_inbox_page.py).
+SESSION_PAGES = {"inbox", "inbox-login", "inbox-logout", "inbox-token"}
 
 
 def test_every_api_view_authorises_through_the_one_family():
@@ -317,7 +332,7 @@ def test_every_api_view_authorises_through_the_one_family():
 
     callbacks = {entry.name: entry.callback for _, entry in _walk(get_resolver("config.urls").url_patterns)}
     for name, _, method in ROUTES:
-        if name in PUBLIC_ROUTES:
+        if name in PUBLIC_ROUTES | SESSION_PAGES:
             continue
         cls = callbacks[name].view_class
         view = cls()

@@ -83,7 +83,7 @@ def test_bulk_email_html(api, make_user, learner):
                 "subject": f"Later {i}",
                 "html": vector,
                 "user_ids": json.dumps([learner.pk]),
-                "scheduled_at": "2036-06-15T09:00:00Z",
+                "scheduled_at": "2030-06-15T09:00:00Z",
             },
             format="multipart",
         )
@@ -100,7 +100,7 @@ def test_a_stored_job_of_an_older_version_is_answered_sanitised(api, make_user):
     client = api(make_user("ops", role="ADMIN", admin=True))
     r = client.post(
         f"{V1}/bulk-email",
-        {"subject": "Old", "message": "m", "emails": '["a@example.com"]', "scheduled_at": "2036-06-15T09:00:00Z"},
+        {"subject": "Old", "message": "m", "emails": '["a@example.com"]', "scheduled_at": "2030-06-15T09:00:00Z"},
         format="multipart",
     )
     job_id = r.json()["data"]["id"]

@@ -68,5 +68,6 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin token:    {raw}")
         self.stdout.write(f"  health:         curl -H 'Authorization: Bearer {raw}' {base_url}/healthz")
         self.stdout.write(f"  Django admin:   {base_url}/admin/")
+        self.stdout.write(f"  learner inbox:  {base_url}/inbox/ (alice / alice, bob / bob, ...)")
         self.stdout.write(f"  API docs:       {base_url}/api/docs/")
         self.stdout.write(f"  WebSocket:      {base_url.replace('http', 'ws', 1)}/api/v1/ws/connect?token={raw}")
