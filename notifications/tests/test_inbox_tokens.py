@@ -156,7 +156,8 @@ def test_read_all_marks_every_unread_of_the_inbox(make_user, platform, api):
 
 def _drf_routes():
     """(path, view class) of every DRF view the project routes, with sample path values."""
-    samples = {"int": "1", "id": "1", "uuid": str(uuid.uuid4()), "str": "acme-learning", "slug": "acme-learning", "path": "x"}
+    samples = {"int": "1", "id": "1", "uuid": str(uuid.uuid4()), "path": "x"}
+    samples["str"] = samples["slug"] = "acme-learning"
 
     def walk(patterns, prefix):
         for p in patterns:
