@@ -184,42 +184,24 @@ def live_url(transactional_db):
     import time
 
     import uvicorn
-    from django.db import connections
-    from django.db.backends.signals import connection_created
 
-    opened = []
+    from notifications.tests.live import server_connections_closed
 
-    def track(sender, connection, **kwargs):
-        opened.append(connection)
-
-    connection_created.connect(track)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config("config.asgi:application", lifespan="off", log_config=None))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-    connection_created.disconnect(track)
-    # Connections opened while the server ran, other than this test's own,
-    # are closed here: a request the browser abandons (a navigation away, a
-    # closed page) never reaches Django's request_finished, and ORM calls made
-    # while Playwright's event loop runs get a connection of their own. Left
-    # open, PostgreSQL refuses to drop the test database.
-    for wrapper in opened:
-        if wrapper is not connections[wrapper.alias] and wrapper.connection is not None:
-            wrapper.inc_thread_sharing()  # the server's threads are gone; close theirs from here
-            try:
-                wrapper.close()
-            finally:
-                wrapper.dec_thread_sharing()
+    with server_connections_closed():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config("config.asgi:application", lifespan="off", log_config=None))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 CHROMIUM = "/usr/bin/chromium"

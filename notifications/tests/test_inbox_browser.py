@@ -349,10 +349,14 @@ class RestartableServer:
 
 @pytest.fixture
 def restartable(transactional_db):
-    server = RestartableServer()
-    yield server
-    if server.thread is not None and server.thread.is_alive():
-        server.stop()
+    from notifications.tests.live import server_connections_closed
+
+    # Both runs of the server: their connections are closed once, at the end.
+    with server_connections_closed():
+        server = RestartableServer()
+        yield server
+        if server.thread is not None and server.thread.is_alive():
+            server.stop()
 
 
 def test_a_send_made_while_the_server_was_down_appears_once_after_reconnecting(
