@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -49,24 +48,9 @@ def server_log():
 
 
 @pytest.fixture
-def asgi_server(server_log):
+def asgi_server(server_log, live_url):
     """uvicorn serving config.asgi in a thread of this process (shares the test database)."""
-    import uvicorn
-
-    sock = _bound_socket()
-    # log_config=None: logging stays as Django's LOGGING set it, as it ends up
-    # when uvicorn runs the app from the command line.
-    server = uvicorn.Server(uvicorn.Config("config.asgi:application", lifespan="off", log_config=None))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"ws://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    return live_url.replace("http://", "ws://", 1)
 
 
 def _status(exc_info) -> int:
