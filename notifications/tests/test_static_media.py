@@ -20,6 +20,9 @@ from django.test import Client
 
 from notifications.tests.bulk_helpers import PNG, V1
 
+# Closing a response sends request_finished, which looks at the database connection.
+pytestmark = pytest.mark.django_db
+
 PRODUCTION_STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -60,7 +63,6 @@ def _assets(html: str) -> list[str]:
     return re.findall(r'(?:href|src)="(/static/[^"]+)"', html)
 
 
-@pytest.mark.django_db
 def test_admin_login_page_assets_are_hashed_compressed_and_cached(production_static):
     client = production_static
     page = client.get("/admin/login/")
@@ -76,7 +78,6 @@ def test_admin_login_page_assets_are_hashed_compressed_and_cached(production_sta
     assert r["Content-Type"].startswith("text/css") and r["Content-Encoding"] in {"br", "gzip"}
 
 
-@pytest.mark.django_db
 def test_swagger_ui_loads_offline_from_collected_files(production_static):
     client = production_static
     page = client.get("/api/docs/")
@@ -89,7 +90,6 @@ def test_swagger_ui_loads_offline_from_collected_files(production_static):
     assert "cdn.jsdelivr" not in page.content.decode() and "unpkg.com" not in page.content.decode()
 
 
-@pytest.mark.django_db
 def test_unknown_static_file_is_a_404(production_static):
     assert fetch(production_static, "/static/admin/css/nope.css").status_code == 404
 
