@@ -203,11 +203,22 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         return expires_at is not None and timezone.now() >= expires_at
 
     async def _watch(self) -> None:
-        """Re-check the credentials every few seconds, and exactly when the token expires."""
+        """Re-check the credentials every few seconds, and exactly when the token expires.
+
+        It also renews the socket's group memberships every third of
+        CHANNELS_GROUP_EXPIRY: channels-redis drops a membership older than
+        that, which cleans up after a process that died with sockets open.
+        """
         interval = settings.WEBSOCKET_RECHECK_SECONDS
+        renew_every = settings.CHANNELS_GROUP_EXPIRY / 3
+        renew_at = asyncio.get_running_loop().time() + renew_every
         # Sockets opened together spread their checks over the interval.
         delay = random.uniform(interval / 2, interval)
         while not self.ended:
+            if asyncio.get_running_loop().time() >= renew_at:
+                renew_at += renew_every
+                for group in self.groups_joined:
+                    await self.channel_layer.group_add(group, self.channel_name)
             if self.grant.expires_at is not None:
                 until_expiry = (self.grant.expires_at - timezone.now()).total_seconds()
                 delay = max(0.0, min(delay, until_expiry))
