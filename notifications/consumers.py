@@ -34,7 +34,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import metrics
@@ -42,7 +43,7 @@ from notifications.authentication import token_lookup
 from notifications.credentials import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, token_group
 from notifications.inbox_tokens import origin_allowed
 from notifications.models import AuthToken, Membership, Platform
-from notifications.permissions import platform_permissions
+from notifications.permissions import keys_for_role, platform_permissions
 from notifications.realtime import user_group
 
 
@@ -93,35 +94,68 @@ class SocketGrant:
     expires_at: datetime | None
 
 
-def _socket_platform(user, wanted: str) -> Platform | None:
-    """The platform named by `?platform=` / `X-Platform`, else the user's only one (as on `/api/v1`)."""
+def _membership_annotations(wanted: str) -> dict:
+    """What the handshake needs besides the token, as subqueries of the token's own query.
+
+    The socket's platform is the one `wanted` names, the inbox token's own, or
+    else the user's only membership (as on `/api/v1`): the first two active
+    memberships that fit tell which (a second one means ambiguous). A
+    superuser may name a platform without a membership.
+    """
+    memberships = Membership.objects.filter(
+        user_id=OuterRef("user_id"), is_active=True, platform__is_active=True
+    ).order_by("platform_id")
     if wanted:
-        return Platform.objects.filter(key=wanted[:100], is_active=True).first()
-    ids = list(
-        Membership.objects.filter(user=user, is_active=True, platform__is_active=True).values_list(
-            "platform_id", flat=True
-        )[:2]
-    )
-    return Platform.objects.get(pk=ids[0]) if len(ids) == 1 else None
+        memberships = memberships.filter(platform__key=wanted[:100])
+    else:
+        # An inbox token (platform set) serves its own platform; a full one (NULL) any.
+        memberships = memberships.filter(platform_id=Coalesce(OuterRef("platform_id"), F("platform_id")))
+    annotations = {
+        "ws_platform_id": Subquery(memberships.values("platform_id")[:1]),
+        "ws_role": Subquery(memberships.values("role")[:1]),
+        "ws_second_platform_id": Subquery(memberships.values("platform_id")[1:2]),
+    }
+    if wanted:
+        named = Platform.objects.filter(key=wanted[:100], is_active=True)
+        annotations["ws_named_platform_id"] = Subquery(named.values("pk")[:1])
+    return annotations
 
 
-@database_sync_to_async
-def _authorise(raw: str, wanted: str, origin: str) -> SocketGrant | None:
-    token = token_lookup(raw)
+def _authorise_sync(raw: str, wanted: str, origin: str) -> SocketGrant | None:
+    """Who may open this socket, and for which platform: one query in the common case.
+
+    The token, its user and platform, and the user's membership on the
+    socket's platform come in one query. A role that holds `ws_connect` (every
+    role does today) settles it; anything else asks `platform_permissions`,
+    the one authorisation path, which also reads per-platform grants.
+    """
+    token = token_lookup(raw, annotations=_membership_annotations(wanted))
     if token is None:
         return None
     if not origin_allowed(origin=origin, token=token):
         return None
-    if token.platform is not None:
-        # An inbox token serves its own platform only.
-        if wanted and wanted != token.platform.key:
-            return None
-        platform = token.platform if token.platform.is_active else None
-    else:
-        platform = _socket_platform(token.user, wanted)
-    if platform is None or WS_CONNECT not in platform_permissions(token.user, platform):
+    if token.platform is not None and wanted and wanted != token.platform.key:
+        return None  # an inbox token serves its own platform only
+    if token.platform is not None and not token.platform.is_active:
         return None
-    return SocketGrant(token_id=token.pk, user=token.user, platform_id=platform.pk, expires_at=token.expires_at)
+    user = token.user
+    if not wanted and token.ws_second_platform_id is not None:
+        return None  # several platforms and none named
+    platform_id = token.ws_platform_id
+    if platform_id is None and user.is_superuser:
+        # A superuser holds every key on any active platform, member or not.
+        platform_id = token.platform_id if token.platform is not None else getattr(token, "ws_named_platform_id", None)
+    if platform_id is None:
+        return None
+    allowed = user.is_superuser or WS_CONNECT in keys_for_role(token.ws_role)
+    if not allowed:
+        allowed = WS_CONNECT in platform_permissions(user, Platform.objects.filter(pk=platform_id).first())
+    if not allowed:
+        return None
+    return SocketGrant(token_id=token.pk, user=user, platform_id=platform_id, expires_at=token.expires_at)
+
+
+_authorise = database_sync_to_async(_authorise_sync)
 
 
 @database_sync_to_async
