@@ -25,6 +25,7 @@ token.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -82,6 +83,7 @@ def allowed_hosts_origin_validator(application):
 
 
 WS_CONNECT = "notifications.ws_connect"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -159,27 +161,8 @@ _authorise = database_sync_to_async(_authorise_sync)
 
 
 @database_sync_to_async
-def _close_code(grant: SocketGrant, *, full: bool) -> int | None:
-    """None while the socket may stay open; else the code to close it with.
-
-    `full` asks the one authorisation path (`platform_permissions`); the
-    periodic safety net runs one indexed query instead: token still active,
-    user active, membership on the platform active (every role holds
-    ws_connect, so that is the same answer unless a grant was the reason).
-    """
-    if not full:
-        membership = Membership.objects.filter(
-            user_id=OuterRef("user_id"), platform_id=grant.platform_id, is_active=True, platform__is_active=True
-        )
-        row = (
-            AuthToken.objects.active()
-            .filter(pk=grant.token_id, user__is_active=True)
-            .values_list("user__is_superuser", Exists(membership))
-            .first()
-        )
-        if row is None:
-            return CLOSE_UNAUTHENTICATED
-        return None if any(row) else CLOSE_FORBIDDEN
+def _close_code(grant: SocketGrant) -> int | None:
+    """None while the socket may stay open; else the code to close it with (the one authorisation path)."""
     token = AuthToken.objects.active().select_related("user").filter(pk=grant.token_id).first()
     if token is None or not token.user.is_active:
         return CLOSE_UNAUTHENTICATED
@@ -187,6 +170,92 @@ def _close_code(grant: SocketGrant, *, full: bool) -> int | None:
     if WS_CONNECT not in platform_permissions(token.user, platform):
         return CLOSE_FORBIDDEN
     return None
+
+
+RECHECK_CHUNK = 2000
+
+
+@database_sync_to_async
+def _close_codes(grants: list[SocketGrant]) -> dict[tuple[int, int], int]:
+    """The periodic safety net for many sockets at once: (token, platform) -> close code, open ones left out.
+
+    Two indexed queries per chunk of sockets, whatever their number: token
+    still active with its user active, then the users' active memberships on
+    active platforms (every role holds ws_connect, so that is the same answer
+    as `platform_permissions` unless a grant was the reason; a superuser
+    keeps any socket).
+    """
+    codes: dict[tuple[int, int], int] = {}
+    for start in range(0, len(grants), RECHECK_CHUNK):
+        chunk = grants[start : start + RECHECK_CHUNK]
+        tokens = {
+            pk: (user_id, is_superuser)
+            for pk, user_id, is_superuser in AuthToken.objects.active()
+            .filter(pk__in={grant.token_id for grant in chunk}, user__is_active=True)
+            .values_list("pk", "user_id", "user__is_superuser")
+        }
+        members = set(
+            Membership.objects.filter(
+                user_id__in={user_id for user_id, _ in tokens.values()}, is_active=True, platform__is_active=True
+            ).values_list("user_id", "platform_id")
+        )
+        for grant in chunk:
+            row = tokens.get(grant.token_id)
+            if row is None:
+                codes[(grant.token_id, grant.platform_id)] = CLOSE_UNAUTHENTICATED
+            elif not row[1] and (row[0], grant.platform_id) not in members:
+                codes[(grant.token_id, grant.platform_id)] = CLOSE_FORBIDDEN
+    return codes
+
+
+class _Recheck:
+    """Every WEBSOCKET_RECHECK_SECONDS, one check for all open sockets of this process (event loop).
+
+    A check per socket would cost a query per socket and interval, all through
+    channels' one database thread: at a thousand sockets it starved the
+    handshakes and the message delivery queued behind it.
+    """
+
+    _by_loop: dict[asyncio.AbstractEventLoop, _Recheck] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.consumers: set[NotificationConsumer] = set()
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def join(cls, consumer: NotificationConsumer) -> None:
+        loop = asyncio.get_running_loop()
+        recheck = cls._by_loop.setdefault(loop, cls(loop))
+        recheck.consumers.add(consumer)
+        if recheck.task is None or recheck.task.done():
+            recheck.task = loop.create_task(recheck.run())
+
+    @classmethod
+    def leave(cls, consumer: NotificationConsumer) -> None:
+        recheck = cls._by_loop.get(asyncio.get_running_loop())
+        if recheck is not None:
+            recheck.consumers.discard(consumer)
+
+    async def run(self) -> None:
+        try:
+            while self.consumers:
+                await asyncio.sleep(settings.WEBSOCKET_RECHECK_SECONDS)
+                live = [consumer for consumer in self.consumers if not consumer.ended]
+                if not live:
+                    continue
+                try:
+                    codes = await _close_codes([consumer.grant for consumer in live])
+                except Exception:
+                    logger.exception("WebSocket credentials re-check failed; retrying next interval")
+                    continue
+                for consumer in live:
+                    code = codes.get((consumer.grant.token_id, consumer.grant.platform_id))
+                    if code is not None:
+                        await consumer._end(code)
+        finally:
+            if self._by_loop.get(self.loop) is self and not self.consumers:
+                del self._by_loop[self.loop]
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
@@ -214,6 +283,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.watcher = asyncio.create_task(self._watch())
+        _Recheck.join(self)
         self.counted = True
         metrics.websocket_opened()
 
@@ -223,6 +293,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             metrics.websocket_closed()
         if self.watcher is not None:
             self.watcher.cancel()
+            _Recheck.leave(self)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -237,32 +308,31 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         return expires_at is not None and timezone.now() >= expires_at
 
     async def _watch(self) -> None:
-        """Re-check the credentials every few seconds, and exactly when the token expires.
+        """Close the socket exactly when its token expires; renew its group memberships meanwhile.
 
-        It also renews the socket's group memberships every third of
-        CHANNELS_GROUP_EXPIRY: channels-redis drops a membership older than
-        that, which cleans up after a process that died with sockets open.
+        Memberships are renewed every third of CHANNELS_GROUP_EXPIRY:
+        channels-redis drops a membership older than that, which cleans up
+        after a process that died with sockets open. Revokes and membership
+        changes are `_Recheck`'s and the signals' business.
         """
-        interval = settings.WEBSOCKET_RECHECK_SECONDS
+        loop = asyncio.get_running_loop()
         renew_every = settings.CHANNELS_GROUP_EXPIRY / 3
-        renew_at = asyncio.get_running_loop().time() + renew_every
-        # Sockets opened together spread their checks over the interval.
-        delay = random.uniform(interval / 2, interval)
+        # Sockets opened together spread their renewals.
+        renew_at = loop.time() + random.uniform(renew_every / 2, renew_every)
         while not self.ended:
-            if asyncio.get_running_loop().time() >= renew_at:
-                renew_at += renew_every
-                for group in self.groups_joined:
-                    await self.channel_layer.group_add(group, self.channel_name)
+            delay = renew_at - loop.time()
             if self.grant.expires_at is not None:
-                until_expiry = (self.grant.expires_at - timezone.now()).total_seconds()
-                delay = max(0.0, min(delay, until_expiry))
-            await asyncio.sleep(delay)
-            delay = interval
+                delay = min(delay, (self.grant.expires_at - timezone.now()).total_seconds())
+            await asyncio.sleep(max(0.0, delay))
             if self.ended:
                 return
-            code = CLOSE_UNAUTHENTICATED if self._expired() else await _close_code(self.grant, full=False)
-            if code is not None:
-                await self._end(code)
+            if self._expired():
+                await self._end(CLOSE_UNAUTHENTICATED)
+                return
+            if loop.time() >= renew_at:
+                renew_at = loop.time() + renew_every
+                for group in self.groups_joined:
+                    await self.channel_layer.group_add(group, self.channel_name)
 
     async def inbox_changed(self, event):
         if self.ended or event.get("platform_id") != self.grant.platform_id:
@@ -289,7 +359,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def credentials_check(self, event):
         if not self.ended:
-            code = await _close_code(self.grant, full=True)
+            code = await _close_code(self.grant)
             if code is not None:
                 await self._end(code)
 

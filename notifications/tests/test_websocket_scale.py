@@ -7,6 +7,7 @@ process on the test database and the test Redis.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,12 +18,14 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from notifications.credentials import token_group
 from notifications.models import AuthToken
 from notifications.realtime import user_group
+from notifications.services import Message, Recipient, notification_send
 from notifications.tests.test_websocket_live import _bound_socket, _database_url
 
 pytestmark = [
@@ -148,7 +151,7 @@ def test_mass_disconnect_leaves_no_membership_and_no_error(server, make_user):
 
 def test_open_sockets_renew_their_memberships_before_they_expire(server, platform, make_user):
     rows = _tokens(make_user, 10)[:1]
-    uvicorn = server(env={"CHANNELS_GROUP_EXPIRY": "3", "WEBSOCKET_RECHECK_SECONDS": "0.3"})
+    uvicorn = server(env={"CHANNELS_GROUP_EXPIRY": "3"})
     client = redis.Redis.from_url(settings.REDIS_URL)
     prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
     key = f"{prefix}:group:{user_group(rows[0][0])}"
@@ -199,3 +202,43 @@ def test_sigterm_closes_every_socket_and_exits_within_seconds(server, make_user)
     output = uvicorn.output()
     assert "graceful shutdown exceeded" not in output, output
     assert "Traceback" not in output and "Error" not in output, output
+
+
+def test_a_user_with_sockets_on_two_processes_gets_each_message_once_on_each(server, platform, make_user):
+    rows = _tokens(make_user, 10)  # one user, ten tokens
+    first, second = server(), server()
+
+    async def scenario():
+        sockets = [
+            *await _open_all(first.url, [raw for _, _, raw in rows[:5]]),
+            *await _open_all(second.url, [raw for _, _, raw in rows[5:]]),
+        ]
+
+        def send():
+            try:
+                notification_send(
+                    platform=platform,
+                    source="bulk:two-processes",
+                    channels=["in_app"],
+                    recipients=[Recipient(user_id=rows[0][0])],
+                    message=Message(title="Hello", body="Once on every socket."),
+                )
+            finally:
+                connection.close()  # this thread's own connection
+
+        await asyncio.to_thread(send)
+
+        async def arrivals(ws):
+            got = []
+            try:
+                while True:
+                    got.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=3)))
+            except TimeoutError:
+                return got
+
+        got = await asyncio.gather(*(arrivals(ws) for ws in sockets))
+        await asyncio.gather(*(ws.close() for ws in sockets))
+        return got
+
+    got = asyncio.run(scenario())
+    assert [[event["type"] for event in each] for each in got] == [["CREATED_NOTIFICATION"]] * 10
