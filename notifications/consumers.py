@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, urlparse
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
@@ -264,6 +265,20 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     # Set once the credentials stopped being valid: nothing is sent after that.
     ended = False
     watcher: asyncio.Task | None = None
+
+    async def dispatch(self, message):
+        """channels' dispatch without its thread hop before every handler.
+
+        channels runs `close_old_connections` in its one database thread before
+        each message, so every delivered notification and every handshake
+        queued behind the others for that thread. This consumer reaches the
+        database only through `database_sync_to_async`, which closes stale
+        connections itself, in that thread, around each call.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         query = parse_qs(self.scope.get("query_string", b"").decode())
