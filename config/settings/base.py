@@ -174,8 +174,9 @@ CHANNEL_LAYERS = {
         },
     }
 }
-# An open WebSocket re-checks its token, user and membership this often (one
-# indexed query); revokes and membership changes close it at once anyway.
+# Open WebSockets re-check their tokens, users and memberships this often (one
+# check per ASGI process for all its sockets, two indexed queries); revokes and
+# membership changes close them at once anyway.
 WEBSOCKET_RECHECK_SECONDS = float(env("WEBSOCKET_RECHECK_SECONDS", "2"))
 
 # --- Celery -------------------------------------------------------------------
