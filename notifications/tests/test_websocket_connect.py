@@ -76,3 +76,27 @@ def test_superusers_and_the_answer_of_the_one_authorisation_path(platform, make_
     ghost.is_active = False
     ghost.save(update_fields=["is_active"])
     assert _authorise(token)[0] is None
+
+
+def test_the_periodic_recheck_answers_for_all_sockets_at_once(platform, make_user):
+    from django.utils import timezone
+
+    from notifications.consumers import _close_codes
+
+    check = _close_codes.func
+    other = PlatformFactory(key="other-school")
+    jane, bob, carol = make_user("jane"), make_user("bob"), make_user("carol")
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    raws = {user: AuthToken.issue(user=user)[1] for user in (jane, bob, carol, root)}
+    grants = {user: _authorise(raws[user], wanted=platform.key)[0] for user in (jane, bob, carol, root)}
+    assert check(list(grants.values())) == {}  # all may stay
+    # Behind the services' back: a raw revoke, a raw membership end, a deactivated user.
+    AuthToken.objects.filter(user=jane).update(revoked_at=timezone.now())
+    bob.memberships.update(is_active=False)
+    type(carol).objects.filter(pk=carol.pk).update(is_active=False)
+    make_member(platform=other, username="bob")  # another platform's membership does not count
+    with CaptureQueriesContext(connection) as queries:
+        codes = check(list(grants.values()))
+    assert len(queries) == 2
+    key = lambda user: (grants[user].token_id, grants[user].platform_id)  # noqa: E731
+    assert codes == {key(jane): 4401, key(bob): 4403, key(carol): 4401}  # the superuser stays
