@@ -108,6 +108,10 @@ def serve() -> int:
                 web_workers,
                 "--lifespan",
                 "off",
+                # On SIGTERM open sockets get close code 1012 (service restart)
+                # at once; this bounds the wait for their tasks to end.
+                "--timeout-graceful-shutdown",
+                "10",
             ],
             "worker+beat": [
                 sys.executable,

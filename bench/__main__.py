@@ -1,9 +1,13 @@
-"""`python -m bench delivery` runs both benchmarks; `fanout` or `inbox` runs one."""
+"""`python -m bench delivery` runs both benchmarks; `fanout` or `inbox` runs one.
+
+`python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from bench import common
 
@@ -14,6 +18,12 @@ os.environ.setdefault("THROTTLE_PLATFORM_RATE", "1000000/minute")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["websockets"]:
+        from bench import websockets
+
+        sys.argv = ["python -m bench websockets", *sys.argv[2:]]
+        websockets.main()
+        return
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", choices=["delivery", "fanout", "inbox"], nargs="?", default="delivery")
     parser.add_argument("--sizes", default="10000,100000", help="fan-out audience sizes (comma separated)")

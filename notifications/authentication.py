@@ -15,11 +15,16 @@ KEYWORDS = (b"token", b"bearer")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def token_lookup(raw: str) -> AuthToken | None:
-    """The active token for a raw value, with its user, or None."""
+def token_lookup(raw: str, *, annotations: dict | None = None) -> AuthToken | None:
+    """The active token for a raw value, with its user, or None.
+
+    `annotations` ride along in the same query (the WebSocket handshake adds
+    the membership it needs, so a connect costs one query).
+    """
     if not raw or len(raw) > 200:
         return None
-    token = AuthToken.objects.active().select_related("user", "platform").filter(key_hash=hash_token(raw)).first()
+    tokens = AuthToken.objects.active().select_related("user", "platform").filter(key_hash=hash_token(raw))
+    token = tokens.annotate(**(annotations or {})).first()
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

@@ -25,16 +25,19 @@ token.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, urlparse
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import metrics
@@ -42,7 +45,7 @@ from notifications.authentication import token_lookup
 from notifications.credentials import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, token_group
 from notifications.inbox_tokens import origin_allowed
 from notifications.models import AuthToken, Membership, Platform
-from notifications.permissions import platform_permissions
+from notifications.permissions import keys_for_role, platform_permissions
 from notifications.realtime import user_group
 
 
@@ -81,6 +84,7 @@ def allowed_hosts_origin_validator(application):
 
 
 WS_CONNECT = "notifications.ws_connect"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,59 +97,73 @@ class SocketGrant:
     expires_at: datetime | None
 
 
-def _socket_platform(user, wanted: str) -> Platform | None:
-    """The platform named by `?platform=` / `X-Platform`, else the user's only one (as on `/api/v1`)."""
+def _membership_annotations(wanted: str) -> dict:
+    """What the handshake needs besides the token, as subqueries of the token's own query.
+
+    The socket's platform is the one `wanted` names, the inbox token's own, or
+    else the user's only membership (as on `/api/v1`): the first two active
+    memberships that fit tell which (a second one means ambiguous). A
+    superuser may name a platform without a membership.
+    """
+    memberships = Membership.objects.filter(
+        user_id=OuterRef("user_id"), is_active=True, platform__is_active=True
+    ).order_by("platform_id")
     if wanted:
-        return Platform.objects.filter(key=wanted[:100], is_active=True).first()
-    ids = list(
-        Membership.objects.filter(user=user, is_active=True, platform__is_active=True).values_list(
-            "platform_id", flat=True
-        )[:2]
-    )
-    return Platform.objects.get(pk=ids[0]) if len(ids) == 1 else None
+        memberships = memberships.filter(platform__key=wanted[:100])
+    else:
+        # An inbox token (platform set) serves its own platform; a full one (NULL) any.
+        memberships = memberships.filter(platform_id=Coalesce(OuterRef("platform_id"), F("platform_id")))
+    annotations = {
+        "ws_platform_id": Subquery(memberships.values("platform_id")[:1]),
+        "ws_role": Subquery(memberships.values("role")[:1]),
+        "ws_second_platform_id": Subquery(memberships.values("platform_id")[1:2]),
+    }
+    if wanted:
+        named = Platform.objects.filter(key=wanted[:100], is_active=True)
+        annotations["ws_named_platform_id"] = Subquery(named.values("pk")[:1])
+    return annotations
 
 
-@database_sync_to_async
-def _authorise(raw: str, wanted: str, origin: str) -> SocketGrant | None:
-    token = token_lookup(raw)
+def _authorise_sync(raw: str, wanted: str, origin: str) -> SocketGrant | None:
+    """Who may open this socket, and for which platform: one query in the common case.
+
+    The token, its user and platform, and the user's membership on the
+    socket's platform come in one query. A role that holds `ws_connect` (every
+    role does today) settles it; anything else asks `platform_permissions`,
+    the one authorisation path, which also reads per-platform grants.
+    """
+    token = token_lookup(raw, annotations=_membership_annotations(wanted))
     if token is None:
         return None
     if not origin_allowed(origin=origin, token=token):
         return None
-    if token.platform is not None:
-        # An inbox token serves its own platform only.
-        if wanted and wanted != token.platform.key:
-            return None
-        platform = token.platform if token.platform.is_active else None
-    else:
-        platform = _socket_platform(token.user, wanted)
-    if platform is None or WS_CONNECT not in platform_permissions(token.user, platform):
+    if token.platform is not None and wanted and wanted != token.platform.key:
+        return None  # an inbox token serves its own platform only
+    if token.platform is not None and not token.platform.is_active:
         return None
-    return SocketGrant(token_id=token.pk, user=token.user, platform_id=platform.pk, expires_at=token.expires_at)
+    user = token.user
+    if not wanted and token.ws_second_platform_id is not None:
+        return None  # several platforms and none named
+    platform_id = token.ws_platform_id
+    if platform_id is None and user.is_superuser:
+        # A superuser holds every key on any active platform, member or not.
+        platform_id = token.platform_id if token.platform is not None else getattr(token, "ws_named_platform_id", None)
+    if platform_id is None:
+        return None
+    allowed = user.is_superuser or WS_CONNECT in keys_for_role(token.ws_role)
+    if not allowed:
+        allowed = WS_CONNECT in platform_permissions(user, Platform.objects.filter(pk=platform_id).first())
+    if not allowed:
+        return None
+    return SocketGrant(token_id=token.pk, user=user, platform_id=platform_id, expires_at=token.expires_at)
+
+
+_authorise = database_sync_to_async(_authorise_sync)
 
 
 @database_sync_to_async
-def _close_code(grant: SocketGrant, *, full: bool) -> int | None:
-    """None while the socket may stay open; else the code to close it with.
-
-    `full` asks the one authorisation path (`platform_permissions`); the
-    periodic safety net runs one indexed query instead: token still active,
-    user active, membership on the platform active (every role holds
-    ws_connect, so that is the same answer unless a grant was the reason).
-    """
-    if not full:
-        membership = Membership.objects.filter(
-            user_id=OuterRef("user_id"), platform_id=grant.platform_id, is_active=True, platform__is_active=True
-        )
-        row = (
-            AuthToken.objects.active()
-            .filter(pk=grant.token_id, user__is_active=True)
-            .values_list("user__is_superuser", Exists(membership))
-            .first()
-        )
-        if row is None:
-            return CLOSE_UNAUTHENTICATED
-        return None if any(row) else CLOSE_FORBIDDEN
+def _close_code(grant: SocketGrant) -> int | None:
+    """None while the socket may stay open; else the code to close it with (the one authorisation path)."""
     token = AuthToken.objects.active().select_related("user").filter(pk=grant.token_id).first()
     if token is None or not token.user.is_active:
         return CLOSE_UNAUTHENTICATED
@@ -155,12 +173,112 @@ def _close_code(grant: SocketGrant, *, full: bool) -> int | None:
     return None
 
 
+RECHECK_CHUNK = 2000
+
+
+@database_sync_to_async
+def _close_codes(grants: list[SocketGrant]) -> dict[tuple[int, int], int]:
+    """The periodic safety net for many sockets at once: (token, platform) -> close code, open ones left out.
+
+    Two indexed queries per chunk of sockets, whatever their number: token
+    still active with its user active, then the users' active memberships on
+    active platforms (every role holds ws_connect, so that is the same answer
+    as `platform_permissions` unless a grant was the reason; a superuser
+    keeps any socket).
+    """
+    codes: dict[tuple[int, int], int] = {}
+    for start in range(0, len(grants), RECHECK_CHUNK):
+        chunk = grants[start : start + RECHECK_CHUNK]
+        tokens = {
+            pk: (user_id, is_superuser)
+            for pk, user_id, is_superuser in AuthToken.objects.active()
+            .filter(pk__in={grant.token_id for grant in chunk}, user__is_active=True)
+            .values_list("pk", "user_id", "user__is_superuser")
+        }
+        members = set(
+            Membership.objects.filter(
+                user_id__in={user_id for user_id, _ in tokens.values()}, is_active=True, platform__is_active=True
+            ).values_list("user_id", "platform_id")
+        )
+        for grant in chunk:
+            row = tokens.get(grant.token_id)
+            if row is None:
+                codes[(grant.token_id, grant.platform_id)] = CLOSE_UNAUTHENTICATED
+            elif not row[1] and (row[0], grant.platform_id) not in members:
+                codes[(grant.token_id, grant.platform_id)] = CLOSE_FORBIDDEN
+    return codes
+
+
+class _Recheck:
+    """Every WEBSOCKET_RECHECK_SECONDS, one check for all open sockets of this process (event loop).
+
+    A check per socket would cost a query per socket and interval, all through
+    channels' one database thread: at a thousand sockets it starved the
+    handshakes and the message delivery queued behind it.
+    """
+
+    _by_loop: dict[asyncio.AbstractEventLoop, _Recheck] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.consumers: set[NotificationConsumer] = set()
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def join(cls, consumer: NotificationConsumer) -> None:
+        loop = asyncio.get_running_loop()
+        recheck = cls._by_loop.setdefault(loop, cls(loop))
+        recheck.consumers.add(consumer)
+        if recheck.task is None or recheck.task.done():
+            recheck.task = loop.create_task(recheck.run())
+
+    @classmethod
+    def leave(cls, consumer: NotificationConsumer) -> None:
+        recheck = cls._by_loop.get(asyncio.get_running_loop())
+        if recheck is not None:
+            recheck.consumers.discard(consumer)
+
+    async def run(self) -> None:
+        try:
+            while self.consumers:
+                await asyncio.sleep(settings.WEBSOCKET_RECHECK_SECONDS)
+                live = [consumer for consumer in self.consumers if not consumer.ended]
+                if not live:
+                    continue
+                try:
+                    codes = await _close_codes([consumer.grant for consumer in live])
+                except Exception:
+                    logger.exception("WebSocket credentials re-check failed; retrying next interval")
+                    continue
+                for consumer in live:
+                    code = codes.get((consumer.grant.token_id, consumer.grant.platform_id))
+                    if code is not None:
+                        await consumer._end(code)
+        finally:
+            if self._by_loop.get(self.loop) is self and not self.consumers:
+                del self._by_loop[self.loop]
+
+
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     grant: SocketGrant | None = None
     groups_joined: tuple[str, ...] = ()
     # Set once the credentials stopped being valid: nothing is sent after that.
     ended = False
     watcher: asyncio.Task | None = None
+
+    async def dispatch(self, message):
+        """channels' dispatch without its thread hop before every handler.
+
+        channels runs `close_old_connections` in its one database thread before
+        each message, so every delivered notification and every handshake
+        queued behind the others for that thread. This consumer reaches the
+        database only through `database_sync_to_async`, which closes stale
+        connections itself, in that thread, around each call.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -180,6 +298,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.watcher = asyncio.create_task(self._watch())
+        _Recheck.join(self)
         self.counted = True
         metrics.websocket_opened()
 
@@ -189,6 +308,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             metrics.websocket_closed()
         if self.watcher is not None:
             self.watcher.cancel()
+            _Recheck.leave(self)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -203,21 +323,31 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         return expires_at is not None and timezone.now() >= expires_at
 
     async def _watch(self) -> None:
-        """Re-check the credentials every few seconds, and exactly when the token expires."""
-        interval = settings.WEBSOCKET_RECHECK_SECONDS
-        # Sockets opened together spread their checks over the interval.
-        delay = random.uniform(interval / 2, interval)
+        """Close the socket exactly when its token expires; renew its group memberships meanwhile.
+
+        Memberships are renewed every third of CHANNELS_GROUP_EXPIRY:
+        channels-redis drops a membership older than that, which cleans up
+        after a process that died with sockets open. Revokes and membership
+        changes are `_Recheck`'s and the signals' business.
+        """
+        loop = asyncio.get_running_loop()
+        renew_every = settings.CHANNELS_GROUP_EXPIRY / 3
+        # Sockets opened together spread their renewals.
+        renew_at = loop.time() + random.uniform(renew_every / 2, renew_every)
         while not self.ended:
+            delay = renew_at - loop.time()
             if self.grant.expires_at is not None:
-                until_expiry = (self.grant.expires_at - timezone.now()).total_seconds()
-                delay = max(0.0, min(delay, until_expiry))
-            await asyncio.sleep(delay)
-            delay = interval
+                delay = min(delay, (self.grant.expires_at - timezone.now()).total_seconds())
+            await asyncio.sleep(max(0.0, delay))
             if self.ended:
                 return
-            code = CLOSE_UNAUTHENTICATED if self._expired() else await _close_code(self.grant, full=False)
-            if code is not None:
-                await self._end(code)
+            if self._expired():
+                await self._end(CLOSE_UNAUTHENTICATED)
+                return
+            if loop.time() >= renew_at:
+                renew_at = loop.time() + renew_every
+                for group in self.groups_joined:
+                    await self.channel_layer.group_add(group, self.channel_name)
 
     async def inbox_changed(self, event):
         if self.ended or event.get("platform_id") != self.grant.platform_id:
@@ -244,7 +374,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def credentials_check(self, event):
         if not self.ended:
-            code = await _close_code(self.grant, full=True)
+            code = await _close_code(self.grant)
             if code is not None:
                 await self._end(code)
 

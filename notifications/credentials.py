@@ -10,9 +10,9 @@ ends one of them tells the sockets at once over the channel layer:
   authorisation path again and closes with 4401 (token or user no longer
   valid) or 4403 (no longer allowed on its platform).
 
-Messages go after commit, so a rolled-back change closes nothing. The consumer
-also re-checks on its own every `WEBSOCKET_RECHECK_SECONDS` and at the token's
-expiry, which covers what bypasses these calls (a raw UPDATE, a lost message).
+Messages go after commit, so a rolled-back change closes nothing. Each ASGI process
+also re-checks its sockets every `WEBSOCKET_RECHECK_SECONDS` and each closes at
+its token's expiry, which covers what bypasses these calls (a raw UPDATE, a lost message).
 """
 
 from __future__ import annotations

@@ -143,9 +143,12 @@ CACHES = {
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "notify"),
     }
 }
+CHANNELS_GROUP_EXPIRY = env_int("CHANNELS_GROUP_EXPIRY", 900)
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels-redis with a connection pool that waits for a free
+        # connection instead of raising (notifications/channel_layer.py).
+        "BACKEND": "notifications.channel_layer.RedisChannelLayer",
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, exactly as
             # long as channels-redis blocks in BZPOPMIN waiting for a message:
@@ -159,11 +162,21 @@ CHANNEL_LAYERS = {
             # message per connected user there at once, far more than the
             # per-channel default, and channels-redis drops what is over.
             "channel_capacity": {"specific.*": env_int("CHANNELS_PROCESS_CAPACITY", 100_000)},
+            # Redis connections per ASGI process; calls beyond it wait up to
+            # pool_timeout seconds for one.
+            "max_connections": env_int("CHANNELS_MAX_CONNECTIONS", 100),
+            "pool_timeout": 30,
+            # A group membership older than this is dropped (at the group's
+            # next send; the whole group key expires after it too). Open
+            # sockets renew theirs every third of it, so only the memberships
+            # of a process that died without closing its sockets age out.
+            "group_expiry": CHANNELS_GROUP_EXPIRY,
         },
     }
 }
-# An open WebSocket re-checks its token, user and membership this often (one
-# indexed query); revokes and membership changes close it at once anyway.
+# Open WebSockets re-check their tokens, users and memberships this often (one
+# check per ASGI process for all its sockets, two indexed queries); revokes and
+# membership changes close them at once anyway.
 WEBSOCKET_RECHECK_SECONDS = float(env("WEBSOCKET_RECHECK_SECONDS", "2"))
 
 # --- Celery -------------------------------------------------------------------

@@ -1,0 +1,406 @@
+"""N open WebSockets get one in-app notification: latency per socket, drops, duplicates, cleanup.
+
+    python -m bench websockets [--sockets 1000,5000,10000] [--processes 1,2] [--clients 2]
+    python -m bench.websockets --sockets 1000
+
+For every N and every number of ASGI processes: starts `uvicorn --workers P`
+(PostgreSQL + Redis, a channel-layer prefix of its own), opens N sockets (one
+user and token each) from `--clients` client processes, then
+
+1. sends one in-app notification to all N users through `notification_send`
+   (rows written, announced through `notifications.realtime`), and
+2. as the baseline, a plain `group_send` to each user's group, one after the
+   other on one event loop,
+
+recording, per socket, the time from the start of the send call to the
+message's arrival (wall clock, one machine), sockets that got nothing
+(dropped) or more than one (duplicates). Then every client closes all its
+sockets at once, and the run counts the group memberships left in Redis and
+the error lines the server logged, and times uvicorn's exit on SIGTERM.
+
+The connect rate is N over the time from the first connect to the last open
+socket. Results go to bench/results/websockets.json. The benchmark raises its
+own open-file limit; the server processes inherit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import summary_ms, write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+PLATFORM_KEY = "bench-websockets"
+WAIT_FOR_DELIVERY = 120  # seconds before a socket without its message counts as dropped
+DUPLICATE_GRACE = 2.0  # seconds to wait after the last arrival for a second copy
+
+
+def raise_file_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --- the client processes ---------------------------------------------------------
+
+
+async def client_main(url: str, tokens: list[str]) -> None:
+    """Open one socket per token; then obey the parent's lines on stdin."""
+    from websockets.asyncio.client import connect
+
+    loop = asyncio.get_running_loop()
+    arrivals: list[list[float]] = [[] for _ in tokens]
+    sockets: list = [None] * len(tokens)
+    readers: list[asyncio.Task] = []
+    connect_errors = 0
+    gate = asyncio.Semaphore(200)
+
+    async def reader(index: int, ws) -> None:
+        try:
+            async for raw in ws:
+                now = time.time()
+                if json.loads(raw).get("type") == "CREATED_NOTIFICATION":
+                    arrivals[index].append(now)
+        except Exception:  # noqa: BLE001 - a closed socket ends its reader
+            return
+
+    async def open_one(index: int, token: str) -> None:
+        nonlocal connect_errors
+        async with gate:
+            for _ in range(3):
+                try:
+                    ws = await connect(f"{url}?token={token}", open_timeout=60, ping_interval=None, max_queue=None)
+                except Exception:  # noqa: BLE001 - counted, retried
+                    connect_errors += 1
+                    await asyncio.sleep(0.5)
+                    continue
+                sockets[index] = ws
+                readers.append(loop.create_task(reader(index, ws)))
+                return
+
+    def reply(payload: dict) -> None:
+        sys.stdout.write(json.dumps(payload) + "\n")
+        sys.stdout.flush()
+
+    while True:
+        line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+        if not line or line == "EXIT":
+            return
+        if line == "CONNECT":
+            started = time.time()
+            await asyncio.gather(*(open_one(i, t) for i, t in enumerate(tokens)))
+            reply(
+                {
+                    "started": started,
+                    "finished": time.time(),
+                    "open": sum(ws is not None for ws in sockets),
+                    "connect_errors": connect_errors,
+                }
+            )
+        elif line == "RESET":
+            for each in arrivals:
+                each.clear()
+            reply({"reset": True})
+        elif line.startswith("WAIT"):
+            # Until every socket has its message (or the deadline), then a grace for duplicates.
+            deadline = time.time() + float(line.split()[1])
+            while time.time() < deadline and not all(arrivals[i] for i, ws in enumerate(sockets) if ws):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(DUPLICATE_GRACE)
+            reply({"arrivals": [each[:] for each in arrivals], "open": [ws is not None for ws in sockets]})
+        elif line == "CLOSE":
+            started = time.time()
+            await asyncio.gather(*(ws.close() for ws in sockets if ws), return_exceptions=True)
+            reply({"closed_in_s": round(time.time() - started, 3)})
+
+
+# --- the parent -------------------------------------------------------------------
+
+
+def _users_and_tokens(count: int) -> tuple[object, list[int], list[str]]:
+    """`count` members of the benchmark platform, each with a fresh token."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.models import AuthToken, Membership, Platform, User, hash_token
+
+    platform, _ = Platform.objects.get_or_create(key=PLATFORM_KEY, defaults={"name": "WebSocket benchmark"})
+    names = [f"ws-bench-{i}" for i in range(count)]
+    existing = set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    User.objects.bulk_create(
+        [User(username=name, password="!") for name in names if name not in existing], batch_size=2000
+    )
+    ids = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+    user_ids = [ids[name] for name in names]
+    members = set(Membership.objects.filter(platform=platform, user_id__in=user_ids).values_list("user_id", flat=True))
+    Membership.objects.bulk_create(
+        [Membership(user_id=pk, platform=platform) for pk in user_ids if pk not in members], batch_size=2000
+    )
+    AuthToken.objects.filter(user_id__in=user_ids).delete()
+    raws = [secrets.token_urlsafe(32).replace("-", "A") for _ in user_ids]
+    expires = timezone.now() + timedelta(days=1)
+    AuthToken.objects.bulk_create(
+        [
+            AuthToken(user_id=pk, key_hash=hash_token(raw), prefix=raw[:8], name="bench", expires_at=expires)
+            for pk, raw in zip(user_ids, raws, strict=True)
+        ],
+        batch_size=2000,
+    )
+    return platform, user_ids, raws
+
+
+class Client:
+    def __init__(self, url: str, tokens: list[str], tokens_path: Path):
+        tokens_path.write_text("\n".join(tokens))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.websockets", "--client", url, "--tokens", str(tokens_path)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def send(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("a client process ended early")
+        return json.loads(line)
+
+
+def _ask(clients: list[Client], line: str) -> list[dict]:
+    for client in clients:
+        client.send(line)
+    return [client.answer() for client in clients]
+
+
+def _deliveries(clients: list[Client], sent_at: float, send_s: float) -> dict:
+    answers = _ask(clients, f"WAIT {WAIT_FOR_DELIVERY}")
+    latencies, dropped, duplicates = [], 0, 0
+    for answer in answers:
+        for arrivals, is_open in zip(answer["arrivals"], answer["open"], strict=True):
+            if not is_open:
+                continue
+            if not arrivals:
+                dropped += 1
+                continue
+            duplicates += len(arrivals) - 1
+            latencies.append(arrivals[0] - sent_at)
+    _ask(clients, "RESET")
+    return {"send_call_s": round(send_s, 3), **summary_ms(latencies), "dropped": dropped, "duplicates": duplicates}
+
+
+def _notification_send(platform, user_ids: list[int]) -> float:
+    from notifications.services import Message, Recipient, notification_send
+
+    started = time.time()
+    notification_send(
+        platform=platform,
+        source=f"bench:websockets:{secrets.token_hex(6)}",
+        channels=["in_app"],
+        recipients=[Recipient(user_id=pk) for pk in user_ids],
+        message=Message(title="Benchmark", body="One message to every open socket."),
+    )
+    return started
+
+
+def _group_send_loop(platform, user_ids: list[int]) -> float:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from notifications.realtime import user_group
+
+    layer = get_channel_layer()
+
+    async def loop():
+        for pk in user_ids:
+            await layer.group_send(
+                user_group(pk),
+                {
+                    "type": "notification.created",
+                    "platform_id": platform.pk,
+                    "recipient_id": pk,
+                    "payload": {"title": "Baseline"},
+                },
+            )
+
+    started = time.time()
+    async_to_sync(loop)()
+    return started
+
+
+def _stale_memberships(prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        return sum(client.zcard(key) for key in client.scan_iter(match=f"{prefix}:group:*", count=1000))
+    finally:
+        client.close()
+
+
+def _error_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "Traceback" in line or "Error" in line or "ERROR" in line]
+
+
+def run_one(*, sockets: int, processes: int, clients: int, platform, user_ids, raws, workdir: Path) -> dict:
+    from bench.asgi_servers import free_port
+
+    port = free_port()
+    prefix = f"wsbench{secrets.token_hex(4)}"
+    env = {**os.environ, "CHANNELS_PREFIX": prefix}
+    log_path = workdir / f"uvicorn-{sockets}-{processes}.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(processes),
+                "--lifespan",
+                "off",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "10",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        from bench.asgi_servers import wait_up
+
+        wait_up(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        # The send goes through this process's channel layer: the same prefix.
+        from django.conf import settings
+
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = prefix
+        from channels.layers import channel_layers
+
+        channel_layers.backends.clear()
+
+        url = f"ws://127.0.0.1:{port}/api/v1/ws/connect"
+        share = -(-sockets // clients)
+        procs = [
+            Client(url, raws[i * share : (i + 1) * share], workdir / f"tokens-{i}.txt")
+            for i in range(clients)
+            if raws[i * share : (i + 1) * share]
+        ]
+        connected = _ask(procs, "CONNECT")
+        opened = sum(c["open"] for c in connected)
+        connect_s = max(c["finished"] for c in connected) - min(c["started"] for c in connected)
+        result = {
+            "sockets": sockets,
+            "asgi_processes": processes,
+            "client_processes": len(procs),
+            "open": opened,
+            "connect_s": round(connect_s, 2),
+            "connects_per_s": round(opened / connect_s, 1) if connect_s else None,
+            "connect_retries": sum(c["connect_errors"] for c in connected),
+        }
+        time.sleep(1)
+        started = time.time()
+        sent_at = _notification_send(platform, user_ids)
+        result["notification_send"] = _deliveries(procs, sent_at, time.time() - started)
+        started = time.time()
+        sent_at = _group_send_loop(platform, user_ids)
+        result["group_send_baseline"] = _deliveries(procs, sent_at, time.time() - started)
+        closed = _ask(procs, "CLOSE")
+        result["close_s"] = max(c["closed_in_s"] for c in closed)
+        _ask(procs, "RESET")
+        for client in procs:
+            client.send("EXIT")
+            client.process.wait(timeout=30)
+        # The server's disconnect handlers run after the clients' close: give
+        # them up to 30 s, and report how long they took.
+        closed_at = time.time()
+        stale = _stale_memberships(prefix)
+        while stale and time.time() - closed_at < 30:
+            time.sleep(0.2)
+            stale = _stale_memberships(prefix)
+        result["stale_memberships"] = stale
+        result["memberships_cleaned_s"] = round(time.time() - closed_at, 2)
+        stopped = time.time()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        result["sigterm_exit_s"] = round(time.time() - stopped, 2)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    errors = _error_lines(log_path.read_text())
+    result["server_errors"] = len(errors)
+    result["server_error_sample"] = errors[:5]
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.websockets")
+    parser.add_argument("--sockets", default="1000,5000,10000", help="numbers of open sockets (comma separated)")
+    parser.add_argument("--processes", default="1,2", help="numbers of ASGI processes (comma separated)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes holding the sockets")
+    parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    limit = raise_file_limit()
+    if args.client:
+        asyncio.run(client_main(args.client, Path(args.tokens).read_text().split()))
+        return
+
+    if not os.environ.get("REDIS_URL"):
+        from config import embedded_redis
+
+        os.environ["REDIS_URL"] = embedded_redis.ensure()
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from bench import common
+
+    common.setup()
+    sizes = [int(s) for s in args.sockets.split(",")]
+    process_counts = [int(p) for p in args.processes.split(",")]
+    platform, user_ids, raws = _users_and_tokens(max(sizes))
+    workdir = common.RESULTS / "websockets-work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs = [
+        run_one(
+            sockets=n,
+            processes=p,
+            clients=args.clients,
+            platform=platform,
+            user_ids=user_ids[:n],
+            raws=raws[:n],
+            workdir=workdir,
+        )
+        for n in sizes
+        for p in process_counts
+    ]
+    write_result("websockets", {"settings": {**vars(args), "open_file_limit": limit}, "runs": runs})
+
+
+if __name__ == "__main__":
+    main()

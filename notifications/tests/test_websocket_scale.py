@@ -1,0 +1,244 @@
+"""Many sockets at once against a real `uvicorn` process: mass disconnect and SIGTERM.
+
+Hundreds of `websockets` clients on one event loop, the server a separate
+process on the test database and the test Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from notifications.credentials import token_group
+from notifications.models import AuthToken
+from notifications.realtime import user_group
+from notifications.services import Message, Recipient, notification_send
+from notifications.tests.test_websocket_live import _bound_socket, _database_url
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+        reason="the server process needs the test database; SQLite's is in this process's memory",
+    ),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+SOCKETS = 240
+
+
+class Server:
+    """`uvicorn config.asgi:application` in a process of its own; its output goes to a file."""
+
+    def __init__(self, tmp_path: Path, *extra: str, env: dict | None = None):
+        self.sock = _bound_socket()
+        self.log_path = tmp_path / "uvicorn.log"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": _database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--fd", str(self.sock.fileno())]
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [*command, "--lifespan", "off", *extra],
+                cwd=ROOT,
+                env=env,
+                pass_fds=[self.sock.fileno()],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.url = f"ws://127.0.0.1:{self.sock.getsockname()[1]}/api/v1/ws/connect?token="
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = []
+
+    def _start(*extra: str, env: dict | None = None) -> Server:
+        started.append(Server(tmp_path, *extra, env=env))
+        return started[-1]
+
+    yield _start
+    for each in started:
+        each.stop()
+
+
+def _tokens(make_user, count: int) -> list[tuple[int, int, str]]:
+    """(user id, token id, raw token) for `count` sockets: ten tokens per user."""
+    rows = []
+    for index in range(count // 10):
+        user = make_user(f"learner{index}")
+        for _ in range(10):
+            token, raw = AuthToken.issue(user=user)
+            rows.append((user.pk, token.pk, raw))
+    return rows
+
+
+async def _open_all(url: str, raws: list[str]) -> list:
+    # The server may still be starting: retry the first socket for a while.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            first = await connect(url + raws[0], open_timeout=2)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            await asyncio.sleep(0.2)
+    gate = asyncio.Semaphore(50)
+
+    async def one(raw):
+        async with gate:
+            return await connect(url + raw, open_timeout=30, ping_interval=None)
+
+    return [first, *await asyncio.gather(*(one(raw) for raw in raws[1:]))]
+
+
+def _stale_members(rows) -> int:
+    """Channels still listed in the groups of these users and tokens."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    groups = {user_group(user_id) for user_id, _, _ in rows} | {token_group(token_id) for _, token_id, _ in rows}
+    try:
+        return sum(client.zcard(f"{prefix}:group:{group}") for group in groups)
+    finally:
+        client.close()
+
+
+def test_mass_disconnect_leaves_no_membership_and_no_error(server, make_user):
+    rows = _tokens(make_user, SOCKETS)
+    uvicorn = server()
+
+    async def scenario():
+        sockets = await _open_all(uvicorn.url, [raw for _, _, raw in rows])
+        assert _stale_members(rows) == SOCKETS * 2  # one user and one token group each
+        # Every client goes at once (a network blip, a page reload for everyone).
+        await asyncio.gather(*(ws.close() for ws in sockets))
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 20
+    while _stale_members(rows) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _stale_members(rows) == 0
+    output = uvicorn.output()
+    assert "Traceback" not in output and "Error" not in output, output
+
+
+def test_open_sockets_renew_their_memberships_before_they_expire(server, platform, make_user):
+    rows = _tokens(make_user, 10)[:1]
+    uvicorn = server(env={"CHANNELS_GROUP_EXPIRY": "3"})
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    key = f"{prefix}:group:{user_group(rows[0][0])}"
+
+    async def scenario():
+        (ws,) = await _open_all(uvicorn.url, [rows[0][2]])
+        joined = client.zrange(key, 0, -1, withscores=True)
+        await asyncio.sleep(4.5)  # past the expiry: renewed on the way
+        renewed = client.zrange(key, 0, -1, withscores=True)
+        await ws.close()
+        return joined, renewed
+
+    try:
+        joined, renewed = asyncio.run(scenario())
+    finally:
+        client.close()
+    assert len(joined) == len(renewed) == 1 and joined[0][0] == renewed[0][0]
+    assert time.time() - renewed[0][1] < 3  # younger than the expiry: sends still reach it
+
+
+def test_sigterm_closes_every_socket_and_exits_within_seconds(server, make_user):
+    rows = _tokens(make_user, SOCKETS)
+    uvicorn = server("--timeout-graceful-shutdown", "10")
+
+    async def scenario():
+        sockets = await _open_all(uvicorn.url, [raw for _, _, raw in rows])
+        stopped = time.monotonic()
+        uvicorn.process.send_signal(signal.SIGTERM)
+
+        async def close_code(ws):
+            try:
+                await asyncio.wait_for(ws.recv(), timeout=15)
+            except ConnectionClosed:
+                pass
+            return ws.close_code
+
+        codes = await asyncio.gather(*(close_code(ws) for ws in sockets))
+        return codes, time.monotonic() - stopped
+
+    codes, closed_after = asyncio.run(scenario())
+    assert set(codes) == {1012}, codes  # service restart: clients reconnect
+    assert closed_after < 5
+    # Every task ends by itself, well before the graceful-shutdown timeout
+    # would cancel what is left.
+    uvicorn.process.wait(timeout=8 - closed_after)
+    # uvicorn re-raises the signal it handled once it has shut down cleanly.
+    assert uvicorn.process.returncode == -signal.SIGTERM
+    output = uvicorn.output()
+    assert "graceful shutdown exceeded" not in output, output
+    assert "Traceback" not in output and "Error" not in output, output
+
+
+def test_a_user_with_sockets_on_two_processes_gets_each_message_once_on_each(server, platform, make_user):
+    rows = _tokens(make_user, 10)  # one user, ten tokens
+    first, second = server(), server()
+
+    async def scenario():
+        sockets = [
+            *await _open_all(first.url, [raw for _, _, raw in rows[:5]]),
+            *await _open_all(second.url, [raw for _, _, raw in rows[5:]]),
+        ]
+
+        def send():
+            try:
+                notification_send(
+                    platform=platform,
+                    source="bulk:two-processes",
+                    channels=["in_app"],
+                    recipients=[Recipient(user_id=rows[0][0])],
+                    message=Message(title="Hello", body="Once on every socket."),
+                )
+            finally:
+                connection.close()  # this thread's own connection
+
+        await asyncio.to_thread(send)
+
+        async def arrivals(ws):
+            got = []
+            try:
+                while True:
+                    got.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=3)))
+            except TimeoutError:
+                return got
+
+        got = await asyncio.gather(*(arrivals(ws) for ws in sockets))
+        await asyncio.gather(*(ws.close() for ws in sockets))
+        return got
+
+    got = asyncio.run(scenario())
+    assert [[event["type"] for event in each] for each in got] == [["CREATED_NOTIFICATION"]] * 10
