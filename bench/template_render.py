@@ -54,10 +54,10 @@ def main() -> None:
     from django.template import Context, Engine
 
     from notifications.models import Platform
+    from notifications.sanitize import sanitize_html
     from templates_app import defaults
     from templates_app.messages import fields_for, recipient_context, render_fields
     from templates_app.rendering import TAG_LIBRARY
-    from templates_app.sanitize import sanitize_html
 
     td = defaults.BY_TYPE["USER_NOTIF_LEARNER_PROGRESS"]
     platform = Platform(key="bench", name="Bench Learning", site_url="https://bench.example.com")

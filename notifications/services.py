@@ -49,7 +49,7 @@ from notifications.backends import backend_class, get_backend
 from notifications.backends.base import Result
 from notifications.models import Channel, DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform
 from notifications.preferences import filter_deliveries, has_filters
-from templates_app.sanitize import sanitize_html
+from notifications.sanitize import sanitize_html
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from django.utils.safestring import mark_safe
 
 from notifications.admin_scoping import PlatformScopedAdmin, is_operator, platform_ids
 from notifications.models import Platform
+from notifications.sanitize import sanitize_html
 from templates_app import defaults, selectors
 from templates_app.messages import FieldRenderError
 from templates_app.models import (
@@ -26,7 +27,6 @@ from templates_app.models import (
     Spa,
     UserNotificationPreference,
 )
-from templates_app.sanitize import sanitize_html
 from templates_app.services import templates as template_services
 
 # A previewed message is addressed to someone: a made-up learner, never saved.

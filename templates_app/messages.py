@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import Channel, Platform
+from notifications.sanitize import sanitize_html
 from notifications.services import Message
 from templates_app import defaults
 from templates_app.rendering import TemplateError, render
-from templates_app.sanitize import sanitize_html
 
 UNSUBSCRIBE_SALT = "templates_app.unsubscribe"
 

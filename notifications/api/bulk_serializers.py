@@ -14,7 +14,7 @@ from rest_framework import serializers
 from notifications.bounds import BIGINT_MAX
 from notifications.bulk.inputs import TARGETS_MAX
 from notifications.models import Level, Notification, Role, ScheduledChannel, ScheduledNotification, ScheduledStatus
-from templates_app.sanitize import sanitize_html
+from notifications.sanitize import sanitize_html
 
 
 def timestamp(value: datetime | None) -> str | None:

@@ -13,7 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from notifications.models import Channel, DeviceRegistration, InboxStatus, Notification, PlatformSMTPSettings
-from templates_app.sanitize import sanitize_html
+from notifications.sanitize import sanitize_html
 
 MAX_IDS = 1000
 MAX_PAGE_SIZE = 100

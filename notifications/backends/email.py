@@ -28,8 +28,8 @@ from django.utils.html import strip_tags
 
 from notifications.backends.base import BaseBackend, Result
 from notifications.models import Attachment, Platform, PlatformSMTPSettings
+from notifications.sanitize import sanitize_html
 from notifications.smtp import PinnedEmailBackend, TargetRefused, smtp_target_resolve
-from templates_app.sanitize import sanitize_html
 
 logger = logging.getLogger(__name__)
 

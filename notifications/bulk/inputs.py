@@ -21,7 +21,7 @@ from django.utils import timezone
 from notifications import phones as phone_numbers
 from notifications.bounds import BIGINT_MAX, as_utc, date_horizon, horizon_text, text_problem
 from notifications.models import Level, Role, ScheduledChannel
-from templates_app.sanitize import sanitize_html
+from notifications.sanitize import sanitize_html
 
 TITLE_MAX = 500
 TYPE_MAX = 100

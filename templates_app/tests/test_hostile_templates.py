@@ -217,7 +217,7 @@ def test_every_shipped_template_keeps_its_button_background(platform):
 
 
 def test_a_background_that_loads_an_image_is_dropped():
-    from templates_app.sanitize import sanitize_html
+    from notifications.sanitize import sanitize_html
 
     assert sanitize_html('<a style="background:#111 url(https://t.example/p.gif);color:#fff">x</a>') == (
         '<a style="color:#fff" rel="noopener noreferrer">x</a>'

@@ -3,10 +3,11 @@
 import pytest
 from django.test import override_settings
 
+from notifications.sanitize import sanitize_html
 from templates_app import defaults
 from templates_app.messages import platform_globals, recipient_context
 from templates_app.rendering import RenderLimitExceeded, TemplateError, compile_template, render, template_check
-from templates_app.sanitize import sanitize_html, sanitize_template_source
+from templates_app.sanitize import sanitize_template_source
 
 
 def test_the_documented_rendering_example():

@@ -12,7 +12,7 @@ import html
 import re
 from html.parser import HTMLParser
 
-from templates_app.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES
+from notifications.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES
 
 VECTORS = [
     "<script>alert(1)</script>",
