@@ -21,7 +21,6 @@ from datetime import timedelta
 from functools import wraps
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 
@@ -75,44 +74,34 @@ def request_fingerprint(request) -> str:
 
 def _begin(*, user, key: str, fingerprint: str, request) -> tuple[IdempotencyKey | None, Response | None]:
     """Reserve `key` for this request, or answer from (or about) the request that holds it."""
-    for _ in range(3):
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                record = IdempotencyKey.objects.create(
-                    user=user,
-                    key=key,
-                    fingerprint=fingerprint,
-                    method=request.method,
-                    path=request.path[:500],
-                    expires_at=now + TTL,
-                )
-            return record, None
-        except IntegrityError:
-            existing = IdempotencyKey.objects.filter(user=user, key=key).first()
-        if existing is None:
-            continue  # freed between our insert and our read
-        expired = existing.expires_at <= now
-        abandoned = not existing.is_complete and existing.created_at <= now - STALE_AFTER
-        if expired or abandoned:
-            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
-            continue
-        if existing.fingerprint != fingerprint:
-            raise ApiError(
-                "Idempotency-Key reused with a different request",
-                status=422,
-                error="This Idempotency-Key was first used with another body or endpoint; use a new key",
-            )
-        if not existing.is_complete:
-            raise ApiError(
-                "Request with this Idempotency-Key is in progress",
-                status=409,
-                error="The first request with this key has not finished; retry later",
-            )
-        return None, Response(
-            existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"}
+    held, existing = IdempotencyKey.claim(
+        user=user,
+        key=key,
+        fingerprint=fingerprint,
+        method=request.method,
+        path=request.path,
+        ttl=TTL,
+        stale_after=STALE_AFTER,
+    )
+    if held is not None:
+        return held, None
+    if existing is None:
+        raise ApiError("Request with this Idempotency-Key is in progress", status=409)
+    if existing.fingerprint != fingerprint:
+        raise ApiError(
+            "Idempotency-Key reused with a different request",
+            status=422,
+            error="This Idempotency-Key was first used with another body or endpoint; use a new key",
         )
-    raise ApiError("Request with this Idempotency-Key is in progress", status=409)
+    if not existing.is_complete:
+        raise ApiError(
+            "Request with this Idempotency-Key is in progress",
+            status=409,
+            error="The first request with this key has not finished; retry later",
+        )
+    return None, Response(
+        existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"}
+    )
 
 
 def idempotent(method):

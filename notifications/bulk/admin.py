@@ -657,10 +657,7 @@ class ImmediateSendAdmin(PlatformScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="title / message")
-    def title_or_message(self, obj):
-        text = obj.title or obj.message
-        return text if len(text) <= 60 else text[:59] + "…"
+    title_or_message = ScheduledNotificationAdmin.title_or_message
 
     @admin.display(description="sent by", ordering="created_by__username")
     def sender(self, obj):
@@ -674,18 +671,9 @@ class ImmediateSendAdmin(PlatformScopedAdmin):
     def counts(self, obj):
         return f"{obj.sent_count} / {obj.failed_count} / {obj.total_recipients}"
 
-    @admin.display(description="progress")
-    def progress(self, obj):
-        # Live from the delivery rows: retries may have settled since the send answered.
-        counts = send_counts(source=obj.source)
-        return progress_bar(counts.sent, counts.failed, counts.total_recipients)
-
-    @admin.display(description="image")
-    def image_preview(self, obj):
-        if not obj.image_url:
-            return "—"
-        return format_html('<a href="{0}"><img src="{0}" style="max-height:80px"></a>', obj.image_url)
-
+    # Live from the delivery rows: retries may have settled since the send answered.
+    progress = ScheduledNotificationAdmin.progress
+    image_preview = ScheduledNotificationAdmin.image_preview
     attachments = ScheduledNotificationAdmin.attachments
 
     @admin.display(description="deliveries")

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import DateTimeField, F, Min, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -602,31 +602,20 @@ class FormSubmission:
 
 def form_submission_begin(*, user, form_key: str, path: str) -> FormSubmission:
     key = FORM_KEY_PREFIX + form_key
-    fingerprint = hashlib.sha256(key.encode()).hexdigest()
-    for _ in range(3):
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                held = IdempotencyKey.objects.create(
-                    user=user,
-                    key=key,
-                    fingerprint=fingerprint,
-                    method="POST",
-                    path=path[:500],
-                    expires_at=now + FORM_KEY_TTL,
-                )
-            return FormSubmission(held=held)
-        except IntegrityError:
-            existing = IdempotencyKey.objects.filter(user=user, key=key).first()
-        if existing is None:
-            continue
-        if existing.expires_at <= now or (not existing.is_complete and existing.created_at <= now - FORM_KEY_STALE):
-            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
-            continue
-        if not existing.is_complete:
-            return FormSubmission(in_progress=True)
-        return FormSubmission(earlier=existing.response_body or {})
-    return FormSubmission(in_progress=True)
+    held, existing = IdempotencyKey.claim(
+        user=user,
+        key=key,
+        fingerprint=hashlib.sha256(key.encode()).hexdigest(),
+        method="POST",
+        path=path,
+        ttl=FORM_KEY_TTL,
+        stale_after=FORM_KEY_STALE,
+    )
+    if held is not None:
+        return FormSubmission(held=held)
+    if existing is None or not existing.is_complete:
+        return FormSubmission(in_progress=True)
+    return FormSubmission(earlier=existing.response_body or {})
 
 
 def form_submission_outcome(*, user, form_key: str) -> dict | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -184,3 +184,38 @@ class IdempotencyKey(models.Model):
     @property
     def is_complete(self) -> bool:
         return self.response_status is not None
+
+    @classmethod
+    def claim(
+        cls, *, user, key: str, fingerprint: str, method: str, path: str, ttl, stale_after
+    ) -> tuple[IdempotencyKey | None, IdempotencyKey | None]:
+        """Hold `key` for a new request: (the new row, None), or (None, the live row that holds it).
+
+        An expired row, or one whose request has not finished within
+        `stale_after` (its process died), is taken over. (None, None): the key
+        changed hands under us three times in a row.
+        """
+        for _ in range(3):
+            now = timezone.now()
+            try:
+                with transaction.atomic():
+                    held = cls.objects.create(
+                        user=user,
+                        key=key,
+                        fingerprint=fingerprint,
+                        method=method,
+                        path=path[:500],
+                        expires_at=now + ttl,
+                    )
+                return held, None
+            except IntegrityError:
+                existing = cls.objects.filter(user=user, key=key).first()
+            if existing is None:
+                continue  # freed between our insert and our read
+            expired = existing.expires_at <= now
+            abandoned = not existing.is_complete and existing.created_at <= now - stale_after
+            if expired or abandoned:
+                cls.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+                continue
+            return None, existing
+        return None, None
