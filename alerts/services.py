@@ -25,9 +25,9 @@ from django.utils.html import escape, linebreaks
 from alerts.models import Alert, AlertType
 from alerts.selectors import alerts_archivable
 from notifications.models import Channel, Level, Platform
+from notifications.pipeline import Message, Recipient, SendResult, notification_send
 from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.selectors import push_devices_for
-from notifications.services import Message, Recipient, SendResult, notification_send
 
 logger = logging.getLogger(__name__)
 

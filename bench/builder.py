@@ -214,7 +214,7 @@ def phase_send_one_call() -> dict:
     from builder.sources import platform_members
     from builder.templating import CUSTOM_TYPE
     from notifications.models import Platform
-    from notifications.services import Message, Recipient, notification_send
+    from notifications.pipeline import Message, Recipient, notification_send
 
     platform = Platform.objects.get(key=PLATFORM_KEY)
     base = _hwm_kib()

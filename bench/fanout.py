@@ -131,7 +131,7 @@ class _Listeners:
 
 
 def _pipeline(platform, user_ids: list[int], source: str) -> float:
-    from notifications.services import Message, Recipient, notification_send
+    from notifications.pipeline import Message, Recipient, notification_send
 
     recipients = [Recipient(user_id=pk) for pk in user_ids]
     message = Message(title="Maintenance tonight", body="The app will be unavailable 11 PM-1 AM UTC.")

@@ -19,8 +19,8 @@ OTHER_USERS = 10_000
 
 
 def _build(platform) -> None:
+    from notifications.inbox import inbox_counters_rebuild
     from notifications.models import User
-    from notifications.services import inbox_counters_rebuild
 
     print("inbox: generating 2M notification rows (once; --rebuild to redo) ...", flush=True)
     start = time.perf_counter()

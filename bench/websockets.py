@@ -207,7 +207,7 @@ def _deliveries(clients: list[Client], sent_at: float, send_s: float) -> dict:
 
 
 def _notification_send(platform, user_ids: list[int]) -> float:
-    from notifications.services import Message, Recipient, notification_send
+    from notifications.pipeline import Message, Recipient, notification_send
 
     started = time.time()
     notification_send(

@@ -36,8 +36,8 @@ from builder.sources import (
     staged_drop,
 )
 from notifications.models import Channel, DeliveryStatus, Notification
+from notifications.pipeline import Recipient, notification_send
 from notifications.scheduler import claim_rows, first_due, oldest
-from notifications.services import Recipient, notification_send
 
 logger = logging.getLogger(__name__)
 

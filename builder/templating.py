@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.errors import BuildError
-from notifications.services import Message, Recipient
+from notifications.pipeline import Message, Recipient
 from templates_app import defaults, selectors
 from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
 from templates_app.rendering import TemplateError, compile_template

@@ -252,7 +252,7 @@ _register_bulk_admin(admin.site)
 
 @admin.register(InboxCounter)
 class InboxCounterAdmin(SuperuserOnlyAdmin):
-    """Read-only: database triggers keep these exact (see `services.inbox_counters_rebuild`)."""
+    """Read-only: database triggers keep these exact (see `inbox.inbox_counters_rebuild`)."""
 
     list_display = ["user", "platform", "unread", "read", "cancelled"]
     list_filter = ["platform"]

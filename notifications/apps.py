@@ -7,8 +7,9 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from notifications import bulk, db, scheduler, services, signals
+        from notifications import bulk, db, scheduler, signals, tasks
         from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
+        from notifications.pipeline import dispatch, due, eligibility
 
         signals.connect()
         bulk.ready()
@@ -28,12 +29,17 @@ class NotificationsConfig(AppConfig):
         from notifications.inbox_page import revoke_session_tokens
 
         user_logged_out.connect(revoke_session_tokens, dispatch_uid="inbox_revoke_session_tokens")
+        # Only the tasks module knows Celery: the sweep and the pipeline are handed its queues.
+        scheduler.use_enqueue(tasks.SCHEDULER_QUEUE)
+        dispatch.use_queue(tasks.DISPATCH_QUEUE)
+        # A platform with push turned off sends no push, whichever path asks.
+        eligibility.register_channel_filter(eligibility.push_switch)
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(
                 name="deliveries",
-                claim=services.deliveries_due_claim,
-                run=services.deliveries_due_run,
-                oldest_due=services.deliveries_oldest_due,
+                claim=due.deliveries_due_claim,
+                run=due.deliveries_due_run,
+                oldest_due=due.deliveries_oldest_due,
             )
         )

@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from notifications import selectors
-from notifications.models import InboxStatus, Platform
+from notifications.models import DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform
 
 logger = logging.getLogger(__name__)
 
@@ -166,3 +167,33 @@ def inbox_delete(*, user, platform: Platform, notification_id: uuid.UUID) -> Non
     if not changed:
         raise NotificationNotFound()
     _announce(user=user, platform=platform, ids=[notification_id], status=InboxStatus.CANCELLED)
+
+
+def inbox_counters_rebuild(*, platform: Platform | None = None, user=None) -> int:
+    """Recount InboxCounter rows from the notifications (repair after TRUNCATE or a restore)."""
+    rows = Notification.objects.filter(delivery_status=DeliveryStatus.SENT, user__isnull=False)
+    counters = InboxCounter.objects.all()
+    if platform is not None:
+        rows, counters = rows.filter(platform=platform), counters.filter(platform=platform)
+    if user is not None:
+        rows, counters = rows.filter(user=user), counters.filter(user=user)
+    totals = rows.values("user_id", "platform_id").annotate(
+        unread=Count("id", filter=Q(status=InboxStatus.UNREAD)),
+        read=Count("id", filter=Q(status=InboxStatus.READ)),
+        cancelled=Count("id", filter=Q(status=InboxStatus.CANCELLED)),
+    )
+    with transaction.atomic():
+        counters.delete()
+        InboxCounter.objects.bulk_create(
+            [
+                InboxCounter(
+                    user_id=t["user_id"],
+                    platform_id=t["platform_id"],
+                    unread=t["unread"],
+                    read=t["read"],
+                    cancelled=t["cancelled"],
+                )
+                for t in totals.order_by()
+            ]
+        )
+    return len(totals)

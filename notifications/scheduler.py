@@ -4,12 +4,14 @@ Scheduled jobs, builds with `process_on`, alert `notifyAt` and periodic configs
 are all "rows that become due". Each app registers a `DueWorkSource` in its
 `AppConfig.ready()`; beat runs `sweep` about every second; `sweep` asks every
 source to claim its due rows (`SELECT ... FOR UPDATE SKIP LOCKED`, then a
-lease) and queues one Celery task per claimed row, or, for a source with
-`run_many`, one task per batch of claimed rows (less overhead per item when
-many fall due at once). A source with `next_due` lets the sweep queue one more
+lease) and hands each claimed row to the queue, or, for a source with
+`run_many`, each batch of claimed rows (less overhead per item when many fall
+due at once). A source with `next_due` lets the sweep queue one more
 sweep for the moment its next item falls due, between two beat ticks. The
 sweep has a Celery queue of its own, so it is never stuck behind the items it
-queued. The core never imports the apps: they come to it.
+queued. The core never imports the apps: they come to it. Nor does this
+module know Celery: `notifications.tasks` hands it an `Enqueue` (registered
+in the core's AppConfig.ready(), or passed to `sweep`).
 
 A source's `run` must be idempotent: a worker that dies mid-item leaves the
 lease to run out, the next sweep claims the item again, and the delivery
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -55,6 +58,29 @@ SOURCES: dict[str, DueWorkSource] = {}
 
 def register(source: DueWorkSource) -> None:
     SOURCES[source.name] = source
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """How the sweep hands work on: one function per kind of task."""
+
+    # item(source name, item id): run one claimed item
+    item: Callable[[str, object], None]
+    # items(source name, [item ids]): run a batch of a `run_many` source's claimed items
+    items: Callable[[str, list], None]
+    # sweep_at(moment): one more sweep at that moment
+    sweep_at: Callable[[datetime], None]
+    # True when queued work runs at once in the caller (eager Celery): nothing waits for a moment
+    runs_inline: Callable[[], bool]
+
+
+_ENQUEUE: Enqueue | None = None
+
+
+def use_enqueue(enqueue: Enqueue) -> None:
+    """Registered by the core's AppConfig.ready(): what `sweep` uses when it is handed none."""
+    global _ENQUEUE
+    _ENQUEUE = enqueue
 
 
 def claim_rows(
@@ -91,6 +117,7 @@ def sweep(
     lease: timedelta = DEFAULT_LEASE,
     rounds: int = 20,
     follow_up: bool = False,
+    enqueue: Enqueue | None = None,
 ) -> dict[str, int]:
     """Claim what is due in every source and queue it; returns counts per source.
 
@@ -101,8 +128,9 @@ def sweep(
     sweep for that moment: an item is picked up when it falls due, not up to
     an interval later.
     """
-    from notifications.tasks import run_due_item, run_due_items
-
+    enqueue = enqueue or _ENQUEUE
+    if enqueue is None:
+        raise RuntimeError("the scheduler has no Enqueue: notifications.apps registers one at start-up")
     batch = max(1, getattr(settings, "DUE_WORK_BATCH_SIZE", 100))
     now = now or timezone.now()
     counts = {}
@@ -117,17 +145,17 @@ def sweep(
                 break
             if source.run_many is not None:
                 for start in range(0, len(ids), batch):
-                    run_due_items.delay(source.name, ids[start : start + batch])
+                    enqueue.items(source.name, ids[start : start + batch])
             else:
                 for item_id in ids:
-                    run_due_item.delay(source.name, item_id)
+                    enqueue.item(source.name, item_id)
             counts[source.name] += len(ids)
             if len(ids) < limit:
                 break
     sweep_completed()
     if follow_up:
         try:
-            _follow_up(now)
+            _follow_up(now, enqueue)
         except Exception:
             # Without it the next beat tick still picks the work up, a little later.
             logger.exception("queueing the follow-up sweep failed")
@@ -140,8 +168,6 @@ LAST_SWEEP_KEY = "due-work:last-sweep"
 
 
 def sweep_completed() -> None:
-    from django.core.cache import cache
-
     try:
         cache.set(LAST_SWEEP_KEY, time.time(), timeout=None)
     except Exception:
@@ -151,8 +177,6 @@ def sweep_completed() -> None:
 
 def last_sweep_at() -> float | None:
     """Epoch seconds of the last completed sweep, or None if none was recorded."""
-    from django.core.cache import cache
-
     value = cache.get(LAST_SWEEP_KEY)
     return float(value) if value is not None else None
 
@@ -174,14 +198,9 @@ def oldest(queryset: QuerySet, field: str) -> datetime | None:
     return queryset.order_by(field).values_list(field, flat=True).first()
 
 
-def _follow_up(now: datetime) -> None:
+def _follow_up(now: datetime, enqueue: Enqueue) -> None:
     """Queue a sweep for the moment the next item falls due, if that is before the next tick."""
-    from celery import current_app
-    from django.core.cache import cache
-
-    from notifications.tasks import sweep_due_work
-
-    if current_app.conf.task_always_eager:
+    if enqueue.runs_inline():
         return  # nothing waits for a moment in eager mode
     until = now + timedelta(seconds=float(getattr(settings, "DUE_WORK_SWEEP_INTERVAL_SECONDS", 1.0)))
     upcoming = []
@@ -201,4 +220,4 @@ def _follow_up(now: datetime) -> None:
     # Every sweep that sees the same moment coming would queue a sweep for it:
     # the first one to get here does (an atomic add in the shared cache).
     if cache.add(f"due-work:sweep-at:{at.timestamp():.6f}", 1, timeout=60):
-        sweep_due_work.apply_async(eta=at)
+        enqueue.sweep_at(at)

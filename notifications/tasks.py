@@ -1,15 +1,20 @@
-"""Celery tasks of the core: they take ids and call services."""
+"""Celery tasks of the core: they take ids and call services.
+
+This is the one module of the core that knows Celery: the scheduler and the
+pipeline are handed `QUEUE`'s functions at start-up (`NotificationsConfig.ready`).
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import current_app, shared_task
 
 from notifications import scheduler
+from notifications.pipeline import dispatch
 
 
 @shared_task(ignore_result=True)
 def sweep_due_work() -> dict:
-    return scheduler.sweep(follow_up=True)
+    return scheduler.sweep(follow_up=True, enqueue=SCHEDULER_QUEUE)
 
 
 @shared_task(ignore_result=True, acks_late=True)
@@ -42,6 +47,21 @@ def purge_inbox_tokens() -> int:
 @shared_task(ignore_result=True, acks_late=True)
 def dispatch_chunk(source: str, channel: str, ids: list[str]) -> int:
     """Send one chunk of a large send. Safe to run twice: rows are claimed under a lease."""
-    from notifications.services import deliveries_dispatch_ids
+    return dispatch.deliveries_dispatch_ids(channel=channel, ids=ids, source=source)
 
-    return deliveries_dispatch_ids(channel=channel, ids=ids, source=source)
+
+def runs_inline() -> bool:
+    return bool(current_app.conf.task_always_eager)
+
+
+# The tasks are looked up when called (tests replace `.delay` on them).
+SCHEDULER_QUEUE = scheduler.Enqueue(
+    item=lambda source, item_id: run_due_item.delay(source, item_id),
+    items=lambda source, item_ids: run_due_items.delay(source, item_ids),
+    sweep_at=lambda at: sweep_due_work.apply_async(eta=at),
+    runs_inline=runs_inline,
+)
+DISPATCH_QUEUE = dispatch.Queue(
+    enqueue=lambda source, channel, ids: dispatch_chunk.delay(source, channel, ids),
+    runs_inline=runs_inline,
+)

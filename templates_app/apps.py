@@ -7,7 +7,8 @@ class TemplatesAppConfig(AppConfig):
     verbose_name = "Notification templates"
 
     def ready(self):
-        from notifications import permissions, preferences, scheduler
+        from notifications import permissions, scheduler
+        from notifications.pipeline import eligibility
         from templates_app.services import periodic, templates
         from templates_app.services.preferences import deliveries_filter_opted_out
 
@@ -23,5 +24,5 @@ class TemplatesAppConfig(AppConfig):
         )
         # Defaults follow the code on every migrate (deploys and fresh test databases).
         post_migrate.connect(templates.sync_defaults_after_migrate, sender=self, dispatch_uid="templates_sync_defaults")
-        preferences.register_recipient_filter(deliveries_filter_opted_out)
+        eligibility.register_recipient_filter(deliveries_filter_opted_out)
         scheduler.register(periodic.DUE_WORK)

@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import Channel, Platform
+from notifications.pipeline import Message
 from notifications.sanitize import sanitize_html
-from notifications.services import Message
 from templates_app import defaults
 from templates_app.rendering import TemplateError, render
 

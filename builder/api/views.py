@@ -37,7 +37,7 @@ from notifications.api.parsers import JSONParser
 from notifications.api.permissions import PlatformPermission
 from notifications.api.schema import paginated
 from notifications.permissions import PLATFORM_ADMIN
-from notifications.services import send_counts
+from notifications.pipeline import send_counts
 
 RBAC_KEY = "Ibl.Notifications/NotificationBuilder/action"
 TAGS = ["ibl notification builder"]

@@ -432,7 +432,7 @@ LOGGING = {
 }
 
 # --- Delivery pipeline ----------------------------------------------------------
-# See notifications/services.py; all optional.
+# See notifications/pipeline/tuning.py and retry.py; all optional.
 NOTIFY_CLAIM_LEASE_SECONDS = env_int("NOTIFY_CLAIM_LEASE_SECONDS", 300)
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)

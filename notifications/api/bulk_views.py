@@ -35,7 +35,7 @@ from notifications.api.permissions import requires
 from notifications.bulk import selectors, services
 from notifications.bulk.inputs import BulkInputError, bulk_input_parse, scheduled_at_parse
 from notifications.models import DeliveryStatus, ScheduledChannel, ScheduledStatus
-from notifications.services import send_counts
+from notifications.pipeline import send_counts
 from notifications.tenancy import platform_for_request
 
 MAX_LIMIT = 100

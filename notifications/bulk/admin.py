@@ -38,7 +38,7 @@ from notifications.models import (
     ScheduledNotification,
 )
 from notifications.permissions import platform_permissions, user_may
-from notifications.services import send_counts
+from notifications.pipeline import send_counts
 from notifications.tenancy import administered_platforms as managed_platforms
 
 BADGE_COLOURS = {

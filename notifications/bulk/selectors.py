@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 
 from notifications.bulk.inputs import Targeting
 from notifications.models import Notification, Platform, ScheduledChannel, ScheduledNotification
-from notifications.services import Recipient
+from notifications.pipeline import Recipient
 
 
 def target_users(*, platform: Platform, targeting: Targeting) -> QuerySet:

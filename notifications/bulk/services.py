@@ -39,16 +39,9 @@ from notifications.models import (
     ScheduledNotification,
     ScheduledStatus,
 )
+from notifications.pipeline import Message, Send, SendResult, notification_send, notification_send_many, send_counts
+from notifications.pipeline.dispatch import deliveries_cancel
 from notifications.scheduler import claim_rows, first_due, oldest
-from notifications.services import (
-    Message,
-    Send,
-    SendResult,
-    deliveries_cancel,
-    notification_send,
-    notification_send_many,
-    send_counts,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from notifications.backends.locmem import LocmemBackend
 from notifications.backends.push import FCMBackend
 from notifications.backends.sms import AfroMessageBackend
 from notifications.models import Channel, Notification
-from notifications.services import Message, Recipient, deliveries_write
+from notifications.pipeline import Message, Recipient
+from notifications.pipeline.write import deliveries_write
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]
 

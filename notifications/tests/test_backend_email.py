@@ -9,7 +9,8 @@ from django.core.files.base import ContentFile
 
 from notifications.backends.email import EmailBackend
 from notifications.models import Attachment, Channel, DeliveryStatus, Notification, PlatformSMTPSettings
-from notifications.services import Message, Recipient, deliveries_write, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
+from notifications.pipeline.write import deliveries_write
 from notifications.tests.factories import PlatformFactory
 from notifications.tests.fakes import SMTPServer, backend_settings
 

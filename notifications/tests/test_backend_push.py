@@ -10,7 +10,8 @@ from fcm_django.models import FCMDevice
 
 from notifications.backends.push import FCMBackend
 from notifications.models import DeliveryStatus, DeviceRegistration, Membership, Notification
-from notifications.services import Message, Recipient, deliveries_write, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
+from notifications.pipeline.write import deliveries_write
 from notifications.tests.factories import PlatformFactory
 from notifications.tests.fakes import backend_settings
 

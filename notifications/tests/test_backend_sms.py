@@ -8,7 +8,8 @@ import pytest
 
 from notifications.backends.sms import AfroMessageBackend
 from notifications.models import DeliveryStatus, Notification
-from notifications.services import Message, Recipient, deliveries_write, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
+from notifications.pipeline.write import deliveries_write
 from notifications.tests.fakes import backend_settings
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]

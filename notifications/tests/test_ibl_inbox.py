@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 
 from notifications.backends import locmem
 from notifications.models import InboxStatus, Notification
-from notifications.services import Message, Recipient, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
 from notifications.tests.factories import PlatformFactory, make_member
 
 pytestmark = pytest.mark.django_db

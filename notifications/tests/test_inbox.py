@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from notifications import inbox, selectors, services
+from notifications import inbox, selectors
 from notifications.models import InboxCounter, Notification
-from notifications.services import Message, Recipient, notification_send
+from notifications.pipeline import Message, Recipient, dispatch, notification_send, write
 from notifications.tests.factories import PlatformFactory
 
 pytestmark = pytest.mark.django_db
@@ -151,7 +151,7 @@ def test_rows_count_only_once_they_are_sent(settings, make_user, platform):
 
     jane, bob = make_user("jane"), make_user("bob")
     locmem.fail_for[f"user:{bob.pk}"] = "mailbox full"
-    services.deliveries_write(
+    write.deliveries_write(
         platform=platform,
         source="bulk:mail",
         channels=["email"],
@@ -159,7 +159,7 @@ def test_rows_count_only_once_they_are_sent(settings, make_user, platform):
         message=Message(title="t"),
     )
     assert _counter(jane, platform)["UNREAD"] == 0  # pending is not in the inbox
-    services.deliveries_dispatch(source="bulk:mail", channel="email")
+    dispatch.deliveries_dispatch(source="bulk:mail", channel="email")
     assert _counter(jane, platform)["UNREAD"] == 1
     assert _counter(bob, platform)["UNREAD"] == 0  # failed is not in the inbox either
 
@@ -179,7 +179,7 @@ def test_rebuild_repairs_counters(make_user, platform):
     _send(platform, [jane], "bulk:1")
     _send(platform, [jane], "bulk:2")
     InboxCounter.objects.filter(user=jane).update(unread=99)
-    assert services.inbox_counters_rebuild(platform=platform) == 1
+    assert inbox.inbox_counters_rebuild(platform=platform) == 1
     assert _counter(jane, platform) == _recount(jane, platform) == {"UNREAD": 2, "READ": 0, "CANCELLED": 0}
 
 

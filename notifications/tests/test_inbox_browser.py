@@ -22,7 +22,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from notifications.models import AuthToken, Notification
-from notifications.services import Message, Recipient, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from notifications import inbox
 from notifications.inbox_tokens import inbox_token_issue, tokens_revoke
 from notifications.models import AuthToken, InboxStatus, Notification, TokenScope
-from notifications.services import Message, Recipient, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
 from notifications.tests.factories import PlatformFactory, make_member
 
 pytestmark = pytest.mark.django_db

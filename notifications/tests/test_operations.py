@@ -215,7 +215,8 @@ def test_due_retries_alerts_and_builds_count_as_due_work(platform, make_user):
     from alerts.models import Alert
     from notifications.health import due_work_ages
     from notifications.models import Notification
-    from notifications.services import Message, Recipient, deliveries_write
+    from notifications.pipeline import Message, Recipient
+    from notifications.pipeline.write import deliveries_write
 
     user = make_user("learner")
     now = timezone.now()

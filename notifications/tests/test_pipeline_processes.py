@@ -16,10 +16,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from notifications import services
 from notifications.backends.base import BaseBackend, Result
 from notifications.models import Notification
-from notifications.services import Message, Recipient, notification_send, send_counts
+from notifications.pipeline import Message, Recipient, dispatch, notification_send, send_counts, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +75,7 @@ DISPATCH_SCRIPT = textwrap.dedent(
         **settings.NOTIFICATION_BACKENDS,
         "email": {"BACKEND": "notifications.tests.test_pipeline_processes.JournalBackend", "OPTIONS": {}},
     }
-    from notifications.services import deliveries_dispatch
+    from notifications.pipeline.dispatch import deliveries_dispatch
     deliveries_dispatch(source="bulk:killed", channel="email")
     """
 )
@@ -86,7 +85,7 @@ def test_a_dispatcher_killed_mid_batch_is_finished_by_the_next_run_once_per_reci
     tmp_path, settings, platform, make_user
 ):
     users = [make_user(f"learner{i}") for i in range(12)]
-    services.deliveries_write(
+    write.deliveries_write(
         platform=platform,
         source="bulk:killed",
         channels=["email"],
@@ -113,7 +112,7 @@ def test_a_dispatcher_killed_mid_batch_is_finished_by_the_next_run_once_per_reci
     }
     os.environ["NOTIFY_TEST_JOURNAL"] = str(journal)
     try:
-        assert services.deliveries_dispatch(source="bulk:killed", channel="email") == 0
+        assert dispatch.deliveries_dispatch(source="bulk:killed", channel="email") == 0
         # Time passes: the lease runs out and the run again sends the rest.
         Notification.objects.filter(source="bulk:killed", delivery_status="pending").update(
             claimed_until=timezone.now() - timedelta(seconds=1)

@@ -13,8 +13,8 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from notifications.models import AuthToken, Notification
+from notifications.pipeline import Message, Recipient, notification_send
 from notifications.realtime import groups_send, groups_send_each
-from notifications.services import Message, Recipient, notification_send
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

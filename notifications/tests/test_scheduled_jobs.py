@@ -256,7 +256,7 @@ def test_expired_lease_is_claimed_again_and_resumes_without_resending(platform, 
     job = make_job(platform)
     # The dead worker had claimed the job and sent to two recipients.
     assert services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5)) == [job.pk]
-    from notifications.services import Message, Recipient, notification_send
+    from notifications.pipeline import Message, Recipient, notification_send
 
     first_two = [Recipient(user_id=s.pk) for s in students[:2]]
     notification_send(

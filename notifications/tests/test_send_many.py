@@ -6,11 +6,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import rows
 from notifications.backends import locmem
 from notifications.backends.base import BaseBackend, Result
 from notifications.models import DeliveryStatus, Notification
-from notifications.services import Message, Recipient, Send, notification_send_many, send_counts
+from notifications.pipeline import Message, Recipient, Send, notification_send_many, send_counts, sql
+from notifications.pipeline.parts import Outcome
 from notifications.tests.fakes import backend_settings
 
 pytestmark = pytest.mark.django_db
@@ -34,13 +34,13 @@ def calls(monkeypatch):
     """How often the bulk row helpers run (they call through: a count, not a stand-in)."""
     counted = {"insert": 0, "record": 0}
     for name in counted:
-        real = getattr(rows, name)
+        real = getattr(sql, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
             counted[_name] += 1
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(rows, name, spy)
+        monkeypatch.setattr(sql, name, spy)
     return counted
 
 
@@ -187,7 +187,7 @@ def test_a_result_only_lands_on_a_row_that_is_still_pending(platform):
     """A dispatcher whose lease ran out, recording late, never turns another dispatcher's result back."""
     from django.utils import timezone
 
-    from notifications.services import deliveries_write
+    from notifications.pipeline.write import deliveries_write
 
     deliveries_write(
         platform=platform,
@@ -199,10 +199,10 @@ def test_a_result_only_lands_on_a_row_that_is_still_pending(platform):
     first, second = Notification.objects.filter(source="bulk:late").order_by("address")
     Notification.objects.filter(pk=first.pk).update(delivery_status=DeliveryStatus.SENT, provider_message_id="other")
     now = timezone.now()
-    rows.record(
+    sql.record(
         [
-            (first.pk, "failed", "late answer", 1, "", 0, 1, None, None),
-            (second.pk, "sent", "", 1, "mine", 1, 0, now, None),
+            Outcome(first.pk, "failed", "late answer", 1, "", 0, 1, None, None),
+            Outcome(second.pk, "sent", "", 1, "mine", 1, 0, now, None),
         ],
         now=now,
     )

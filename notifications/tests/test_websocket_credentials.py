@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from notifications.models import AuthToken, Membership, Role
-from notifications.services import Message, Recipient, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
 from notifications.tests.factories import PlatformFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

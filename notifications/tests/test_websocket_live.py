@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from notifications.models import AuthToken
-from notifications.services import Message, Recipient, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -24,8 +24,8 @@ from websockets.exceptions import ConnectionClosed
 
 from notifications.credentials import token_group
 from notifications.models import AuthToken
+from notifications.pipeline import Message, Recipient, notification_send
 from notifications.realtime import user_group
-from notifications.services import Message, Recipient, notification_send
 from notifications.tests.test_websocket_live import _bound_socket, _database_url
 
 pytestmark = [

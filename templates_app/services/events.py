@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
 from notifications.models import Channel, Membership, Notification, Platform
-from notifications.services import Recipient, notification_send, send_counts
+from notifications.pipeline import Recipient, notification_send, send_counts
 from templates_app import defaults, selectors
 from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
 from templates_app.models import EventStatus, Mentor, NotificationEvent

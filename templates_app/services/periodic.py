@@ -20,8 +20,8 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from notifications.models import Notification
+from notifications.pipeline import Recipient, SendResult, notification_send
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
-from notifications.services import Recipient, SendResult, notification_send
 from templates_app import defaults, selectors
 from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
 from templates_app.models import LearnerActivity, NotificationTemplate

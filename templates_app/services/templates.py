@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from notifications.models import Channel, Platform
-from notifications.services import Recipient, notification_send
+from notifications.pipeline import Recipient, notification_send
 from templates_app import defaults, selectors
 from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
 from templates_app.models import NotificationChannel, NotificationTemplate, NotificationToggle, Spa

@@ -4,7 +4,7 @@ import pytest
 
 from notifications.backends import locmem
 from notifications.models import Notification
-from notifications.services import Message, Recipient, notification_send
+from notifications.pipeline import Message, Recipient, notification_send
 from templates_app.selectors import preference_allows
 
 from .conftest import EVENTS

@@ -1,4 +1,4 @@
-"""Building and inserting delivery rows in bulk (used by `services.deliveries_write`).
+"""The SQL that writes delivery rows in bulk and records their outcomes.
 
 A 100k-recipient send must not pay for 100k model instances, 100k INSERTs
 or 100k parameter lists. Rows are plain tuples in `COLUMNS` order; on
@@ -20,10 +20,12 @@ import os
 import time
 
 import psycopg
+from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 
 from notifications.models import Notification
+from notifications.pipeline.parts import Outcome
 
 # The columns the pipeline sets. Any other concrete column of Notification
 # (added later) is written with its default.
@@ -245,8 +247,6 @@ def contacts(user_ids: list[int], *, addresses: bool = True) -> dict[int, tuple[
     """{user id: (email, phone)} of the users that exist (empty strings without `addresses`)."""
     if not user_ids:
         return {}
-    from django.contrib.auth import get_user_model
-
     User = get_user_model()
     if connection.vendor != "postgresql":
         return {
@@ -264,10 +264,6 @@ def contacts(user_ids: list[int], *, addresses: bool = True) -> dict[int, tuple[
         return dict.fromkeys((row[0] for row in cursor.fetchall()), ("", ""))
 
 
-# (id, delivery_status, error, attempts, provider_message_id, units_sent, units_failed, sent_at, next_attempt_at)
-Outcome = tuple
-
-
 def record(outcomes: list[Outcome], *, now) -> None:
     """Write the results of sent deliveries; only rows still pending are touched (never a sent row back).
 
@@ -277,18 +273,10 @@ def record(outcomes: list[Outcome], *, now) -> None:
     if not outcomes:
         return
     if connection.vendor != "postgresql":
-        for pk, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at in outcomes:
-            Notification.objects.filter(pk=pk, delivery_status="pending").update(
-                delivery_status=status,
-                error=error,
-                attempts=attempts,
-                provider_message_id=message_id,
-                units_sent=units_sent,
-                units_failed=units_failed,
-                sent_at=sent_at,
-                claimed_until=None,
-                next_attempt_at=next_at,
-                updated_at=now,
+        for outcome in outcomes:
+            values = outcome._asdict()
+            Notification.objects.filter(pk=values.pop("id"), delivery_status="pending").update(
+                **values, claimed_until=None, updated_at=now
             )
         return
     table = connection.ops.quote_name(Notification._meta.db_table)

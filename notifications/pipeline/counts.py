@@ -1,0 +1,58 @@
+"""Counts of sends, read from their rows by source, never kept in memory.
+
+The front door answers with these; callers that show progress later (an
+immediate send's history, a build, a scheduled job) read them by source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db.models import Count, Q, Sum
+
+from notifications.models import DeliveryStatus, Notification
+from notifications.pipeline.dispatch import of_sources
+from notifications.pipeline.parts import SendResult
+
+
+def send_counts(*, source: str) -> SendResult:
+    """Counts of one send, straight from its rows."""
+    return send_counts_many(sources=[source])[source]
+
+
+def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
+    """Counts of many sends in one GROUP BY (plus one distinct count per multi-channel send)."""
+    results = {source: SendResult(source=source) for source in sources}
+    rows = (
+        of_sources(Notification.objects.all(), list(results))
+        .values("source", "channel", "delivery_status")
+        .annotate(
+            n=Count("id"),
+            us=Sum("units_sent"),
+            uf=Sum("units_failed"),
+            none=Count("id", filter=Q(units_sent=0, units_failed=0)),
+        )
+        .order_by()
+    )
+    for row in rows:
+        result = results[row["source"]]
+        per = result.per_channel.setdefault(row["channel"], {"sent": 0, "failed": 0, "pending": 0})
+        per[row["delivery_status"]] += row["n"]
+        if row["delivery_status"] == DeliveryStatus.SENT:
+            result.sent += row["n"]
+        elif row["delivery_status"] == DeliveryStatus.FAILED:
+            result.failed += row["n"]
+            result.unreached += row["none"]
+        else:
+            result.pending += row["n"]
+        result.units_sent += row["us"] or 0
+        result.units_failed += row["uf"] or 0
+    for source, result in results.items():
+        if len(result.per_channel) <= 1:
+            # One channel: one row per recipient (the unique key), no DISTINCT needed.
+            result.total_recipients = result.sent + result.failed + result.pending
+        else:
+            result.total_recipients = (
+                Notification.objects.filter(source=source).values("recipient_key").distinct().order_by().count()
+            )
+    return results

@@ -1,0 +1,307 @@
+"""Dispatch: claim pending rows under a lease, hand them to the channel backend, record each result.
+
+Rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED` and a lease
+(`claimed_until`), in id order (each claim starts after the last, so the dead
+index entries a large send leaves until vacuum are not walked again), and
+handed to the backend in batches. Each result is recorded as soon as the
+backend yields it (`BaseBackend.send_groups`), so a crash loses at most the
+delivery in flight, and a re-run never re-sends a `sent` row. Transient
+failures go back to `pending` with a backoff (`retry.DELIVERIES`).
+
+Small sends are dispatched in the caller; large ones are split into chunks of
+row ids handed to the queue the core registers at start-up (`use_queue`;
+`notifications.tasks` puts them on Celery), after the rows are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from notifications import metrics
+from notifications.backends import get_backend
+from notifications.backends.base import Result
+from notifications.models import DeliveryStatus, Notification
+from notifications.pipeline import retry, sql, tuning
+from notifications.pipeline.build import FAILED, PENDING, SENT, backend_key
+from notifications.pipeline.parts import Outcome, RunningCheck, StopCheck
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Where chunks of a large send go to be dispatched by workers."""
+
+    # enqueue(source or None, channel, [row ids as strings])
+    enqueue: Callable[[str | None, str, list[str]], None]
+    # True when queued work runs at once in the caller (eager Celery in tests).
+    runs_inline: Callable[[], bool]
+
+
+_QUEUE: Queue | None = None
+
+
+def use_queue(queue: Queue) -> None:
+    """Registered by the core's AppConfig.ready(); without one every send is dispatched in place."""
+    global _QUEUE
+    _QUEUE = queue
+
+
+def of_sources(qs, sources: Sequence[str]):
+    """Rows of the given sources (a plain equality for one, which every index serves best)."""
+    return qs.filter(source=sources[0]) if len(sources) == 1 else qs.filter(source__in=sources)
+
+
+def unleased(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
+def _free(now: datetime) -> Q:
+    """Pending rows nobody holds, whose first try or retry is due."""
+    due = Q(attempts=0) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    return unleased(now) & due
+
+
+def _claim(
+    *, channel: str, limit: int, sources: Sequence[str] | None = None, ids=None, ticket=None, after=None
+) -> list[Notification]:
+    """Claim up to `limit` pending rows under a lease (SELECT ... FOR UPDATE SKIP LOCKED).
+
+    `ticket` is the lease end the sweep stamped on rows it queued for one task:
+    that task may take them although they look held. `after`: only rows with
+    a greater id (a dispatcher moving through a send in id order).
+    """
+    now = timezone.now()
+    until = now + tuning.lease()
+    condition = _free(now)
+    if ticket is not None:
+        condition |= Q(claimed_until=ticket)
+    qs = Notification.objects.filter(channel=channel, delivery_status=DeliveryStatus.PENDING).filter(condition)
+    if sources is not None:
+        qs = of_sources(qs, sources)
+    if ids is not None:
+        qs = qs.filter(id__in=ids)
+    if after is not None:
+        qs = qs.filter(id__gt=after)
+    with transaction.atomic():
+        claimed = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", flat=True)[:limit])
+        if not claimed:
+            return []
+        # While held, the sweep leaves the rows alone; once the lease ends they are due again.
+        Notification.objects.filter(id__in=claimed).update(claimed_until=until, next_attempt_at=until)
+    return list(Notification.objects.filter(id__in=claimed).select_related("user", "platform").order_by("id"))
+
+
+def _outcome(delivery: Notification, result: Result, now: datetime) -> Outcome:
+    attempts = delivery.attempts + 1
+    next_attempt_at = None
+    if result.ok:
+        status = SENT
+    elif result.retryable and not retry.DELIVERIES.exhausted(attempts):
+        status = PENDING
+        next_attempt_at = now + retry.DELIVERIES.backoff(attempts, result.retry_after)
+    else:
+        status = FAILED
+    return Outcome(
+        id=delivery.pk,
+        delivery_status=status,
+        error="" if result.ok else result.error[:2000],
+        attempts=attempts,
+        provider_message_id=result.provider_message_id[:255],
+        units_sent=result.units_sent,
+        units_failed=result.units_failed,
+        sent_at=now if result.ok else None,
+        next_attempt_at=next_attempt_at,
+    )
+
+
+def _record(pairs: Sequence[tuple[Notification, Result]]) -> None:
+    """Record results that became known together, in one statement."""
+    now = timezone.now()
+    outcomes = [_outcome(delivery, result, now) for delivery, result in pairs]
+    sql.record(outcomes, now=now)
+    metrics.deliveries_recorded(channel=pairs[0][0].channel, statuses=[o.delivery_status for o in outcomes])
+
+
+def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
+    """Send claimed rows, recording each group of results as it comes (see `BaseBackend.send_groups`).
+
+    Returns (handled, broke). A backend that raises (instead of returning a
+    failed Result) has the row in flight recorded as a retryable failure, so a
+    row that crashes it every time ends failed after its attempts; the rest of
+    the claim is released for the next dispatcher at once.
+    """
+    recorded = 0
+    name = type(backend).__name__.removesuffix("Backend").lower()
+    try:
+        started = time.perf_counter()
+        for group in backend.send_groups(claimed):
+            # The wait for this group: one provider call (or one message on an open connection).
+            metrics.provider_latency(channel=backend.channel, backend=name, seconds=time.perf_counter() - started)
+            _record(group)
+            recorded += len(group)
+            started = time.perf_counter()
+    except Exception as exc:  # a broken backend must not strand claimed rows
+        logger.exception("%s backend failed after %s of %s deliveries", backend.channel, recorded, len(claimed))
+        if recorded == len(claimed):
+            return recorded, True  # everything was recorded; the backend broke on closing
+        _record([(claimed[recorded], Result.failed(f"Backend error: {exc}"[:2000], retryable=True))])
+        rest = [r.pk for r in claimed[recorded + 1 :]]
+        if rest:
+            Notification.objects.filter(pk__in=rest, delivery_status=DeliveryStatus.PENDING).update(
+                claimed_until=None, next_attempt_at=timezone.now()
+            )
+        return recorded + 1, True
+    return recorded, False
+
+
+def running_from(should_stop: StopCheck | None) -> RunningCheck | None:
+    """A single send's `should_stop` as the many-sends form."""
+    if should_stop is None:
+        return None
+    return lambda sources: () if should_stop() else sources
+
+
+def still_running(sources: Sequence[str], running: RunningCheck) -> list[str]:
+    going = set(running(list(sources)))
+    return [s for s in sources if s in going]
+
+
+def _dispatch(
+    *,
+    channel: str,
+    sources: Sequence[str] | None = None,
+    ids=None,
+    ticket=None,
+    limit: int | None = None,
+    running: RunningCheck | None = None,
+) -> int:
+    backend = get_backend(backend_key(channel))
+    step = max(backend.batch_size, 1)
+    handled = 0
+    # Each claim starts after the last one: the rows before it are sent or
+    # held, and their dead index entries (until vacuum) need not be walked
+    # again. A row skipped this way (locked, held) is taken by a later call.
+    after = None
+    while limit is None or handled < limit:
+        if running is not None and sources is not None:
+            # Sources stopped meanwhile (a cancelled job) leave the claim; the rest go on.
+            sources = still_running(sources, running)
+            if not sources:
+                break
+        size = step if limit is None else min(step, limit - handled)
+        rows = _claim(channel=channel, sources=sources, ids=ids, ticket=ticket, limit=size, after=after)
+        if not rows:
+            break
+        after = rows[-1].pk
+        done, broke = _send_claimed(backend, rows)
+        handled += done
+        if broke:
+            break
+    return handled
+
+
+def deliveries_dispatch(
+    *, source: str, channel: str, limit: int | None = None, should_stop: StopCheck | None = None
+) -> int:
+    """Send the due pending rows of one source and channel; returns how many were handled."""
+    return _dispatch(channel=channel, sources=[source], limit=limit, running=running_from(should_stop))
+
+
+def deliveries_dispatch_ids(*, channel: str, ids: Sequence, source: str | None = None, ticket=None) -> int:
+    """Send the due pending rows among `ids` (one queued chunk or one sweep item)."""
+    return _dispatch(channel=channel, sources=None if source is None else [source], ids=list(ids), ticket=ticket)
+
+
+def _enqueue_chunks(*, sources: Sequence[str], channel: str, ids: list) -> int:
+    size = tuning.setting("DISPATCH_CHUNK", tuning.DISPATCH_CHUNK)
+    # A chunk of many sends' rows is bounded by its ids alone.
+    source = sources[0] if len(sources) == 1 else None
+    chunks = 0
+    for start in range(0, len(ids), size):
+        chunk = [str(i) for i in ids[start : start + size]]
+        # Workers must see the rows: queue only once they are committed.
+        transaction.on_commit(partial(_QUEUE.enqueue, source, channel, chunk))
+        chunks += 1
+    return chunks
+
+
+def _pending_ids(*, sources: Sequence[str], channel: str) -> list:
+    now = timezone.now()
+    return list(
+        of_sources(Notification.objects.filter(channel=channel, delivery_status=DeliveryStatus.PENDING), sources)
+        .filter(_free(now))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def dispatch_channel(*, sources: Sequence[str], channel: str, wait: bool, running: RunningCheck | None) -> None:
+    """Dispatch one channel's pending rows of the given sources: here, or through the queue."""
+    ids = _pending_ids(sources=sources, channel=channel)
+    if not ids:
+        return
+    in_place = (
+        _QUEUE is None
+        or len(ids) <= tuning.setting("SYNC_LIMIT", tuning.SYNC_LIMIT)
+        or _QUEUE.runs_inline()
+        or connection.in_atomic_block
+    )
+    if wait and in_place:
+        # Small sends, inline queues (tests) and callers inside a transaction
+        # (workers could not see uncommitted rows) dispatch here.
+        _dispatch(channel=channel, sources=sources, running=running)
+        return
+    if _QUEUE is None:
+        return  # nothing to hand them to: the sweep sends them once their lease ends
+    _enqueue_chunks(sources=sources, channel=channel, ids=ids)
+    if wait:
+        _help_and_wait(sources=sources, channel=channel, running=running)
+
+
+def _help_and_wait(*, sources: Sequence[str], channel: str, running: RunningCheck | None, poll: float = 0.2) -> None:
+    """Work through the chunks alongside the workers, then wait for theirs.
+
+    Returns when no row of the sends is pending and held: rows waiting for a
+    retry are left to the sweep rather than keeping the caller.
+    """
+    while True:
+        if running is not None:
+            sources = still_running(sources, running)
+            if not sources:
+                return
+        handled = _dispatch(channel=channel, sources=sources, running=running)
+        if handled:
+            continue
+        held = of_sources(
+            Notification.objects.filter(
+                channel=channel, delivery_status=DeliveryStatus.PENDING, claimed_until__gt=timezone.now()
+            ),
+            sources,
+        ).exists()
+        if not held:
+            return
+        time.sleep(poll)
+
+
+def deliveries_cancel(*, source: str, channel: str | None = None, error: str = "Cancelled before delivery") -> int:
+    """Stop a send: its pending rows that no dispatcher holds become failed.
+
+    Rows a dispatcher holds right now finish (they may be on the wire); every
+    later claim finds nothing, so each worker stops before its next batch.
+    Returns how many rows were cancelled.
+    """
+    now = timezone.now()
+    qs = Notification.objects.filter(source=source, delivery_status=DeliveryStatus.PENDING).filter(unleased(now))
+    if channel is not None:
+        qs = qs.filter(channel=channel)
+    return qs.update(delivery_status=DeliveryStatus.FAILED, error=error, next_attempt_at=None, updated_at=now)

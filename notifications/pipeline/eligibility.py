@@ -1,0 +1,86 @@
+"""Who may get which channel: the front door decides here, before any row is built.
+
+Callers pass the channels they want and every recipient, users and bare
+addresses mixed; this module narrows that down, so no caller filters channels
+of its own:
+
+- A recipient known only by an address gets the channels that address serves:
+  an email address the email channel, a phone number SMS.
+- Channel filters, registered in an `AppConfig.ready()`, narrow a platform's
+  channels for a whole send. The core registers the platform's push switch
+  (`Platform.push_enabled`).
+- Recipient filters, registered the same way, drop rows of users who opted
+  out; the core cannot import the app that stores preferences
+  (`templates_app`), so that app registers its filter here. A recipient who
+  opted out of a type on a channel gets no row, whichever path sent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from notifications.models import Channel, Platform
+
+# filter(platform=<Platform>, channels=(names, ...)) -> the channels it allows on that platform
+ChannelFilter = Callable[..., Sequence[str]]
+# filter(platform=<Platform or its pk>, rows=[Candidate, ...]) -> the rows to keep
+RecipientFilter = Callable[..., list]
+
+_CHANNEL_FILTERS: list[ChannelFilter] = []
+_RECIPIENT_FILTERS: list[RecipientFilter] = []
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a recipient filter sees of a row about to be written."""
+
+    index: int
+    user_id: int
+    channel: str
+    notification_type: str
+
+
+def register_channel_filter(fn: ChannelFilter) -> ChannelFilter:
+    if fn not in _CHANNEL_FILTERS:
+        _CHANNEL_FILTERS.append(fn)
+    return fn
+
+
+def register_recipient_filter(fn: RecipientFilter) -> RecipientFilter:
+    if fn not in _RECIPIENT_FILTERS:
+        _RECIPIENT_FILTERS.append(fn)
+    return fn
+
+
+def platform_channels(*, platform: Platform, channels: Sequence[str]) -> tuple[str, ...]:
+    """The requested channels this platform allows, in the caller's order, without repeats."""
+    allowed = tuple(dict.fromkeys(str(c) for c in channels))
+    for fn in list(_CHANNEL_FILTERS):
+        allowed = tuple(c for c in allowed if c in set(fn(platform=platform, channels=allowed)))
+    return allowed
+
+
+def address_channels(channels: Sequence[str]) -> dict[bool, tuple[str, ...]]:
+    """{is an email address: the channels such an address serves} among `channels`."""
+    return {
+        True: tuple(c for c in channels if c == Channel.EMAIL),
+        False: tuple(c for c in channels if c == Channel.SMS),
+    }
+
+
+def has_recipient_filters() -> bool:
+    return bool(_RECIPIENT_FILTERS)
+
+
+def recipients_filter(*, platform, rows: list[Candidate]) -> list[Candidate]:
+    for fn in list(_RECIPIENT_FILTERS):
+        rows = fn(platform=platform, rows=rows)
+    return rows
+
+
+def push_switch(*, platform: Platform, channels: Sequence[str]) -> Sequence[str]:
+    """The core's own channel filter: a platform with push turned off sends no push."""
+    if platform.push_enabled:
+        return channels
+    return [c for c in channels if c != Channel.PUSH]

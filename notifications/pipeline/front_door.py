@@ -1,0 +1,118 @@
+"""The front door: every send path ends in `notification_send` (or `_many`).
+
+A caller resolves its audience, chooses its content and calls the front door
+once with the channels it wants and all its recipients; the front door
+decides who gets which channel (`eligibility`), writes the rows (`write`),
+dispatches them (`dispatch`) and answers with the counts read from the rows
+(`counts`), so no caller filters channels, sends twice or reads rows back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from notifications.models import Platform
+from notifications.pipeline import eligibility, tuning
+from notifications.pipeline.counts import send_counts, send_counts_many
+from notifications.pipeline.dispatch import dispatch_channel, running_from, still_running
+from notifications.pipeline.parts import Message, Recipient, Renderer, RunningCheck, Send, SendResult, StopCheck
+from notifications.pipeline.write import deliveries_write, deliveries_write_many
+
+
+def notification_send(
+    *,
+    platform: Platform,
+    source: str,
+    channels: Sequence[str],
+    recipients: Iterable[Recipient],
+    message: Message | None = None,
+    render: Renderer | None = None,
+    should_stop: StopCheck | None = None,
+    wait: bool = True,
+) -> SendResult:
+    """Deliver `message` (or what `render` gives per recipient) over the eligible `channels`.
+
+    Idempotent per `source`: rows already written are kept, rows already sent
+    are never sent again. `should_stop` is asked before every batch (a
+    cancelled scheduled job). With `wait=True` (the default) it returns once
+    every row is sent or failed, except rows waiting for a retry; with
+    `wait=False` it returns as soon as the rows are written and the workers'
+    chunks are queued (after the caller's transaction commits), and the caller
+    shows progress from `send_counts(source=result.source)`. In-app rows are
+    delivered while they are written, in both modes.
+    """
+    channels = eligibility.platform_channels(platform=platform, channels=channels)
+    deliveries_write(
+        platform=platform,
+        source=source,
+        channels=channels,
+        recipients=recipients,
+        message=message,
+        render=render,
+        should_stop=should_stop,
+    )
+    _dispatch_sends(channels_of={source: channels}, wait=wait, running=running_from(should_stop))
+    return send_counts(source=source)
+
+
+def notification_send_many(
+    *, sends: Sequence[Send], running: RunningCheck | None = None, wait: bool = True
+) -> dict[str, SendResult]:
+    """`notification_send` for many sources at once; returns each source's counts.
+
+    Small sends share their INSERTs, claims and counts (many scheduled jobs
+    falling due together cost a handful of statements, not a handful each);
+    a large send goes through `deliveries_write` on its own, in chunks. Every
+    send stays idempotent under its own source. `running` is asked before
+    every batch with the sources still at work and answers those that may go
+    on: a source it drops sends nothing more.
+    """
+    size = tuning.setting("WRITE_CHUNK", tuning.WRITE_CHUNK)
+    going = set(still_running([send.source for send in sends], running)) if running is not None else None
+    eligible = [_eligible(send) for send in sends]
+    small, large = [], []
+    for send in eligible:
+        if going is not None and send.source not in going:
+            continue  # stopped before anything was written
+        (large if len(send.recipients) > size else small).append(send)
+    deliveries_write_many(sends=small)
+    for send in large:
+        deliveries_write(
+            platform=send.platform,
+            source=send.source,
+            channels=send.channels,
+            recipients=send.recipients,
+            message=send.message,
+            render=send.render,
+            should_stop=None if running is None else (lambda s=send.source: not still_running([s], running)),
+        )
+    _dispatch_sends(channels_of={send.source: send.channels for send in eligible}, wait=wait, running=running)
+    return send_counts_many(sources=[send.source for send in sends])
+
+
+def _eligible(send: Send) -> Send:
+    channels = eligibility.platform_channels(platform=send.platform, channels=send.channels)
+    if channels == tuple(send.channels):
+        return send
+    return Send(
+        platform=send.platform,
+        source=send.source,
+        channels=channels,
+        recipients=send.recipients,
+        message=send.message,
+        render=send.render,
+    )
+
+
+def _dispatch_sends(*, channels_of: dict[str, Sequence[str]], wait: bool, running: RunningCheck | None) -> None:
+    """Dispatch each channel's pending rows of the given sources, channel after channel."""
+    order: dict[str, list[str]] = {}
+    for source, channels in channels_of.items():
+        for channel in channels:
+            order.setdefault(str(channel), []).append(source)
+    for channel, sources in order.items():
+        if running is not None:
+            sources = still_running(sources, running)
+            if not sources:
+                continue
+        dispatch_channel(sources=sources, channel=channel, wait=wait, running=running)

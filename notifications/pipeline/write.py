@@ -1,0 +1,210 @@
+"""The write path: one row per recipient and channel, in chunked transactions.
+
+Each chunk of recipients is one transaction (a crash keeps what was written,
+a re-run completes it) of one `INSERT … SELECT FROM unnest(...)` (see `sql`);
+a large send outside a transaction writes two chunks at once on their own
+connections while the next is built. Rows a channel delivers while written
+(in-app) are announced after their transaction commits, only those this call
+created, so a re-run never repeats a socket message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from django.db import connection, transaction
+
+from notifications import metrics
+from notifications.backends import get_backend
+from notifications.models import Notification, Platform
+from notifications.pipeline import sql, tuning
+from notifications.pipeline.build import PENDING, SENT, WriteJob, backend_key, build_rows, delivered_on_write
+from notifications.pipeline.parts import Message, Recipient, Renderer, Send, StopCheck
+
+
+def dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
+    seen: set[str] = set()
+    unique: list[Recipient] = []
+    for r in recipients:
+        k = r.key()
+        if k not in seen:
+            seen.add(k)
+            unique.append(r)
+    return unique
+
+
+def direct_channels(channels: Iterable[str]) -> frozenset[str]:
+    return frozenset(str(c) for c in channels if delivered_on_write(c))
+
+
+def _written_outcomes(batch: sql.Batch, inserted: Collection[str]) -> dict[tuple[str, str], int]:
+    """Rows this insert created that are already sent or failed, by (channel, status)."""
+    if not inserted:
+        return {}
+    if len(inserted) == batch.size and not {"channel", "delivery_status"} & batch.varies:
+        counts = {(batch.values["channel"], batch.values["delivery_status"]): batch.size}  # a bulk send: O(1)
+    else:
+        pairs = zip(batch.column("channel"), batch.column("delivery_status"), strict=True)
+        if len(inserted) != batch.size:
+            pairs = (pair for pair, pk in zip(pairs, batch.column("id"), strict=True) if pk in inserted)
+        counts = Counter(pairs)
+    return {key: n for key, n in counts.items() if key[1] != PENDING}
+
+
+def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> None:
+    """One transaction: insert, then (after commit) announce what this call created."""
+    if not batch.size:
+        return
+    with transaction.atomic():
+        inserted = sql.insert(batch, fresh_source=fresh_source)
+        # Rows decided while written (in-app sent, no address failed) are outcomes too.
+        decided = _written_outcomes(batch, inserted)
+        if decided:
+            transaction.on_commit(partial(metrics.deliveries_counted, decided))
+        ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
+        for direct in direct_channels:
+            fresh = [
+                batch.view(i)
+                for i in range(batch.size)
+                if ids[i] in inserted and channels[i] == direct and statuses[i] == SENT
+            ]
+            if fresh:
+                # Only rows this call inserted: a re-run never repeats a socket message.
+                transaction.on_commit(partial(get_backend(backend_key(direct)).announce, fresh))
+
+
+def _write_in_parallel(job: WriteJob, chunks: list, should_stop: StopCheck | None) -> None:
+    """Build chunk k+1 here while writers insert chunk k on their own connections.
+
+    psycopg releases the GIL while PostgreSQL works, so building rows, two
+    inserts and their triggers overlap on two cores.
+    """
+
+    def write(built):
+        try:
+            write_chunk(built, fresh_source=job.fresh_source, direct_channels=job.direct)
+        finally:
+            connection.close()  # this thread's own connection
+
+    writers = tuning.setting("WRITE_THREADS", tuning.WRITE_THREADS)
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="notify-write") as pool:
+        running: deque = deque()
+        for chunk in chunks:
+            if should_stop is not None and should_stop():
+                break
+            built = build_rows(job, chunk)
+            while len(running) >= writers:
+                running.popleft().result()  # at most `writers` chunks in flight
+            running.append(pool.submit(write, built))
+        for future in running:
+            future.result()
+
+
+def _job(*, platform: Platform, source: str, channels: Sequence[str], message, render, fresh_source: bool) -> WriteJob:
+    if (message is None) == (render is None):
+        raise ValueError("give exactly one of message or render")
+    channels = tuple(str(c) for c in channels)
+    return WriteJob(
+        platform_id=platform.pk,
+        source=source,
+        channels=channels,
+        direct=direct_channels(channels),
+        message=message,
+        render=render,
+        fresh_source=fresh_source,
+    )
+
+
+def deliveries_write(
+    *,
+    platform: Platform,
+    source: str,
+    channels: Sequence[str],
+    recipients: Iterable[Recipient],
+    message: Message | None = None,
+    render: Renderer | None = None,
+    batch_size: int | None = None,
+    should_stop: StopCheck | None = None,
+) -> int:
+    """Write one row per recipient and channel; rows that exist are left alone.
+
+    Rows of channels whose backend is `delivered_on_write` (in-app) are written
+    as sent and announced after their transaction commits; the others are
+    written pending for dispatch. Returns how many recipients were given
+    (after de-duplication).
+    """
+    size = batch_size or tuning.setting("WRITE_CHUNK", tuning.WRITE_CHUNK)
+    job = _job(
+        platform=platform,
+        source=source,
+        channels=channels,
+        message=message,
+        render=render,
+        fresh_source=not Notification.objects.filter(source=source).exists(),
+    )
+    unique = dedupe(recipients)
+    chunks = [unique[start : start + size] for start in range(0, len(unique), size)]
+    parallel = (
+        len(chunks) > 1
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block  # other connections could not see the caller's transaction
+        and tuning.setting("WRITE_THREADS", tuning.WRITE_THREADS) > 1
+    )
+    if parallel:
+        _write_in_parallel(job, chunks, should_stop)
+    else:
+        for chunk in chunks:
+            if should_stop is not None and should_stop():
+                break
+            write_chunk(build_rows(job, chunk), fresh_source=job.fresh_source, direct_channels=job.direct)
+    return len(unique)
+
+
+def deliveries_write_many(*, sends: Sequence[Send]) -> None:
+    """`deliveries_write` for many small sends: their rows go in as few INSERTs as possible.
+
+    A thousand scheduled reminders falling due together would otherwise cost a
+    thousand transactions. Rows are built per send (each its own renderer,
+    filters and platform) and inserted WRITE_CHUNK rows at a time; the unique
+    key still makes every send idempotent on its own.
+    """
+    if not sends:
+        return
+    existing = set(
+        Notification.objects.filter(source__in={s.source for s in sends})
+        .values_list("source", flat=True)
+        .distinct()
+        .order_by()
+    )
+    size = tuning.setting("WRITE_CHUNK", tuning.WRITE_CHUNK)
+    group: list[sql.Batch] = []
+    fresh, direct, count = True, set(), 0
+
+    def flush():
+        nonlocal group, fresh, direct, count
+        if group:
+            write_chunk(sql.Batch.concat(group), fresh_source=fresh, direct_channels=direct)
+        group, fresh, direct, count = [], True, set(), 0
+
+    for send in sends:
+        job = _job(
+            platform=send.platform,
+            source=send.source,
+            channels=send.channels,
+            message=send.message,
+            render=send.render,
+            fresh_source=send.source not in existing,
+        )
+        unique = dedupe(send.recipients)
+        for start in range(0, len(unique), size):
+            batch = build_rows(job, unique[start : start + size])
+            if count and count + batch.size > size:
+                flush()
+            group.append(batch)
+            fresh = fresh and job.fresh_source
+            direct |= job.direct
+            count += batch.size
+    flush()
