@@ -26,6 +26,7 @@ from alerts.models import Alert, AlertType
 from alerts.selectors import alerts_archivable
 from notifications.models import Channel, Level, Platform
 from notifications.pipeline import Message, Recipient, SendResult, notification_send
+from notifications.pipeline.retry import DELIVERIES
 from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.selectors import push_devices_for
 
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 # A send that left deliveries pending (a provider asked us to retry) is tried
 # again after this long; the pipeline skips everything already sent.
-RETRY_PENDING_AFTER = timedelta(seconds=30)
 
 # Setting names of channels -> the pipeline's row channels.
 CHANNEL_NAMES = {"in_app": Channel.IN_APP, "push": Channel.PUSH, "email": Channel.EMAIL, "sms": Channel.SMS}
@@ -217,9 +217,8 @@ def alert_channels(*, alert: Alert) -> list[str]:
         channel = CHANNEL_NAMES[name]
         if channel in channels:
             continue
+        # A platform's push switch is the pipeline's to apply (see notifications.pipeline.eligibility).
         if channel == Channel.PUSH:
-            if not alert.platform.push_enabled:
-                continue
             if not push_devices_for(user=alert.user, platform=alert.platform).exists():
                 continue
         elif channel == Channel.EMAIL and not alert.user.email:
@@ -292,7 +291,7 @@ def alert_notify(*, alert_id: int) -> SendResult | None:
     done = Alert.objects.filter(pk=alert.pk, notify_generation=generation, notified_at__isnull=True)
     if result.pending:
         # Hold the claim until the retry; everything already sent stays sent.
-        done.update(claimed_until=timezone.now() + RETRY_PENDING_AFTER)
+        done.update(claimed_until=timezone.now() + DELIVERIES.backoff(1))
     else:
         # Conditional on the generation: a reschedule during the send keeps its new schedule.
         done.update(notified_at=now, claimed_until=None)

@@ -6,8 +6,11 @@ class BuilderConfig(AppConfig):
     verbose_name = "Notification builder"
 
     def ready(self):
-        from builder import services
+        from builder import services, tasks
         from notifications import permissions, scheduler
+
+        # Only the tasks module knows Celery: the services are handed its enqueue.
+        services.use_enqueue(tasks.build_send_enqueue)
 
         permissions.register(
             "Ibl.Notifications/NotificationBuilder/action", "builder.direct_send", bundles=(permissions.ADMIN,)

@@ -4,9 +4,10 @@ Preview resolves every source into `BuildRecipient` rows with INSERT ... SELECT
 (a unique key on the build and recipient de-duplicates across sources), so the
 audience never passes through Python. Sending walks those rows in chunks that
 a worker claims under a lease (SKIP LOCKED) and hands each chunk to the one
-delivery pipeline under the source `build:<id>`; the pipeline's unique keys
-make a re-run after a crash send nothing twice, and the recipient rows mirror
-what the pipeline recorded.
+delivery pipeline under the source `build:<id>`, users and bare addresses in
+one call (the pipeline gives each the channels it can take); the pipeline's
+unique keys make a re-run after a crash send nothing twice, and each recipient
+row is settled from the pipeline's per-recipient outcomes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,8 +37,10 @@ from builder.sources import (
     source_resolve,
     staged_drop,
 )
-from notifications.models import Channel, DeliveryStatus, Notification
+from notifications.models import Channel
 from notifications.pipeline import Recipient, notification_send
+from notifications.pipeline.counts import recipient_outcomes
+from notifications.pipeline.retry import BUILD_RUNS
 from notifications.scheduler import claim_rows, first_due, oldest
 
 logger = logging.getLogger(__name__)
@@ -47,8 +51,6 @@ SIMILAR_MESSAGE = "Similar notifications found"
 
 # A sending worker owns the build, and the chunk of recipients it claimed, this long.
 LEASE = timedelta(minutes=5)
-# Runs of one build that may end in an unexpected error before it is marked failed.
-MAX_RUN_ATTEMPTS = 3
 PREVIEW_SIZE = 10
 _RECIPIENT_COLUMNS = ["build_id", "user_id", "recipient_key", "username", "email", "status", "error"]
 
@@ -260,13 +262,21 @@ def build_send(*, build: Build, user, force: bool = False, now: datetime | None 
     return SendOutcome(build=build, message=SENT_MESSAGE, notifications_sent=build.recipient_count, similar=similar)
 
 
-def _dispatch(build_id: str) -> None:
-    from builder.tasks import build_send_task
+# enqueue(build id): queue a sending worker for the build. Registered by the
+# builder's AppConfig.ready() (`builder.tasks` puts it on Celery).
+_enqueue: Callable[[str], None] | None = None
 
+
+def use_enqueue(enqueue: Callable[[str], None]) -> None:
+    global _enqueue
+    _enqueue = enqueue
+
+
+def _dispatch(build_id: str) -> None:
     # Several tasks share one build's chunks through SKIP LOCKED claims.
     try:
         for _ in range(_parallel_workers()):
-            build_send_task.delay(build_id)
+            _enqueue(build_id)
     except Exception:
         # The build is already `sending` under a lease: when the lease runs out
         # the due-work sweep claims it and sends it, broker or no broker now.
@@ -368,42 +378,34 @@ def _lease_renew(build: Build) -> bool:
 
 def _chunk_send(build: Build, ids: list, render) -> None:
     rows = list(BuildRecipient.objects.filter(pk__in=ids).values_list("pk", "user_id", "recipient_key", "email"))
-    users = [Recipient(user_id=user_id) for _, user_id, _, _ in rows if user_id is not None]
-    addresses = [Recipient(address=email) for _, _, key, email in rows if key.startswith("email:")]
-    if users:
+    # Users and bare addresses together: the pipeline emails an address and
+    # nothing else. A recipient whose account was deleted since the preview is
+    # left out and settled below.
+    recipients = [
+        Recipient(user_id=user_id) if user_id is not None else Recipient(address=email)
+        for _, user_id, key, email in rows
+        if user_id is not None or key.startswith("email:")
+    ]
+    if recipients:
         notification_send(
-            platform=build.platform, source=build.source, channels=build.channels, recipients=users, render=render
+            platform=build.platform, source=build.source, channels=build.channels, recipients=recipients, render=render
         )
-    if addresses and Channel.EMAIL in build.channels:
-        # Someone known only by an address can only be emailed.
-        notification_send(
-            platform=build.platform, source=build.source, channels=[Channel.EMAIL], recipients=addresses, render=render
-        )
-    _mirror(build, rows, settle_missing=True)
+    _settle(build, rows, settle_missing=True)
 
 
-def _mirror(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
-    """Copy what the pipeline recorded onto the recipient rows and the build's counters.
+def _settle(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
+    """Settle the recipient rows, and the build's counters, from the pipeline's per-recipient outcomes.
 
     A recipient is sent when any of its channels delivered, pending while any
     is still pending, failed otherwise. `settle_missing` settles recipients the
     pipeline wrote nothing for: an account deleted since the preview, or a
     user who opted out of this type on every channel of the build.
     """
-    keys = [key for _, _, key, _ in rows]
-    found: dict[str, dict] = {}
-    deliveries = Notification.objects.filter(
-        source=build.source, channel__in=build.channels, recipient_key__in=keys
-    ).values_list("recipient_key", "channel", "delivery_status", "error")
-    for key, channel, status, error in deliveries:
-        entry = found.setdefault(key, {"statuses": set(), "errors": []})
-        entry["statuses"].add(status)
-        if status == DeliveryStatus.FAILED and error:
-            entry["errors"].append(f"{channel}: {error}")
+    outcomes = recipient_outcomes(source=build.source, keys=[key for _, _, key, _ in rows])
     groups: dict[tuple[str, str], list] = {}
     for pk, user_id, key, _ in rows:
-        entry = found.get(key)
-        if entry is None:
+        outcome = outcomes.get(key)
+        if outcome is None:
             if not settle_missing:
                 continue
             if key.startswith("user:") and user_id is None:
@@ -411,12 +413,12 @@ def _mirror(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
             else:
                 reason = "The recipient opted out of these notifications on every channel."
             groups.setdefault((RecipientStatus.FAILED, reason), []).append(pk)
-        elif DeliveryStatus.SENT in entry["statuses"]:
-            groups.setdefault((RecipientStatus.SENT, "; ".join(entry["errors"])), []).append(pk)
-        elif DeliveryStatus.PENDING in entry["statuses"]:
+        elif outcome.sent:
+            groups.setdefault((RecipientStatus.SENT, "; ".join(outcome.errors)), []).append(pk)
+        elif outcome.pending:
             groups.setdefault((RecipientStatus.PENDING, ""), []).append(pk)
         else:
-            groups.setdefault((RecipientStatus.FAILED, "; ".join(entry["errors"])), []).append(pk)
+            groups.setdefault((RecipientStatus.FAILED, "; ".join(outcome.errors)), []).append(pk)
     sent = failed = 0
     with transaction.atomic():
         for (status, error), pks in groups.items():
@@ -437,7 +439,7 @@ def _mirror(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
 
 
 def _reconcile(build: Build) -> None:
-    """Settle pending recipients whose deliveries another worker finished after it mirrored its chunk."""
+    """Settle pending recipients whose deliveries another worker finished after it settled its chunk."""
     last = 0
     while True:
         rows = list(
@@ -447,7 +449,7 @@ def _reconcile(build: Build) -> None:
         )
         if not rows:
             return
-        _mirror(build, rows, settle_missing=False)
+        _settle(build, rows, settle_missing=False)
         last = rows[-1][0]
 
 
@@ -475,12 +477,12 @@ def _run_failed(build: Build, exc: Exception) -> None:
     build.refresh_from_db(fields=["attempts"])
     attempts = build.attempts + 1
     error = f"{type(exc).__name__}: {exc}"[:2000]
-    if attempts >= MAX_RUN_ATTEMPTS:
+    if BUILD_RUNS.exhausted(attempts):
         Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(attempts=attempts)
         _build_fail(build, error)
         return
     Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
-        attempts=attempts, error=error, claimed_until=timezone.now() + timedelta(seconds=30 * attempts)
+        attempts=attempts, error=error, claimed_until=timezone.now() + BUILD_RUNS.backoff(attempts)
     )
 
 

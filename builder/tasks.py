@@ -12,3 +12,7 @@ def build_send_task(build_id: str) -> None:
     # A worker lost mid-build leaves its lease to run out; the due-work sweep
     # then hands the build to another worker, which resumes where it stopped.
     services.build_run(build_id=build_id)
+
+
+def build_send_enqueue(build_id: str) -> None:
+    build_send_task.delay(build_id)

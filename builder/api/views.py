@@ -37,7 +37,7 @@ from notifications.api.parsers import JSONParser
 from notifications.api.permissions import PlatformPermission
 from notifications.api.schema import paginated
 from notifications.permissions import PLATFORM_ADMIN
-from notifications.pipeline import send_counts
+from notifications.pipeline import eligibility, send_counts
 
 RBAC_KEY = "Ibl.Notifications/NotificationBuilder/action"
 TAGS = ["ibl notification builder"]
@@ -119,11 +119,10 @@ class ContextView(BuilderView):
     )
     def get(self, request, platform_key):
         platform = self.access.platform
-        channels = [
-            {"id": channel_id, "name": name}
-            for channel_id, name in templating.channel_choices()
-            if name != "push_notification" or platform.push_enabled
-        ]
+        choices = templating.channel_choices()
+        # The channels the pipeline would deliver over on this platform (push may be switched off).
+        allowed = eligibility.platform_channels(platform=platform, channels=[name for _, name in choices])
+        channels = [{"id": channel_id, "name": name} for channel_id, name in choices if name in allowed]
         # A department admin can only use department sources.
         sources = list(SOURCE_TYPES) if self.access.is_platform_admin else [DEPARTMENT]
         data = {"templates": templating.template_choices(platform=platform), "channels": channels, "sources": sources}

@@ -41,6 +41,7 @@ from notifications.models import (
 )
 from notifications.pipeline import Message, Send, SendResult, notification_send, notification_send_many, send_counts
 from notifications.pipeline.dispatch import deliveries_cancel
+from notifications.pipeline.retry import SCHEDULED_JOBS
 from notifications.scheduler import claim_rows, first_due, oldest
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,12 @@ def job_lease() -> timedelta:
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "SCHEDULED_MAX_ATTEMPTS", 5))
+    return SCHEDULED_JOBS.attempts()
 
 
 def retry_delay(attempt: int) -> timedelta:
-    """Exponential backoff after the `attempt`-th run, capped."""
-    base = _setting_seconds("SCHEDULED_RETRY_BASE_SECONDS", 30)
-    cap = _setting_seconds("SCHEDULED_RETRY_MAX_SECONDS", 900)
-    return min(base * (2 ** max(attempt - 1, 0)), cap)
+    """Backoff after the `attempt`-th run (the pipeline's one retry policy, with the SCHEDULED_* settings)."""
+    return SCHEDULED_JOBS.backoff(attempt)
 
 
 # --- Files --------------------------------------------------------------------

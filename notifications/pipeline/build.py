@@ -79,7 +79,7 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     messages, contexts = [], []
     for r in chunk:
         if r.user_id is None:
-            channels = by_address[r.is_email]
+            channels = by_address[eligibility.address_kind(r.address)]
         elif r.user_id in known:
             channels = job.channels
         else:

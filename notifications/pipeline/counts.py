@@ -1,12 +1,14 @@
 """Counts of sends, read from their rows by source, never kept in memory.
 
 The front door answers with these; callers that show progress later (an
-immediate send's history, a build, a scheduled job) read them by source.
+immediate send's history, a build, a scheduled job) read them by source, and
+the builder, which shows every recipient's state, reads `recipient_outcomes`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.db.models import Count, Q, Sum
 
@@ -56,3 +58,33 @@ def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
                 Notification.objects.filter(source=source).values("recipient_key").distinct().order_by().count()
             )
     return results
+
+
+@dataclass(frozen=True)
+class RecipientOutcome:
+    """Where one recipient of a send stands: the statuses of its deliveries, and why any failed."""
+
+    statuses: frozenset[str]
+    errors: tuple[str, ...]  # "<channel>: <error>" of each failed delivery that says why
+
+    @property
+    def sent(self) -> bool:
+        return DeliveryStatus.SENT in self.statuses
+
+    @property
+    def pending(self) -> bool:
+        return DeliveryStatus.PENDING in self.statuses
+
+
+def recipient_outcomes(*, source: str, keys: Sequence[str]) -> dict[str, RecipientOutcome]:
+    """Per recipient key of one send, its deliveries' outcome; keys without a row are left out."""
+    statuses: dict[str, set[str]] = {}
+    errors: dict[str, list[str]] = {}
+    rows = Notification.objects.filter(source=source, recipient_key__in=list(keys)).values_list(
+        "recipient_key", "channel", "delivery_status", "error"
+    )
+    for key, channel, status, error in rows:
+        statuses.setdefault(key, set()).add(status)
+        if status == DeliveryStatus.FAILED and error:
+            errors.setdefault(key, []).append(f"{channel}: {error}")
+    return {key: RecipientOutcome(frozenset(s), tuple(errors.get(key, ()))) for key, s in statuses.items()}

@@ -5,7 +5,8 @@ addresses mixed; this module narrows that down, so no caller filters channels
 of its own:
 
 - A recipient known only by an address gets the channels that address serves:
-  an email address the email channel, a phone number SMS.
+  an email address the email channel, a phone number SMS (never push or
+  in-app, which need an account).
 - Channel filters, registered in an `AppConfig.ready()`, narrow a platform's
   channels for a whole send. The core registers the platform's push switch
   (`Platform.push_enabled`).
@@ -61,12 +62,29 @@ def platform_channels(*, platform: Platform, channels: Sequence[str]) -> tuple[s
     return allowed
 
 
-def address_channels(channels: Sequence[str]) -> dict[bool, tuple[str, ...]]:
-    """{is an email address: the channels such an address serves} among `channels`."""
-    return {
-        True: tuple(c for c in channels if c == Channel.EMAIL),
-        False: tuple(c for c in channels if c == Channel.SMS),
-    }
+# Characters of a phone number as people write it; an address made only of them is never emailed.
+_PHONE_CHARACTERS = frozenset("+0123456789 ()-.")
+EMAIL, PHONE, UNKNOWN = "email", "phone", "unknown"
+
+
+def address_kind(address: str) -> str:
+    if "@" in address:
+        return EMAIL
+    if address and set(address) <= _PHONE_CHARACTERS:
+        return PHONE
+    return UNKNOWN
+
+
+def address_channels(channels: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """{address kind: the channels such an address serves} among `channels`.
+
+    An address that is neither (a typo) goes to every address channel asked
+    for, where the backend refuses it with a reason the caller sees, rather
+    than silently getting no row.
+    """
+    email = tuple(c for c in channels if c == Channel.EMAIL)
+    sms = tuple(c for c in channels if c == Channel.SMS)
+    return {EMAIL: email, PHONE: sms, UNKNOWN: email + sms}
 
 
 def has_recipient_filters() -> bool:

@@ -26,14 +26,10 @@ class Recipient:
     address: str = ""
     context: dict = field(default_factory=dict)
 
-    @property
-    def is_email(self) -> bool:
-        return "@" in self.address
-
     def key(self) -> str:
         if self.user_id is not None:
             return f"user:{self.user_id}"
-        kind = "email" if self.is_email else "phone"
+        kind = "email" if "@" in self.address else "phone"
         return f"{kind}:{self.address.lower() if kind == 'email' else self.address}"
 
 

@@ -24,6 +24,7 @@ from notifications.api.permissions import MemberOrPlatformAdmin, PlatformPermiss
 from notifications.api.schema import paginated
 from notifications.models import Channel, Platform
 from notifications.permissions import PLATFORM_ADMIN, request_permissions
+from notifications.pipeline import eligibility
 from templates_app import defaults, selectors
 from templates_app.api import serializers as s
 from templates_app.messages import FieldRenderError
@@ -324,8 +325,9 @@ class ChannelListView(APIView):
     def get(self, request, platform_key):
         platform = request.platform
         channels = selectors.channel_records()
-        if not platform.push_enabled:
-            channels = [c for c in channels if c.name != Channel.PUSH]
+        # The channels the pipeline would deliver over on this platform (push may be switched off).
+        allowed = eligibility.platform_channels(platform=platform, channels=[c.name for c in channels])
+        channels = [c for c in channels if c.name in allowed]
         return Response([{"id": c.pk, "name": c.name} for c in channels])
 
 

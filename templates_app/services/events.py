@@ -21,18 +21,16 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 
-from notifications.models import Channel, Membership, Notification, Platform
-from notifications.pipeline import Recipient, notification_send, send_counts
+from notifications.models import Membership, Platform
+from notifications.pipeline import Recipient, SendResult, eligibility, notification_send
 from templates_app import defaults, selectors
 from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
 from templates_app.models import EventStatus, Mentor, NotificationEvent
 from templates_app.rendering import TemplateError, render
 from templates_app.selectors import EffectiveTemplate
 from templates_app.services.configs import HUMAN_SUPPORT, POLICY
-
-ADDRESS_CHANNELS = (Channel.EMAIL,)
 
 
 class EventConflict(Exception):
@@ -272,8 +270,8 @@ def event_notify(
         chosen = [c for c in allowed if c in channels]
     else:
         chosen = list(allowed)
-    if not platform.push_enabled:
-        chosen = [c for c in chosen if c != Channel.PUSH]
+    # What the pipeline will deliver over on this platform (push may be switched off).
+    chosen = list(eligibility.platform_channels(platform=platform, channels=chosen))
 
     event_key = str(event_id) if event_id else str(uuid.uuid4())
     payload_hash = _payload_hash(notification_type, recipients, context, channels)
@@ -328,42 +326,34 @@ def event_notify(
         channels=chosen,
         subject_override=subject_override,
     )
-    users = [r for r in resolved if r.user is not None]
-    addresses = [r for r in resolved if r.user is None]
 
     def render(recipient: Recipient, channel: str, _user):
         return messages[(recipient.key(), channel)]
 
-    if users:
-        notification_send(
-            platform=platform,
-            source=event.source,
-            channels=chosen,
-            recipients=[Recipient(user_id=r.user.pk) for r in users],
-            render=render,
-        )
-    address_channels = [c for c in chosen if c in ADDRESS_CHANNELS]
-    if addresses and address_channels:
-        notification_send(
-            platform=platform,
-            source=event.source,
-            channels=address_channels,
-            recipients=[Recipient(address=r.address) for r in addresses],
-            render=render,
-        )
-    expected = {c: len(users) + (len(addresses) if c in address_channels else 0) for c in chosen}
-    _fill_counts(result, source=event.source, expected=expected)
+    # Users and bare addresses in one call: the pipeline gives an address only the channels it serves.
+    counts = notification_send(
+        platform=platform,
+        source=event.source,
+        channels=chosen,
+        recipients=[
+            Recipient(user_id=r.user.pk) if r.user is not None else Recipient(address=r.address) for r in resolved
+        ],
+        render=render,
+    )
+    addresses = eligibility.address_channels(chosen)
+    expected = {
+        c: sum(1 for r in resolved if r.user is not None or c in addresses[eligibility.address_kind(r.address)])
+        for c in chosen
+    }
+    _fill_counts(result, counts=counts, expected=expected)
     return finish(EventStatus.PROCESSED, "", result)
 
 
-def _fill_counts(result: dict, *, source: str, expected: dict[str, int]) -> None:
-    counts = send_counts(source=source)
-    written = dict(
-        Notification.objects.filter(source=source).values("channel").annotate(n=Count("id")).values_list("channel", "n")
-    )
+def _fill_counts(result: dict, *, counts: SendResult, expected: dict[str, int]) -> None:
+    """The send's counts per channel, and per channel the recipients who got no row (opted out)."""
     for channel, wanted in expected.items():
         per = counts.per_channel.get(channel, {"sent": 0, "failed": 0, "pending": 0})
-        opted_out = max(wanted - written.get(channel, 0), 0)
+        opted_out = max(wanted - sum(per.values()), 0)
         result["deliveries"][channel] = {**per, "opted_out": opted_out}
         result["opted_out"] += opted_out
     result["sent"], result["failed"], result["pending"] = counts.sent, counts.failed, counts.pending

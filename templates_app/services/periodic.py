@@ -73,9 +73,8 @@ def proactive_send(
     now = now or timezone.now()
     platform = template.platform
     config = {**defaults.DEFAULT_PERIODIC_CONFIG, **(template.periodic_config or {})}
+    # The pipeline drops the channels the platform has switched off (push).
     channels = [c.name for c in template.allowed_channels.all()]
-    if not platform.push_enabled:
-        channels = [c for c in channels if c != "push_notification"]
     learners = learners_in_scope(platform=platform, config=config, now=now)
     mentors = config.get("mentors") or [{}]
     provider = get_provider()
