@@ -1,16 +1,17 @@
-"""Models of the core app, one module per concern."""
+"""Models of the core app, one module per concern.
 
+The channel enums live in `notifications.channels` and are exported here too.
+"""
+
+from notifications.channels import DELIVERY_CHANNEL, Channel, ScheduledChannel  # noqa: F401
 from notifications.models.bulk_scheduled import (  # noqa: F401
-    DELIVERY_CHANNEL,
     ImmediateSend,
-    ScheduledChannel,
     ScheduledNotification,
     ScheduledStatus,
 )
 from notifications.models.core import (  # noqa: F401
     Attachment,
     AuthToken,
-    Channel,
     DeliveryStatus,
     InboxCounter,
     InboxStatus,

@@ -9,25 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from notifications.models.core import Channel, Platform
-
-
-class ScheduledChannel(models.TextChoices):
-    """Channels as the bulk document names them (`push`, not `push_notification`)."""
-
-    SMS = "sms", "SMS"
-    EMAIL = "email", "Email"
-    PUSH = "push", "Push"
-    IN_APP = "in_app", "In-app"
-
-
-# The delivery rows' channel for each job channel.
-DELIVERY_CHANNEL = {
-    ScheduledChannel.SMS: Channel.SMS,
-    ScheduledChannel.EMAIL: Channel.EMAIL,
-    ScheduledChannel.PUSH: Channel.PUSH,
-    ScheduledChannel.IN_APP: Channel.IN_APP,
-}
+from notifications.channels import DELIVERY_CHANNEL, ScheduledChannel
+from notifications.models.core import Platform
 
 
 class ScheduledStatus(models.TextChoices):

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
+from notifications.channels import Channel
 from notifications.models import Notification
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
 from notifications.services import Recipient, SendResult, notification_send
@@ -75,7 +76,7 @@ def proactive_send(
     config = {**defaults.DEFAULT_PERIODIC_CONFIG, **(template.periodic_config or {})}
     channels = [c.name for c in template.allowed_channels.all()]
     if not platform.push_enabled:
-        channels = [c for c in channels if c != "push_notification"]
+        channels = [c for c in channels if c != Channel.PUSH]
     learners = learners_in_scope(platform=platform, config=config, now=now)
     mentors = config.get("mentors") or [{}]
     provider = get_provider()
