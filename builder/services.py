@@ -37,7 +37,7 @@ from builder.sources import (
     source_resolve,
     staged_drop,
 )
-from notifications.models import Channel
+from notifications.channels import Channel
 from notifications.pipeline import Recipient, notification_send
 from notifications.pipeline.counts import recipient_outcomes
 from notifications.pipeline.retry import BUILD_RUNS

@@ -7,12 +7,12 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from notifications import bulk, db, scheduler, signals, tasks
+        from notifications import bulk_scheduled, db, scheduler, signals, tasks
         from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
         from notifications.pipeline import dispatch, due, eligibility
 
         signals.connect()
-        bulk.ready()
+        bulk_scheduled.ready()
         db.ready()
         from notifications.checks import check_channel_backends, check_metrics_networks
 

@@ -15,7 +15,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from notifications.backends import backend_class
-from notifications.models import Channel, DeliveryStatus, InboxStatus
+from notifications.channels import Channel, settings_key
+from notifications.models import DeliveryStatus, InboxStatus
 from notifications.pipeline import eligibility, sql, tuning
 from notifications.pipeline.parts import Message, Recipient, Renderer
 
@@ -26,14 +27,9 @@ _MESSAGE_FIELDS = ("notification_type", "level", "title", "body", "html", "short
 _ADDRESSED = (Channel.EMAIL, Channel.SMS)
 
 
-def backend_key(channel: str) -> str:
-    # Settings name the push backend "push"; its rows say "push_notification".
-    return "push" if channel == Channel.PUSH else channel
-
-
 def delivered_on_write(channel: str) -> bool:
     """True for channels whose row is the delivery (in-app): written as sent."""
-    return bool(getattr(backend_class(backend_key(channel)), "delivered_on_write", False))
+    return bool(getattr(backend_class(settings_key(channel)), "delivered_on_write", False))
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,10 @@ from django.utils import timezone
 from notifications import metrics
 from notifications.backends import get_backend
 from notifications.backends.base import Result
+from notifications.channels import settings_key
 from notifications.models import DeliveryStatus, Notification
 from notifications.pipeline import retry, sql, tuning
-from notifications.pipeline.build import FAILED, PENDING, SENT, backend_key
+from notifications.pipeline.build import FAILED, PENDING, SENT
 from notifications.pipeline.parts import Outcome, RunningCheck, StopCheck
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def _dispatch(
     limit: int | None = None,
     running: RunningCheck | None = None,
 ) -> int:
-    backend = get_backend(backend_key(channel))
+    backend = get_backend(settings_key(channel))
     step = max(backend.batch_size, 1)
     handled = 0
     # Each claim starts after the last one: the rows before it are sent or

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from notifications.models import Channel, Platform
+from notifications.channels import Channel
+from notifications.models import Platform
 
 # filter(platform=<Platform>, channels=(names, ...)) -> the channels it allows on that platform
 ChannelFilter = Callable[..., Sequence[str]]

@@ -19,9 +19,10 @@ from django.db import connection, transaction
 
 from notifications import metrics
 from notifications.backends import get_backend
+from notifications.channels import settings_key
 from notifications.models import Notification, Platform
 from notifications.pipeline import sql, tuning
-from notifications.pipeline.build import PENDING, SENT, WriteJob, backend_key, build_rows, delivered_on_write
+from notifications.pipeline.build import PENDING, SENT, WriteJob, build_rows, delivered_on_write
 from notifications.pipeline.parts import Message, Recipient, Renderer, Send, StopCheck
 
 
@@ -73,7 +74,7 @@ def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collec
             ]
             if fresh:
                 # Only rows this call inserted: a re-run never repeats a socket message.
-                transaction.on_commit(partial(get_backend(backend_key(direct)).announce, fresh))
+                transaction.on_commit(partial(get_backend(settings_key(direct)).announce, fresh))
 
 
 def _write_in_parallel(job: WriteJob, chunks: list, should_stop: StopCheck | None) -> None:

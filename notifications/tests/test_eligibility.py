@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from notifications import scheduler
 from notifications.backends import locmem
-from notifications.models import Channel, Notification
+from notifications.channels import Channel
+from notifications.models import Notification
 from notifications.pipeline import Message, Recipient, Send, eligibility, notification_send, notification_send_many
 from notifications.pipeline.counts import recipient_outcomes
 from notifications.pipeline.retry import RetryPolicy

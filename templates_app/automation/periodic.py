@@ -23,12 +23,12 @@ from notifications.models import Notification
 from notifications.pipeline import Recipient, SendResult, notification_send
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
 from templates_app import defaults, selectors
+from templates_app.automation.recommendations import activity_summary, get_provider, recommendation_for
+from templates_app.automation.schedule import next_execution
 from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
 from templates_app.models import LearnerActivity, NotificationTemplate
-from templates_app.recommendations import activity_summary, get_provider, recommendation_for
 from templates_app.rendering import TemplateError
 from templates_app.services.configs import PROACTIVE
-from templates_app.services.schedule import next_execution
 
 logger = logging.getLogger(__name__)
 
