@@ -9,6 +9,8 @@ from __future__ import annotations
 from celery import current_app, shared_task
 
 from notifications import scheduler
+from notifications.bulk_scheduled.services import compose_uploads_purge
+from notifications.inbox_tokens import inbox_tokens_purge
 from notifications.pipeline import dispatch
 
 
@@ -32,15 +34,12 @@ def run_due_items(source: str, item_ids: list) -> None:
 def purge_idempotency_keys() -> int:
     """Hourly: expired Idempotency-Key records, and compose-form uploads never confirmed."""
     from notifications.api.idempotency import idempotency_keys_purge
-    from notifications.bulk_scheduled.services import compose_uploads_purge
 
     return idempotency_keys_purge() + compose_uploads_purge()
 
 
 @shared_task(ignore_result=True)
 def purge_inbox_tokens() -> int:
-    from notifications.inbox_tokens import inbox_tokens_purge
-
     return inbox_tokens_purge()
 
 

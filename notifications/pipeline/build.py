@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+import notifications.pipeline.eligibility as eligibility
+import notifications.pipeline.sql as sql
+import notifications.pipeline.tuning as tuning
 from notifications.backends import backend_class
 from notifications.channels import Channel, settings_key
 from notifications.models import DeliveryStatus, InboxStatus
-from notifications.pipeline import eligibility, sql, tuning
 from notifications.pipeline.parts import Message, Recipient, Renderer
 
 # Plain strings for the row columns: comparing and dumping 100k enum members costs.

@@ -26,12 +26,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import notifications.pipeline.retry as retry
+import notifications.pipeline.sql as sql
+import notifications.pipeline.tuning as tuning
 from notifications import metrics
 from notifications.backends import get_backend
 from notifications.backends.base import Result
 from notifications.channels import settings_key
 from notifications.models import DeliveryStatus, Notification
-from notifications.pipeline import retry, sql, tuning
 from notifications.pipeline.build import FAILED, PENDING, SENT
 from notifications.pipeline.parts import Outcome, RunningCheck, StopCheck
 

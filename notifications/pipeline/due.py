@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
+import notifications.pipeline.tuning as tuning
 from notifications.models import DeliveryStatus, Notification
-from notifications.pipeline import tuning
 from notifications.pipeline.dispatch import deliveries_dispatch_ids, unleased
 from notifications.scheduler import oldest
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import notifications.pipeline.eligibility as eligibility
+import notifications.pipeline.tuning as tuning
 from notifications.models import Platform
-from notifications.pipeline import eligibility, tuning
 from notifications.pipeline.counts import send_counts, send_counts_many
 from notifications.pipeline.dispatch import dispatch_channel, running_from, still_running
 from notifications.pipeline.parts import Message, Recipient, Renderer, RunningCheck, Send, SendResult, StopCheck

@@ -17,11 +17,12 @@ from functools import partial
 
 from django.db import connection, transaction
 
+import notifications.pipeline.sql as sql
+import notifications.pipeline.tuning as tuning
 from notifications import metrics
 from notifications.backends import get_backend
 from notifications.channels import settings_key
 from notifications.models import Notification, Platform
-from notifications.pipeline import sql, tuning
 from notifications.pipeline.build import PENDING, SENT, WriteJob, build_rows, delivered_on_write
 from notifications.pipeline.parts import Message, Recipient, Renderer, Send, StopCheck
 
