@@ -20,7 +20,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from notifications.models import Notification
-from notifications.pipeline import Recipient, SendResult, notification_send
+from notifications.pipeline import Recipient, SendResult, eligibility, notification_send
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
 from templates_app import defaults, selectors
 from templates_app.automation.recommendations import activity_summary, get_provider, recommendation_for
@@ -73,8 +73,10 @@ def proactive_send(
     now = now or timezone.now()
     platform = template.platform
     config = {**defaults.DEFAULT_PERIODIC_CONFIG, **(template.periodic_config or {})}
-    # The pipeline drops the channels the platform has switched off (push).
-    channels = [c.name for c in template.allowed_channels.all()]
+    # Only what the pipeline would deliver over (push may be switched off): no
+    # learner's summary is asked of the AI provider for a channel that sends nothing.
+    allowed = [c.name for c in template.allowed_channels.all()]
+    channels = list(eligibility.platform_channels(platform=platform, channels=allowed))
     learners = learners_in_scope(platform=platform, config=config, now=now)
     mentors = config.get("mentors") or [{}]
     provider = get_provider()
