@@ -14,7 +14,7 @@ import json
 import operator
 import uuid
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,7 +26,7 @@ from django.db.models import Count, Q
 from notifications.models import Channel, Membership, Notification, Platform
 from notifications.services import Recipient, notification_send, send_counts
 from templates_app import defaults, selectors
-from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from templates_app.messages import platform_globals, rendered_ahead, renderer_for
 from templates_app.models import EventStatus, Mentor, NotificationEvent
 from templates_app.rendering import TemplateError, render
 from templates_app.selectors import EffectiveTemplate
@@ -47,6 +47,11 @@ class EventRecipient:
 
     def key(self) -> str:
         return f"user:{self.user.pk}" if self.user is not None else f"email:{self.address.lower()}"
+
+    def recipient(self) -> Recipient:
+        if self.user is not None:
+            return Recipient(user_id=self.user.pk, context=self.context)
+        return Recipient(address=self.address, context=self.context)
 
 
 def _max_recipients() -> int:
@@ -320,36 +325,32 @@ def event_notify(
     if not chosen:
         return finish(EventStatus.SKIPPED, "No channel left to deliver over.", result)
 
-    messages = _render_all(
-        platform=platform,
-        effective=effective,
-        recipients=resolved,
-        context=context,
-        channels=chosen,
-        subject_override=subject_override,
-    )
-    users = [r for r in resolved if r.user is not None]
-    addresses = [r for r in resolved if r.user is None]
-
-    def render(recipient: Recipient, channel: str, _user):
-        return messages[(recipient.key(), channel)]
-
-    if users:
-        notification_send(
+    # Every message is rendered before anything is written: a template that
+    # cannot render fails the event (400) with nothing sent.
+    messages = rendered_ahead(
+        render=renderer_for(
             platform=platform,
-            source=event.source,
             channels=chosen,
-            recipients=[Recipient(user_id=r.user.pk) for r in users],
-            render=render,
-        )
+            template=effective.template,
+            content={"email_subject": subject_override} if subject_override else None,
+            context=_template_content_rendered(platform=platform, context=context),
+            error=partial(_render_failed, effective.type),
+        ),
+        audience=((r.recipient(), r.user) for r in resolved),
+        channels=chosen,
+    )
+    users = [r for r in messages.recipients if r.user_id is not None]
+    addresses = [r for r in messages.recipients if r.user_id is None]
+    if users:
+        notification_send(platform=platform, source=event.source, channels=chosen, recipients=users, render=messages)
     address_channels = [c for c in chosen if c in ADDRESS_CHANNELS]
     if addresses and address_channels:
         notification_send(
             platform=platform,
             source=event.source,
             channels=address_channels,
-            recipients=[Recipient(address=r.address) for r in addresses],
-            render=render,
+            recipients=addresses,
+            render=messages,
         )
     expected = {c: len(users) + (len(addresses) if c in address_channels else 0) for c in chosen}
     _fill_counts(result, source=event.source, expected=expected)
@@ -369,52 +370,16 @@ def _fill_counts(result: dict, *, source: str, expected: dict[str, int]) -> None
     result["sent"], result["failed"], result["pending"] = counts.sent, counts.failed, counts.pending
 
 
-def _render_all(
-    *,
-    platform: Platform,
-    effective: EffectiveTemplate,
-    recipients: list[EventRecipient],
-    context: dict,
-    channels: list[str],
-    subject_override: str = "",
-) -> dict:
-    """Every (recipient, channel) message, rendered before anything is written."""
-    content = {f: getattr(effective.template, f) for f in defaults.TEMPLATE_FIELDS}
-    if subject_override:
-        content["email_subject"] = subject_override
-    context = dict(context)
-    if context.get("template_content"):
-        # HUMAN_SUPPORT's optional custom content is itself a template (§8.2).
-        try:
-            context["template_content"] = render(
-                str(context["template_content"]), {**platform_globals(platform), **context}
-            )
-        except TemplateError as exc:
-            raise ValidationError({"context": [f"template_content: {exc}"]}) from None
-    globals_ = platform_globals(platform)
-    fields = fields_for(channels)
-    out = {}
-    for recipient in recipients:
-        base = recipient_context(
-            platform,
-            user=recipient.user,
-            address=recipient.address,
-            notification_type=effective.type,
-            globals_=globals_,
-        )
-        full = {**base, **context, **recipient.context}
-        try:
-            rendered = render_fields(content, full, fields=fields)
-        except TemplateError as exc:
-            raise ValidationError({"template": [f"The {effective.type} template failed to render: {exc}"]}) from None
-        stored = {**context, **recipient.context, "username": full.get("username", "")}
-        for channel in channels:
-            key = recipient.key()
-            out[(key, channel)] = message_for(
-                rendered,
-                channel=channel,
-                notification_type=effective.type,
-                context=stored,
-                from_address=effective.template.email_from_address,
-            )
-    return out
+def _render_failed(notification_type: str, exc: TemplateError) -> ValidationError:
+    return ValidationError({"template": [f"The {notification_type} template failed to render: {exc}"]})
+
+
+def _template_content_rendered(*, platform: Platform, context: dict) -> dict:
+    """HUMAN_SUPPORT's optional custom content is itself a template (§8.2): rendered once, before the message."""
+    if not context.get("template_content"):
+        return context
+    try:
+        content = render(str(context["template_content"]), {**platform_globals(platform), **context})
+    except TemplateError as exc:
+        raise ValidationError({"context": [f"template_content: {exc}"]}) from None
+    return {**context, "template_content": content}

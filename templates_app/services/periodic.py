@@ -23,7 +23,7 @@ from notifications.models import Notification
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
 from notifications.services import Recipient, SendResult, notification_send
 from templates_app import defaults, selectors
-from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from templates_app.messages import rendered_ahead, renderer_for
 from templates_app.models import LearnerActivity, NotificationTemplate
 from templates_app.recommendations import activity_summary, get_provider, recommendation_for
 from templates_app.rendering import TemplateError
@@ -79,56 +79,53 @@ def proactive_send(
     learners = learners_in_scope(platform=platform, config=config, now=now)
     mentors = config.get("mentors") or [{}]
     provider = get_provider()
-    globals_ = platform_globals(platform)
-    content = {f: getattr(template, f) for f in defaults.TEMPLATE_FIELDS}
-    fields = fields_for(channels)
     results = {}
     for mentor in mentors:
         source = run_source(template, scheduled, mentor)
         # A retried run only renders (and asks the AI provider) for learners it has not written yet.
         done = set(Notification.objects.filter(source=source).values_list("user_id", flat=True).distinct())
         todo = [u for u in learners if u.pk not in done]
-        messages = {}
-        for learner in tqdm(todo, desc=f"{platform.key} {mentor.get('name') or 'proactive'}", disable=not progress):
-            summary = activity_summary(
-                platform=platform, user=learner, period_days=int(config.get("report_period_days") or 7), now=now
-            )
-            context = {
-                "student_name": learner.get_full_name() or learner.username,
-                "student_email": learner.email,
-                "mentor_name": mentor.get("name") or "",
-                "mentor_unique_id": mentor.get("unique_id") or "",
-                "ai_recommendation": recommendation_for(
-                    learner=learner, mentor=mentor, summary=summary, provider=provider
+        audience = (
+            (
+                Recipient(
+                    user_id=learner.pk,
+                    context=_learner_context(
+                        platform=platform, learner=learner, mentor=mentor, config=config, provider=provider, now=now
+                    ),
                 ),
-            }
-            full = {
-                **recipient_context(platform, user=learner, notification_type=PROACTIVE, globals_=globals_),
-                **context,
-            }
-            try:
-                rendered = render_fields(content, full, fields=fields)
-            except TemplateError as exc:
-                logger.error("proactive template of %s cannot render: %s", platform.key, exc)
-                return results
-            for channel in channels:
-                messages[(f"user:{learner.pk}", channel)] = message_for(
-                    rendered,
-                    channel=channel,
-                    notification_type=PROACTIVE,
-                    context={**context, "username": learner.username},
-                    from_address=template.email_from_address,
-                )
+                learner,
+            )
+            for learner in tqdm(todo, desc=f"{platform.key} {mentor.get('name') or 'proactive'}", disable=not progress)
+        )
+        try:
+            messages = rendered_ahead(
+                render=renderer_for(platform=platform, channels=channels, template=template),
+                audience=audience,
+                channels=channels,
+            )
+        except TemplateError as exc:
+            logger.error("proactive template of %s cannot render: %s", platform.key, exc)
+            return results
         if not todo or not channels:
             continue
         results[source] = notification_send(
-            platform=platform,
-            source=source,
-            channels=channels,
-            recipients=[Recipient(user_id=u.pk) for u in todo],
-            render=lambda recipient, channel, _user, messages=messages: messages[(recipient.key(), channel)],
+            platform=platform, source=source, channels=channels, recipients=messages.recipients, render=messages
         )
     return results
+
+
+def _learner_context(*, platform, learner, mentor: dict, config: dict, provider, now: datetime) -> dict:
+    """One learner's variables for one mentor, with the AI provider's recommendation."""
+    summary = activity_summary(
+        platform=platform, user=learner, period_days=int(config.get("report_period_days") or 7), now=now
+    )
+    return {
+        "student_name": learner.get_full_name() or learner.username,
+        "student_email": learner.email,
+        "mentor_name": mentor.get("name") or "",
+        "mentor_unique_id": mentor.get("unique_id") or "",
+        "ai_recommendation": recommendation_for(learner=learner, mentor=mentor, summary=summary, provider=provider),
+    }
 
 
 def periodic_run(*, item_id) -> None:
