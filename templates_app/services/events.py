@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from functools import partial, reduce
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
-from notifications.models import Channel, Membership, Notification, Platform
+from notifications.models import Channel, Notification, Platform
+from notifications.selectors import platform_members
 from notifications.services import Recipient, notification_send, send_counts
 from templates_app import defaults, selectors
 from templates_app.messages import platform_globals, rendered_ahead, renderer_for
@@ -66,8 +66,7 @@ def recipients_resolve(*, platform: Platform, specs: list) -> tuple[list[EventRe
     optional per-recipient `context`. Users who are not active members of the
     platform are reported as unresolved, never reached.
     """
-    User = get_user_model()
-    members = User.objects.filter(memberships__platform=platform, memberships__is_active=True, is_active=True)
+    members = platform_members(platform=platform)
     ids, names, emails = set(), set(), set()
     parsed = []
     for spec in specs:
@@ -126,15 +125,7 @@ def recipients_resolve(*, platform: Platform, specs: list) -> tuple[list[EventRe
 
 
 def platform_admins(platform: Platform) -> list:
-    User = get_user_model()
-    return list(
-        User.objects.filter(
-            is_active=True,
-            memberships__platform=platform,
-            memberships__is_active=True,
-            memberships__is_platform_admin=True,
-        ).order_by("pk")
-    )
+    return list(platform_members(platform=platform, admin=True).order_by("pk"))
 
 
 def human_support_recipients(
@@ -153,8 +144,8 @@ def human_support_recipients(
     if mentor is not None and not context.get("mentor_name"):
         extra["mentor_name"] = mentor.name
     owner = mentor.owner if mentor is not None and mentor.owner_id else None
-    if owner is not None and not Membership.objects.filter(user=owner, platform=platform, is_active=True).exists():
-        owner = None  # an owner who left the platform no longer hears about it
+    if owner is not None and not platform_members(platform=platform).filter(pk=owner.pk).exists():
+        owner = None  # an owner who left the platform (or was deactivated) no longer hears about it
     people: list = []
     if mode in ("platform_admins_and_mentor_owner", "platform_admins_only"):
         people.extend(platform_admins(platform))

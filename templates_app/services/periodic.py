@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
 from notifications.models import Notification
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
+from notifications.selectors import platform_members
 from notifications.services import Recipient, SendResult, notification_send
 from templates_app import defaults, selectors
 from templates_app.messages import rendered_ahead, renderer_for
@@ -47,19 +47,12 @@ def periodic_claim(*, now: datetime, limit: int, lease: timedelta) -> list:
 
 def learners_in_scope(*, platform, config: dict, now: datetime) -> list:
     """ACTIVE_LEARNERS: members with activity in the report period; ALL_LEARNERS: every learner member."""
-    User = get_user_model()
-    learners = User.objects.filter(
-        is_active=True,
-        is_service_account=False,
-        memberships__platform=platform,
-        memberships__is_active=True,
-        memberships__is_platform_admin=False,
-    )
+    learners = platform_members(platform=platform, admin=False).filter(is_service_account=False)
     if (config.get("learner_scope") or "ACTIVE_LEARNERS") == "ACTIVE_LEARNERS":
         since = now - timedelta(days=int(config.get("report_period_days") or 7))
         active = LearnerActivity.objects.filter(platform=platform, occurred_at__gte=since).values("user_id")
         learners = learners.filter(pk__in=active)
-    return list(learners.distinct().order_by("pk"))
+    return list(learners.order_by("pk"))
 
 
 def run_source(template: NotificationTemplate, scheduled: datetime, mentor: dict) -> str:
