@@ -24,7 +24,8 @@ from django.utils.html import escape, linebreaks
 
 from alerts.models import Alert, AlertType
 from alerts.selectors import alerts_archivable
-from notifications.models import Channel, Level, Platform
+from notifications.channels import DELIVERY_CHANNEL, Channel
+from notifications.models import Level, Platform
 from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.selectors import push_devices_for
 from notifications.services import Message, Recipient, SendResult, notification_send
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 RETRY_PENDING_AFTER = timedelta(seconds=30)
 
 # Setting names of channels -> the pipeline's row channels.
-CHANNEL_NAMES = {"in_app": Channel.IN_APP, "push": Channel.PUSH, "email": Channel.EMAIL, "sms": Channel.SMS}
+CHANNEL_NAMES = DELIVERY_CHANNEL
 
 LEVEL_FOR_TYPE = {AlertType.INFO: Level.INFO, AlertType.WARNING: Level.WARNING, AlertType.CRITICAL: Level.ERROR}
 

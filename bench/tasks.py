@@ -7,7 +7,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from notifications.bulk import services
+from notifications.bulk_scheduled import services
 from notifications.models import ScheduledNotification
 
 

@@ -167,7 +167,7 @@ class NotificationAdmin(PlatformScopedAdmin):
 
     @admin.display(description="recipient", ordering="recipient_key")
     def recipient(self, obj):
-        from notifications.bulk.admin import recipient_label
+        from notifications.bulk_scheduled.admin import recipient_label
 
         return recipient_label(obj)
 
@@ -245,7 +245,7 @@ class DeviceRegistrationAdmin(PlatformScopedAdmin):
 
 
 # Bulk sends: compose, scheduled jobs with their deliveries, Idempotency-Key records.
-from notifications.bulk.admin import register as _register_bulk_admin  # noqa: E402
+from notifications.bulk_scheduled.admin import register as _register_bulk_admin  # noqa: E402
 
 _register_bulk_admin(admin.site)
 

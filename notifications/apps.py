@@ -7,11 +7,11 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from notifications import bulk, db, scheduler, services, signals
+        from notifications import bulk_scheduled, db, scheduler, services, signals
         from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
 
         signals.connect()
-        bulk.ready()
+        bulk_scheduled.ready()
         db.ready()
         from notifications.checks import check_channel_backends, check_metrics_networks
 

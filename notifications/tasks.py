@@ -27,7 +27,7 @@ def run_due_items(source: str, item_ids: list) -> None:
 def purge_idempotency_keys() -> int:
     """Hourly: expired Idempotency-Key records, and compose-form uploads never confirmed."""
     from notifications.api.idempotency import idempotency_keys_purge
-    from notifications.bulk.services import compose_uploads_purge
+    from notifications.bulk_scheduled.services import compose_uploads_purge
 
     return idempotency_keys_purge() + compose_uploads_purge()
 

@@ -8,7 +8,8 @@ class TemplatesAppConfig(AppConfig):
 
     def ready(self):
         from notifications import permissions, preferences, scheduler
-        from templates_app.services import periodic, templates
+        from templates_app.automation import periodic
+        from templates_app.services import templates
         from templates_app.services.preferences import deliveries_filter_opted_out
 
         permissions.register(

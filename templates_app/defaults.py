@@ -14,21 +14,23 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from notifications.channels import Channel
+
+EMAIL, PUSH, IN_APP, SMS = Channel.EMAIL.value, Channel.PUSH.value, Channel.IN_APP.value, Channel.SMS.value
+
 # Channels and SPAs are records with stable ids (the API takes `channel_ids`
 # and `spa_ids`); these ids are part of the contract, never renumber them.
 CHANNELS: tuple[tuple[int, str], ...] = (
-    (1, "email"),
-    (2, "push_notification"),
-    (3, "in_app"),
-    (4, "sms"),
+    (1, EMAIL),
+    (2, PUSH),
+    (3, IN_APP),
+    (4, SMS),
 )
 SPAS: tuple[tuple[int, str, str], ...] = (
     (1, "admin", "Admin SPA"),
     (2, "skills", "Skills SPA"),
     (3, "mentor", "Mentor SPA"),
 )
-
-EMAIL, PUSH, IN_APP, SMS = "email", "push_notification", "in_app", "sms"
 
 # §8.2: available in every template, filled from the Platform record.
 GLOBAL_VARIABLES: dict[str, str] = {

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from templates_app.api import views
+from templates_app.automation import api as automation_api
 
 T = "platforms/<slug:platform_key>/templates/"
 
@@ -25,8 +26,10 @@ urlpatterns = [
         views.PreferencesView.as_view(),
         name="templates-preferences",
     ),
-    path("orgs/<slug:org>/mentors/", views.MentorListView.as_view(), name="templates-mentors"),
-    path("orgs/<slug:org>/mentors/<str:unique_id>/", views.MentorDetailView.as_view(), name="templates-mentor"),
-    path("orgs/<slug:org>/learner-activity/", views.LearnerActivityView.as_view(), name="templates-activity"),
+    path("orgs/<slug:org>/mentors/", automation_api.MentorListView.as_view(), name="templates-mentors"),
+    path(
+        "orgs/<slug:org>/mentors/<str:unique_id>/", automation_api.MentorDetailView.as_view(), name="templates-mentor"
+    ),
+    path("orgs/<slug:org>/learner-activity/", automation_api.LearnerActivityView.as_view(), name="templates-activity"),
     path("unsubscribe/<str:token>/", views.UnsubscribeView.as_view(), name="templates-unsubscribe"),
 ]

@@ -36,6 +36,7 @@ from notifications.api.errors import ApiError
 from notifications.api.parsers import JSONParser
 from notifications.api.permissions import PlatformPermission
 from notifications.api.schema import paginated
+from notifications.channels import Channel
 from notifications.permissions import PLATFORM_ADMIN
 from notifications.services import send_counts
 
@@ -122,7 +123,7 @@ class ContextView(BuilderView):
         channels = [
             {"id": channel_id, "name": name}
             for channel_id, name in templating.channel_choices()
-            if name != "push_notification" or platform.push_enabled
+            if name != Channel.PUSH or platform.push_enabled
         ]
         # A department admin can only use department sources.
         sources = list(SOURCE_TYPES) if self.access.is_platform_admin else [DEPARTMENT]

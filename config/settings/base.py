@@ -502,7 +502,7 @@ NOTIFY_TEMPLATE_MAX_CONTEXT_CHARS = env_int("NOTIFY_TEMPLATE_MAX_CONTEXT_CHARS",
 NOTIFY_EVENT_MAX_RECIPIENTS = env_int("NOTIFY_EVENT_MAX_RECIPIENTS", 1000)
 # Where PROACTIVE_LEARNER_NOTIFICATION's `ai_recommendation` comes from.
 NOTIFY_AI_RECOMMENDATION = {
-    "BACKEND": env("NOTIFY_AI_PROVIDER", "templates_app.recommendations.ActivitySummaryProvider"),
+    "BACKEND": env("NOTIFY_AI_PROVIDER", "templates_app.automation.recommendations.ActivitySummaryProvider"),
     "OPTIONS": {
         "URL": env("NOTIFY_AI_URL"),
         "API_KEY": env("NOTIFY_AI_API_KEY"),

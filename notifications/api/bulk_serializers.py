@@ -1,7 +1,7 @@
 """Shapes of the bulk and scheduled endpoints (bulk document §4-§10).
 
 Request serializers describe the bodies for the OpenAPI schema; the bodies
-themselves are checked by `notifications.bulk.inputs`, which owns the
+themselves are checked by `notifications.bulk_scheduled.inputs`, which owns the
 document's exact error messages and is shared with the admin.
 """
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from rest_framework import serializers
 
 from notifications.bounds import BIGINT_MAX
-from notifications.bulk.inputs import TARGETS_MAX
+from notifications.bulk_scheduled.inputs import TARGETS_MAX
 from notifications.models import Level, Notification, Role, ScheduledChannel, ScheduledNotification, ScheduledStatus
 from notifications.sanitize import sanitize_html
 

@@ -1,6 +1,6 @@
 """Bulk and scheduled sends of the `/api/v1/` surface (bulk document §6-§10).
 
-Views parse with `notifications.bulk.inputs`, call one service and answer in
+Views parse with `notifications.bulk_scheduled.inputs`, call one service and answer in
 the document's envelope; every queryset starts from the caller's platform, so
 another tenant's job is a 404.
 """
@@ -32,8 +32,8 @@ from notifications.api.errors import ApiError
 from notifications.api.idempotency import idempotent
 from notifications.api.params import int_query_param
 from notifications.api.permissions import requires
-from notifications.bulk import selectors, services
-from notifications.bulk.inputs import BulkInputError, bulk_input_parse, scheduled_at_parse
+from notifications.bulk_scheduled import selectors, services
+from notifications.bulk_scheduled.inputs import BulkInputError, bulk_input_parse, scheduled_at_parse
 from notifications.models import DeliveryStatus, ScheduledChannel, ScheduledStatus
 from notifications.services import send_counts
 from notifications.tenancy import platform_for_request

@@ -31,6 +31,7 @@ from notifications.api.ibl_serializers import (
     StatusUpdateSerializer,
 )
 from notifications.api.permissions import requires
+from notifications.channels import Channel
 
 TAG = "Notifications"
 
@@ -50,8 +51,8 @@ FORBIDDEN = OpenApiResponse(DETAIL, description="RBAC is enabled and the caller 
 
 LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=["UNREAD", "READ", "CANCELLED"], description="Only this status"),
-    OpenApiParameter("channel", str, enum=["email", "sms", "push_notification", "in_app"], description="Only this"),
-    OpenApiParameter("exclude_channel", str, enum=["email", "sms", "push_notification", "in_app"]),
+    OpenApiParameter("channel", str, enum=Channel.values, description="Only this"),
+    OpenApiParameter("exclude_channel", str, enum=Channel.values),
     OpenApiParameter("start_date", str, description="Created on or after: YYYY-MM-DD (UTC day) or ISO 8601 date-time"),
     OpenApiParameter("end_date", str, description="Created on or before: YYYY-MM-DD (whole UTC day) or date-time"),
     OpenApiParameter("page", int, description="Page number, from 1"),

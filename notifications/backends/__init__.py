@@ -9,14 +9,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-# Rows name the push channel as the IBL document does ("push_notification");
-# settings and the bulk API call it "push".
-SETTINGS_KEYS = {"push_notification": "push"}
+from notifications import channels
 
 
 def _settings_key(channel: str) -> str:
+    # A key configured as given wins; otherwise a row's channel name maps to its settings key.
     if channel not in settings.NOTIFICATION_BACKENDS:
-        return SETTINGS_KEYS.get(channel, channel)
+        return channels.settings_key(channel)
     return channel
 
 

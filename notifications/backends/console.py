@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from notifications.backends.base import BaseBackend, Result
-from notifications.models import Channel
+from notifications.channels import ScheduledChannel, settings_key
 
 
 class ConsoleBackend(BaseBackend):
@@ -22,8 +22,9 @@ class ConsoleBackend(BaseBackend):
 
     def send_batch(self, deliveries):
         # Nothing leaves the process: the whole batch is decided at once.
-        # The pipeline names the channel by its settings key ("push").
-        if self.channel in ("push", Channel.PUSH):
+        # The pipeline names the channel by its row name or its settings key
+        # ("push", the bulk document's name).
+        if settings_key(self.channel) == ScheduledChannel.PUSH:
             from notifications.backends.push import active_devices
 
             devices = active_devices(deliveries)

@@ -1,9 +1,17 @@
-"""Models of the core app, one module per concern."""
+"""Models of the core app, one module per concern.
 
+The channel enums live in `notifications.channels` and are exported here too.
+"""
+
+from notifications.channels import DELIVERY_CHANNEL, Channel, ScheduledChannel  # noqa: F401
+from notifications.models.bulk_scheduled import (  # noqa: F401
+    ImmediateSend,
+    ScheduledNotification,
+    ScheduledStatus,
+)
 from notifications.models.core import (  # noqa: F401
     Attachment,
     AuthToken,
-    Channel,
     DeliveryStatus,
     InboxCounter,
     InboxStatus,
@@ -18,12 +26,5 @@ from notifications.models.core import (  # noqa: F401
     normalize_origin,
 )
 from notifications.models.devices import DeviceRegistration  # noqa: F401
-from notifications.models.scheduled import (  # noqa: F401
-    DELIVERY_CHANNEL,
-    IdempotencyKey,
-    ImmediateSend,
-    ScheduledChannel,
-    ScheduledNotification,
-    ScheduledStatus,
-)
+from notifications.models.idempotency import IdempotencyKey  # noqa: F401
 from notifications.models.smtp import PlatformSMTPSettings  # noqa: F401

@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.channels import Channel
+
 
 def validate_origins(value: str) -> None:
     """One origin per line: scheme://host[:port], http or https, nothing after it."""
@@ -233,15 +235,6 @@ class AuthToken(models.Model):
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
             sockets_close_for_tokens(token_ids=[self.pk])
-
-
-class Channel(models.TextChoices):
-    """Delivery channels, named as the IBL document names them."""
-
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
-    PUSH = "push_notification", "Push notification"
-    IN_APP = "in_app", "In-app"
 
 
 class InboxStatus(models.TextChoices):

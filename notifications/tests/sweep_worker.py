@@ -27,7 +27,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from notifications import scheduler  # noqa: E402
-from notifications.bulk import SCHEDULED_SOURCE  # noqa: E402
+from notifications.bulk_scheduled import SCHEDULED_SOURCE  # noqa: E402
 from notifications.models import ScheduledNotification  # noqa: E402
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from notifications import scheduler
 from notifications.backends import locmem
 from notifications.backends.base import Result
-from notifications.bulk import SCHEDULED_SOURCE, services
+from notifications.bulk_scheduled import SCHEDULED_SOURCE, services
 from notifications.models import Notification, ScheduledNotification
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,6 @@ from rest_framework import serializers
 
 from notifications.models import Channel
 from templates_app import defaults
-from templates_app.models import ActivityKind
 from templates_app.selectors import MAIN_PLATFORM, EffectiveTemplate
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -18,7 +17,7 @@ CUSTOM_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{2,99}$")
 MAX_CONTEXT_BYTES = 64 * 1024
 
 
-def _bounded_context(value: dict) -> dict:
+def bounded_context(value: dict) -> dict:
     if len(json.dumps(value, default=str)) > MAX_CONTEXT_BYTES:
         raise serializers.ValidationError(f"Context is larger than {MAX_CONTEXT_BYTES // 1024} KB.")
     return value
@@ -326,7 +325,7 @@ class ResetOut(serializers.Serializer):
 
 
 class TestIn(StrictSerializer):
-    context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+    context = serializers.DictField(required=False, default=dict, validators=[bounded_context])
 
 
 class TestOut(serializers.Serializer):
@@ -336,7 +335,7 @@ class TestOut(serializers.Serializer):
 
 
 class PreviewIn(StrictSerializer):
-    context = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
+    context = serializers.DictField(required=False, default=dict, validators=[bounded_context])
     channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False)
     use_sample_context = serializers.BooleanField(
         default=True, help_text="Fill the type's variables with sample values where `context` does not."
@@ -390,7 +389,7 @@ class EventIn(StrictSerializer):
     context = serializers.DictField(
         required=False,
         default=dict,
-        validators=[_bounded_context],
+        validators=[bounded_context],
         help_text="Template variables. Values are text: HTML-escaped where an HTML template places them, "
         "never interpreted as HTML.",
     )
@@ -456,62 +455,3 @@ class PreferencesOut(serializers.Serializer):
     channels = serializers.ListField(child=serializers.CharField())
     all_types = serializers.DictField(child=serializers.BooleanField(), help_text='Choices made for "*".')
     preferences = PreferenceOut(many=True)
-
-
-# --- mentors and learner activity ---------------------------------------------------------
-
-
-class MentorIn(StrictSerializer):
-    unique_id = serializers.CharField(max_length=200)
-    name = serializers.CharField(max_length=200)
-    owner = serializers.CharField(
-        max_length=150, required=False, allow_null=True, allow_blank=True, help_text="Owner's username."
-    )
-
-
-class MentorPatchIn(StrictSerializer):
-    name = serializers.CharField(max_length=200, required=False)
-    owner = serializers.CharField(max_length=150, required=False, allow_null=True, allow_blank=True)
-
-
-class MentorOut(serializers.Serializer):
-    unique_id = serializers.CharField()
-    name = serializers.CharField()
-    owner = serializers.CharField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-
-def mentor_out(mentor) -> dict:
-    return {
-        "unique_id": mentor.unique_id,
-        "name": mentor.name,
-        "owner": mentor.owner.username if mentor.owner_id else None,
-        "created_at": mentor.created_at.isoformat().replace("+00:00", "Z"),
-        "updated_at": mentor.updated_at.isoformat().replace("+00:00", "Z"),
-    }
-
-
-class ActivityIn(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    kind = serializers.ChoiceField(choices=ActivityKind.choices)
-    course_name = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
-    value = serializers.FloatField(
-        required=False, default=1, min_value=0, help_text="Minutes, percent (course_progress) or a count."
-    )
-    occurred_at = serializers.DateTimeField()
-    data = serializers.DictField(required=False, default=dict, validators=[_bounded_context])
-
-
-class ActivitiesIn(StrictSerializer):
-    activities = ActivityIn(many=True, allow_empty=False, max_length=1000)
-
-
-class ActivityOut(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
-    kind = serializers.CharField()
-    course_name = serializers.CharField()
-    value = serializers.FloatField()
-    occurred_at = serializers.DateTimeField()
-    data = serializers.JSONField()

@@ -1,4 +1,6 @@
-"""The templates surface under `/api/notification/v1/`: IBL §7.2, plus events, preferences and mentors.
+"""The templates surface under `/api/notification/v1/`: IBL §7.2, plus events and preferences.
+
+The mentors and learner-activity endpoints live in `templates_app.automation.api`.
 
 Every view declares what it needs on the platform its path names
 (`notifications.api.permissions`: unknown or foreign platforms are a 404), then
@@ -14,21 +16,19 @@ from django.http import HttpResponse
 from django.utils.html import escape
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from notifications.api.errors import ApiError
 from notifications.api.permissions import MemberOrPlatformAdmin, PlatformPermission, requires
-from notifications.api.schema import paginated
 from notifications.models import Channel, Platform
 from notifications.permissions import PLATFORM_ADMIN, request_permissions
 from templates_app import defaults, selectors
 from templates_app.api import serializers as s
+from templates_app.automation import events as event_services
 from templates_app.messages import FieldRenderError
-from templates_app.models import ALL_TYPES, LearnerActivity, Mentor
-from templates_app.services import events as event_services
+from templates_app.models import ALL_TYPES
 from templates_app.services import preferences as preference_services
 from templates_app.services import templates as template_services
 
@@ -529,169 +529,3 @@ class UnsubscribeView(APIView):
             f"You will no longer receive “{escape(found[1])}” notifications. You can turn them back on in "
             "your notification preferences.",
         )
-
-
-# --- mentors and learner activity --------------------------------------------------------------
-
-
-def _member_by_username(platform: Platform, username: str | None):
-    if not username:
-        return None
-    user = (
-        get_user_model()
-        .objects.filter(username=username, memberships__platform=platform, memberships__is_active=True)
-        .first()
-    )
-    if user is None:
-        raise serializers.ValidationError({"owner": [f"No user {username!r} on this platform."]})
-    return user
-
-
-class MentorListView(APIView):
-    permission_classes = [EventSender]
-
-    @extend_schema(tags=TAG_EVENTS, summary="List mentors", responses={200: s.MentorOut(many=True)})
-    def get(self, request, org):
-        platform = request.platform
-        mentors = Mentor.objects.filter(platform=platform).select_related("owner")
-        return Response([s.mentor_out(m) for m in mentors])
-
-    @extend_schema(
-        tags=TAG_EVENTS,
-        summary="Create or update a mentor",
-        description="Upsert by `unique_id`. The owner receives HUMAN_SUPPORT_NOTIFICATION in the "
-        "`platform_admins_and_mentor_owner` and `mentor_owner_only` modes.",
-        request=s.MentorIn,
-        responses={200: s.MentorOut, 201: s.MentorOut, 400: FIELD_ERRORS},
-    )
-    def post(self, request, org):
-        platform = request.platform
-        ser = s.MentorIn(data=request.data)
-        ser.is_valid(raise_exception=True)
-        data = ser.validated_data
-        owner = _member_by_username(platform, data.get("owner"))
-        mentor, created = Mentor.objects.update_or_create(
-            platform=platform, unique_id=data["unique_id"], defaults={"name": data["name"], "owner": owner}
-        )
-        return Response(s.mentor_out(mentor), status=201 if created else 200)
-
-
-class MentorDetailView(APIView):
-    permission_classes = [EventSender]
-
-    def _mentor(self, platform, unique_id) -> Mentor:
-        mentor = Mentor.objects.filter(platform=platform, unique_id=unique_id).select_related("owner").first()
-        if mentor is None:
-            raise ApiError("Not found.", status=404)
-        return mentor
-
-    @extend_schema(tags=TAG_EVENTS, summary="Get a mentor", responses={200: s.MentorOut, 404: DRF_ERROR})
-    def get(self, request, org, unique_id):
-        platform = request.platform
-        return Response(s.mentor_out(self._mentor(platform, unique_id)))
-
-    @extend_schema(tags=TAG_EVENTS, summary="Update a mentor", request=s.MentorPatchIn, responses={200: s.MentorOut})
-    def patch(self, request, org, unique_id):
-        platform = request.platform
-        mentor = self._mentor(platform, unique_id)
-        ser = s.MentorPatchIn(data=request.data)
-        ser.is_valid(raise_exception=True)
-        if "name" in ser.validated_data:
-            mentor.name = ser.validated_data["name"]
-        if "owner" in ser.validated_data:
-            mentor.owner = _member_by_username(platform, ser.validated_data["owner"])
-        mentor.save()
-        return Response(s.mentor_out(mentor))
-
-    @extend_schema(
-        tags=TAG_EVENTS,
-        summary="Delete a mentor",
-        responses={200: inline_serializer("MentorDeleted", {"message": serializers.CharField()})},
-    )
-    def delete(self, request, org, unique_id):
-        platform = request.platform
-        self._mentor(platform, unique_id).delete()
-        return Response({"message": "Mentor deleted successfully"})
-
-
-class ActivityPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-
-class LearnerActivityView(APIView):
-    permission_classes = [EventSender]
-
-    @extend_schema(
-        tags=TAG_EVENTS,
-        summary="List reported learner activity",
-        description="Filter with `username` and `since` (ISO 8601).",
-        operation_id="api_notification_v1_orgs_learner_activity_list",
-        responses={200: paginated("PaginatedActivityList", s.ActivityOut(many=True))},
-    )
-    def get(self, request, org):
-        platform = request.platform
-        qs = LearnerActivity.objects.filter(platform=platform).select_related("user").order_by("-occurred_at", "-pk")
-        if request.query_params.get("username"):
-            qs = qs.filter(user__username=request.query_params["username"])
-        if request.query_params.get("since"):
-            since = serializers.DateTimeField().to_internal_value(request.query_params["since"])
-            qs = qs.filter(occurred_at__gte=since)
-        paginator = ActivityPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(
-            [
-                {
-                    "id": a.pk,
-                    "username": a.user.username,
-                    "kind": a.kind,
-                    "course_name": a.course_name,
-                    "value": a.value,
-                    "occurred_at": a.occurred_at.isoformat().replace("+00:00", "Z"),
-                    "data": a.data,
-                }
-                for a in page
-            ]
-        )
-
-    @extend_schema(
-        tags=TAG_EVENTS,
-        summary="Report learner activity",
-        description="What learners did (time spent, videos, course progress, credentials). The default "
-        "`ai_recommendation` provider of PROACTIVE_LEARNER_NOTIFICATION summarises these records.",
-        request=s.ActivitiesIn,
-        responses={
-            201: inline_serializer("ActivitiesCreated", {"created": serializers.IntegerField()}),
-            400: FIELD_ERRORS,
-        },
-    )
-    def post(self, request, org):
-        platform = request.platform
-        ser = s.ActivitiesIn(data=request.data)
-        ser.is_valid(raise_exception=True)
-        items = ser.validated_data["activities"]
-        names = {a["username"] for a in items}
-        users = {
-            u.username: u
-            for u in get_user_model().objects.filter(
-                username__in=names, memberships__platform=platform, memberships__is_active=True
-            )
-        }
-        missing = sorted(names - set(users))
-        if missing:
-            raise serializers.ValidationError({"activities": [f"Not users of this platform: {', '.join(missing)}"]})
-        rows = [
-            LearnerActivity(
-                platform=platform,
-                user=users[a["username"]],
-                kind=a["kind"],
-                course_name=a["course_name"],
-                value=a["value"],
-                occurred_at=a["occurred_at"],
-                data=a["data"],
-            )
-            for a in items
-        ]
-        LearnerActivity.objects.bulk_create(rows)
-        return Response({"created": len(rows)}, status=201)

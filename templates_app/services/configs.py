@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from templates_app import defaults
+from templates_app.automation.schedule import next_execution
 from templates_app.rendering import TemplateError, template_check
 from templates_app.selectors import EffectiveTemplate
-from templates_app.services.schedule import next_execution
 
 PROACTIVE = "PROACTIVE_LEARNER_NOTIFICATION"
 POLICY = "POLICY_ASSIGNMENT"

@@ -14,13 +14,13 @@ from django.utils import timezone
 from notifications.models import Channel, Platform
 from notifications.services import Recipient, notification_send
 from templates_app import defaults, selectors
+from templates_app.automation.schedule import next_execution
 from templates_app.messages import platform_globals, renderer_for
 from templates_app.models import NotificationChannel, NotificationTemplate, NotificationToggle, Spa
 from templates_app.rendering import TemplateError, template_check
 from templates_app.sanitize import sanitize_template_source
 from templates_app.selectors import EffectiveTemplate
 from templates_app.services.configs import config_apply, config_field_errors
-from templates_app.services.schedule import next_execution
 
 logger = logging.getLogger(__name__)
 

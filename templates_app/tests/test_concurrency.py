@@ -6,8 +6,8 @@ import pytest
 from django.db import connection, connections
 
 from notifications.models import Notification, Platform
+from templates_app.automation.events import event_notify
 from templates_app.models import NotificationTemplate
-from templates_app.services.events import event_notify
 from templates_app.services.templates import template_customize
 
 pytestmark = [

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from notifications import scheduler
 from notifications.models import Notification
+from templates_app.automation.periodic import periodic_claim
+from templates_app.automation.schedule import next_execution
 from templates_app.models import NotificationTemplate
-from templates_app.services.periodic import periodic_claim
-from templates_app.services.schedule import next_execution
 
 from .conftest import BASE
 
@@ -238,7 +238,7 @@ def test_a_claimed_config_is_not_claimed_twice(configured):
 
 
 def test_a_rerun_of_the_same_run_sends_nothing_twice(configured):
-    from templates_app.services.periodic import proactive_send
+    from templates_app.automation.periodic import proactive_send
 
     scheduled = configured.next_execution_at
     proactive_send(template=configured, scheduled=scheduled)
@@ -314,7 +314,7 @@ class _ChatServer:
 
 def _use_chat(settings, url):
     settings.NOTIFY_AI_RECOMMENDATION = {
-        "BACKEND": "templates_app.recommendations.OpenAIChatProvider",
+        "BACKEND": "templates_app.automation.recommendations.OpenAIChatProvider",
         "OPTIONS": {"URL": url, "API_KEY": "sk-test", "MODEL": "tiny-model", "TIMEOUT": 5},
     }
 

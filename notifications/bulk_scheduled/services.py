@@ -25,8 +25,8 @@ from django.db.models import DateTimeField, F, Min, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from notifications.bulk import selectors
-from notifications.bulk.inputs import BulkInput, BulkInputError, Content, image_kind
+from notifications.bulk_scheduled import selectors
+from notifications.bulk_scheduled.inputs import BulkInput, BulkInputError, Content, image_kind
 from notifications.models import (
     DELIVERY_CHANNEL,
     Attachment,

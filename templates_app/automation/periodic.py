@@ -18,17 +18,18 @@ from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
+from notifications.channels import Channel
 from notifications.models import Notification
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
 from notifications.selectors import platform_members
 from notifications.services import Recipient, SendResult, notification_send
 from templates_app import defaults, selectors
+from templates_app.automation.recommendations import activity_summary, get_provider, recommendation_for
+from templates_app.automation.schedule import next_execution
 from templates_app.messages import rendered_ahead, renderer_for
 from templates_app.models import LearnerActivity, NotificationTemplate
-from templates_app.recommendations import activity_summary, get_provider, recommendation_for
 from templates_app.rendering import TemplateError
 from templates_app.services.configs import PROACTIVE
-from templates_app.services.schedule import next_execution
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def proactive_send(
     config = {**defaults.DEFAULT_PERIODIC_CONFIG, **(template.periodic_config or {})}
     channels = [c.name for c in template.allowed_channels.all()]
     if not platform.push_enabled:
-        channels = [c for c in channels if c != "push_notification"]
+        channels = [c for c in channels if c != Channel.PUSH]
     learners = learners_in_scope(platform=platform, config=config, now=now)
     mentors = config.get("mentors") or [{}]
     provider = get_provider()

@@ -2,7 +2,7 @@
 
 Providers are named in settings like channel backends:
 
-    NOTIFY_AI_RECOMMENDATION = {"BACKEND": "templates_app.recommendations.OpenAIChatProvider",
+    NOTIFY_AI_RECOMMENDATION = {"BACKEND": "templates_app.automation.recommendations.OpenAIChatProvider",
                                 "OPTIONS": {"URL": ..., "API_KEY": ..., "MODEL": ...}}
 
 The default, `ActivitySummaryProvider`, needs nothing: it writes a short,
@@ -213,7 +213,7 @@ class OpenAIChatProvider(RecommendationProvider):
 @functools.cache
 def _provider_class():
     config = getattr(settings, "NOTIFY_AI_RECOMMENDATION", {}) or {}
-    path = config.get("BACKEND") or "templates_app.recommendations.ActivitySummaryProvider"
+    path = config.get("BACKEND") or "templates_app.automation.recommendations.ActivitySummaryProvider"
     try:
         return import_string(path)
     except ImportError as exc:

@@ -1,4 +1,4 @@
-"""Bulk sends over SMS, email, push and in-app, now or at a scheduled time.
+"""Bulk sends (SMS, email, push, in-app) now or at a scheduled time, and the scheduled jobs.
 
 `inputs` parses and checks a request once for the API and the admin,
 `selectors` resolves recipients and reads jobs, `services` sends now or stores,
@@ -13,7 +13,7 @@ SCHEDULED_SOURCE = "scheduled_notifications"
 def ready() -> None:
     """Hook the scheduled jobs into the due-work sweep and register the edit permission."""
     from notifications import permissions, scheduler
-    from notifications.bulk import services
+    from notifications.bulk_scheduled import services
 
     permissions.register(
         "notifications_scheduled.update", "notifications.scheduled_update", bundles=(permissions.ADMIN,)

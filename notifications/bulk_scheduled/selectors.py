@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
-from notifications.bulk.inputs import Targeting
+from notifications.bulk_scheduled.inputs import Targeting
 from notifications.models import Notification, Platform, ScheduledChannel, ScheduledNotification
 from notifications.selectors import platform_members
 from notifications.services import Recipient

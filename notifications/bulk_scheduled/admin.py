@@ -1,6 +1,6 @@
 """Admin screens of bulk sends: compose, the job list with badges, a job with its deliveries.
 
-The compose form goes through the same parser (`bulk.inputs`) and services as
+The compose form goes through the same parser (`bulk_scheduled.inputs`) and services as
 the API, so the admin and `/api/v1/notifications/bulk-*` accept and reject the
 same things with the same messages.
 """
@@ -26,8 +26,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from notifications.admin_scoping import PlatformScopedAdmin, SuperuserOnlyAdmin
-from notifications.bulk import selectors, services
-from notifications.bulk.inputs import BulkInputError, bulk_input_parse
+from notifications.bulk_scheduled import selectors, services
+from notifications.bulk_scheduled.inputs import BulkInputError, bulk_input_parse
 from notifications.models import (
     IdempotencyKey,
     ImmediateSend,
