@@ -79,18 +79,9 @@ def proactive_send(
         # A retried run only renders (and asks the AI provider) for learners it has not written yet.
         done = set(Notification.objects.filter(source=source).values_list("user_id", flat=True).distinct())
         todo = [u for u in learners if u.pk not in done]
-        audience = (
-            (
-                Recipient(
-                    user_id=learner.pk,
-                    context=_learner_context(
-                        platform=platform, learner=learner, mentor=mentor, config=config, provider=provider, now=now
-                    ),
-                ),
-                learner,
-            )
-            for learner in tqdm(todo, desc=f"{platform.key} {mentor.get('name') or 'proactive'}", disable=not progress)
-        )
+        audience = _audience(platform=platform, learners=todo, mentor=mentor, config=config, provider=provider, now=now)
+        if progress:
+            audience = tqdm(audience, total=len(todo), desc=f"{platform.key} {mentor.get('name') or 'proactive'}")
         try:
             messages = rendered_ahead(
                 render=renderer_for(platform=platform, channels=channels, template=template),
@@ -108,18 +99,24 @@ def proactive_send(
     return results
 
 
-def _learner_context(*, platform, learner, mentor: dict, config: dict, provider, now: datetime) -> dict:
-    """One learner's variables for one mentor, with the AI provider's recommendation."""
-    summary = activity_summary(
-        platform=platform, user=learner, period_days=int(config.get("report_period_days") or 7), now=now
-    )
-    return {
-        "student_name": learner.get_full_name() or learner.username,
-        "student_email": learner.email,
-        "mentor_name": mentor.get("name") or "",
-        "mentor_unique_id": mentor.get("unique_id") or "",
-        "ai_recommendation": recommendation_for(learner=learner, mentor=mentor, summary=summary, provider=provider),
-    }
+def _audience(*, platform, learners: list, mentor: dict, config: dict, provider, now: datetime):
+    """(Recipient carrying the learner's variables for `mentor`, learner) per learner.
+
+    A generator: each learner's activity summary and AI recommendation are
+    prepared only when the renderer reaches them, so a template that cannot
+    render stops the run before the provider is asked for everyone.
+    """
+    period_days = int(config.get("report_period_days") or 7)
+    for learner in learners:
+        summary = activity_summary(platform=platform, user=learner, period_days=period_days, now=now)
+        context = {
+            "student_name": learner.get_full_name() or learner.username,
+            "student_email": learner.email,
+            "mentor_name": mentor.get("name") or "",
+            "mentor_unique_id": mentor.get("unique_id") or "",
+            "ai_recommendation": recommendation_for(learner=learner, mentor=mentor, summary=summary, provider=provider),
+        }
+        yield Recipient(user_id=learner.pk, context=context), learner
 
 
 def periodic_run(*, item_id) -> None:
