@@ -30,6 +30,7 @@ from notifications.pipeline import Message, Recipient, SendResult, notification_
 from notifications.pipeline.retry import DELIVERIES
 from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.selectors import push_devices_for
+from templates_app.messages import renderer_for
 
 logger = logging.getLogger(__name__)
 
@@ -282,12 +283,13 @@ def alert_notify(*, alert_id: int) -> SendResult | None:
         Alert.objects.filter(pk=alert.pk, notify_generation=alert.notify_generation).update(claimed_until=None)
         return None
     generation = alert.notify_generation
+    channels = alert_channels(alert=alert)
     result = notification_send(
         platform=alert.platform,
         source=alert.source_key,
-        channels=alert_channels(alert=alert),
+        channels=channels,
         recipients=[Recipient(user_id=alert.user_id)],
-        message=alert_message(alert=alert),
+        render=renderer_for(platform=alert.platform, channels=channels, message=alert_message(alert=alert)),
     )
     done = Alert.objects.filter(pk=alert.pk, notify_generation=generation, notified_at__isnull=True)
     if result.pending:

@@ -103,8 +103,8 @@ def phase_preview_python() -> dict:
     from django.db import transaction
 
     from builder.models import Build, BuildRecipient, BuildStatus
-    from builder.sources import platform_members
     from notifications.models import Platform, User
+    from notifications.selectors import platform_members
 
     platform = Platform.objects.get(key=PLATFORM_KEY)
     base = _hwm_kib()
@@ -211,10 +211,10 @@ def phase_send_one_call() -> dict:
     """Baseline: the whole audience handed to the pipeline in one call, one process."""
     import uuid
 
-    from builder.sources import platform_members
     from builder.templating import CUSTOM_TYPE
     from notifications.models import Platform
     from notifications.pipeline import Message, Recipient, notification_send
+    from notifications.selectors import platform_members
 
     platform = Platform.objects.get(key=PLATFORM_KEY)
     base = _hwm_kib()

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection
@@ -37,7 +36,8 @@ from builder.models import (
     UserGroup,
     UserGroupMember,
 )
-from notifications.models import Membership, Platform
+from notifications.models import Platform
+from notifications.selectors import platform_members
 
 EMAIL, USERNAME, PLATFORM, CSV = "email", "username", "platform", "csv"
 DEPARTMENT, PATHWAY, PROGRAM, USERGROUP = "department", "pathway", "program", "usergroup"
@@ -127,14 +127,6 @@ def source_parse(raw, *, files=None, index: int = 0, csv_ordinal: int = 0) -> So
     else:
         raise SourceError(f"{source.label}: 'data' must be a string.")
     return source
-
-
-def platform_members(*, platform: Platform) -> QuerySet:
-    """Active users with an active membership of `platform`: everyone a build may reach."""
-    User = get_user_model()
-    return User.objects.filter(
-        Exists(Membership.objects.filter(user=OuterRef("pk"), platform=platform, is_active=True)), is_active=True
-    )
 
 
 def source_resolve(*, platform: Platform, source: Source) -> Resolved:

@@ -2,9 +2,8 @@
 
 A build names a template by id (which resolves, as everywhere, to the
 platform's copy when it has one) or carries its own content. Either way it is
-rendered through templates_app's sandboxed engine with the §8.2 variables, one
-recipient at a time, and a message is produced per channel by the same
-function the automatic events use.
+rendered through templates_app's front door, `renderer_for`, the same one
+every other send path uses.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.errors import BuildError
-from notifications.pipeline import Message, Recipient
-from templates_app import defaults, selectors
-from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from notifications.pipeline import Renderer
+from templates_app import selectors
+from templates_app.messages import renderer_for
 from templates_app.rendering import TemplateError, compile_template
 
 # What custom content is sent as (and what recipients opt out of to refuse it).
@@ -76,12 +75,12 @@ def content_check(*, template_data: dict) -> None:
             raise BuildError(f"template_data.{field}: {exc}") from None
 
 
-def build_renderer(*, build):
-    """A renderer (recipient, channel, user) -> Message for the pipeline; raises BuildError.
+def _render_failed(exc: TemplateError) -> BuildError:
+    return BuildError(f"The template failed to render: {exc}")
 
-    Each recipient's fields are rendered once and reused for all its channels
-    (the pipeline asks channel by channel for one recipient in a row).
-    """
+
+def build_renderer(*, build) -> Renderer:
+    """The build's renderer for the pipeline: its template or its custom content; raises BuildError."""
     platform = build.platform
     if build.template_type:
         effective = selectors.template_for_type(platform=platform, notification_type=build.template_type)
@@ -89,36 +88,18 @@ def build_renderer(*, build):
             raise BuildError(f"The {build.template_type} template no longer exists.")
         if not effective.is_enabled:
             raise BuildError(f"Notification type {build.template_type} is disabled for this platform.")
-        template = effective.template
-        content = {field: getattr(template, field) for field in defaults.TEMPLATE_FIELDS}
-        notification_type, from_address = effective.type, template.email_from_address
-        fields = fields_for(build.channels)
-    else:
-        content = {field: (build.template_data or {}).get(field, "") for field in CUSTOM_FIELDS}
-        notification_type, from_address = CUSTOM_TYPE, ""
-        fields = CUSTOM_FIELDS
-    extra = dict(build.context or {})
-    globals_ = platform_globals(platform)
-    last: dict = {}
-
-    def render(recipient: Recipient, channel: str, user) -> Message:
-        key = recipient.key()
-        if last.get("key") != key:
-            base = recipient_context(
-                platform, user=user, address=recipient.address, notification_type=notification_type, globals_=globals_
-            )
-            full = {**base, **extra}
-            try:
-                rendered = render_fields(content, full, fields=fields)
-            except TemplateError as exc:
-                raise BuildError(f"The template failed to render: {exc}") from None
-            last.update(key=key, rendered=rendered, stored={**extra, "username": full.get("username", "")})
-        return message_for(
-            last["rendered"],
-            channel=channel,
-            notification_type=notification_type,
-            context=last["stored"],
-            from_address=from_address,
+        return renderer_for(
+            platform=platform,
+            channels=build.channels,
+            template=effective.template,
+            context=build.context,
+            error=_render_failed,
         )
-
-    return render
+    return renderer_for(
+        platform=platform,
+        channels=build.channels,
+        content={field: (build.template_data or {}).get(field, "") for field in CUSTOM_FIELDS},
+        notification_type=CUSTOM_TYPE,
+        context=build.context,
+        error=_render_failed,
+    )

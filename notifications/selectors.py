@@ -8,9 +8,17 @@ from datetime import datetime
 import swapper
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from notifications.models import DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform, PlatformSMTPSettings
+from notifications.models import (
+    DeliveryStatus,
+    InboxCounter,
+    InboxStatus,
+    Membership,
+    Notification,
+    Platform,
+    PlatformSMTPSettings,
+)
 
 
 def inbox_for(*, user, platform: Platform) -> QuerySet[Notification]:
@@ -107,24 +115,30 @@ def inbox_filtered(
     return qs.order_by(*INBOX_ORDER)
 
 
+def platform_members(*, platform: Platform, role: str | None = None, admin: bool | None = None) -> QuerySet:
+    """Active users with an active membership of `platform`: everyone a send may reach there.
+
+    `role` keeps members holding that role on this platform; `admin` keeps its
+    administrators (True) or everyone else (False). The membership is matched
+    in an EXISTS, so a user is never repeated and the caller may add any filter.
+    """
+    memberships = Membership.objects.filter(user=OuterRef("pk"), platform=platform, is_active=True)
+    if role is not None:
+        memberships = memberships.filter(role=role)
+    if admin is not None:
+        memberships = memberships.filter(is_platform_admin=admin)
+    return get_user_model().objects.filter(Exists(memberships), is_active=True)
+
+
 def platform_member(*, platform: Platform, username: str):
     """The active member of `platform` with this username, or None."""
-    User = get_user_model()
-    return (
-        User.objects.filter(
-            username=username, is_active=True, memberships__platform=platform, memberships__is_active=True
-        )
-        .distinct()
-        .first()
-    )
+    return platform_members(platform=platform).filter(username=username).first()
 
 
 def platform_member_by(*, platform: Platform, user_id: int | None = None, username: str | None = None):
     """The active member of `platform` with this id or username, or None."""
-    User = get_user_model()
-    users = User.objects.filter(is_active=True, memberships__platform=platform, memberships__is_active=True)
-    users = users.filter(pk=user_id) if user_id is not None else users.filter(username=username)
-    return users.distinct().first()
+    users = platform_members(platform=platform)
+    return (users.filter(pk=user_id) if user_id is not None else users.filter(username=username)).first()
 
 
 def smtp_settings_for(*, platform: Platform) -> PlatformSMTPSettings | None:

@@ -1,13 +1,21 @@
 """From a template and a context to the `Message` the delivery pipeline sends.
 
+`renderer_for` is the front door every send path that carries content uses
+(builder, automatic events, proactive runs, templates' preview and test-send,
+alerts): it turns a template, template text the caller wrote, or a finished
+message into the pipeline's `Renderer`. A send path resolves its audience,
+chooses its content, and calls `notification_send` with the renderer.
+
 The context a template sees is built here: the §8.2 globals from the Platform
-record, the recipient's own variables, then what the caller supplied. Only
-plain values go in (`rendering.plain` converts the rest).
+record, the recipient's own variables, what the caller supplied, then the
+recipient's own context. Only plain values go in (`rendering.plain` converts
+the rest), and every field renders through the locked-down engine under its
+budget (`rendering.render`), HTML through the one sanitiser.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -16,9 +24,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import Channel, Platform
-from notifications.pipeline import Message
+from notifications.pipeline import Message, Recipient, Renderer
 from notifications.sanitize import sanitize_html
 from templates_app import defaults
+from templates_app.models import NotificationTemplate
 from templates_app.rendering import TemplateError, render
 
 UNSUBSCRIBE_SALT = "templates_app.unsubscribe"
@@ -162,3 +171,153 @@ def message_for(
         context=context,
         data=data,
     )
+
+
+# --- the front door -------------------------------------------------------------------
+
+# Maps a render failure to the error the caller reports (a 400, a failed build).
+ErrorFor = Callable[[FieldRenderError], Exception]
+
+
+def renderer_for(
+    *,
+    platform: Platform,
+    channels: Sequence[str],
+    template: NotificationTemplate | None = None,
+    content: Mapping[str, str] | None = None,
+    message: Message | None = None,
+    notification_type: str = "",
+    context: Mapping[str, object] | None = None,
+    error: ErrorFor | None = None,
+) -> Renderer:
+    """The pipeline's renderer (recipient, channel, user) -> Message for one send.
+
+    Give one kind of content:
+    - `template`: the template row that applies (the platform's copy or the
+      inherited default, as `selectors.template_for_type` resolves it); fields
+      in `content` replace the template's own (an event's subject line);
+    - `content` alone: template text the caller wrote (a build's custom
+      content), sent as `notification_type`;
+    - `message`: a finished message, no template (an alert), the same for
+      every recipient and channel.
+
+    Template text renders per recipient through the locked-down engine with the
+    §8.2 globals, the recipient's variables, `context`, then the recipient's
+    own `Recipient.context`; only the fields `channels` need are rendered, once
+    per recipient for all its channels. A field that cannot render (syntax,
+    missing name, over its time or size budget) raises `error(exc)` when
+    given, else the FieldRenderError itself.
+    """
+    if message is not None:
+        if template is not None or content is not None:
+            raise ValueError("a message is sent as it is: give no template or content with it")
+        return lambda recipient, channel, user: message
+    if template is None and content is None:
+        raise ValueError("give one of template, content or message")
+    fields_of_template: dict[str, str] = {}
+    from_address = ""
+    if template is not None:
+        fields_of_template = {f: getattr(template, f) for f in defaults.TEMPLATE_FIELDS}
+        notification_type = notification_type or template.type
+        from_address = template.email_from_address
+    if not notification_type:
+        raise ValueError("content without a template needs its notification_type")
+    return _TemplateRenderer(
+        platform=platform,
+        channels=tuple(channels),
+        content={**fields_of_template, **(content or {})},
+        notification_type=notification_type,
+        from_address=from_address,
+        context=dict(context or {}),
+        error=error,
+    )
+
+
+class _TemplateRenderer:
+    """Renders a recipient's fields on its first channel and reuses them for its other channels.
+
+    The pipeline (and `rendered_ahead`) asks channel by channel for one
+    recipient in a row, so only the last recipient's fields are kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        platform: Platform,
+        channels: tuple[str, ...],
+        content: dict[str, str],
+        notification_type: str,
+        from_address: str,
+        context: dict,
+        error: ErrorFor | None,
+    ):
+        self.platform = platform
+        self.content = content
+        self.fields = tuple(f for f in fields_for(channels) if f in content)
+        self.notification_type = notification_type
+        self.from_address = from_address
+        self.context = context
+        self.error = error
+        self.globals = platform_globals(platform)
+        self._last: Recipient | None = None
+        self._rendered: dict[str, str] = {}
+        self._stored: dict = {}
+
+    def __call__(self, recipient: Recipient, channel: str, user) -> Message:
+        if self._last is None or recipient != self._last:
+            self._render(recipient, user)
+        return message_for(
+            self._rendered,
+            channel=channel,
+            notification_type=self.notification_type,
+            context=self._stored,
+            from_address=self.from_address,
+        )
+
+    def _render(self, recipient: Recipient, user) -> None:
+        full = recipient_context(
+            self.platform,
+            user=user,
+            address=recipient.address,
+            notification_type=self.notification_type,
+            globals_=self.globals,
+        )
+        full.update(self.context)
+        if recipient.context:
+            full.update(recipient.context)
+        try:
+            rendered = render_fields(self.content, full, fields=self.fields)
+        except FieldRenderError as exc:
+            if self.error is None:
+                raise
+            raise self.error(exc) from None
+        self._last, self._rendered = recipient, rendered
+        self._stored = {**self.context, **recipient.context, "username": full.get("username", "")}
+
+
+class RenderedAhead:
+    """Every message of a send, rendered before anything is written; itself the send's renderer."""
+
+    def __init__(self):
+        self.recipients: list[Recipient] = []
+        self.messages: dict[tuple[str, str], Message] = {}
+
+    def __call__(self, recipient: Recipient, channel: str, user) -> Message:
+        return self.messages[(recipient.key(), channel)]
+
+
+def rendered_ahead(
+    *, render: Renderer, audience: Iterable[tuple[Recipient, object]], channels: Sequence[str]
+) -> RenderedAhead:
+    """Render every (recipient, user) of `audience` on every channel now.
+
+    For sends that must fail whole when one message cannot render (an event
+    answers 400 with nothing sent). `audience` is read lazily, so a template
+    that fails on its first recipient stops before the rest are prepared.
+    """
+    ahead = RenderedAhead()
+    for recipient, user in audience:
+        ahead.recipients.append(recipient)
+        for channel in channels:
+            ahead.messages[(recipient.key(), channel)] = render(recipient, channel, user)
+    return ahead

@@ -14,19 +14,19 @@ import json
 import operator
 import uuid
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from notifications.models import Membership, Platform
+from notifications.models import Platform
 from notifications.pipeline import Recipient, SendResult, eligibility, notification_send
+from notifications.selectors import platform_members
 from templates_app import defaults, selectors
-from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from templates_app.messages import platform_globals, rendered_ahead, renderer_for
 from templates_app.models import EventStatus, Mentor, NotificationEvent
 from templates_app.rendering import TemplateError, render
 from templates_app.selectors import EffectiveTemplate
@@ -46,6 +46,11 @@ class EventRecipient:
     def key(self) -> str:
         return f"user:{self.user.pk}" if self.user is not None else f"email:{self.address.lower()}"
 
+    def recipient(self) -> Recipient:
+        if self.user is not None:
+            return Recipient(user_id=self.user.pk, context=self.context)
+        return Recipient(address=self.address, context=self.context)
+
 
 def _max_recipients() -> int:
     return getattr(settings, "NOTIFY_EVENT_MAX_RECIPIENTS", 1000)
@@ -59,8 +64,7 @@ def recipients_resolve(*, platform: Platform, specs: list) -> tuple[list[EventRe
     optional per-recipient `context`. Users who are not active members of the
     platform are reported as unresolved, never reached.
     """
-    User = get_user_model()
-    members = User.objects.filter(memberships__platform=platform, memberships__is_active=True, is_active=True)
+    members = platform_members(platform=platform)
     ids, names, emails = set(), set(), set()
     parsed = []
     for spec in specs:
@@ -119,15 +123,7 @@ def recipients_resolve(*, platform: Platform, specs: list) -> tuple[list[EventRe
 
 
 def platform_admins(platform: Platform) -> list:
-    User = get_user_model()
-    return list(
-        User.objects.filter(
-            is_active=True,
-            memberships__platform=platform,
-            memberships__is_active=True,
-            memberships__is_platform_admin=True,
-        ).order_by("pk")
-    )
+    return list(platform_members(platform=platform, admin=True).order_by("pk"))
 
 
 def human_support_recipients(
@@ -146,8 +142,8 @@ def human_support_recipients(
     if mentor is not None and not context.get("mentor_name"):
         extra["mentor_name"] = mentor.name
     owner = mentor.owner if mentor is not None and mentor.owner_id else None
-    if owner is not None and not Membership.objects.filter(user=owner, platform=platform, is_active=True).exists():
-        owner = None  # an owner who left the platform no longer hears about it
+    if owner is not None and not platform_members(platform=platform).filter(pk=owner.pk).exists():
+        owner = None  # an owner who left the platform (or was deactivated) no longer hears about it
     people: list = []
     if mode in ("platform_admins_and_mentor_owner", "platform_admins_only"):
         people.extend(platform_admins(platform))
@@ -318,27 +314,27 @@ def event_notify(
     if not chosen:
         return finish(EventStatus.SKIPPED, "No channel left to deliver over.", result)
 
-    messages = _render_all(
-        platform=platform,
-        effective=effective,
-        recipients=resolved,
-        context=context,
+    # Every message is rendered before anything is written: a template that
+    # cannot render fails the event (400) with nothing sent.
+    messages = rendered_ahead(
+        render=renderer_for(
+            platform=platform,
+            channels=chosen,
+            template=effective.template,
+            content={"email_subject": subject_override} if subject_override else None,
+            context=_template_content_rendered(platform=platform, context=context),
+            error=partial(_render_failed, effective.type),
+        ),
+        audience=((r.recipient(), r.user) for r in resolved),
         channels=chosen,
-        subject_override=subject_override,
     )
-
-    def render(recipient: Recipient, channel: str, _user):
-        return messages[(recipient.key(), channel)]
-
     # Users and bare addresses in one call: the pipeline gives an address only the channels it serves.
     counts = notification_send(
         platform=platform,
         source=event.source,
         channels=chosen,
-        recipients=[
-            Recipient(user_id=r.user.pk) if r.user is not None else Recipient(address=r.address) for r in resolved
-        ],
-        render=render,
+        recipients=messages.recipients,
+        render=messages,
     )
     addresses = eligibility.address_channels(chosen)
     expected = {
@@ -359,52 +355,16 @@ def _fill_counts(result: dict, *, counts: SendResult, expected: dict[str, int]) 
     result["sent"], result["failed"], result["pending"] = counts.sent, counts.failed, counts.pending
 
 
-def _render_all(
-    *,
-    platform: Platform,
-    effective: EffectiveTemplate,
-    recipients: list[EventRecipient],
-    context: dict,
-    channels: list[str],
-    subject_override: str = "",
-) -> dict:
-    """Every (recipient, channel) message, rendered before anything is written."""
-    content = {f: getattr(effective.template, f) for f in defaults.TEMPLATE_FIELDS}
-    if subject_override:
-        content["email_subject"] = subject_override
-    context = dict(context)
-    if context.get("template_content"):
-        # HUMAN_SUPPORT's optional custom content is itself a template (§8.2).
-        try:
-            context["template_content"] = render(
-                str(context["template_content"]), {**platform_globals(platform), **context}
-            )
-        except TemplateError as exc:
-            raise ValidationError({"context": [f"template_content: {exc}"]}) from None
-    globals_ = platform_globals(platform)
-    fields = fields_for(channels)
-    out = {}
-    for recipient in recipients:
-        base = recipient_context(
-            platform,
-            user=recipient.user,
-            address=recipient.address,
-            notification_type=effective.type,
-            globals_=globals_,
-        )
-        full = {**base, **context, **recipient.context}
-        try:
-            rendered = render_fields(content, full, fields=fields)
-        except TemplateError as exc:
-            raise ValidationError({"template": [f"The {effective.type} template failed to render: {exc}"]}) from None
-        stored = {**context, **recipient.context, "username": full.get("username", "")}
-        for channel in channels:
-            key = recipient.key()
-            out[(key, channel)] = message_for(
-                rendered,
-                channel=channel,
-                notification_type=effective.type,
-                context=stored,
-                from_address=effective.template.email_from_address,
-            )
-    return out
+def _render_failed(notification_type: str, exc: TemplateError) -> ValidationError:
+    return ValidationError({"template": [f"The {notification_type} template failed to render: {exc}"]})
+
+
+def _template_content_rendered(*, platform: Platform, context: dict) -> dict:
+    """HUMAN_SUPPORT's optional custom content is itself a template (§8.2): rendered once, before the message."""
+    if not context.get("template_content"):
+        return context
+    try:
+        content = render(str(context["template_content"]), {**platform_globals(platform), **context})
+    except TemplateError as exc:
+        raise ValidationError({"context": [f"template_content: {exc}"]}) from None
+    return {**context, "template_content": content}

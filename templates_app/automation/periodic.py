@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
@@ -22,10 +21,11 @@ from tqdm import tqdm
 from notifications.models import Notification
 from notifications.pipeline import Recipient, SendResult, eligibility, notification_send
 from notifications.scheduler import DueWorkSource, claim_rows, oldest
+from notifications.selectors import platform_members
 from templates_app import defaults, selectors
 from templates_app.automation.recommendations import activity_summary, get_provider, recommendation_for
 from templates_app.automation.schedule import next_execution
-from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from templates_app.messages import rendered_ahead, renderer_for
 from templates_app.models import LearnerActivity, NotificationTemplate
 from templates_app.rendering import TemplateError
 from templates_app.services.configs import PROACTIVE
@@ -47,19 +47,12 @@ def periodic_claim(*, now: datetime, limit: int, lease: timedelta) -> list:
 
 def learners_in_scope(*, platform, config: dict, now: datetime) -> list:
     """ACTIVE_LEARNERS: members with activity in the report period; ALL_LEARNERS: every learner member."""
-    User = get_user_model()
-    learners = User.objects.filter(
-        is_active=True,
-        is_service_account=False,
-        memberships__platform=platform,
-        memberships__is_active=True,
-        memberships__is_platform_admin=False,
-    )
+    learners = platform_members(platform=platform, admin=False).filter(is_service_account=False)
     if (config.get("learner_scope") or "ACTIVE_LEARNERS") == "ACTIVE_LEARNERS":
         since = now - timedelta(days=int(config.get("report_period_days") or 7))
         active = LearnerActivity.objects.filter(platform=platform, occurred_at__gte=since).values("user_id")
         learners = learners.filter(pk__in=active)
-    return list(learners.distinct().order_by("pk"))
+    return list(learners.order_by("pk"))
 
 
 def run_source(template: NotificationTemplate, scheduled: datetime, mentor: dict) -> str:
@@ -80,56 +73,50 @@ def proactive_send(
     learners = learners_in_scope(platform=platform, config=config, now=now)
     mentors = config.get("mentors") or [{}]
     provider = get_provider()
-    globals_ = platform_globals(platform)
-    content = {f: getattr(template, f) for f in defaults.TEMPLATE_FIELDS}
-    fields = fields_for(channels)
     results = {}
     for mentor in mentors:
         source = run_source(template, scheduled, mentor)
         # A retried run only renders (and asks the AI provider) for learners it has not written yet.
         done = set(Notification.objects.filter(source=source).values_list("user_id", flat=True).distinct())
         todo = [u for u in learners if u.pk not in done]
-        messages = {}
-        for learner in tqdm(todo, desc=f"{platform.key} {mentor.get('name') or 'proactive'}", disable=not progress):
-            summary = activity_summary(
-                platform=platform, user=learner, period_days=int(config.get("report_period_days") or 7), now=now
-            )
-            context = {
-                "student_name": learner.get_full_name() or learner.username,
-                "student_email": learner.email,
-                "mentor_name": mentor.get("name") or "",
-                "mentor_unique_id": mentor.get("unique_id") or "",
-                "ai_recommendation": recommendation_for(
-                    learner=learner, mentor=mentor, summary=summary, provider=provider
-                ),
-            }
-            full = {
-                **recipient_context(platform, user=learner, notification_type=PROACTIVE, globals_=globals_),
-                **context,
-            }
-            try:
-                rendered = render_fields(content, full, fields=fields)
-            except TemplateError as exc:
-                logger.error("proactive template of %s cannot render: %s", platform.key, exc)
-                return results
-            for channel in channels:
-                messages[(f"user:{learner.pk}", channel)] = message_for(
-                    rendered,
-                    channel=channel,
-                    notification_type=PROACTIVE,
-                    context={**context, "username": learner.username},
-                    from_address=template.email_from_address,
-                )
         if not todo or not channels:
             continue
+        audience = _audience(platform=platform, learners=todo, mentor=mentor, config=config, provider=provider, now=now)
+        if progress:
+            audience = tqdm(audience, total=len(todo), desc=f"{platform.key} {mentor.get('name') or 'proactive'}")
+        try:
+            messages = rendered_ahead(
+                render=renderer_for(platform=platform, channels=channels, template=template),
+                audience=audience,
+                channels=channels,
+            )
+        except TemplateError as exc:
+            logger.error("proactive template of %s cannot render: %s", platform.key, exc)
+            return results
         results[source] = notification_send(
-            platform=platform,
-            source=source,
-            channels=channels,
-            recipients=[Recipient(user_id=u.pk) for u in todo],
-            render=lambda recipient, channel, _user, messages=messages: messages[(recipient.key(), channel)],
+            platform=platform, source=source, channels=channels, recipients=messages.recipients, render=messages
         )
     return results
+
+
+def _audience(*, platform, learners: list, mentor: dict, config: dict, provider, now: datetime):
+    """(Recipient carrying the learner's variables for `mentor`, learner) per learner.
+
+    A generator: each learner's activity summary and AI recommendation are
+    prepared only when the renderer reaches them, so a template that cannot
+    render stops the run before the provider is asked for everyone.
+    """
+    period_days = int(config.get("report_period_days") or 7)
+    for learner in learners:
+        summary = activity_summary(platform=platform, user=learner, period_days=period_days, now=now)
+        context = {
+            "student_name": learner.get_full_name() or learner.username,
+            "student_email": learner.email,
+            "mentor_name": mentor.get("name") or "",
+            "mentor_unique_id": mentor.get("unique_id") or "",
+            "ai_recommendation": recommendation_for(learner=learner, mentor=mentor, summary=summary, provider=provider),
+        }
+        yield Recipient(user_id=learner.pk, context=context), learner
 
 
 def periodic_run(*, item_id) -> None:

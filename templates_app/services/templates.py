@@ -15,7 +15,7 @@ from notifications.models import Channel, Platform
 from notifications.pipeline import Recipient, notification_send
 from templates_app import defaults, selectors
 from templates_app.automation.schedule import next_execution
-from templates_app.messages import fields_for, message_for, platform_globals, recipient_context, render_fields
+from templates_app.messages import platform_globals, renderer_for
 from templates_app.models import NotificationChannel, NotificationTemplate, NotificationToggle, Spa
 from templates_app.rendering import TemplateError, template_check
 from templates_app.sanitize import sanitize_template_source
@@ -344,13 +344,11 @@ def template_preview(
 ) -> dict:
     """Render every channel's message without sending; raises FieldRenderError."""
     channels = channels or effective.channel_names() or [Channel.EMAIL]
-    base = recipient_context(platform, user=user, notification_type=effective.type)
-    full = {**base, **context}
-    content = {f: getattr(effective.template, f) for f in defaults.TEMPLATE_FIELDS}
-    rendered = render_fields(content, full, fields=fields_for(channels))
+    render = renderer_for(platform=platform, channels=channels, template=effective.template, context=context)
+    recipient = Recipient(user_id=user.pk if user is not None else None)
     out = {}
     for channel in channels:
-        msg = message_for(rendered, channel=channel, notification_type=effective.type, context=context)
+        msg = render(recipient, channel, user)
         out[channel] = {"title": msg.title, "body": msg.body, "html": msg.html, "short_message": msg.short_message}
     return out
 
@@ -375,20 +373,15 @@ def template_test_send(*, platform: Platform, notification_type: str, user, cont
     effective = selectors.template_for_type(platform=platform, notification_type=notification_type)
     if effective is None:
         raise TemplateNotFound(notification_type)
-    full = {
-        **recipient_context(platform, user=user, notification_type=notification_type),
-        **test_context(platform=platform, user=user, context=context),
-    }
-    content = {f: getattr(effective.template, f) for f in defaults.TEMPLATE_FIELDS}
-    rendered = render_fields(content, full, fields=fields_for([Channel.EMAIL]))
-    message = message_for(
-        rendered,
-        channel=Channel.EMAIL,
-        notification_type=notification_type,
+    render = renderer_for(
+        platform=platform,
+        channels=[Channel.EMAIL],
+        template=effective.template,
         context=test_context(platform=platform, user=user, context=context),
-        from_address=effective.template.email_from_address,
     )
-    # A bare address, not the admin's account: a test is not an inbox entry,
+    # Rendered for the admin's account (their variables and unsubscribe link)...
+    message = render(Recipient(user_id=user.pk), Channel.EMAIL, user)
+    # ...and sent to a bare address, not the account: a test is not an inbox entry,
     # and an admin's opt-outs must not swallow their own test.
     try:
         result = notification_send(

@@ -254,6 +254,18 @@ def test_disabled_type_advances_without_sending(configured, admin_api):
     assert configured.next_execution_at > timezone.now()
 
 
+def test_a_template_over_its_budget_skips_the_run_and_sends_nothing(configured, settings, caplog):
+    settings.NOTIFY_TEMPLATE_MAX_OUTPUT_CHARS = 1000
+    NotificationTemplate.objects.filter(pk=configured.pk).update(
+        message_body='{% with s="' + "x" * 100 + '" %}{{ s|make_list|join:s }}{% endwith %}'
+    )
+    assert scheduler.sweep()["proactive_learner"] == 1
+    assert not Notification.objects.exists()
+    assert "proactive template of acme-learning cannot render: message_body:" in caplog.text
+    configured.refresh_from_db()
+    assert configured.next_execution_at > timezone.now() and configured.claimed_until is None
+
+
 class _ChatServer:
     """A local server answering like an OpenAI-compatible /v1/chat/completions endpoint."""
 

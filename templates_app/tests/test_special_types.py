@@ -84,6 +84,12 @@ def test_recipient_modes(admin_api, mentor, mode, expected):
     assert reached(support_event(admin_api)) == expected
 
 
+def test_a_deactivated_mentor_owner_hears_nothing(admin_api, mentor, mentor_owner):
+    mentor_owner.is_active = False
+    mentor_owner.save(update_fields=["is_active"])
+    assert reached(support_event(admin_api)) == {"admin"}
+
+
 def test_custom_recipients(admin_api, mentor, make_user):
     make_user("support-lead", email="lead@acme.com")
     r = admin_api.patch(HUMAN, {"human_support_recipient_mode": "custom"}, format="json")

@@ -228,6 +228,16 @@ def test_test_send_failure_is_the_documented_500(admin_api):
     assert r.json() == {"success": False, "message": "Failed to send test notification. Check email configuration."}
 
 
+def test_test_send_over_the_render_budget_is_a_400_and_sends_nothing(admin_api, settings):
+    settings.NOTIFY_TEMPLATE_MAX_OUTPUT_CHARS = 50
+    r = admin_api.post(ENROLL + "test/", {"context": {"course_name": "x" * 100}}, format="json")
+    assert r.status_code == 400
+    assert r.json()["success"] is False
+    assert r.json()["message"].startswith("Template failed to render: ")
+    assert "exceeds 50 characters" in r.json()["message"]
+    assert not locmem.outbox["email"]
+
+
 def test_admins_only_and_foreign_platforms_are_404(api, make_user, admin_api):
     from notifications.tests.factories import PlatformFactory, make_member
 
