@@ -10,12 +10,15 @@ modules together, it only postpones the moment the circle bites.
   surfaces and the app config that loads the schema extensions are above it.
 - (b) Apps depend one way: `alerts`, `templates_app`, `builder` → `notifications`,
   and `builder` → `templates_app` through `builder/templating.py` only.
+- (c) No circles between project modules.
 """
 
 from __future__ import annotations
 
 import ast
+from collections import deque
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,6 +151,93 @@ def test_apps_depend_one_way():
             if other not in APP_DEPENDENCIES[app] or (gateway is not None and module not in gateway):
                 wrong.append(f"{module} (line {line}) imports {target}")
     assert not wrong, "imports against the app dependency direction:\n" + "\n".join(wrong)
+
+
+def _components(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found = []
+    counter = 0
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+    return found
+
+
+def _shortest_cycle(graph: dict[str, dict[str, int]], start: str, within: set[str]) -> list[str]:
+    """The shortest chain start -> ... -> start inside one component (breadth first)."""
+    came_from = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for child in sorted(graph[node]):
+            if child not in within:
+                continue
+            if child == start:
+                chain = [node]
+                while came_from[chain[-1]] is not None:
+                    chain.append(came_from[chain[-1]])
+                return [*reversed(chain), start]
+            if child not in came_from:
+                came_from[child] = node
+                queue.append(child)
+    raise AssertionError(f"{start} is in no cycle")
+
+
+def _describe(graph: dict[str, dict[str, int]], chain: list[str]) -> str:
+    steps = [f"{a} (line {graph[a][b]})" for a, b in pairwise(chain)]
+    return " -> ".join([*steps, chain[-1]])
+
+
+def import_cycles() -> list[str]:
+    """Each circle as its modules and the shortest chains round it (a few per circle)."""
+    graph = _imports()
+    report = []
+    for component in _components(graph):
+        members = set(component)
+        chains = {_describe(graph, _shortest_cycle(graph, module, members)) for module in component}
+        shown = sorted(chains, key=lambda chain: (len(chain), chain))[:5]
+        report.append(f"{len(component)} modules ({', '.join(component)}):\n" + "\n".join(f"  {c}" for c in shown))
+    return report
+
+
+def test_no_import_cycles():
+    cycles = import_cycles()
+    assert not cycles, "import cycles between project modules:\n" + "\n".join(cycles)
 
 
 def test_the_parser_sees_function_level_imports():
