@@ -7,12 +7,13 @@
 | ibl | `/api/notification/v1/` and the rest | DRF's own: `{"detail": ...}` or `{field: [...]}` |
 
 Views raise `ApiError` (or any DRF exception), the layers below them the domain
-errors of `notifications.errors` (mapped here to their status: `_DOMAIN_STATUS`);
-`exception_handler` picks the surface from the request path, so 400, 401, 403, 404, 405, 429 and unexpected
-500s all come out in the caller's format. Django's refusals of a body (more than
-DATA_UPLOAD_MAX_MEMORY_SIZE: 413; more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields:
-400) too. Django-level 400/404/500 (no view matched, middleware failures) go
-through `handler400`/`handler404`/`handler500` with the same rules.
+errors of `notifications.errors` (given their status here: `_DOMAIN_STATUS`);
+`exception_handler` picks the surface from the request path, so 400, 401, 403,
+404, 405, 429 and unexpected 500s all come out in the caller's format. Django's
+refusals of a body (more than DATA_UPLOAD_MAX_MEMORY_SIZE: 413; more than
+DATA_UPLOAD_MAX_NUMBER_FIELDS fields: 400) too. Django-level 400/404/500 (no
+view matched, middleware failures) go through `handler400`/`handler404`/
+`handler500` with the same rules.
 """
 
 from __future__ import annotations
