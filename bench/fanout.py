@@ -148,9 +148,9 @@ def _baseline(platform, user_ids: list[int], source: str, loop: _Loop) -> float:
     from channels.layers import get_channel_layer
     from django.utils import timezone
 
-    from notifications.api.v1_serializers import created_notification_payload
     from notifications.models import Notification
     from notifications.realtime import created_notification_event, user_group
+    from notifications.realtime_payload import created_notification_payload
 
     layer = get_channel_layer()
     start = time.perf_counter()

@@ -83,8 +83,8 @@ def run(*, calls: int, rebuild: bool) -> dict:
 
     from bench import common
     from notifications import selectors
-    from notifications.api.v1_serializers import PAYLOAD_FIELDS
     from notifications.models import AuthToken, InboxStatus, Membership, Notification, Platform, User
+    from notifications.realtime_payload import PAYLOAD_FIELDS
 
     platform, _ = Platform.objects.get_or_create(key="bench-inbox", defaults={"name": "Bench inbox"})
     if rebuild or Notification.objects.count() != TOTAL_ROWS:

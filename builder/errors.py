@@ -1,12 +1,21 @@
-"""The builder's one error: a message and the HTTP status it answers with."""
+"""The builder's refusals: domain errors the surfaces' one exception handler formats.
+
+`BuildError` is bad input (400); its subclasses keep their own kind, so
+`except BuildError` still catches every refusal of the builder.
+"""
 
 from __future__ import annotations
 
-from notifications.api.errors import ApiError
+from notifications.errors import Conflict, DomainError, PermissionDenied
 
 
-class BuildError(ApiError):
-    """Raised by services and sources; the surface's exception handler formats it."""
+class BuildError(DomainError):
+    """Raised by services, sources and templating on input that cannot be built or sent."""
 
-    def __init__(self, message: str, *, status: int = 400):
-        super().__init__(message, status=status)
+
+class BuildForbidden(BuildError, PermissionDenied):
+    """A department admin reaching beyond their departments."""
+
+
+class BuildConflict(BuildError, Conflict):
+    """The build's state refuses the change: already sent, queued, cancelled."""

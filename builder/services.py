@@ -26,7 +26,7 @@ from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
 from builder import templating
-from builder.errors import BuildError
+from builder.errors import BuildConflict, BuildError, BuildForbidden
 from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
 from builder.selectors import Access, build_similar
 from builder.sources import (
@@ -72,14 +72,11 @@ def sources_authorize(*, access: Access, sources: list[Source]) -> None:
         return
     for source in sources:
         if source.type != DEPARTMENT:
-            raise BuildError(
-                f"Department admins may only send to their own departments; {source.label} is not allowed.",
-                status=403,
+            raise BuildForbidden(
+                f"Department admins may only send to their own departments; {source.label} is not allowed."
             )
         if int(source.data) not in access.department_ids:
-            raise BuildError(
-                f"You are not an admin of department {source.data}; {source.label} is not allowed.", status=403
-            )
+            raise BuildForbidden(f"You are not an admin of department {source.data}; {source.label} is not allowed.")
 
 
 def build_preview(
@@ -216,7 +213,7 @@ class SendOutcome:
     similar: Build | None = None
 
 
-def _not_sendable(build: Build) -> BuildError:
+def _not_sendable(build: Build) -> BuildConflict:
     reasons = {
         BuildStatus.DRAFT: "This build has not been previewed.",
         BuildStatus.QUEUED: "This build is already queued.",
@@ -225,7 +222,7 @@ def _not_sendable(build: Build) -> BuildError:
         BuildStatus.FAILED: "This build has already been sent (it failed).",
         BuildStatus.CANCELLED: "This build was cancelled.",
     }
-    return BuildError(reasons.get(build.status, "This build cannot be sent."), status=409)
+    return BuildConflict(reasons.get(build.status, "This build cannot be sent."))
 
 
 def build_send(*, build: Build, user, force: bool = False, now: datetime | None = None) -> SendOutcome:
@@ -295,8 +292,8 @@ def build_cancel(*, build: Build, user, now: datetime | None = None) -> Build:
     build.refresh_from_db()
     if not done:
         if build.status == BuildStatus.QUEUED:
-            raise BuildError("This build is due and can no longer be cancelled.", status=409)
-        raise BuildError(f"A {build.status} build cannot be cancelled.", status=409)
+            raise BuildConflict("This build is due and can no longer be cancelled.")
+        raise BuildConflict(f"A {build.status} build cannot be cancelled.")
     return build
 
 

@@ -11,6 +11,7 @@ from celery import current_app, shared_task
 from notifications import scheduler
 from notifications.bulk_scheduled.services import compose_uploads_purge
 from notifications.inbox_tokens import inbox_tokens_purge
+from notifications.models import IdempotencyKey
 from notifications.pipeline import dispatch
 
 
@@ -33,9 +34,7 @@ def run_due_items(source: str, item_ids: list) -> None:
 @shared_task(ignore_result=True)
 def purge_idempotency_keys() -> int:
     """Hourly: expired Idempotency-Key records, and compose-form uploads never confirmed."""
-    from notifications.api.idempotency import idempotency_keys_purge
-
-    return idempotency_keys_purge() + compose_uploads_purge()
+    return IdempotencyKey.purge_expired() + compose_uploads_purge()
 
 
 @shared_task(ignore_result=True)

@@ -10,7 +10,7 @@ What the caller may do there is `notifications.permissions.platform_permissions`
 
 from __future__ import annotations
 
-from notifications.api.errors import ApiError
+from notifications.errors import InvalidInput, NotFound, PermissionDenied
 from notifications.models import Membership, Platform
 from notifications.permissions import MEMBER, PLATFORM_ADMIN, platform_permissions, request_permissions
 
@@ -65,12 +65,12 @@ def platform_for_request(request) -> Platform:
             or (wanted and wanted != scoped_to.key)
             or MEMBER not in request_permissions(request, scoped_to)
         ):
-            raise ApiError("Platform not found", status=404, error="This token belongs to another platform")
+            raise NotFound("Platform not found", detail="This token belongs to another platform")
         platform = scoped_to
     elif wanted:
         platform = Platform.objects.filter(key=wanted[:100], is_active=True).first()
         if platform is None or MEMBER not in request_permissions(request, platform):
-            raise ApiError("Platform not found", status=404, error=f"No platform '{wanted[:100]}' for this user")
+            raise NotFound("Platform not found", detail=f"No platform '{wanted[:100]}' for this user")
     else:
         keys = list(
             Membership.objects.filter(user=user, is_active=True, platform__is_active=True).values_list(
@@ -78,12 +78,11 @@ def platform_for_request(request) -> Platform:
             )[:2]
         )
         if not keys:
-            raise ApiError("No platform", status=403, error="This user belongs to no platform")
+            raise PermissionDenied("No platform", detail="This user belongs to no platform")
         if len(keys) > 1:
-            raise ApiError(
+            raise InvalidInput(
                 "Platform is ambiguous",
-                status=400,
-                error="This user belongs to several platforms; name one in the X-Platform header",
+                detail="This user belongs to several platforms; name one in the X-Platform header",
             )
         platform = Platform.objects.get(pk=keys[0])
     request._notify_platform = platform
@@ -97,7 +96,7 @@ def platform_from_path(request, key: str) -> Platform:
         return cached
     platform = Platform.objects.filter(key=key[:100], is_active=True).first()
     if platform is None or MEMBER not in request_permissions(request, platform):
-        raise ApiError("Not found.", status=404)
+        raise NotFound("Not found.")
     request._notify_platform = platform
     return platform
 

@@ -6,12 +6,14 @@
 | v1 | `/api/v1/` | `{"message", "error"}` (the bulk document's `domain.ErrorResponse`) |
 | ibl | `/api/notification/v1/` and the rest | DRF's own: `{"detail": ...}` or `{field: [...]}` |
 
-Views raise `ApiError` (or any DRF exception); `exception_handler` picks the
-surface from the request path, so 400, 401, 403, 404, 405, 429 and unexpected
-500s all come out in the caller's format. Django's refusals of a body (more than
-DATA_UPLOAD_MAX_MEMORY_SIZE: 413; more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields:
-400) too. Django-level 400/404/500 (no view matched, middleware failures) go
-through `handler400`/`handler404`/`handler500` with the same rules.
+Views raise `ApiError` (or any DRF exception), the layers below them the domain
+errors of `notifications.errors` (given their status here: `_DOMAIN_STATUS`);
+`exception_handler` picks the surface from the request path, so 400, 401, 403,
+404, 405, 429 and unexpected 500s all come out in the caller's format. Django's
+refusals of a body (more than DATA_UPLOAD_MAX_MEMORY_SIZE: 413; more than
+DATA_UPLOAD_MAX_NUMBER_FIELDS fields: 400) too. Django-level 400/404/500 (no
+view matched, middleware failures) go through `handler400`/`handler404`/
+`handler500` with the same rules.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from notifications.errors import Conflict, DomainError, NotFound, PermissionDenied
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,16 @@ class ApiError(exceptions.APIException):
         self.body = body
         self.fields = fields
         super().__init__(detail=message, code=self.code)
+
+
+# A domain error's status by its kind; any other DomainError (InvalidInput included) is a 400.
+_DOMAIN_STATUS = ((NotFound, 404), (PermissionDenied, 403), (Conflict, 409))
+
+
+def _from_domain(exc: DomainError) -> ApiError:
+    """A domain error as the ApiError a view would have raised, so every surface formats it alike."""
+    status_code = next((code for kind, code in _DOMAIN_STATUS if isinstance(exc, kind)), 400)
+    return ApiError(exc.message, status=status_code, error=exc.detail, code=exc.code, fields=exc.fields)
 
 
 def _default_code(status_code: int) -> str:
@@ -154,7 +168,9 @@ def exception_handler(exc, context):
     request = context.get("request")
     path = request.path if request is not None else ""
     surface = surface_for_path(path)
-    if isinstance(exc, Http404):
+    if isinstance(exc, DomainError):
+        exc = _from_domain(exc)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -21,7 +21,6 @@ from datetime import timedelta
 from functools import wraps
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.utils import timezone
 from rest_framework.response import Response
 
 from notifications.api.errors import ApiError
@@ -132,9 +131,3 @@ def idempotent(method):
 
     wrapper.idempotent = True
     return wrapper
-
-
-def idempotency_keys_purge() -> int:
-    """Delete expired keys; returns how many."""
-    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).delete()
-    return deleted

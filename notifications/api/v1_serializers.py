@@ -2,24 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from notifications.models import InboxStatus, Notification
-
-# The columns `created_notification_payload` reads: what an inbox page loads.
-PAYLOAD_FIELDS = ("id", "user_id", "notification_type", "level", "channel", "title", "body", "status", "created_at")
-
-
-def created_notification_payload(n: Notification) -> dict:
-    """A notification as the bulk document's WebSocket and inbox show it."""
-    return {
-        "id": str(n.id),
-        "recipient_id": n.user_id,
-        "type": n.notification_type,
-        "level": n.level,
-        "delivery_channel": n.channel,
-        "payload": {"headline": n.title, "message": n.body},
-        "is_read": n.status != InboxStatus.UNREAD,
-        "timestamp": n.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-    }
+from notifications.realtime_payload import created_notification_payload
 
 
 class V1NotificationSerializer(serializers.Serializer):

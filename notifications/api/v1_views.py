@@ -21,8 +21,9 @@ from notifications.api.envelope import V1_ERROR, envelope_schema, ok
 from notifications.api.errors import ApiError
 from notifications.api.params import int_query_param
 from notifications.api.permissions import requires
-from notifications.api.v1_serializers import PAYLOAD_FIELDS, V1NotificationSerializer
+from notifications.api.v1_serializers import V1NotificationSerializer
 from notifications.models import InboxStatus, TokenScope
+from notifications.realtime_payload import PAYLOAD_FIELDS
 from notifications.tenancy import platform_for_request
 
 MAX_LIMIT = 100

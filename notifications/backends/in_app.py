@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from notifications.api.v1_serializers import created_notification_payload
 from notifications.backends.base import BaseBackend, Result
 from notifications.realtime import created_notification_event, groups_send_each_sync, user_group
+from notifications.realtime_payload import created_notification_payload
 
 logger = logging.getLogger(__name__)
 

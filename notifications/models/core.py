@@ -227,15 +227,6 @@ class AuthToken(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
 
-    def revoke(self) -> None:
-        """Revoke the token; its open WebSockets close (4401) once this commits."""
-        from notifications.credentials import sockets_close_for_tokens
-
-        if self.revoked_at is None:
-            self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
-            sockets_close_for_tokens(token_ids=[self.pk])
-
 
 class InboxStatus(models.TextChoices):
     # Alphabetical order matters: ordering by -status puts UNREAD first, then

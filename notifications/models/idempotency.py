@@ -69,3 +69,9 @@ class IdempotencyKey(models.Model):
                 continue
             return None, existing
         return None, None
+
+    @classmethod
+    def purge_expired(cls) -> int:
+        """Delete the keys past `expires_at` (an hourly task); returns how many."""
+        deleted, _ = cls.objects.filter(expires_at__lte=timezone.now()).delete()
+        return deleted

@@ -10,7 +10,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
 
-from notifications.api.idempotency import idempotency_keys_purge
 from notifications.backends import locmem
 from notifications.models import IdempotencyKey, Membership, Notification, ScheduledNotification, User
 from notifications.tests.bulk_helpers import PNG, V1, envelope, error, future
@@ -107,7 +106,7 @@ def test_keys_expire_after_24_hours(client):
     assert r.status_code == 200 and "Idempotent-Replayed" not in r
     assert len(locmem.outbox["sms"]) == 6
     IdempotencyKey.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert idempotency_keys_purge() == 1 and not IdempotencyKey.objects.exists()
+    assert IdempotencyKey.purge_expired() == 1 and not IdempotencyKey.objects.exists()
 
 
 def test_cancel_honours_the_key(client):
