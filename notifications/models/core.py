@@ -114,6 +114,23 @@ class User(AbstractUser):
         super().save(*args, **kwargs)
 
 
+class MembershipQuerySet(models.QuerySet):
+    """Writes that bypass the model's signals still drop the members' cached credentials."""
+
+    def update(self, **kwargs):
+        from notifications.auth_cache import credentials_forget
+
+        credentials_forget(user_ids=list(self.values_list("user_id", flat=True).distinct()))
+        return super().update(**kwargs)
+
+    def bulk_create(self, objs, *args, **kwargs):
+        from notifications.auth_cache import credentials_forget
+
+        created = super().bulk_create(objs, *args, **kwargs)
+        credentials_forget(user_ids={m.user_id for m in created})
+        return created
+
+
 class Membership(models.Model):
     """A user on one platform: every right a user has on a platform comes from here.
 
@@ -140,6 +157,8 @@ class Membership(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = MembershipQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["platform", "user"], name="uniq_membership")]
         indexes = [
@@ -160,6 +179,23 @@ class AuthTokenQuerySet(models.QuerySet):
     def active(self):
         now = timezone.now()
         return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+    # Writes through the queryset drop the tokens' cached credentials (notifications.auth_cache),
+    # except the once-a-minute last_used_at bookkeeping.
+    def update(self, **kwargs):
+        if set(kwargs) - {"last_used_at"}:
+            _forget_tokens(self)
+        return super().update(**kwargs)
+
+    def delete(self):
+        _forget_tokens(self)
+        return super().delete()
+
+
+def _forget_tokens(tokens) -> None:
+    from notifications.auth_cache import credentials_forget
+
+    credentials_forget(key_hashes=list(tokens.values_list("key_hash", flat=True)))
 
 
 class TokenScope(models.TextChoices):
@@ -225,6 +261,12 @@ class AuthToken(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
 
+    def delete(self, *args, **kwargs):
+        from notifications.auth_cache import credentials_forget
+
+        credentials_forget(key_hashes=[self.key_hash])
+        return super().delete(*args, **kwargs)
+
     def revoke(self) -> None:
         """Revoke the token; its open WebSockets close (4401) once this commits."""
         from notifications.credentials import sockets_close_for_tokens
@@ -233,6 +275,9 @@ class AuthToken(models.Model):
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
             sockets_close_for_tokens(token_ids=[self.pk])
+            from notifications.auth_cache import credentials_forget
+
+            credentials_forget(key_hashes=[self.key_hash])
 
 
 class Channel(models.TextChoices):
