@@ -27,18 +27,20 @@ turns the cache off.
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+
+from notifications import redis_cache
 
 logger = logging.getLogger(__name__)
 
 _PREFIX = "auth:token:"
-_TOMBSTONE = "forgotten"
+_TOMBSTONE = b"forgotten"
 # Longer than any request takes between reading the rows and adding the entry.
 TOMBSTONE_SECONDS = 10
 
@@ -68,7 +70,7 @@ def request_credentials(request) -> Credentials | None:
 
 
 def _key(key_hash: str) -> str:
-    return _PREFIX + key_hash
+    return redis_cache.key(_PREFIX + key_hash)
 
 
 def _seconds() -> int:
@@ -106,9 +108,10 @@ def credentials_for(raw_hash: str, *, lookup) -> Credentials | None:
     """The cached credentials of a token hash; on a miss `lookup()` gives the token (or None) and the entry is added."""
     seconds = _seconds()
     if seconds > 0:
-        cached = cache.get(_key(raw_hash))
-        if isinstance(cached, Credentials):
-            return cached if cached.usable() else None
+        cached = redis_cache.client().get(_key(raw_hash))
+        if cached is not None and cached != _TOMBSTONE:
+            creds = pickle.loads(cached)
+            return creds if creds.usable() else None
     token = lookup()
     if token is None:
         return None
@@ -118,7 +121,7 @@ def credentials_for(raw_hash: str, *, lookup) -> Credentials | None:
         if token.expires_at is not None:
             ttl = min(ttl, max(1, int((token.expires_at - timezone.now()).total_seconds())))
         # NX: a tombstone written by a concurrent change wins.
-        cache.add(_key(raw_hash), creds, ttl)
+        redis_cache.client().set(_key(raw_hash), pickle.dumps(creds, pickle.HIGHEST_PROTOCOL), ex=ttl, nx=True)
     return creds
 
 
@@ -126,7 +129,10 @@ def _tombstone(key_hashes: list[str]) -> None:
     if not key_hashes:
         return
     try:
-        cache.set_many({_key(h): _TOMBSTONE for h in key_hashes}, TOMBSTONE_SECONDS)
+        with redis_cache.client().pipeline(transaction=False) as pipe:
+            for h in key_hashes:
+                pipe.set(_key(h), _TOMBSTONE, ex=TOMBSTONE_SECONDS)
+            pipe.execute()
     except Exception:
         # The entries still end within AUTH_CACHE_SECONDS; the change itself must not fail.
         logger.exception("could not drop %s cached credential(s)", len(key_hashes))

@@ -29,10 +29,10 @@ from __future__ import annotations
 import secrets
 from functools import cache
 
-from django.conf import settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from notifications import redis_cache
 from notifications.auth_cache import request_credentials
 from notifications.models import Membership
 
@@ -67,20 +67,11 @@ return 0
 
 @cache
 def _script():
-    import redis
-
     # The cache's Redis: every process of an installation shares the counters.
-    client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
-    return client.register_script(_SLIDING_LOG)
+    return redis_cache.client().register_script(_SLIDING_LOG)
 
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _key_prefix() -> str:
-    # Installations sharing a Redis keep apart the way their caches do.
-    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
-    return f"{prefix}:" if prefix else ""
 
 
 def _parse(rate: str) -> tuple[int, int]:
@@ -141,7 +132,7 @@ class RateLimits(BaseThrottle):
             rate = rates.get(scope)
             if rate is None:
                 continue
-            keys.append(f"{_key_prefix()}throttle:{scope}:{ident}")
+            keys.append(redis_cache.key(f"throttle:{scope}:{ident}"))
             args.extend(_parse(rate))
         if not keys:
             return True
