@@ -445,6 +445,9 @@ NOTIFY_SYNC_LIMIT = env_int("NOTIFY_SYNC_LIMIT", 200)
 NOTIFY_DISPATCH_CHUNK = env_int("NOTIFY_DISPATCH_CHUNK", 500)
 # Claimed due items of one source that one Celery task runs (sources with `run_many`).
 DUE_WORK_BATCH_SIZE = env_int("DUE_WORK_BATCH_SIZE", 100)
+# How long the sweep's claim of an item lasts: a task lost with its worker
+# (killed, or its queue lost with Redis) leaves items due again after this.
+DUE_WORK_LEASE_SECONDS = env_int("DUE_WORK_LEASE_SECONDS", 300)
 
 # --- Scheduling ---------------------------------------------------------------
 # Beat wakes the due-work sweep about every second (DatabaseScheduler copies
