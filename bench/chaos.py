@@ -152,8 +152,9 @@ class Fleet:
             args += ["-S", "celery.beat:PersistentScheduler", "-s", str(self.workdir / "beat-schedule")]
         else:
             args = [python, "-m", "bench.chaos", "send", "--source", self.source]
-        out = (self.workdir / f"{name}.log").open("a")
-        return subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        # The child keeps its own descriptor of the log.
+        with (self.workdir / f"{name}.log").open("a") as out:
+            return subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     def start(self) -> None:
         for i in range(self.workers):
