@@ -1,6 +1,7 @@
 """`python -m bench delivery` runs both benchmarks; `fanout` or `inbox` runs one.
 
-`python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options).
+`python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options);
+`python -m bench chaos [...]` the fault benchmark (bench/chaos.py, its own options).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def main() -> None:
 
         sys.argv = ["python -m bench websockets", *sys.argv[2:]]
         websockets.main()
+        return
+    if sys.argv[1:2] == ["chaos"]:
+        from bench import chaos
+
+        chaos.main()
         return
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", choices=["delivery", "fanout", "inbox"], nargs="?", default="delivery")

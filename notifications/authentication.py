@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from notifications.auth_cache import credentials_for
 from notifications.models import AuthToken, hash_token
 
 KEYWORDS = (b"token", b"bearer")
@@ -23,7 +24,13 @@ def token_lookup(raw: str, *, annotations: dict | None = None) -> AuthToken | No
     """
     if not raw or len(raw) > 200:
         return None
-    tokens = AuthToken.objects.active().select_related("user", "platform").filter(key_hash=hash_token(raw))
+    return _token_by_hash(hash_token(raw), annotations=annotations)
+
+
+def _token_by_hash(key_hash: str, *, annotations: dict | None = None) -> AuthToken | None:
+    # The password hash is never needed to serve a request, and must not sit in the credentials cache.
+    tokens = AuthToken.objects.active().select_related("user", "platform").defer("user__password")
+    tokens = tokens.filter(key_hash=key_hash)
     token = tokens.annotate(**(annotations or {})).first()
     if token is None or not token.user.is_active:
         return None
@@ -60,9 +67,15 @@ class TokenAuthentication(BaseAuthentication):
             raw = parts[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
-        token = token_lookup(raw)
-        if token is None:
+        creds = None
+        if raw and len(raw) <= 200:
+            key_hash = hash_token(raw)
+            creds = credentials_for(key_hash, lookup=lambda: _token_by_hash(key_hash))
+        if creds is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        token = creds.token
+        # The caller's platforms and keys ride on the token (`permissions.request_permissions`).
+        token.credentials = creds
         if token.scope:
             scope_check(request, token)
         return token.user, token

@@ -81,11 +81,32 @@ def all_keys() -> frozenset[str]:
     return frozenset(REGISTRY) | {MEMBER, PLATFORM_ADMIN}
 
 
+def membership_keys(*, user, role: str, is_platform_admin: bool, grants) -> frozenset[str]:
+    """The keys one active membership gives: its role's bundles, MEMBER, PLATFORM_ADMIN, its grants.
+
+    `grants` are the (app_label, codename) pairs of `Membership.permissions`;
+    a superuser holds every key.
+    """
+    if user.is_superuser:
+        return all_keys()
+    keys = set(keys_for_role(role))
+    keys.add(MEMBER)
+    if is_platform_admin:
+        keys.add(PLATFORM_ADMIN)
+    by_perm = _key_for_perm()
+    for app_label, codename in grants:
+        key = by_perm.get((app_label, codename))
+        if key is not None:
+            keys.add(key)
+    return frozenset(keys)
+
+
 def platform_permissions(user, platform: Platform | None) -> frozenset[str]:
     """The keys `user` holds on `platform`: empty for anyone who is not an active member.
 
     Two small queries (the membership, then its grants); code serving a
-    request uses `request_permissions`, which computes it once per request.
+    request uses `request_permissions`, which reads them from the token's
+    cached credentials (`notifications.auth_cache`).
     """
     if user is None or platform is None or not user.is_authenticated or not user.is_active:
         return frozenset()
@@ -100,20 +121,33 @@ def platform_permissions(user, platform: Platform | None) -> frozenset[str]:
     )
     if membership is None:
         return frozenset()
-    keys = set(keys_for_role(membership.role))
-    keys.add(MEMBER)
-    if membership.is_platform_admin:
-        keys.add(PLATFORM_ADMIN)
-    by_perm = _key_for_perm()
-    for app_label, codename in membership.permissions.values_list("content_type__app_label", "codename"):
-        key = by_perm.get((app_label, codename))
-        if key is not None:
-            keys.add(key)
-    return frozenset(keys)
+    grants = membership.permissions.values_list("content_type__app_label", "codename")
+    return membership_keys(
+        user=user, role=membership.role, is_platform_admin=membership.is_platform_admin, grants=grants
+    )
+
+
+def request_credentials(request):
+    """The `auth_cache.Credentials` `TokenAuthentication` attached to the request's token, or None."""
+    creds = getattr(getattr(request, "auth", None), "credentials", None)
+    if creds is None or creds.token.user_id != getattr(request.user, "pk", None):
+        return None
+    return creds
 
 
 def request_permissions(request, platform: Platform) -> frozenset[str]:
-    """`platform_permissions` for the request's user, computed once per request and platform."""
+    """`platform_permissions` for the request's user, computed once per request and platform.
+
+    A token-authenticated request reads them from its credentials (one cached
+    lookup for the whole request); a superuser holds every key on any active platform.
+    """
+    creds = request_credentials(request)
+    if creds is not None:
+        if platform.pk in creds.keys:
+            return creds.keys[platform.pk]
+        if request.user.is_superuser and platform.is_active:
+            return all_keys()
+        return frozenset()
     cache = getattr(request, "_platform_permissions", None)
     if cache is None:
         cache = {}

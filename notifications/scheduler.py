@@ -114,7 +114,7 @@ def sweep(
     *,
     now: datetime | None = None,
     limit: int = 500,
-    lease: timedelta = DEFAULT_LEASE,
+    lease: timedelta | None = None,
     rounds: int = 20,
     follow_up: bool = False,
     enqueue: Enqueue | None = None,
@@ -133,6 +133,10 @@ def sweep(
         raise RuntimeError("the scheduler has no Enqueue: notifications.apps registers one at start-up")
     batch = max(1, getattr(settings, "DUE_WORK_BATCH_SIZE", 100))
     now = now or timezone.now()
+    if lease is None:
+        # How long a queued item stays with the task it went to; a lost task's items are due again after it.
+        seconds = getattr(settings, "DUE_WORK_LEASE_SECONDS", None)
+        lease = timedelta(seconds=seconds) if seconds else DEFAULT_LEASE
     counts = {}
     for source in list(SOURCES.values()):
         counts[source.name] = 0

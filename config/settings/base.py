@@ -178,6 +178,10 @@ CHANNEL_LAYERS = {
 # check per ASGI process for all its sockets, two indexed queries); revokes and
 # membership changes close them at once anyway.
 WEBSOCKET_RECHECK_SECONDS = float(env("WEBSOCKET_RECHECK_SECONDS", "2"))
+# A token's credentials (its user, platforms and keys on each) are cached this
+# long for the HTTP request path; every ORM write that changes them drops them
+# at once (notifications/auth_cache.py). 0 turns the cache off.
+AUTH_CACHE_SECONDS = env_int("AUTH_CACHE_SECONDS", 60)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
@@ -441,6 +445,9 @@ NOTIFY_SYNC_LIMIT = env_int("NOTIFY_SYNC_LIMIT", 200)
 NOTIFY_DISPATCH_CHUNK = env_int("NOTIFY_DISPATCH_CHUNK", 500)
 # Claimed due items of one source that one Celery task runs (sources with `run_many`).
 DUE_WORK_BATCH_SIZE = env_int("DUE_WORK_BATCH_SIZE", 100)
+# How long the sweep's claim of an item lasts: a task lost with its worker
+# (killed, or its queue lost with Redis) leaves items due again after this.
+DUE_WORK_LEASE_SECONDS = env_int("DUE_WORK_LEASE_SECONDS", 300)
 
 # --- Scheduling ---------------------------------------------------------------
 # Beat wakes the due-work sweep about every second (DatabaseScheduler copies
@@ -513,12 +520,8 @@ NOTIFY_AI_RECOMMENDATION = {
 
 # Rate limits of every surface (429 with Retry-After in the surface's format).
 # Rates are "<n>/<second|minute|hour|day>"; see notifications/api/throttling.py.
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "notifications.api.throttling.AnonRateThrottle",
-    "notifications.api.throttling.UserRateThrottle",
-    "notifications.api.throttling.PlatformRateThrottle",
-    "notifications.api.throttling.ScopedRateThrottle",
-]
+# One class applies all of them in one Redis round trip.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["notifications.api.throttling.RateLimits"]
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "anon": env("THROTTLE_ANON_RATE", "60/minute"),
     "user": env("THROTTLE_USER_RATE", "1200/minute"),

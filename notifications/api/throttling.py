@@ -1,87 +1,99 @@
 """Rate limits of every API surface: per user, per platform, per client address, per scope.
 
-Each throttle reads its rate from `REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`
-at request time (DRF's own classes freeze the rates at import, which hides
-settings overrides). A throttled request raises DRF's `Throttled`, which
+One throttle class (`RateLimits`) applies every limit a request falls under
+in one Redis round trip: a Lua script keeps a sliding log per limit (a sorted
+set of request times, Redis's own clock) and, only when every limit has room,
+records the request in all of them. A request refused by one limit spends
+none of the others, and the `Retry-After` is the time until the fullest limit
+has room again. Rates come from `REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]` at
+request time (DRF's own classes freeze them at import, which hides settings
+overrides). A throttled request raises DRF's `Throttled`, which
 `notifications.api.errors.exception_handler` renders in the surface's own
 format with a `Retry-After` header.
 
-The platform throttle counts a request against a platform only when the
-caller belongs to it: otherwise anyone could spend another tenant's budget by
-calling its paths and collecting 404s.
+The limits:
+
+- `user`: each authenticated user, across all surfaces;
+- `anon`: requests without a user (public links such as unsubscribe), per client address;
+- `platform`: all users of one platform together, so one tenant cannot starve
+  the others. A request counts against a platform only when the caller belongs
+  to it (the permission classes, which run before throttles, resolved it as
+  `request.platform`; otherwise the caller's credentials say which): anyone
+  could otherwise spend another tenant's budget by calling its paths and
+  collecting 404s;
+- a view's own scope (`throttle_scope = "template_test"`), per user or client address.
 """
 
 from __future__ import annotations
 
-from django.core.cache import cache
+import secrets
+from functools import cache
+
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
+from notifications import redis_cache
 from notifications.models import Membership
+from notifications.permissions import request_credentials
 
-MEMBERSHIP_CACHE_SECONDS = 60
 PATH_PLATFORM_KWARGS = ("org", "platform_key")
 
-
-class _SettingsRate(SimpleRateThrottle):
-    def __init__(self):
-        # Rates are looked up per request in allow_request.
-        pass
-
-    def get_rate(self):
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-
-    def allow_request(self, request, view):
-        self.rate = self.get_rate()
-        if self.rate is None:
-            return True
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
-
-
-class UserRateThrottle(_SettingsRate):
-    """Each authenticated user's requests, across all surfaces."""
-
-    scope = "user"
-
-    def get_cache_key(self, request, view):
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": user.pk}
+# KEYS: one sorted set per limit. ARGV: a unique member suffix, then per limit
+# its number of requests and its window in microseconds. Returns 0 when the
+# request was recorded, else the microseconds until every limit has room.
+_SLIDING_LOG = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    local w = tonumber(oldest[2]) + window - now
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, now .. ':' .. ARGV[1])
+  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[2 * i + 1]) / 1000))
+end
+return 0
+"""
 
 
-class AnonRateThrottle(_SettingsRate):
-    """Requests without a user (public links such as unsubscribe), per client address."""
-
-    scope = "anon"
-
-    def get_cache_key(self, request, view):
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+@cache
+def _script():
+    # The cache's Redis: every process of an installation shares the counters.
+    return redis_cache.client().register_script(_SLIDING_LOG)
 
 
-def _member_keys(user) -> set[str]:
-    key = f"throttle:memberships:{user.pk}"
-    keys = cache.get(key)
-    if keys is None:
-        keys = set(
-            Membership.objects.filter(user=user, is_active=True, platform__is_active=True).values_list(
-                "platform__key", flat=True
-            )
-        )
-        cache.set(key, keys, MEMBERSHIP_CACHE_SECONDS)
-    return keys
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse(rate: str) -> tuple[int, int]:
+    """`"<n>/<second|minute|hour|day>"` (as DRF reads it) as (requests, window in microseconds)."""
+    num, period = rate.split("/")
+    return int(num), _PERIODS[period[0]] * 1_000_000
 
 
 def request_platform_key(request, view) -> str | None:
-    """The platform a request acts on, for counting: the path's, the X-Platform header's, or the only one."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
-    keys = _member_keys(user)
+    """The platform a request counts against: one the caller belongs to, or None."""
+    platform = getattr(request, "platform", None)
+    if platform is not None:
+        return platform.key  # resolved and checked by the permission class
+    creds = request_credentials(request)
+    if creds is not None:
+        keys = {p.key for p in creds.platforms.values()}
+    else:
+        keys = set(
+            Membership.objects.filter(user=request.user, is_active=True, platform__is_active=True).values_list(
+                "platform__key", flat=True
+            )
+        )
     kwargs = getattr(view, "kwargs", None) or {}
     for name in PATH_PLATFORM_KWARGS:
         if kwargs.get(name):
@@ -92,30 +104,43 @@ def request_platform_key(request, view) -> str | None:
     return next(iter(keys)) if len(keys) == 1 else None
 
 
-class PlatformRateThrottle(_SettingsRate):
-    """All users of one platform together: one tenant cannot starve the others."""
+class RateLimits(BaseThrottle):
+    """Every limit of the request, checked and recorded in one Redis round trip."""
 
-    scope = "platform"
-
-    def get_cache_key(self, request, view):
-        key = request_platform_key(request, view)
-        if key is None:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": key}
-
-
-class ScopedRateThrottle(_SettingsRate):
-    """A view's own limit (`throttle_scope = "template_test"`), per user or client address."""
-
-    scope_attr = "throttle_scope"
-
-    def allow_request(self, request, view):
-        self.scope = getattr(view, self.scope_attr, None)
-        if not self.scope:
-            return True
-        return super().allow_request(request, view)
-
-    def get_cache_key(self, request, view):
+    def limits(self, request, view) -> list[tuple[str, str]]:
+        """(scope, identity) of each limit that applies to this request."""
         user = getattr(request, "user", None)
-        ident = user.pk if user is not None and user.is_authenticated else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        if user is not None and user.is_authenticated:
+            found = [("user", str(user.pk))]
+            platform_key = request_platform_key(request, view)
+            if platform_key:
+                found.append(("platform", platform_key))
+            ident = str(user.pk)
+        else:
+            ident = self.get_ident(request)
+            found = [("anon", ident)]
+        scope = getattr(view, "throttle_scope", None)
+        if scope:
+            found.append((scope, ident))
+        return found
+
+    def allow_request(self, request, view) -> bool:
+        self._wait = None
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        keys, args = [], [secrets.token_hex(4)]
+        for scope, ident in self.limits(request, view):
+            rate = rates.get(scope)
+            if rate is None:
+                continue
+            keys.append(redis_cache.key(f"throttle:{scope}:{ident}"))
+            args.extend(_parse(rate))
+        if not keys:
+            return True
+        wait_us = int(_script()(keys=keys, args=args))
+        if wait_us <= 0:
+            return True
+        self._wait = wait_us / 1_000_000
+        return False
+
+    def wait(self) -> float | None:
+        return self._wait

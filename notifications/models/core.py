@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from notifications.channels import Channel
@@ -116,6 +117,26 @@ class User(AbstractUser):
         super().save(*args, **kwargs)
 
 
+# Sent with `user_ids` and/or `key_hashes` when a write may change what a token
+# may do, including queryset writes, which send no model signals. The credentials
+# cache listens (`notifications.signals`), so the models import no cache.
+credentials_written = Signal()
+
+
+class MembershipQuerySet(models.QuerySet):
+    """Writes that bypass the model's signals still drop the members' cached credentials."""
+
+    def update(self, **kwargs):
+        users = list(self.values_list("user_id", flat=True).distinct())
+        credentials_written.send(sender=Membership, user_ids=users)
+        return super().update(**kwargs)
+
+    def bulk_create(self, objs, *args, **kwargs):
+        created = super().bulk_create(objs, *args, **kwargs)
+        credentials_written.send(sender=Membership, user_ids={m.user_id for m in created})
+        return created
+
+
 class Membership(models.Model):
     """A user on one platform: every right a user has on a platform comes from here.
 
@@ -142,6 +163,8 @@ class Membership(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = MembershipQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["platform", "user"], name="uniq_membership")]
         indexes = [
@@ -162,6 +185,21 @@ class AuthTokenQuerySet(models.QuerySet):
     def active(self):
         now = timezone.now()
         return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+    # Writes through the queryset drop the tokens' cached credentials (notifications.auth_cache),
+    # except the once-a-minute last_used_at bookkeeping.
+    def update(self, **kwargs):
+        if set(kwargs) - {"last_used_at"}:
+            _forget_tokens(self)
+        return super().update(**kwargs)
+
+    def delete(self):
+        _forget_tokens(self)
+        return super().delete()
+
+
+def _forget_tokens(tokens) -> None:
+    credentials_written.send(sender=AuthToken, key_hashes=list(tokens.values_list("key_hash", flat=True)))
 
 
 class TokenScope(models.TextChoices):
@@ -226,6 +264,10 @@ class AuthToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+    def delete(self, *args, **kwargs):
+        credentials_written.send(sender=AuthToken, key_hashes=[self.key_hash])
+        return super().delete(*args, **kwargs)
 
 
 class InboxStatus(models.TextChoices):
