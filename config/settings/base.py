@@ -178,6 +178,10 @@ CHANNEL_LAYERS = {
 # check per ASGI process for all its sockets, two indexed queries); revokes and
 # membership changes close them at once anyway.
 WEBSOCKET_RECHECK_SECONDS = float(env("WEBSOCKET_RECHECK_SECONDS", "2"))
+# Frames that may wait for one socket whose client does not keep up; one more
+# closes it with 1013 (the client reconnects and refetches). See
+# notifications/socket_hub.py.
+WEBSOCKET_SEND_QUEUE = env_int("WEBSOCKET_SEND_QUEUE", 500)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
