@@ -22,22 +22,37 @@ def token_lookup(raw: str, *, annotations: dict | None = None) -> AuthToken | No
     `annotations` ride along in the same query (the WebSocket handshake adds
     the membership it needs, so a connect costs one query).
     """
-    if not raw or len(raw) > 200:
-        return None
-    return _token_by_hash(hash_token(raw), annotations=annotations)
+    return tokens_lookup([raw], annotations=annotations).get(raw)
 
 
-def _token_by_hash(key_hash: str, *, annotations: dict | None = None) -> AuthToken | None:
+def tokens_lookup(raws, *, annotations: dict | None = None) -> dict[str, AuthToken]:
+    """raw value -> active token with an active user, for many raw values in one query.
+
+    The WebSocket handshakes that arrive together are authenticated together
+    (notifications/consumers.py): a reconnect of thousands of clients is a few
+    queries, not thousands.
+    """
+    hashes = {hash_token(raw): raw for raw in raws if raw and len(raw) <= 200}
+    found = _tokens_by_hash(list(hashes), annotations=annotations)
+    return {hashes[key_hash]: token for key_hash, token in found.items()}
+
+
+def _token_by_hash(key_hash: str) -> AuthToken | None:
+    return _tokens_by_hash([key_hash]).get(key_hash)
+
+
+def _tokens_by_hash(key_hashes: list[str], *, annotations: dict | None = None) -> dict[str, AuthToken]:
+    if not key_hashes:
+        return {}
     # The password hash is never needed to serve a request, and must not sit in the credentials cache.
     tokens = AuthToken.objects.active().select_related("user", "platform").defer("user__password")
-    tokens = tokens.filter(key_hash=key_hash)
-    token = tokens.annotate(**(annotations or {})).first()
-    if token is None or not token.user.is_active:
-        return None
+    tokens = tokens.filter(key_hash__in=key_hashes).annotate(**(annotations or {}))
+    found = {token.key_hash: token for token in tokens if token.user.is_active}
     now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        AuthToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
+    stale = [t.pk for t in found.values() if t.last_used_at is None or now - t.last_used_at > LAST_USED_RESOLUTION]
+    if stale:
+        AuthToken.objects.filter(pk__in=stale).update(last_used_at=now)
+    return found
 
 
 def scope_check(request, token: AuthToken) -> None:

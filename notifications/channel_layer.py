@@ -22,11 +22,15 @@ forever, the consumer's task never finished and uvicorn hung on SIGTERM
 a pending cancellation before each pop, and pops block for `brpop_timeout`
 seconds at most, so such a task ends within that. A message popped meanwhile
 is not lost: channels-redis keeps it in its backup queue and restores it.
+
+`groups_add`/`groups_discard` join and leave several groups in one pipelined
+round trip per shard: a socket joins two groups on every connect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
@@ -56,3 +60,30 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         if task is not None and task.cancelling():
             raise asyncio.CancelledError("receive cancelled")
         return await super()._brpop_with_clean(index, channel, timeout)
+
+    async def groups_add(self, groups, channel) -> None:
+        """`group_add` for several groups in one round trip per shard (a socket joins two on connect)."""
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        now = time.time()
+        for index, names in self._by_shard(groups).items():
+            async with self.connection(index).pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.zadd(self._group_key(name), {channel: now})
+                    pipe.expire(self._group_key(name), self.group_expiry)
+                await pipe.execute()
+
+    async def groups_discard(self, groups, channel) -> None:
+        """`group_discard` for several groups in one round trip per shard."""
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        for index, names in self._by_shard(groups).items():
+            async with self.connection(index).pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.zrem(self._group_key(name), channel)
+                await pipe.execute()
+
+    def _by_shard(self, groups) -> dict[int, list[str]]:
+        shards: dict[int, list[str]] = {}
+        for group in groups:
+            assert self.require_valid_group_name(group), "Group name not valid"
+            shards.setdefault(self.consistent_hash(group), []).append(group)
+        return shards

@@ -25,6 +25,8 @@ token.
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -41,12 +43,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import metrics
-from notifications.authentication import token_lookup
-from notifications.credentials import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, token_group
+from notifications.authentication import tokens_lookup
+from notifications.credentials import CHECK, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, REVOKED, token_group
 from notifications.inbox_tokens import origin_allowed
 from notifications.models import AuthToken, Membership, Platform
 from notifications.permissions import keys_for_role, platform_permissions
-from notifications.realtime import user_group
+from notifications.realtime import socket_frame, user_group
+from notifications.socket_hub import CLOSE_TRY_AGAIN, SocketHub
 
 
 class BrowserOriginValidator(OriginValidator):
@@ -124,17 +127,8 @@ def _membership_annotations(wanted: str) -> dict:
     return annotations
 
 
-def _authorise_sync(raw: str, wanted: str, origin: str) -> SocketGrant | None:
-    """Who may open this socket, and for which platform: one query in the common case.
-
-    The token, its user and platform, and the user's membership on the
-    socket's platform come in one query. A role that holds `ws_connect` (every
-    role does today) settles it; anything else asks `platform_permissions`,
-    the one authorisation path, which also reads per-platform grants.
-    """
-    token = token_lookup(raw, annotations=_membership_annotations(wanted))
-    if token is None:
-        return None
+def _grant(token: AuthToken, wanted: str, origin: str) -> SocketGrant | None:
+    """The socket a token (looked up with `_membership_annotations(wanted)`) may open, if any."""
     if not origin_allowed(origin=origin, token=token):
         return None
     if token.platform is not None and wanted and wanted != token.platform.key:
@@ -158,7 +152,84 @@ def _authorise_sync(raw: str, wanted: str, origin: str) -> SocketGrant | None:
     return SocketGrant(token_id=token.pk, user=user, platform_id=platform_id, expires_at=token.expires_at)
 
 
-_authorise = database_sync_to_async(_authorise_sync)
+def _authorise_many_sync(requests: list[tuple[str, str, str]]) -> list[SocketGrant | None]:
+    """Who may open each socket `(raw token, wanted platform, origin)`, and for which platform.
+
+    One query per distinct `wanted` (nearly always one): the tokens, their
+    users and platforms, and each user's membership on the socket's platform.
+    A role that holds `ws_connect` (every role does today) settles it;
+    anything else asks `platform_permissions`, the one authorisation path,
+    which also reads per-platform grants.
+    """
+    grants: list[SocketGrant | None] = [None] * len(requests)
+    by_wanted: dict[str, list[int]] = collections.defaultdict(list)
+    for index, (_raw, wanted, _origin) in enumerate(requests):
+        by_wanted[wanted].append(index)
+    for wanted, indexes in by_wanted.items():
+        tokens = tokens_lookup([requests[i][0] for i in indexes], annotations=_membership_annotations(wanted))
+        for index in indexes:
+            raw, _, origin = requests[index]
+            token = tokens.get(raw)
+            grants[index] = _grant(token, wanted, origin) if token is not None else None
+    return grants
+
+
+def _authorise_sync(raw: str, wanted: str, origin: str) -> SocketGrant | None:
+    return _authorise_many_sync([(raw, wanted, origin)])[0]
+
+
+_authorise_many = database_sync_to_async(_authorise_many_sync)
+
+# Handshakes per database call at most.
+HANDSHAKE_BATCH = 1000
+
+
+class _Handshakes:
+    """The handshakes of an event loop, authenticated together.
+
+    channels runs all database work of a process in one thread, and each call
+    there opens a PostgreSQL connection (CONN_MAX_AGE 0): one query per
+    handshake capped connects at well under a hundred a second. Handshakes
+    that arrive while a lookup runs wait for the next one, which answers all
+    of them in one query, so a reconnect of thousands of clients is a few
+    queries whatever their number.
+    """
+
+    _by_loop: dict[asyncio.AbstractEventLoop, _Handshakes] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.pending: list[tuple[tuple[str, str, str], asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    async def authorise(cls, raw: str, wanted: str, origin: str) -> SocketGrant | None:
+        loop = asyncio.get_running_loop()
+        batcher = cls._by_loop.setdefault(loop, cls(loop))
+        future = loop.create_future()
+        batcher.pending.append(((raw, wanted, origin), future))
+        if batcher.task is None:
+            batcher.task = loop.create_task(batcher.run())
+        return await future
+
+    async def run(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:HANDSHAKE_BATCH], self.pending[HANDSHAKE_BATCH:]
+                try:
+                    grants = await _authorise_many([request for request, _ in batch])
+                except Exception as error:  # noqa: BLE001 - each handshake fails with it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), grant in zip(batch, grants, strict=True):
+                    if not future.done():
+                        future.set_result(grant)
+        finally:
+            self.task = None
+            if not self.pending and self._by_loop.get(self.loop) is self:
+                del self._by_loop[self.loop]
 
 
 @database_sync_to_async
@@ -265,6 +336,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     # Set once the credentials stopped being valid: nothing is sent after that.
     ended = False
     watcher: asyncio.Task | None = None
+    # Frames waiting for this socket, and the task that writes them (socket_hub.py).
+    outbox: asyncio.Queue | None = None
+    writer: asyncio.Task | None = None
+    # While the credentials are being checked again, frames wait (and go only if they pass).
+    hold: asyncio.Future | None = None
+    on_hub = False
 
     async def dispatch(self, message):
         """channels' dispatch without its thread hop before every handler.
@@ -285,18 +362,22 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         raw = (query.get("token") or [""])[0]
         wanted = (query.get("platform") or [""])[0] or _header(self.scope, b"x-platform")
         origin = self.scope.get("foreign_origin", "")
-        grant = await _authorise(raw, wanted.strip(), origin) if raw else None
+        grant = await _Handshakes.authorise(raw, wanted.strip(), origin) if raw else None
         if grant is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)  # before accept: the server answers the handshake with 403
             return
         self.grant = grant
         self.scope["user"] = grant.user
+        self.outbox = asyncio.Queue(maxsize=settings.WEBSOCKET_SEND_QUEUE)
+        if SocketHub.supports(self.channel_layer):
+            self.on_hub = True
+            await SocketHub.join(self.channel_layer, self.channel_name, self)
         # Join before accepting: a notification created right after the
         # client sees the socket open must reach it.
         self.groups_joined = (user_group(grant.user.pk), token_group(grant.token_id))
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        await self._join_groups()
         await self.accept()
+        self.writer = asyncio.create_task(self._write())
         self.watcher = asyncio.create_task(self._watch())
         _Recheck.join(self)
         self.counted = True
@@ -309,14 +390,73 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if self.watcher is not None:
             self.watcher.cancel()
             _Recheck.leave(self)
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.on_hub:
+            self.on_hub = False
+            SocketHub.leave(self.channel_layer, self.channel_name)
+        if self.writer is not None:
+            self.writer.cancel()
+        if self.groups_joined:
+            if hasattr(self.channel_layer, "groups_discard"):
+                await self.channel_layer.groups_discard(self.groups_joined, self.channel_name)
+            else:
+                for group in self.groups_joined:
+                    await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _join_groups(self) -> None:
+        if hasattr(self.channel_layer, "groups_add"):
+            await self.channel_layer.groups_add(self.groups_joined, self.channel_name)
+        else:
+            for group in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
 
     async def _end(self, code: int) -> None:
+        closing = self._end_soon(code)
+        if closing is not None:
+            await closing
+
+    def _end_soon(self, code: int) -> asyncio.Task | None:
+        """Stop sending at once and close with `code`; None if already ending."""
         if self.ended:
-            return
+            return None
         self.ended = True
-        await self.close(code=code)
+        if self.writer is not None:
+            self.writer.cancel()  # nothing queued goes out after this
+        self.closing = asyncio.ensure_future(self.close(code=code))
+        return self.closing
+
+    def deliver(self, platform_id: int, text: str, now: datetime) -> None:
+        """Queue one frame for this socket (called by the hub for every frame, in memory).
+
+        Frames of another platform are not this socket's. A socket whose
+        client does not keep up is closed once `WEBSOCKET_SEND_QUEUE` frames
+        wait (1013: reconnect and refetch), so it never holds up the others.
+        """
+        if self.ended or self.outbox is None or platform_id != self.grant.platform_id:
+            return
+        if self.grant.expires_at is not None and now >= self.grant.expires_at:
+            self._end_soon(CLOSE_UNAUTHENTICATED)
+            return
+        self._queue(text)
+
+    def _queue(self, text: str) -> None:
+        # Every frame goes through the writer: one send at a time, in order.
+        try:
+            self.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            logger.info("WebSocket of user %s closed: %s frames waiting", self.grant.user.pk, self.outbox.qsize())
+            self._end_soon(CLOSE_TRY_AGAIN)
+
+    async def _write(self) -> None:
+        """Send the queued frames in order; only this socket waits for its client."""
+        send = self.base_send
+        while True:
+            text = await self.outbox.get()
+            while self.hold is not None:
+                await asyncio.shield(self.hold)
+            try:
+                await send({"type": "websocket.send", "text": text})
+            except Exception:  # noqa: BLE001 - the client went away: disconnect cleans up
+                return
 
     def _expired(self) -> bool:
         expires_at = self.grant.expires_at if self.grant else None
@@ -346,47 +486,51 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 return
             if loop.time() >= renew_at:
                 renew_at = loop.time() + renew_every
-                for group in self.groups_joined:
-                    await self.channel_layer.group_add(group, self.channel_name)
+                await self._join_groups()
 
     async def inbox_changed(self, event):
-        if self.ended or event.get("platform_id") != self.grant.platform_id:
-            return
-        await self.send_json(
-            {
-                "type": "INBOX_UPDATED",
-                "platform": event["platform"],
-                "ids": event["ids"],
-                "status": event["status"],
-                "unread": event["unread"],
-            }
-        )
+        # Through the channel layer only where there is no hub (the in-memory layer).
+        self.deliver(event["platform_id"], socket_frame(event), timezone.now())
 
     async def receive_json(self, content, **kwargs):
         # The socket is server-to-client; a ping gets a pong so clients can keep it alive.
         if self.ended:
             return
         if isinstance(content, dict) and content.get("type") == "PING":
-            await self.send_json({"type": "PONG"})
+            self._queue(json.dumps({"type": "PONG"}))
 
-    async def credentials_revoked(self, event):
-        await self._end(CLOSE_UNAUTHENTICATED)
+    def control(self, kind: str) -> None:
+        """A credentials message, from the hub in order with the frames around it."""
+        if self.ended:
+            return
+        if kind == REVOKED:
+            self._end_soon(CLOSE_UNAUTHENTICATED)
+        elif kind == CHECK and self.hold is None:
+            # Frames that arrive from now on wait until the answer is in.
+            self.hold = asyncio.get_running_loop().create_future()
+            self.checking = asyncio.ensure_future(self._check())
 
-    async def credentials_check(self, event):
-        if not self.ended:
+    async def _check(self) -> None:
+        try:
             code = await _close_code(self.grant)
             if code is not None:
-                await self._end(code)
+                self._end_soon(code)
+        except Exception:  # the periodic re-check tries again
+            logger.exception("WebSocket credentials check failed")
+        finally:
+            hold, self.hold = self.hold, None
+            hold.set_result(None)
+
+    async def credentials_revoked(self, event):
+        # Through the channel layer only where there is no hub (the in-memory layer).
+        self.control(REVOKED)
+
+    async def credentials_check(self, event):
+        self.control(CHECK)
 
     async def notification_created(self, event):
-        if self.ended or event.get("platform_id") != self.grant.platform_id:
-            return
-        if self._expired():
-            await self._end(CLOSE_UNAUTHENTICATED)
-            return
-        await self.send_json(
-            {"type": "CREATED_NOTIFICATION", "recipient_id": event["recipient_id"], "payload": event["payload"]}
-        )
+        # Through the channel layer only where there is no hub (the in-memory layer).
+        self.deliver(event["platform_id"], socket_frame(event), timezone.now())
 
 
 def _header(scope, name: bytes) -> str:

@@ -20,12 +20,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from notifications.realtime import user_group
+from notifications.realtime import groups_send_sync, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +41,12 @@ def token_group(token_id: int) -> str:
 
 
 def _send(messages: list[tuple[str, dict]]) -> None:
-    layer = get_channel_layer()
-    if layer is None or not messages:
+    # The batched send, through each process's socket hub: in order with the
+    # notifications sent after it (notifications/realtime.py).
+    if get_channel_layer() is None or not messages:
         return
-
-    async def send_all():
-        for group, message in messages:
-            await layer.group_send(group, message)
-
     try:
-        async_to_sync(send_all)()
+        groups_send_sync(messages)
     except Exception:
         logger.exception("could not tell %s socket group(s) that their credentials ended", len(messages))
 

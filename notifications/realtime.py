@@ -14,21 +14,36 @@ handful of round trips:
 
 It relies on channels-redis's storage format (4.x, pinned in requirements):
 a group is the sorted set `<prefix>:group:<name>` of channel names scored by
-join time; a process-specific channel `specific.<client>!<id>` is delivered
-through the sorted set `<prefix>specific.<client>!`, whose members are
-serialized messages scored by send time, each carrying `__asgi_channel__` =
-the list of that process's channels it is for. Messages are built with the
-layer's own serializer, so the receiving side is the unchanged
-`RedisChannelLayer.receive`. Every socket of a user gets each message exactly
-once: sockets in one process share one message listing all of them, sockets
-in different processes get one message per process. Other layers (in-memory,
-pub/sub) fall back to plain `group_send`. `notifications/tests/test_realtime.py`
-checks this against the real layer.
+join time; a socket's channel is `specific.<process>!<id>`.
+
+Where a message goes depends on its type:
+
+- The socket frames (`notification.created`, `inbox.changed`, see
+  `HUB_EVENTS`) are encoded here, once, as the JSON text the client receives
+  (the credentials messages travel with them, in order, as their type), and
+  every ASGI process gets ONE stream entry per send (per slice of
+  `SLICE` groups) listing, for each frame, its platform and the local sockets
+  it is for. The entry goes to the process's Redis stream
+  `<prefix>:hub:<process>` (XADD); the process's `SocketHub`
+  (notifications/socket_hub.py) reads it and hands each frame to its sockets
+  in memory. 10,000 users on one process are one XADD and one read, not
+  10,000 channel messages of four round trips each.
+- Anything else goes the channels way: one message per (message, process) into the sorted set
+  `<prefix>specific.<process>!`, carrying `__asgi_channel__` = the list of that
+  process's channels it is for, read by the unchanged
+  `RedisChannelLayer.receive`.
+
+Every socket of a user gets each message exactly once: sockets in one process
+share one entry listing all of them, sockets in different processes get one
+entry per process. Other layers (in-memory) fall back to plain `group_send`
+and the consumer's handlers. `notifications/tests/test_realtime.py` checks this
+against the real layer.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -116,6 +131,53 @@ def inbox_changed_event(
     }
 
 
+# Channel-layer event types that are socket frames: sent through the process hubs.
+FRAME_EVENTS = frozenset({"notification.created", "inbox.changed"})
+# The credentials messages (notifications/credentials.py) take the same road,
+# so that a socket learns its credentials ended before any frame sent after that.
+CONTROL_EVENTS = frozenset({"credentials.revoked", "credentials.check"})
+HUB_EVENTS = FRAME_EVENTS | CONTROL_EVENTS
+# Entries a hub stream keeps at most (approximately): the hub deletes what it
+# read, so only a process that died leaves any, and they expire with the key.
+HUB_STREAM_MAXLEN = 1000
+
+
+def socket_frame(event: dict) -> str:
+    """The JSON text a socket sends for a `HUB_EVENTS` event: the client's wire format.
+
+    CREATED_NOTIFICATION is the spec's broadcast payload; INBOX_UPDATED tells
+    the other tabs and devices of a user what was read or dismissed.
+    """
+    if event["type"] == "notification.created":
+        content = {"type": "CREATED_NOTIFICATION", "recipient_id": event["recipient_id"], "payload": event["payload"]}
+    else:
+        content = {
+            "type": "INBOX_UPDATED",
+            "platform": event["platform"],
+            "ids": event["ids"],
+            "status": event["status"],
+            "unread": event["unread"],
+        }
+    return json.dumps(content)
+
+
+def process_of(channel: str) -> str | None:
+    """The ASGI process (channels-redis client prefix) of a socket channel, None for others."""
+    if not channel.startswith("specific.") or "!" not in channel:
+        return None
+    return channel[len("specific.") : channel.index("!")]
+
+
+def hub_key(layer, process: str) -> str:
+    """The Redis stream a process's `SocketHub` reads."""
+    return f"{layer.prefix}:hub:{process}"
+
+
+def hub_shard(layer, process: str) -> int:
+    """The shard of a process's stream: the one its channels-redis channel lives on."""
+    return layer.consistent_hash(f"specific.{process}!")
+
+
 def _is_redis_layer(layer) -> bool:
     try:
         from channels_redis.core import RedisChannelLayer
@@ -189,13 +251,31 @@ async def _redis_groups_send(layer, groups: Sequence[str], build: Callable[[int]
     if not members:
         return 0
 
-    # 2. One serialized message per (message, process channel key), listing the
-    # sockets of that process it is for; in message order, scored in that order.
+    # 2. Socket frames: per process, [platform, text, its channels] in message
+    # order. Other messages: one serialized message per (message, process
+    # channel key), listing the sockets of that process it is for; in message
+    # order, scored in that order.
+    frames: dict[str, list[list]] = collections.defaultdict(list)
     outgoing: dict[int, list[tuple[bytes, bytes, int, float]]] = collections.defaultdict(list)
     sequence = 0
+    queued = 0
     for index in sorted(members):
         message = build(index)
         per_key: dict[str, list[str]] = {}
+        if message["type"] in HUB_EVENTS:
+            # A control event travels as [None, its type, channels].
+            control = message["type"] in CONTROL_EVENTS
+            platform_id, text = (None, message["type"]) if control else (message["platform_id"], socket_frame(message))
+            per_process: dict[str, list[str]] = {}
+            for channel in members[index]:
+                per_process.setdefault(process_of(channel), []).append(channel)
+            others = per_process.pop(None, None)
+            for process, channels in per_process.items():
+                frames[process].append([platform_id, text, channels])
+                queued += 1
+            if not others:
+                continue
+            members[index] = others
         for channel in members[index]:
             key = layer.prefix + (layer.non_local_name(channel) if "!" in channel else channel)
             per_key.setdefault(key, []).append(channel)
@@ -206,7 +286,7 @@ async def _redis_groups_send(layer, groups: Sequence[str], build: Callable[[int]
             outgoing[shard].append((key.encode(), body, layer.get_capacity(channels[0]), now + sequence * 1e-6))
             sequence += 1
 
-    queued = 0
+    await _hubs_send(layer, frames)
     for shard, entries in outgoing.items():
         connection = layer.connection(shard)
         script = connection.register_script(_SEND_LUA)
@@ -219,3 +299,19 @@ async def _redis_groups_send(layer, groups: Sequence[str], build: Callable[[int]
                 logger.warning("%s of %s in-app messages dropped: channel over capacity", over, len(part))
             queued += len(part) - over
     return queued
+
+
+async def _hubs_send(layer, frames: dict[str, list[list]]) -> None:
+    """XADD each process's frames to its hub stream, a slice per entry, one pipeline per shard."""
+    by_shard: dict[int, list[str]] = collections.defaultdict(list)
+    for process in frames:
+        by_shard[hub_shard(layer, process)].append(process)
+    for shard, processes in by_shard.items():
+        async with layer.connection(shard).pipeline(transaction=False) as pipe:
+            for process in processes:
+                key = hub_key(layer, process)
+                for part in _slices(frames[process]):
+                    pipe.xadd(key, {"m": layer.serialize({"frames": list(part)})}, maxlen=HUB_STREAM_MAXLEN)
+                # A process that died leaves its stream to expire, as channels-redis does its queues.
+                pipe.expire(key, int(layer.expiry))
+            await pipe.execute()

@@ -182,6 +182,10 @@ WEBSOCKET_RECHECK_SECONDS = float(env("WEBSOCKET_RECHECK_SECONDS", "2"))
 # long for the HTTP request path; every ORM write that changes them drops them
 # at once (notifications/auth_cache.py). 0 turns the cache off.
 AUTH_CACHE_SECONDS = env_int("AUTH_CACHE_SECONDS", 60)
+# Frames that may wait for one socket whose client does not keep up; one more
+# closes it with 1013 (the client reconnects and refetches). See
+# notifications/socket_hub.py.
+WEBSOCKET_SEND_QUEUE = env_int("WEBSOCKET_SEND_QUEUE", 500)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

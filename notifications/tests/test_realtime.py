@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -14,7 +15,8 @@ from django.conf import settings
 
 from notifications.models import AuthToken, Notification
 from notifications.pipeline import Message, Recipient, notification_send
-from notifications.realtime import groups_send, groups_send_each
+from notifications.realtime import groups_send, groups_send_each, hub_key
+from notifications.socket_hub import SocketHub
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -34,6 +36,8 @@ async def _nothing(layer, channel, timeout=0.3) -> bool:
 
 
 def test_groups_send_reaches_every_socket_once_through_the_unchanged_receive():
+    """Messages that are neither socket frames nor credentials messages go the channels way."""
+
     async def scenario():
         web1, web2 = _layer(), _layer()  # two ASGI processes
         try:
@@ -44,8 +48,8 @@ def test_groups_send_reaches_every_socket_once_through_the_unchanged_receive():
                 await web1.group_add(group, channel)
             await web1.group_add("user.2", bob)
 
-            first, second = {"type": "notification.created", "n": 1}, {"type": "notification.created", "n": 2}
-            to_bob = {"type": "notification.created", "n": 3}
+            first, second = {"type": "test.message", "n": 1}, {"type": "test.message", "n": 2}
+            to_bob = {"type": "test.message", "n": 3}
             queued = await groups_send(
                 [("user.1", first), ("user.2", to_bob), ("user.3", {"type": "x"}), ("user.1", second)], layer=web1
             )
@@ -127,6 +131,86 @@ def test_an_idle_socket_outlives_the_blocking_pop():
         assert await asyncio.wait_for(receiving, 5) == {"type": "hello"}
 
     async_to_sync(scenario)()
+
+
+class _Socket:
+    """What the hub needs of a socket: `deliver`."""
+
+    def __init__(self, platform_id=1):
+        self.platform_id = platform_id
+        self.frames = []
+
+    def deliver(self, platform_id, text, now):
+        if platform_id == self.platform_id:
+            self.frames.append(json.loads(text))
+
+
+def _created(user_id: int, n: int, platform_id: int = 1) -> dict:
+    return {"type": "notification.created", "recipient_id": user_id, "platform_id": platform_id, "payload": {"n": n}}
+
+
+def test_socket_frames_reach_each_process_once_in_one_entry_and_each_socket_once():
+    async def scenario():
+        web1, web2 = _layer(), _layer()  # two ASGI processes
+        sockets = {}
+        try:
+            for layer, name in [(web1, "jane_tab"), (web1, "jane_tab2"), (web2, "jane_phone"), (web1, "bob")]:
+                channel = await layer.new_channel()
+                sockets[name] = (layer, channel, _Socket())
+                await SocketHub.join(layer, channel, sockets[name][2])
+                await layer.group_add("user.2" if name == "bob" else "user.1", channel)
+            entries = []
+            for layer in (web1, web2):
+                hub = SocketHub._hubs[(asyncio.get_running_loop(), id(layer))]
+                original = hub._fan_out
+                hub._fan_out = lambda entry, original=original: (entries.append(entry), original(entry))
+
+            messages = [("user.1", _created(1, 1)), ("user.2", _created(2, 3)), ("user.3", _created(3, 4))]
+            messages += [("user.1", _created(1, 2)), ("user.1", _created(1, 5, platform_id=2))]
+            # jane: one frame per process per notification; bob: one; user 3 has no socket.
+            assert await groups_send(messages, layer=web1) == 7
+
+            for _ in range(100):
+                if all(len(s.frames) >= (1 if name == "bob" else 2) for name, (_, _, s) in sockets.items()):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # nothing more comes
+            for name in ("jane_tab", "jane_tab2", "jane_phone"):
+                # In send order; the frame of another platform is not this socket's.
+                assert [f["payload"]["n"] for f in sockets[name][2].frames] == [1, 2], name
+                assert sockets[name][2].frames[0] == {
+                    "type": "CREATED_NOTIFICATION",
+                    "recipient_id": 1,
+                    "payload": {"n": 1},
+                }
+            assert [f["payload"]["n"] for f in sockets["bob"][2].frames] == [3]
+            assert len(entries) == 2  # one stream entry per process for the whole send
+        finally:
+            for layer, channel, _ in sockets.values():
+                SocketHub.leave(layer, channel)
+            await asyncio.sleep(0.1)
+            await web1.flush()
+            await web2.flush()
+
+    async_to_sync(scenario)()
+
+
+def test_a_hub_leaves_no_stream_behind_when_its_last_socket_goes():
+    async def scenario():
+        layer = _layer()
+        channel = await layer.new_channel()
+        await SocketHub.join(layer, channel, _Socket())
+        await layer.group_add("user.1", channel)
+        await groups_send([("user.1", _created(1, 1))], layer=layer)
+        key = hub_key(layer, layer.client_prefix)
+        hub = SocketHub._hubs[(asyncio.get_running_loop(), id(layer))]
+        SocketHub.leave(layer, channel)
+        await asyncio.gather(hub.task, return_exceptions=True)
+        exists = await layer.connection(0).exists(key)
+        await layer.flush()
+        return exists
+
+    assert async_to_sync(scenario)() == 0
 
 
 # --- the consumer, through Channels' communicator and the real channel layer ----------

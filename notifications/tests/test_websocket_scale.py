@@ -1,7 +1,8 @@
-"""Many sockets at once against a real `uvicorn` process: mass disconnect and SIGTERM.
+"""Many sockets at once against real `uvicorn` processes: delivery through the
+process hubs, a client that does not read, mass disconnect and SIGTERM.
 
-Hundreds of `websockets` clients on one event loop, the server a separate
-process on the test database and the test Redis.
+Hundreds of `websockets` clients on one event loop, the servers separate
+processes on the test database and the test Redis.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from notifications.credentials import token_group
 from notifications.models import AuthToken
 from notifications.pipeline import Message, Recipient, notification_send
-from notifications.realtime import user_group
+from notifications.realtime import created_notification_event, groups_send, user_group
 from notifications.tests.test_websocket_live import _bound_socket, _database_url
 
 pytestmark = [
@@ -119,6 +121,15 @@ async def _open_all(url: str, raws: list[str]) -> list:
     return [first, *await asyncio.gather(*(one(raw) for raw in raws[1:]))]
 
 
+def _hub_streams() -> list[bytes]:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    try:
+        return list(client.scan_iter(match=f"{prefix}:hub:*", count=1000))
+    finally:
+        client.close()
+
+
 def _stale_members(rows) -> int:
     """Channels still listed in the groups of these users and tokens."""
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -137,14 +148,23 @@ def test_mass_disconnect_leaves_no_membership_and_no_error(server, make_user):
     async def scenario():
         sockets = await _open_all(uvicorn.url, [raw for _, _, raw in rows])
         assert _stale_members(rows) == SOCKETS * 2  # one user and one token group each
+        # A send on the way: the process's hub stream exists.
+        await groups_send(
+            [
+                (user_group(user_id), created_notification_event({"recipient_id": user_id}, platform_id=0))
+                for user_id, _, _ in rows[::10]
+            ]
+        )
+        assert _hub_streams()
         # Every client goes at once (a network blip, a page reload for everyone).
         await asyncio.gather(*(ws.close() for ws in sockets))
 
     asyncio.run(scenario())
     deadline = time.monotonic() + 20
-    while _stale_members(rows) and time.monotonic() < deadline:
+    while (_stale_members(rows) or _hub_streams()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _stale_members(rows) == 0
+    assert _hub_streams() == []  # the hub went with the last socket and took its stream
     output = uvicorn.output()
     assert "Traceback" not in output and "Error" not in output, output
 
@@ -204,29 +224,34 @@ def test_sigterm_closes_every_socket_and_exits_within_seconds(server, make_user)
     assert "Traceback" not in output and "Error" not in output, output
 
 
-def test_a_user_with_sockets_on_two_processes_gets_each_message_once_on_each(server, platform, make_user):
-    rows = _tokens(make_user, 10)  # one user, ten tokens
+def test_users_with_sockets_on_two_processes_get_each_message_once_on_each(server, platform, make_user):
+    rows = _tokens(make_user, 40)  # four users, ten tokens each: five sockets per user on each process
     first, second = server(), server()
+    users = sorted({user_id for user_id, _, _ in rows})
 
     async def scenario():
+        on_first = [row for index, row in enumerate(rows) if index % 10 < 5]
+        on_second = [row for index, row in enumerate(rows) if index % 10 >= 5]
         sockets = [
-            *await _open_all(first.url, [raw for _, _, raw in rows[:5]]),
-            *await _open_all(second.url, [raw for _, _, raw in rows[5:]]),
+            *await _open_all(first.url, [raw for _, _, raw in on_first]),
+            *await _open_all(second.url, [raw for _, _, raw in on_second]),
         ]
+        owners = [user_id for user_id, _, _ in on_first + on_second]
 
-        def send():
+        def send(title):
             try:
                 notification_send(
                     platform=platform,
-                    source="bulk:two-processes",
+                    source=f"bulk:two-processes:{title}",
                     channels=["in_app"],
-                    recipients=[Recipient(user_id=rows[0][0])],
-                    message=Message(title="Hello", body="Once on every socket."),
+                    recipients=[Recipient(user_id=user_id) for user_id in users],
+                    message=Message(title=title, body="Once on every socket."),
                 )
             finally:
                 connection.close()  # this thread's own connection
 
-        await asyncio.to_thread(send)
+        await asyncio.to_thread(send, "first")
+        await asyncio.to_thread(send, "second")
 
         async def arrivals(ws):
             got = []
@@ -238,7 +263,65 @@ def test_a_user_with_sockets_on_two_processes_gets_each_message_once_on_each(ser
 
         got = await asyncio.gather(*(arrivals(ws) for ws in sockets))
         await asyncio.gather(*(ws.close() for ws in sockets))
-        return got
+        return owners, got
 
-    got = asyncio.run(scenario())
-    assert [[event["type"] for event in each] for each in got] == [["CREATED_NOTIFICATION"]] * 10
+    owners, got = asyncio.run(scenario())
+    for owner, each in zip(owners, got, strict=True):
+        # Each socket: its own user's two notifications, once each, in send order.
+        assert [(event["recipient_id"], event["payload"]["payload"]["headline"]) for event in each] == [
+            (owner, "first"),
+            (owner, "second"),
+        ]
+
+
+def test_a_client_that_does_not_read_holds_up_nobody_and_is_closed_with_1013(server, platform, make_user):
+    """Frames wait in the slow socket's own queue; past WEBSOCKET_SEND_QUEUE it is closed (1013)."""
+    slow_user, fast_user = make_user("slow"), make_user("fast")
+    _, slow_raw = AuthToken.issue(user=slow_user)
+    fast_raws = [AuthToken.issue(user=fast_user)[1] for _ in range(3)]
+    uvicorn = server(env={"WEBSOCKET_SEND_QUEUE": "20"})
+    frames, body = 300, "x" * 32_000  # 9.6 MB per user: more than the TCP buffers between them hold
+
+    async def scenario():
+        fast = await _open_all(uvicorn.url, fast_raws)
+        # A client that reads nothing: a tiny receive buffer and no read from the socket.
+        raw_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw_socket.connect(("127.0.0.1", int(uvicorn.url.split(":")[2].split("/")[0])))
+        slow = await connect(uvicorn.url + slow_raw, sock=raw_socket, ping_interval=None)
+        slow.transport.pause_reading()
+        for n in range(frames):
+            await groups_send(
+                [
+                    (
+                        user_group(user.pk),
+                        created_notification_event(
+                            {"recipient_id": user.pk, "n": n, "body": body}, platform_id=platform.pk
+                        ),
+                    )
+                    for user in (slow_user, fast_user)
+                ]
+            )
+
+        async def every_frame(ws):
+            return [json.loads(await asyncio.wait_for(ws.recv(), timeout=20))["payload"]["n"] for _ in range(frames)]
+
+        # All of them reach the fast sockets while the slow one has read nothing.
+        fast_got = await asyncio.gather(*(every_frame(ws) for ws in fast))
+        slow.transport.resume_reading()
+        slow_got = []
+        try:
+            while True:
+                slow_got.append(json.loads(await asyncio.wait_for(slow.recv(), timeout=20))["payload"]["n"])
+        except ConnectionClosed:
+            pass
+        await asyncio.gather(*(ws.close() for ws in fast))
+        return fast_got, slow_got, slow.close_code
+
+    fast_got, slow_got, slow_code = asyncio.run(scenario())
+    assert fast_got == [list(range(frames))] * 3
+    # The slow client gets what was on its way, in order, then the close: it reconnects and refetches.
+    assert slow_code == 1013
+    assert len(slow_got) < frames and slow_got == list(range(len(slow_got)))
+    output = uvicorn.output()
+    assert "Traceback" not in output and "Error" not in output, output
