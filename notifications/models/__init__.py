@@ -12,6 +12,7 @@ from notifications.models.bulk_scheduled import (  # noqa: F401
 from notifications.models.core import (  # noqa: F401
     Attachment,
     AuthToken,
+    DeliveryRule,
     DeliveryStatus,
     InboxCounter,
     InboxStatus,

@@ -282,6 +282,20 @@ class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+    # Written but never to be sent: a delivery rule held it back (the row's `rule` says which).
+    SUPPRESSED = "suppressed", "Suppressed"
+
+
+class DeliveryRule(models.TextChoices):
+    """The delivery rule that deferred, suppressed, redirected or rerouted a delivery."""
+
+    QUIET_HOURS = "quiet_hours", "Quiet hours"
+    FREQUENCY_CAP = "frequency_cap", "Frequency cap"
+    FALLBACK = "fallback", "Channel fallback"
+    ESCALATION = "escalation", "Escalation"
+    FAILOVER = "failover", "Provider failover"
+    SUPPRESSION_LIST = "suppression_list", "Suppression list"
+    DIGEST = "digest", "Digest"
 
 
 class Level(models.TextChoices):
@@ -338,6 +352,8 @@ class Notification(models.Model):
     status = models.CharField(max_length=10, choices=InboxStatus.choices, default=InboxStatus.UNREAD)
     delivery_status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     error = models.TextField(blank=True)
+    # Empty unless a delivery rule acted on the row (deferred, suppressed, fell back, failed over).
+    rule = models.CharField(max_length=20, choices=DeliveryRule.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     provider_message_id = models.CharField(max_length=255, blank=True)
     # Push counts devices: how many of this user's device tokens took it.

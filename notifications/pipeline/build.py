@@ -139,6 +139,7 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     batch.set("status", _UNREAD)
     batch.set("delivery_status", col_status)
     batch.set("error", col_error)
+    batch.set("rule", "")
     batch.set("provider_message_id", "")
     batch.set("claimed_until", None)
     batch.set("created_at", now)

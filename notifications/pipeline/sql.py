@@ -49,6 +49,7 @@ COLUMNS = (
     "status",
     "delivery_status",
     "error",
+    "rule",
     "attempts",
     "provider_message_id",
     "units_sent",
