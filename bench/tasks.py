@@ -7,7 +7,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from notifications.bulk_scheduled import services
+from notifications.bulk_scheduled import job_runs
 from notifications.models import ScheduledNotification
 
 
@@ -20,4 +20,4 @@ def run_clocked_job(job_id: int) -> None:
         processing_started_at=now,
     )
     if claimed:
-        services.scheduled_run(job_id=job_id)
+        job_runs.scheduled_run(job_id=job_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import current_app, shared_task
 
 from notifications import scheduler
-from notifications.bulk_scheduled.services import compose_uploads_purge
+from notifications.bulk_scheduled.compose import compose_uploads_purge
 from notifications.inbox_tokens import inbox_tokens_purge
 from notifications.models import IdempotencyKey
 from notifications.pipeline import dispatch

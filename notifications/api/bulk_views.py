@@ -32,7 +32,7 @@ from notifications.api.errors import ApiError
 from notifications.api.idempotency import idempotent
 from notifications.api.params import int_query_param
 from notifications.api.permissions import requires
-from notifications.bulk_scheduled import selectors, services
+from notifications.bulk_scheduled import jobs, selectors, sends
 from notifications.bulk_scheduled.inputs import BulkInputError, bulk_input_parse, scheduled_at_parse
 from notifications.models import DeliveryStatus, ScheduledChannel, ScheduledStatus
 from notifications.pipeline import send_counts
@@ -92,13 +92,11 @@ class BulkSendView(APIView):
         try:
             data = bulk_input_parse(self.channel, request.data, request.FILES.getlist("file"))
             if data.scheduled_at is not None:
-                job = services.scheduled_create(
+                job = jobs.scheduled_create(
                     platform=platform, data=data, created_by=request.user, base_url=base_url(request)
                 )
                 return ok(self.scheduled_message, ScheduledNotificationSerializer(job).data, status=201)
-            result = services.bulk_send(
-                platform=platform, data=data, base_url=base_url(request), created_by=request.user
-            )
+            result = sends.bulk_send(platform=platform, data=data, base_url=base_url(request), created_by=request.user)
         except BulkInputError as exc:
             raise bad_request(exc) from None
         counts = result.counts
@@ -418,7 +416,7 @@ class ScheduledDetailView(APIView):
                 "Scheduled notification cannot be edited",
                 error=f"Only pending jobs can be edited; this one is {job.status}",
             )
-        merged = services.job_as_input(job)
+        merged = jobs.job_as_input(job)
         for name in _PATCH_FIELDS[job.channel]:
             if name in request.data:
                 merged[name] = request.data[name] if not hasattr(request.data, "getlist") else request.data.get(name)
@@ -429,10 +427,10 @@ class ScheduledDetailView(APIView):
                 scheduled_at = scheduled_at_parse(request.data.get("scheduled_at"))
                 if scheduled_at is None:
                     raise BulkInputError("Invalid scheduled_at format", "scheduled_at cannot be empty on an edit")
-            job = services.scheduled_update(job=job, data=data, scheduled_at=scheduled_at, base_url=base_url(request))
+            job = jobs.scheduled_update(job=job, data=data, scheduled_at=scheduled_at, base_url=base_url(request))
         except BulkInputError as exc:
             raise bad_request(exc) from None
-        except services.JobStateError as exc:
+        except jobs.JobStateError as exc:
             raise ApiError("Scheduled notification cannot be edited", error=str(exc)) from None
         return ok("Scheduled notification updated", ScheduledNotificationSerializer(job).data)
 
@@ -458,8 +456,8 @@ class ScheduledCancelView(APIView):
     def post(self, request, pk: int):
         job = _job_for(request, pk)
         try:
-            job = services.scheduled_cancel(job=job)
-        except services.JobStateError:
+            job = jobs.scheduled_cancel(job=job)
+        except jobs.JobStateError:
             raise ApiError(
                 "Scheduled notification cannot be cancelled",
                 error=f"Only pending or processing jobs can be cancelled; this one is {job.status}",

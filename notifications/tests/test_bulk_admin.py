@@ -298,7 +298,7 @@ def test_other_platform_admin_cannot_open_our_job(client, platform):
 def test_uploads_of_forms_never_confirmed_are_purged_after_a_day(client, staff, platform, students):
     import os
 
-    from notifications.bulk_scheduled.services import compose_uploads_purge
+    from notifications.bulk_scheduled.compose import compose_uploads_purge
     from notifications.tasks import purge_idempotency_keys
 
     kwargs = {"channel": "push", "title": "T", "message": "M", "role": "STUDENT"}

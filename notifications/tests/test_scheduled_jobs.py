@@ -10,7 +10,8 @@ from django.utils import timezone
 from notifications import scheduler
 from notifications.backends import locmem
 from notifications.backends.base import Result
-from notifications.bulk_scheduled import SCHEDULED_SOURCE, services
+from notifications.bulk_scheduled import SCHEDULED_SOURCE, job_runs, selectors
+from notifications.bulk_scheduled.jobs import scheduled_cancel
 from notifications.models import Notification, ScheduledNotification
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +102,7 @@ def test_job_of_another_platform_reaches_only_its_members(platform, students):
 
 def test_a_cancelled_job_is_never_claimed(platform, students):
     job = make_job(platform)
-    services.scheduled_cancel(job=job)
+    scheduled_cancel(job=job)
     assert sweep_at() == 0
     assert locmem.outbox["sms"] == []
 
@@ -114,7 +115,7 @@ class CancelsDuringFirstBatch(locmem.LocmemBackend):
     def send_one(self, delivery):
         job_id = int(delivery.source.split(":")[1])
         if ScheduledNotification.objects.filter(pk=job_id, status="processing").exists():
-            services.scheduled_cancel(job=ScheduledNotification.objects.get(pk=job_id))
+            scheduled_cancel(job=ScheduledNotification.objects.get(pk=job_id))
         return super().send_one(delivery)
 
 
@@ -183,7 +184,7 @@ def test_a_failed_run_is_retried_with_exponential_backoff(platform, students, se
 def test_retry_delays_grow_and_are_capped(settings):
     settings.SCHEDULED_RETRY_BASE_SECONDS = 30
     settings.SCHEDULED_RETRY_MAX_SECONDS = 900
-    assert [services.retry_delay(n).total_seconds() for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
+    assert [job_runs.retry_delay(n).total_seconds() for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
 
 
 def test_backoff_is_applied_when_nothing_is_leased(platform, students, settings, monkeypatch):
@@ -194,7 +195,7 @@ def test_backoff_is_applied_when_nothing_is_leased(platform, students, settings,
     def boom(**kwargs):
         raise TimeoutError("database timeout")
 
-    monkeypatch.setattr(services.selectors, "recipients_resolve_many", boom)
+    monkeypatch.setattr(selectors, "recipients_resolve_many", boom)
     before = timezone.now()
     sweep_at()
     job.refresh_from_db()
@@ -211,7 +212,7 @@ def test_attempts_are_capped(platform, students, settings, monkeypatch):
     def boom(**kwargs):
         raise TimeoutError("database timeout")
 
-    monkeypatch.setattr(services.selectors, "recipients_resolve_many", boom)
+    monkeypatch.setattr(selectors, "recipients_resolve_many", boom)
     job = make_job(platform)
     for _ in range(3):
         sweep_at(job.due_at + timedelta(seconds=1))
@@ -255,7 +256,7 @@ def test_expired_lease_is_claimed_again_and_resumes_without_resending(platform, 
     """A worker that died mid-job: its lease runs out, the next sweep finishes the job."""
     job = make_job(platform)
     # The dead worker had claimed the job and sent to two recipients.
-    assert services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5)) == [job.pk]
+    assert job_runs.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5)) == [job.pk]
     from notifications.pipeline import Message, Recipient, notification_send
 
     first_two = [Recipient(user_id=s.pk) for s in students[:2]]
@@ -274,10 +275,10 @@ def test_expired_lease_is_claimed_again_and_resumes_without_resending(platform, 
 def test_claim_takes_due_jobs_in_order_and_respects_limit(platform, students):
     now = timezone.now()
     jobs = [make_job(platform, due=now - timedelta(seconds=10 - i)) for i in range(5)]
-    claimed = services.scheduled_claim(now=now, limit=3, lease=timedelta(minutes=5))
+    claimed = job_runs.scheduled_claim(now=now, limit=3, lease=timedelta(minutes=5))
     assert claimed == [j.pk for j in jobs[:3]]
     assert set(ScheduledNotification.objects.filter(pk__in=claimed).values_list("status", flat=True)) == {"processing"}
-    assert services.scheduled_claim(now=now, limit=10, lease=timedelta(minutes=5)) == [j.pk for j in jobs[3:]]
+    assert job_runs.scheduled_claim(now=now, limit=10, lease=timedelta(minutes=5)) == [j.pk for j in jobs[3:]]
 
 
 def test_claims_that_expire_in_the_queue_do_not_use_up_attempts(platform, students, settings):
@@ -286,10 +287,10 @@ def test_claims_that_expire_in_the_queue_do_not_use_up_attempts(platform, studen
     job = make_job(platform)
     lease = timedelta(minutes=5)
     for _ in range(4):
-        assert services.scheduled_claim(now=timezone.now(), limit=10, lease=lease) == [job.pk]
+        assert job_runs.scheduled_claim(now=timezone.now(), limit=10, lease=lease) == [job.pk]
         ScheduledNotification.objects.filter(pk=job.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    services.scheduled_run(job_id=job.pk)
-    services.scheduled_run(job_id=job.pk)  # the duplicate task of an earlier claim finds the job done
+    job_runs.scheduled_run(job_id=job.pk)
+    job_runs.scheduled_run(job_id=job.pk)  # the duplicate task of an earlier claim finds the job done
     job.refresh_from_db()
     assert job.status == "sent" and job.attempt_count == 1 and job.sent_count == 5
     assert len(locmem.outbox["sms"]) == 5
@@ -311,12 +312,12 @@ def test_the_sweep_queues_one_task_per_batch_of_claimed_jobs(platform, students,
 def test_a_batch_runs_every_job_once_and_skips_one_cancelled_while_it_waited(platform, students, settings):
     settings.DUE_WORK_BATCH_SIZE = 10
     jobs = [make_job(platform, message=f"Hello {i}") for i in range(3)]
-    claimed = services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
+    claimed = job_runs.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
     assert sorted(claimed) == sorted(j.pk for j in jobs)
-    services.scheduled_cancel(job=jobs[1])
-    services.scheduled_run_many(job_ids=claimed)
+    scheduled_cancel(job=jobs[1])
+    job_runs.scheduled_run_many(job_ids=claimed)
     # Run again, as a redelivered task would: nothing goes out twice.
-    services.scheduled_run_many(job_ids=claimed)
+    job_runs.scheduled_run_many(job_ids=claimed)
     for job in jobs:
         job.refresh_from_db()
     assert [j.status for j in jobs] == ["sent", "cancelled", "sent"]
@@ -326,10 +327,10 @@ def test_a_batch_runs_every_job_once_and_skips_one_cancelled_while_it_waited(pla
 
 def test_a_job_another_worker_ran_meanwhile_is_read_afresh(platform, students):
     job = make_job(platform)
-    claimed = services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
+    claimed = job_runs.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
     # Another worker started the job after this batch was claimed (its lease ran out, say).
     ScheduledNotification.objects.filter(pk=job.pk).update(attempt_count=1)
-    services.scheduled_run_many(job_ids=claimed)
+    job_runs.scheduled_run_many(job_ids=claimed)
     job.refresh_from_db()
     assert (job.status, job.attempt_count, job.sent_count) == ("sent", 2, 5)
 
@@ -358,8 +359,8 @@ def test_the_next_due_job_is_found_within_the_window_only(platform, students):
     make_job(platform, due=now + timedelta(seconds=5))
     soon = make_job(platform, due=now + timedelta(milliseconds=400))
     make_job(platform, due=now - timedelta(seconds=1))  # already due: the sweep's claim takes it
-    assert services.scheduled_next_due(after=now, until=now + timedelta(seconds=1)) == soon.due_at
-    assert services.scheduled_next_due(after=now, until=now + timedelta(milliseconds=300)) is None
+    assert job_runs.scheduled_next_due(after=now, until=now + timedelta(seconds=1)) == soon.due_at
+    assert job_runs.scheduled_next_due(after=now, until=now + timedelta(milliseconds=300)) is None
 
 
 def test_a_sweep_queues_one_more_sweep_for_the_moment_the_next_job_falls_due(platform, students, monkeypatch):
@@ -413,8 +414,8 @@ def test_a_batch_of_jobs_with_every_kind_of_targeting_reaches_whom_each_would_al
         make_job(other_platform, message="elsewhere"),
         make_job(platform, message="nobody", target_role="", target_user_ids=[stranger.pk]),
     ]
-    claimed = services.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
-    services.scheduled_run_many(job_ids=claimed)
+    claimed = job_runs.scheduled_claim(now=timezone.now(), limit=10, lease=timedelta(minutes=5))
+    job_runs.scheduled_run_many(job_ids=claimed)
 
     reached = {}
     for n in Notification.objects.filter(channel="sms"):
