@@ -6,7 +6,7 @@ class BuilderConfig(AppConfig):
     verbose_name = "Notification builder"
 
     def ready(self):
-        from builder import services, tasks
+        from builder import runs, services, tasks
         from notifications import permissions, scheduler
 
         # Only the tasks module knows Celery: the services are handed its enqueue.
@@ -19,9 +19,9 @@ class BuilderConfig(AppConfig):
         scheduler.register(
             scheduler.DueWorkSource(
                 name="builder.builds",
-                claim=services.builds_claim_due,
-                run=lambda *, item_id: services.build_run(build_id=item_id),
-                next_due=services.builds_next_due,
-                oldest_due=services.builds_oldest_due,
+                claim=runs.builds_claim_due,
+                run=lambda *, item_id: runs.build_run(build_id=item_id),
+                next_due=runs.builds_next_due,
+                oldest_due=runs.builds_oldest_due,
             )
         )

@@ -1,13 +1,10 @@
-"""Writes of the builder: preview a build, send it, cancel it, and the worker that sends.
+"""Writes of the builder: preview a build, send it, cancel it, validate one source.
 
 Preview resolves every source into `BuildRecipient` rows with INSERT ... SELECT
 (a unique key on the build and recipient de-duplicates across sources), so the
-audience never passes through Python. Sending walks those rows in chunks that
-a worker claims under a lease (SKIP LOCKED) and hands each chunk to the one
-delivery pipeline under the source `build:<id>`, users and bare addresses in
-one call (the pipeline gives each the channels it can take); the pipeline's
-unique keys make a re-run after a crash send nothing twice, and each recipient
-row is settled from the pipeline's per-recipient outcomes.
+audience never passes through Python. Sending marks the build `sending` (or
+`queued` for its `process_on`) and queues workers; the worker that walks the
+recipients and hands them to the delivery pipeline is `builder.runs`.
 """
 
 from __future__ import annotations
@@ -17,17 +14,18 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import BigIntegerField, CharField, F, Q, UUIDField, Value
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from builder import templating
 from builder.errors import BuildConflict, BuildError, BuildForbidden
 from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
+from builder.runs import LEASE
 from builder.selectors import Access, build_similar
 from builder.sources import (
     DEPARTMENT,
@@ -38,10 +36,6 @@ from builder.sources import (
     staged_drop,
 )
 from notifications.channels import Channel
-from notifications.pipeline import Recipient, notification_send
-from notifications.pipeline.counts import recipient_outcomes
-from notifications.pipeline.retry import BUILD_RUNS
-from notifications.scheduler import claim_rows, first_due, oldest
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +43,8 @@ SENT_MESSAGE = "Notifications sent"
 QUEUED_MESSAGE = "Notifications queued"
 SIMILAR_MESSAGE = "Similar notifications found"
 
-# A sending worker owns the build, and the chunk of recipients it claimed, this long.
-LEASE = timedelta(minutes=5)
 PREVIEW_SIZE = 10
 _RECIPIENT_COLUMNS = ["build_id", "user_id", "recipient_key", "username", "email", "status", "error"]
-
-
-def _chunk_size() -> int:
-    return max(1, int(getattr(settings, "BUILDER_SEND_CHUNK", 1000)))
 
 
 def _parallel_workers() -> int:
@@ -295,192 +283,6 @@ def build_cancel(*, build: Build, user, now: datetime | None = None) -> Build:
             raise BuildConflict("This build is due and can no longer be cancelled.")
         raise BuildConflict(f"A {build.status} build cannot be cancelled.")
     return build
-
-
-# --- the sending worker -----------------------------------------------------------------
-
-
-def builds_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[str]:
-    """The scheduler's claim: queued builds whose process_on has come, and sends whose worker died."""
-    due = Q(status=BuildStatus.QUEUED, process_on__lte=now) | Q(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), status=BuildStatus.SENDING
-    )
-    ids = claim_rows(
-        Build.objects.filter(due),
-        limit=limit,
-        updates={
-            "status": BuildStatus.SENDING,
-            "claimed_until": now + lease,
-            "started_at": Coalesce(F("started_at"), Value(now)),
-        },
-    )
-    return [str(pk) for pk in ids]
-
-
-def builds_next_due(*, after: datetime, until: datetime) -> datetime | None:
-    """When the next queued build's `process_on` comes in (after, until] (the sweep's follow-up)."""
-    return first_due(Build.objects.filter(status=BuildStatus.QUEUED), "process_on", after=after, until=until)
-
-
-def builds_oldest_due(*, now: datetime) -> datetime | None:
-    """Since when the longest-waiting queued build has been due (a dead worker's build: since its lease ended)."""
-    due = oldest(Build.objects.filter(status=BuildStatus.QUEUED, process_on__lte=now), "process_on")
-    orphaned = oldest(Build.objects.filter(status=BuildStatus.SENDING, claimed_until__lt=now), "claimed_until")
-    return min((t for t in (due, orphaned) if t is not None), default=None)
-
-
-def build_run(*, build_id) -> None:
-    """Send the pending recipients of a `sending` build, chunk by chunk, then settle its status.
-
-    Safe to run many times and side by side: chunks are claimed with SKIP
-    LOCKED under a lease, and the pipeline never sends a delivery twice.
-    """
-    build = Build.objects.select_related("platform").filter(pk=build_id).first()
-    if build is None or build.status != BuildStatus.SENDING:
-        return
-    try:
-        render = templating.build_renderer(build=build)
-    except BuildError as exc:
-        _build_fail(build, exc.message)
-        return
-    ids: list = []
-    try:
-        while _lease_renew(build):
-            now = timezone.now()
-            claimable = BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING).filter(
-                Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-            )
-            ids = claim_rows(claimable, limit=_chunk_size(), updates={"claimed_until": now + LEASE})
-            if not ids:
-                break
-            _chunk_send(build, ids, render)
-        _reconcile(build)
-        _finish_if_done(build)
-    except BuildError as exc:
-        # The template cannot be rendered: trying again would fail the same way.
-        _build_fail(build, exc.message)
-    except Exception as exc:  # recorded on the build; the scheduler retries it
-        logger.exception("sending build %s failed", build.pk)
-        # The chunk in hand goes back to the pool for the retry.
-        BuildRecipient.objects.filter(pk__in=ids, status=RecipientStatus.PENDING).update(claimed_until=None)
-        _run_failed(build, exc)
-
-
-def _lease_renew(build: Build) -> bool:
-    """Extend the build's lease; False when it is no longer sending (finished, failed)."""
-    return bool(
-        Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(claimed_until=timezone.now() + LEASE)
-    )
-
-
-def _chunk_send(build: Build, ids: list, render) -> None:
-    rows = list(BuildRecipient.objects.filter(pk__in=ids).values_list("pk", "user_id", "recipient_key", "email"))
-    # Users and bare addresses together: the pipeline emails an address and
-    # nothing else. A recipient whose account was deleted since the preview is
-    # left out and settled below.
-    recipients = [
-        Recipient(user_id=user_id) if user_id is not None else Recipient(address=email)
-        for _, user_id, key, email in rows
-        if user_id is not None or key.startswith("email:")
-    ]
-    if recipients:
-        notification_send(
-            platform=build.platform, source=build.source, channels=build.channels, recipients=recipients, render=render
-        )
-    _settle(build, rows, settle_missing=True)
-
-
-def _settle(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
-    """Settle the recipient rows, and the build's counters, from the pipeline's per-recipient outcomes.
-
-    A recipient is sent when any of its channels delivered, pending while any
-    is still pending, failed otherwise. `settle_missing` settles recipients the
-    pipeline wrote nothing for: an account deleted since the preview, or a
-    user who opted out of this type on every channel of the build.
-    """
-    outcomes = recipient_outcomes(source=build.source, keys=[key for _, _, key, _ in rows])
-    groups: dict[tuple[str, str], list] = {}
-    for pk, user_id, key, _ in rows:
-        outcome = outcomes.get(key)
-        if outcome is None:
-            if not settle_missing:
-                continue
-            if key.startswith("user:") and user_id is None:
-                reason = "The user account no longer exists."
-            else:
-                reason = "The recipient opted out of these notifications on every channel."
-            groups.setdefault((RecipientStatus.FAILED, reason), []).append(pk)
-        elif outcome.sent:
-            groups.setdefault((RecipientStatus.SENT, "; ".join(outcome.errors)), []).append(pk)
-        elif outcome.pending:
-            groups.setdefault((RecipientStatus.PENDING, ""), []).append(pk)
-        else:
-            groups.setdefault((RecipientStatus.FAILED, "; ".join(outcome.errors)), []).append(pk)
-    sent = failed = 0
-    with transaction.atomic():
-        for (status, error), pks in groups.items():
-            mine = BuildRecipient.objects.filter(pk__in=pks, status=RecipientStatus.PENDING)
-            if status == RecipientStatus.PENDING:
-                # Another dispatcher holds these deliveries; look again after the lease.
-                mine.update(claimed_until=timezone.now() + LEASE)
-                continue
-            moved = mine.update(status=status, error=error[:2000], claimed_until=None)
-            if status == RecipientStatus.SENT:
-                sent += moved
-            else:
-                failed += moved
-        if sent or failed:
-            Build.objects.filter(pk=build.pk).update(
-                sent_count=F("sent_count") + sent, failed_count=F("failed_count") + failed
-            )
-
-
-def _reconcile(build: Build) -> None:
-    """Settle pending recipients whose deliveries another worker finished after it settled its chunk."""
-    last = 0
-    while True:
-        rows = list(
-            BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING, pk__gt=last)
-            .order_by("pk")
-            .values_list("pk", "user_id", "recipient_key", "email")[: _chunk_size()]
-        )
-        if not rows:
-            return
-        _settle(build, rows, settle_missing=False)
-        last = rows[-1][0]
-
-
-def _finish_if_done(build: Build) -> None:
-    if BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING).exists():
-        return  # another worker holds the rest; it (or the scheduler, if it dies) finishes
-    build.refresh_from_db(fields=["sent_count", "failed_count"])
-    failed = build.sent_count == 0 and build.failed_count > 0
-    Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
-        status=BuildStatus.FAILED if failed else BuildStatus.COMPLETED,
-        error="No recipient could be reached." if failed else "",
-        completed_at=timezone.now(),
-        claimed_until=None,
-    )
-
-
-def _build_fail(build: Build, error: str) -> None:
-    Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
-        status=BuildStatus.FAILED, error=error[:2000], completed_at=timezone.now(), claimed_until=None
-    )
-
-
-def _run_failed(build: Build, exc: Exception) -> None:
-    """Record an unexpected error; the build is retried after a pause, and failed after a few tries."""
-    build.refresh_from_db(fields=["attempts"])
-    attempts = build.attempts + 1
-    error = f"{type(exc).__name__}: {exc}"[:2000]
-    if BUILD_RUNS.exhausted(attempts):
-        Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(attempts=attempts)
-        _build_fail(build, error)
-        return
-    Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
-        attempts=attempts, error=error, claimed_until=timezone.now() + BUILD_RUNS.backoff(attempts)
-    )
 
 
 # --- validate one source ------------------------------------------------------------------

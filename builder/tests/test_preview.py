@@ -339,7 +339,7 @@ def test_multipart_with_broken_json(client):
 
 
 def test_a_queued_build_tells_the_sweep_when_it_falls_due(client, people, django_capture_on_commit_callbacks):
-    from builder.services import builds_next_due
+    from builder.runs import builds_next_due
 
     when = timezone.now() + timedelta(milliseconds=800)
     body = client.post(

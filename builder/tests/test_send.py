@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from builder import services
+from builder import runs
 from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
 from builder.tests.conftest import BASE, custom
 from notifications import scheduler
@@ -301,20 +301,20 @@ def test_resumes_after_a_worker_dies_mid_build(preview, settings, client):
     build = Build.objects.get(pk=build_id)
     now = timezone.now()
     Build.objects.filter(pk=build_id).update(
-        status=BuildStatus.SENDING, submitted_at=now, claimed_until=now + services.LEASE
+        status=BuildStatus.SENDING, submitted_at=now, claimed_until=now + runs.LEASE
     )
     build.refresh_from_db()
     # A worker claims the first chunk, sends it, claims the second and dies before sending it.
-    render = services.templating.build_renderer(build=build)
+    render = runs.templating.build_renderer(build=build)
     pending = BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING)
-    services._chunk_send(build, claim_rows(pending, limit=2, updates={"claimed_until": now + services.LEASE}), render)
-    claim_rows(pending, limit=2, updates={"claimed_until": now + services.LEASE})
+    runs._chunk_send(build, claim_rows(pending, limit=2, updates={"claimed_until": now + runs.LEASE}), render)
+    claim_rows(pending, limit=2, updates={"claimed_until": now + runs.LEASE})
     assert len(locmem.outbox["email"]) == 2
 
     # While its leases hold, nobody takes the build over.
     assert scheduler.sweep(now=now + timedelta(minutes=1)).get("builder.builds") == 0
     # Once they run out, the sweep hands the build to another worker, which finishes it.
-    later = now + services.LEASE + timedelta(seconds=1)
+    later = now + runs.LEASE + timedelta(seconds=1)
     BuildRecipient.objects.filter(build=build).update(claimed_until=now - timedelta(seconds=1))
     assert scheduler.sweep(now=later).get("builder.builds") == 1
     assert emails() == ["guest@outside.org", "jane@example.com", "john@example.com", "mary@example.com"]
@@ -330,7 +330,7 @@ def test_rerunning_a_finished_chunk_sends_nothing_twice(preview, send, settings)
     # Pretend the mirror never happened (a worker died between sending and recording).
     BuildRecipient.objects.filter(build_id=build_id).update(status=RecipientStatus.PENDING, claimed_until=None)
     Build.objects.filter(pk=build_id).update(status=BuildStatus.SENDING, sent_count=0, claimed_until=None)
-    services.build_run(build_id=build_id)
+    runs.build_run(build_id=build_id)
     assert len(locmem.outbox["email"]) == 4
     build = Build.objects.get(pk=build_id)
     assert (build.status, build.sent_count) == (BuildStatus.COMPLETED, 4)
