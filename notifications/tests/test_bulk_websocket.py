@@ -15,6 +15,45 @@ from notifications.tests.bulk_helpers import V1, future
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+MAINTENANCE = "The app will be unavailable 11 PM\u20131 AM UTC."
+
+
+def _socket(raw: str) -> WebsocketCommunicator:
+    return WebsocketCommunicator(
+        application,
+        f"/api/v1/ws/connect?token={raw}",
+        headers=[(b"host", b"testserver"), (b"origin", b"http://testserver")],
+    )
+
+
+def test_immediate_in_app_arrives_over_the_websocket_once_committed(make_user, api):
+    student = make_user("learner", role="STUDENT")
+    admin = make_user("ops", role="ADMIN", admin=True)
+    _, raw = AuthToken.issue(user=student, name="ws")
+    sender = api(admin)
+
+    async def scenario():
+        socket = _socket(raw)
+        connected, _ = await socket.connect()
+        assert connected
+        from channels.db import database_sync_to_async
+
+        r = await database_sync_to_async(sender.post)(
+            f"{V1}/bulk-in-app",
+            {"title": "Maintenance tonight", "message": MAINTENANCE, "role": "STUDENT"},
+            format="json",
+        )
+        assert r.status_code == 200
+        event = await socket.receive_json_from(timeout=5)
+        assert await socket.receive_nothing(timeout=0.2)  # once
+        await socket.disconnect()
+        return event
+
+    event = async_to_sync(scenario)()
+    assert event["type"] == "CREATED_NOTIFICATION" and event["recipient_id"] == student.pk
+    assert event["payload"]["payload"] == {"headline": "Maintenance tonight", "message": MAINTENANCE}
+    assert event["payload"]["type"] == "system_alert" and event["payload"]["level"] == "info"
+
 
 def test_scheduled_in_app_arrives_over_the_websocket(make_user, api):
     student = make_user("learner", role="STUDENT")
@@ -34,11 +73,7 @@ def test_scheduled_in_app_arrives_over_the_websocket(make_user, api):
     _, raw = AuthToken.issue(user=student, name="ws")
 
     async def scenario():
-        socket = WebsocketCommunicator(
-            application,
-            f"/api/v1/ws/connect?token={raw}",
-            headers=[(b"host", b"testserver"), (b"origin", b"http://testserver")],
-        )
+        socket = _socket(raw)
         connected, _ = await socket.connect()
         assert connected
         assert await socket.receive_nothing(timeout=0.2)  # nothing before its time
