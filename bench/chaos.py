@@ -216,18 +216,18 @@ def seed(recipients: int):
 
 def send(source: str) -> None:
     """The send under test: every member of the platform, three channels (run by the sender process)."""
-    from notifications import services
     from notifications.models import Membership, Platform
+    from notifications.pipeline import Message, Recipient, notification_send
 
     platform = Platform.objects.get(key=PLATFORM_KEY)
     members = Membership.objects.filter(platform=platform, is_active=True).order_by("user_id")
     ids = members.values_list("user_id", flat=True)
-    services.notification_send(
+    notification_send(
         platform=platform,
         source=source,
         channels=CHANNELS,
-        recipients=[services.Recipient(user_id=pk) for pk in ids],
-        message=services.Message(**MESSAGE),
+        recipients=[Recipient(user_id=pk) for pk in ids],
+        message=Message(**MESSAGE),
         wait=False,
     )
 
