@@ -362,9 +362,9 @@ class ScheduledListView(APIView):
 
 
 _PATCH_FIELDS = {
-    ScheduledChannel.SMS: ("message", "user_ids", "role", "phone_numbers"),
-    ScheduledChannel.EMAIL: ("subject", "message", "html", "user_ids", "role", "emails"),
-    ScheduledChannel.PUSH: ("title", "message", "user_ids", "role"),
+    ScheduledChannel.SMS: ("message", "user_ids", "role", "phone_numbers", "fallback_channel"),
+    ScheduledChannel.EMAIL: ("subject", "message", "html", "user_ids", "role", "emails", "fallback_channel"),
+    ScheduledChannel.PUSH: ("title", "message", "user_ids", "role", "fallback_channel"),
     ScheduledChannel.IN_APP: ("title", "message", "user_ids", "role", "type", "level"),
 }
 

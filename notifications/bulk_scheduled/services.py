@@ -137,9 +137,16 @@ def message_for(channel: str, content: Content, *, image_url: str = "") -> Messa
     )
 
 
-def _check_channel_enabled(platform: Platform, channel: str) -> None:
+def _check_channel_enabled(platform: Platform, channel: str, fallback_channel: str = "") -> None:
     if channel == ScheduledChannel.PUSH and not platform.push_enabled:
         raise BulkInputError("Push notifications are disabled", "this platform has push notifications turned off")
+    if fallback_channel == ScheduledChannel.PUSH and not platform.push_enabled:
+        raise BulkInputError("Invalid fallback_channel", "this platform has push notifications turned off")
+
+
+def _fallback(name: str) -> str:
+    """The delivery rows' name of a bulk request's `fallback_channel`."""
+    return DELIVERY_CHANNEL[name] if name else ""
 
 
 def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", created_by=None) -> BulkSendResult:
@@ -148,7 +155,7 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
     The send is recorded as an `ImmediateSend` (the admin's send history),
     whose id is the deliveries' source `bulk:<id>`.
     """
-    _check_channel_enabled(platform, data.channel)
+    _check_channel_enabled(platform, data.channel, data.fallback_channel)
     recipients, user_count = selectors.recipients_resolve(
         platform=platform, channel=data.channel, targeting=data.targeting
     )
@@ -178,6 +185,7 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
         channels=[DELIVERY_CHANNEL[data.channel]],
         recipients=recipients,
         message=message_for(data.channel, data.content, image_url=image_url),
+        fallback_channel=_fallback(data.fallback_channel),
     )
     ImmediateSend.objects.filter(pk=record.pk).update(
         total_recipients=counts.total_recipients, sent_count=counts.sent, failed_count=counts.failed
@@ -208,6 +216,8 @@ def _target_raw(data: BulkInput) -> dict:
     if data.channel == ScheduledChannel.IN_APP:
         raw["type"] = data.content.notification_type
         raw["level"] = data.content.level
+    if data.fallback_channel:
+        raw["fallback_channel"] = data.fallback_channel
     return raw
 
 
@@ -224,7 +234,7 @@ def scheduled_create(
     """Store a job to run at `data.scheduled_at`; targeting is kept as given."""
     if data.scheduled_at is None:
         raise ValueError("scheduled_create needs scheduled_at")
-    _check_channel_enabled(platform, data.channel)
+    _check_channel_enabled(platform, data.channel, data.fallback_channel)
     _check_reachable(platform, data)
     image_url = ""
     if data.channel == ScheduledChannel.PUSH and data.files:
@@ -261,6 +271,8 @@ def job_as_input(job: ScheduledNotification) -> dict:
         fields["phone_numbers"] = list(raw.get("phones") or [])
     if job.channel == ScheduledChannel.IN_APP:
         fields.update(type=raw.get("type", "system_alert"), level=raw.get("level", "info"))
+    if raw.get("fallback_channel"):
+        fields["fallback_channel"] = raw["fallback_channel"]
     return fields
 
 
@@ -273,7 +285,7 @@ def scheduled_update(
 ) -> ScheduledNotification:
     """Edit or reschedule a pending job; `data` is the job's fields with the edits applied."""
     platform = job.platform
-    _check_channel_enabled(platform, data.channel)
+    _check_channel_enabled(platform, data.channel, data.fallback_channel)
     _check_reachable(platform, data)
     image_url = job.image_url
     if data.channel == ScheduledChannel.PUSH and data.files:
@@ -562,6 +574,7 @@ def _job_send(job: ScheduledNotification, recipients) -> Send:
         channels=[job.delivery_channel],
         recipients=recipients,
         message=message_for(job.channel, content, image_url=job.image_url),
+        fallback_channel=_fallback(raw.get("fallback_channel") or ""),
     )
 
 
