@@ -537,6 +537,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "ChannelEnum": "notifications.models.Channel",
+        # The bulk document's channel names (`push`): a job's channel, a delivery's, a fallback_channel.
+        "ScheduledChannelEnum": "notifications.models.ScheduledChannel",
         "InboxStatusEnum": "notifications.models.InboxStatus",
         "AlertTypeEnum": "alerts.models.AlertType",
     }

@@ -43,12 +43,11 @@ def _user_ids() -> serializers.ListField:
 
 
 def _fallback_channel(own: str) -> serializers.ChoiceField:
-    others = [c for c in ScheduledChannel.values if c != own]
     return serializers.ChoiceField(
-        choices=others,
+        choices=ScheduledChannel.choices,
         required=False,
         help_text=(
-            "Where a member this send cannot reach goes instead, once: "
+            f"A channel other than {own}. Where a member this send cannot reach goes instead, once: "
             + {
                 "push": "a member without an active device, or whose push FCM refused for good "
                 "(UNREGISTERED, NOT_FOUND ...)",
@@ -136,7 +135,7 @@ class ScheduledPatchRequestSerializer(serializers.Serializer):
         required=False, help_text="RFC3339, in the future and at most INPUT_DATE_HORIZON_DAYS (default 5 years) ahead"
     )
     fallback_channel = serializers.ChoiceField(
-        choices=ScheduledChannel.values,
+        choices=ScheduledChannel.choices,
         required=False,
         help_text="sms, email, push: another channel than the job's for members it cannot reach (see the bulk "
         "endpoints); empty removes it",
@@ -239,7 +238,7 @@ class DeliverySerializer(serializers.Serializer):
     recipient = serializers.CharField(help_text='"user:<id>", "email:<address>" or "phone:<E.164>"')
     address = serializers.CharField(help_text="Email or phone the delivery went to (empty for push and in-app)")
     channel = serializers.ChoiceField(
-        choices=ScheduledChannel.values, help_text="The job's channel, or the one a delivery fell back to"
+        choices=ScheduledChannel.choices, help_text="The job's channel, or the one a delivery fell back to"
     )
     rule = serializers.CharField(
         help_text="The delivery rule that wrote or changed this delivery (`fallback`, `escalation`, ...); empty: none"

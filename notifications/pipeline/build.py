@@ -3,7 +3,10 @@
 One row per recipient and eligible channel (see `eligibility`): its address,
 its status as written (in-app rows are the delivery and go in `sent`; a user
 without the address a channel needs goes in `failed`; the rest `pending` for
-dispatch) and its message, fixed or rendered per recipient.
+dispatch) and its message, fixed or rendered per recipient. For a type with a
+channel fallback, a user without a push device or without the address a
+channel needs also gets a row on the fallback channel (see `fallback`), and
+the chunk carries the send's plan (`sql.Batch.plans`).
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     unreachable: list[tuple[int, Recipient, str]] = []
     push_unknown: list[tuple[int, Recipient, str]] = []
     seen_types: set[str] = set()
+    # One test per chunk, not per row, for the common send whose type has no policy.
+    may_fall_back = fixed is None or bool(fixed_policy)
     for r in chunk:
         if r.user_id is None:
             channels = by_address[eligibility.address_kind(r.address)]
@@ -128,8 +133,8 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
                 msg = job.message if job.render is None else job.render(r, channel, users.get(r.user_id))
                 messages.append(msg)
                 contexts.append({**msg.context, **r.context} if r.context else msg.context)
-            if r.user_id is None:
-                continue  # a fallback needs an account
+            if not may_fall_back or r.user_id is None:
+                continue  # no policy for this send's type; a bare address has no fallback either
             policy = fixed_policy if fixed is not None else job.policy(messages[-1].notification_type)
             if not policy:
                 continue
