@@ -267,6 +267,16 @@ class BulkEmailView(BulkSendView):
         OpenApiExample(
             "Immediate", {"title": "Practice reminder", "message": "Today's quiz is open.", "role": "STUDENT"}
         ),
+        OpenApiExample(
+            "Push, else SMS",
+            {
+                "title": "Exam tomorrow",
+                "message": "Your exam starts at 9:00.",
+                "role": "STUDENT",
+                "fallback_channel": "sms",
+            },
+            description="Members without an active device, or whose push FCM refused for good, get an SMS instead.",
+        ),
     ],
     sent_data={
         "target_users": 120,

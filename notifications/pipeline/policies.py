@@ -15,6 +15,9 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.utils import timezone
+
 import notifications.pipeline.eligibility as eligibility
 from notifications.channels import Channel
 from notifications.models import DeliveryPlan, DeliveryRule, Platform
@@ -119,6 +122,18 @@ def plans_write(plans: Iterable[tuple[int, str, str, Policy]], *, now: datetime)
             unique_fields=["source", "notification_type"],
             update_fields=["fallback", "escalation_channel", "escalation_after_seconds", "escalation_due_at"],
         )
+
+
+def delivery_plans_purge(*, now: datetime | None = None) -> int:
+    """Drop the plans of sends older than DELIVERY_PLAN_RETENTION_DAYS that no escalation waits on.
+
+    By then every delivery of the send is long sent or failed (retries last
+    hours), so nothing will read its fallback again.
+    """
+    days = getattr(settings, "DELIVERY_PLAN_RETENTION_DAYS", 7)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = DeliveryPlan.objects.filter(created_at__lt=cutoff, escalation_due_at__isnull=True).delete()
+    return deleted
 
 
 def type_policy(cache: dict, *, platform_id: int, notification_type: str) -> Policy:

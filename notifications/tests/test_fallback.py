@@ -249,3 +249,18 @@ def test_types_without_a_policy_write_no_plan(platform, make_user, type_policy):
     jane = make_user("jane")
     in_app(platform, "bulk:esc3", [jane], type_="other_type")
     assert not DeliveryPlan.objects.exists()
+
+
+def test_old_plans_are_purged_unless_an_escalation_waits(platform, make_user, type_policy, settings):
+    from notifications.pipeline.policies import delivery_plans_purge
+
+    type_policy["assignment_due"] = Policy(fallback={PUSH: SMS}, escalation_channel=EMAIL, escalation_after_seconds=60)
+    jane = make_user("jane")
+    in_app(platform, "bulk:old-done", [jane])
+    in_app(platform, "bulk:old-waiting", [jane])
+    DeliveryPlan.objects.filter(source="bulk:old-done").update(escalation_due_at=None)
+    settings.DELIVERY_PLAN_RETENTION_DAYS = 7
+
+    assert delivery_plans_purge(now=timezone.now() + timedelta(days=6)) == 0
+    assert delivery_plans_purge(now=timezone.now() + timedelta(days=8)) == 1
+    assert list(DeliveryPlan.objects.values_list("source", flat=True)) == ["bulk:old-waiting"]
