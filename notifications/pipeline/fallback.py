@@ -22,11 +22,12 @@ Follow-ups pass the same eligibility as every row (the platform's channel
 switches, the recipient's opt-outs) and carry the original row's content.
 
 Where the rules come from: the caller's `fallback_channel` (bulk requests,
-scheduled jobs), else the platform's policy for the notification type, which
-an app registers here (`register_policy_lookup`; templates_app keeps it with
-the template's other per-platform settings). The rules a send was written
-under are kept per (source, type) in `DeliveryPlan`, which dispatch and the
-escalation sweep read.
+scheduled jobs), else the platform's policy for the notification type, looked
+up through `policies.register_policy_lookup` (templates_app keeps it with the
+template's other per-platform settings). The rules a send was written under
+are kept per (source, type) in `DeliveryPlan`, which dispatch and the
+escalation sweep (`escalation`) read. A follow-up that fails for good may fall
+back in turn (push, else SMS, else email); the unique key ends any chain.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from notifications import metrics
 from notifications.channels import Channel
 from notifications.models import DeliveryPlan, InboxStatus, Notification
 from notifications.pipeline.build import FAILED, PENDING, SENT, delivered_on_write
-from notifications.pipeline.policies import ESCALATION, FALLBACK, allowed_channels
+from notifications.pipeline.policies import FALLBACK, allowed_channels
 from notifications.pipeline.write import direct_channels, write_chunk
 
 _ADDRESSED = (str(Channel.EMAIL), str(Channel.SMS))
@@ -162,7 +163,8 @@ def fallback_after_failures(failures: Sequence[Notification]) -> dict[str, list[
     platform). One query finds their sends' plans; nothing is written for a
     send without a fallback for that channel.
     """
-    failures = [d for d in failures if d.user_id is not None and d.rule != ESCALATION]
+    # A follow-up may fall back in turn (push, else SMS, else email); the unique key ends any chain.
+    failures = [d for d in failures if d.user_id is not None]
     if not failures:
         return {}
     plans = {
