@@ -124,10 +124,11 @@ def _dispatch_sends(*, channels_of: dict[str, Sequence[str]], wait: bool, runnin
     for source, channels in channels_of.items():
         for channel in channels:
             order.setdefault(str(channel), []).append(source)
-    for source in channels_of:
-        for channel in FALLS_BACK:
-            if source not in order.get(channel, ()):
-                order.setdefault(channel, []).append(source)
+    for channel in FALLS_BACK:
+        asked = set(order.get(channel, ()))
+        extra = [source for source in channels_of if source not in asked]
+        if extra:
+            order.setdefault(channel, []).extend(extra)
     for channel, sources in order.items():
         if running is not None:
             sources = still_running(sources, running)
