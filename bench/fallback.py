@@ -78,12 +78,9 @@ def _send(platform, source, channels, ids, notification_type):
     return time.perf_counter() - started, result
 
 
-def run(*, size: int, repeat: int) -> dict:
-    from django.utils import timezone
-
-    from notifications.models import DeliveryPlan, Notification, Platform
+def run(*, size: int, repeat: int, parts: set[str]) -> dict:
+    from notifications.models import Notification, Platform
     from notifications.pipeline import dispatch
-    from notifications.pipeline.escalation import escalation_run
     from notifications.pipeline.policies import Policy, register_policy_lookup
 
     # One process: no Celery workers to hand chunks to.
@@ -112,14 +109,31 @@ def run(*, size: int, repeat: int) -> dict:
         out[label] = {"best_s": round(min(times), 3), "runs_s": [round(t, 3) for t in times]}
         return min(times)
 
-    plain_in_app = best("in_app_plain", ["in_app"], "bench_plain", size)
-    escalating = best("in_app_escalating", ["in_app"], "bench_escalating", size)
-    out["in_app_ratio"] = round(escalating / plain_in_app, 3)
-    plain_sms = best("sms_plain", ["sms"], "bench_plain", size)
-    with_fallback = best("sms_with_unused_fallback", ["sms"], "bench_sms_fallback", size)
-    out["sms_ratio"] = round(with_fallback / plain_sms, 3)
+    if "in_app" in parts:
+        plain_in_app = best("in_app_plain", ["in_app"], "bench_plain", size)
+        escalating = best("in_app_escalating", ["in_app"], "bench_escalating", size)
+        out["in_app_ratio"] = round(escalating / plain_in_app, 3)
+    if "sms" in parts:
+        plain_sms = best("sms_plain", ["sms"], "bench_plain", size)
+        with_fallback = best("sms_with_unused_fallback", ["sms"], "bench_sms_fallback", size)
+        out["sms_ratio"] = round(with_fallback / plain_sms, 3)
+    if "escalation" in parts:
+        _escalation(out, platform, ids, size)
+    if "push" in parts:
+        # Push, else SMS, for users without devices: 2 rows each (push failed, SMS sent).
+        push_else_sms = best("push_else_sms_no_devices", ["push_notification"], "bench_push_else_sms", 2 * size)
+        plain_push = best("push_plain_no_devices", ["push_notification"], "bench_plain", size)
+        out["push_else_sms_vs_plain_push"] = round(push_else_sms / plain_push, 3)
+    return out
 
-    # The escalation of the last escalating send... written again here, then swept 31 minutes on.
+
+def _escalation(out: dict, platform, ids: list[int], size: int) -> None:
+    from django.utils import timezone
+
+    from notifications.models import DeliveryPlan, Notification
+    from notifications.pipeline.escalation import escalation_run
+
+    # An escalating in-app send, swept 31 minutes on: every row unread, so one email each.
     _reset()
     _send(platform, "bench:escalate", ["in_app"], ids, "bench_escalating")
     plan = DeliveryPlan.objects.get(source="bench:escalate")
@@ -129,20 +143,15 @@ def run(*, size: int, repeat: int) -> dict:
     emails = Notification.objects.filter(source="bench:escalate", channel="email", rule="escalation")
     assert emails.count() == size and emails.filter(delivery_status="sent").count() == size
 
-    # Push, else SMS, for users without devices: 2 rows each (push failed, SMS sent).
-    push_else_sms = best("push_else_sms_no_devices", ["push_notification"], "bench_push_else_sms", 2 * size)
-    plain_push = best("push_plain_no_devices", ["push_notification"], "bench_plain", size)
-    out["push_else_sms_vs_plain_push"] = round(push_else_sms / plain_push, 3)
-    return out
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fallback")
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--parts", default="in_app,sms,escalation,push", help="which measurements (comma separated)")
     args = parser.parse_args()
     common.setup()
-    result = run(size=args.size, repeat=args.repeat)
+    result = run(size=args.size, repeat=args.repeat, parts=set(args.parts.split(",")))
     path = common.write("fallback", result)
     print(path)
     for key, value in result.items():

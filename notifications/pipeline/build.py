@@ -58,6 +58,9 @@ class WriteJob:
     type_policies: dict = field(default_factory=dict, compare=False, hash=False)
     # {type: the Policy this send's rows of that type are written under}.
     send_policies: dict = field(default_factory=dict, compare=False, hash=False)
+    # Types whose plan a chunk of this write already carries: one upsert per send and type,
+    # not one per chunk (parallel writers would queue on the plan row's lock).
+    planned: set = field(default_factory=set, compare=False, hash=False)
 
     def policy(self, notification_type: str) -> Policy:
         """The fallback and escalation for this send's rows of `notification_type`."""
@@ -106,9 +109,10 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     # Rows whose delivery may fall back: (row index, recipient, fallback channel).
     unreachable: list[tuple[int, Recipient, str]] = []
     push_unknown: list[tuple[int, Recipient, str]] = []
-    seen_types: set[str] = set()
-    # One test per chunk, not per row, for the common send whose type has no policy.
-    may_fall_back = fixed is None or bool(fixed_policy)
+    # The types of these rows that have a policy (their send's plan); per row only for a renderer.
+    seen_types: set[str] = {fixed} if fixed is not None and fixed_policy else set()
+    # One test per chunk, not per row, for the common send whose type has no fallback.
+    may_fall_back = fixed is None or bool(fixed_policy and fixed_policy.fallback)
     for r in chunk:
         if r.user_id is None:
             channels = by_address[eligibility.address_kind(r.address)]
@@ -135,10 +139,13 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
                 contexts.append({**msg.context, **r.context} if r.context else msg.context)
             if not may_fall_back or r.user_id is None:
                 continue  # no policy for this send's type; a bare address has no fallback either
-            policy = fixed_policy if fixed is not None else job.policy(messages[-1].notification_type)
-            if not policy:
-                continue
-            seen_types.add(fixed if fixed is not None else messages[-1].notification_type)
+            if fixed is None:
+                policy = job.policy(messages[-1].notification_type)
+                if not policy:
+                    continue
+                seen_types.add(messages[-1].notification_type)
+            else:
+                policy = fixed_policy
             to = policy.fallback.get(channel)
             if to and to not in channels:  # a row on `to` exists already: nothing more
                 if error:
@@ -246,5 +253,6 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     if col_units_failed is not None:
         batch.set("units_failed", col_units_failed)
     # What these rows' fallbacks and escalation are, for dispatch and the escalation sweep.
-    batch.plans = [(job.platform_id, job.source, t, job.policy(t)) for t in sorted(seen_types)]
+    batch.plans = [(job.platform_id, job.source, t, job.policy(t)) for t in sorted(seen_types - job.planned)]
+    job.planned.update(seen_types)
     return batch
