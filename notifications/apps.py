@@ -9,7 +9,7 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from notifications import bulk_scheduled, db, scheduler, signals, tasks
         from notifications.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
-        from notifications.pipeline import dispatch, due, eligibility
+        from notifications.pipeline import dispatch, due, eligibility, escalation
 
         signals.connect()
         bulk_scheduled.ready()
@@ -43,3 +43,5 @@ class NotificationsConfig(AppConfig):
                 oldest_due=due.deliveries_oldest_due,
             )
         )
+        # In-app rows still unread after their type's wait get their escalation (pipeline.fallback).
+        scheduler.register(escalation.DUE_WORK)

@@ -19,6 +19,7 @@ Redis with a heartbeat, so a crashed process's sockets drop out).
 | metric | type | labels |
 |---|---|---|
 | `notify_deliveries_total` | counter | channel, outcome (sent, failed, retry) |
+| `notify_delivery_rules_total` | counter | rule (fallback, escalation, ...), channel (the row's channel) |
 | `notify_provider_latency_seconds` | histogram | channel, backend |
 | `notify_http_request_duration_seconds` | histogram | method, route, status |
 | `notify_delivery_retries_waiting` | gauge | channel |
@@ -179,6 +180,12 @@ def deliveries_counted(counts: Mapping[tuple[str, str], int]) -> None:
     _add((key, _field(channel, OUTCOMES[status]), n) for (channel, status), n in counts.items() if n)
 
 
+def delivery_rule_applied(*, rule: str, counts: Mapping[str, int]) -> None:
+    """Rows a delivery rule wrote or changed, by the row's channel (a fallback's: the channel it fell back to)."""
+    key = _key("delivery_rules")
+    _add((key, _field(rule, channel), n) for channel, n in counts.items() if n)
+
+
 def _observe(kind: str, labels: tuple, seconds: float) -> None:
     name = HISTOGRAMS[kind][0]
     field = _field(*labels)
@@ -271,6 +278,14 @@ class _Collector:
         for field, value in sorted(_hash(client, "deliveries").items()):
             deliveries.add_metric(json.loads(field), value)
         yield deliveries
+        rules = CounterMetricFamily(
+            "notify_delivery_rules",
+            "Deliveries a delivery rule wrote or changed (a fallback or escalation row written, ...).",
+            labels=("rule", "channel"),
+        )
+        for field, value in sorted(_hash(client, "delivery_rules").items()):
+            rules.add_metric(json.loads(field), value)
+        yield rules
 
         for name, doc, labels in HISTOGRAMS.values():
             family = HistogramMetricFamily(name, doc, labels=labels)

@@ -12,7 +12,7 @@ from notifications import scheduler
 from notifications.bulk_scheduled.compose import compose_uploads_purge
 from notifications.inbox_tokens import inbox_tokens_purge
 from notifications.models import IdempotencyKey
-from notifications.pipeline import dispatch
+from notifications.pipeline import dispatch, policies
 
 
 @shared_task(ignore_result=True)
@@ -35,6 +35,12 @@ def run_due_items(source: str, item_ids: list) -> None:
 def purge_idempotency_keys() -> int:
     """Hourly: expired Idempotency-Key records, and compose-form uploads never confirmed."""
     return IdempotencyKey.purge_expired() + compose_uploads_purge()
+
+
+@shared_task(ignore_result=True)
+def purge_delivery_plans() -> int:
+    """Hourly: the fallback and escalation plans of sends past DELIVERY_PLAN_RETENTION_DAYS."""
+    return policies.delivery_plans_purge()
 
 
 @shared_task(ignore_result=True)

@@ -27,6 +27,7 @@ from templates_app.models import (
     Spa,
     UserNotificationPreference,
 )
+from templates_app.services import configs
 from templates_app.services import templates as template_services
 
 # A previewed message is addressed to someone: a made-up learner, never saved.
@@ -77,6 +78,7 @@ class TemplateForm(forms.ModelForm):
             "periodic_config",
             "policy_config",
             "human_support_config",
+            "delivery_policy",
         ]
 
     def clean(self):
@@ -93,6 +95,10 @@ class TemplateForm(forms.ModelForm):
         checked, self.template_warnings = template_services.template_fields_check(
             values, known=known, errors=errors, current=current
         )
+        if "delivery_policy" in cleaned:
+            problems = configs.delivery_policy_problems(cleaned["delivery_policy"] or None)
+            if problems:
+                errors["delivery_policy"] = [m for messages in problems.values() for m in messages]
         if errors:
             raise ValidationError(errors)
         cleaned.update(checked)
@@ -144,7 +150,7 @@ class NotificationTemplateAdmin(PlatformScopedAdmin):
                 ]
             },
         ),
-        ("Delivery", {"fields": ["allowed_channels", "spas"]}),
+        ("Delivery", {"fields": ["allowed_channels", "spas", "delivery_policy"]}),
         (
             "Configuration",
             {
@@ -183,6 +189,7 @@ class NotificationTemplateAdmin(PlatformScopedAdmin):
             # Shipped defaults are code (templates_app/defaults.py); edit a platform's copy instead.
             fields += [f for f in (*defaults.CONTENT_FIELDS, "allowed_channels", "spas") if f not in fields]
             fields += ["available_context", "metadata", "periodic_config", "policy_config", "human_support_config"]
+            fields += ["delivery_policy"]
         elif obj.type in defaults.SYSTEM_MANAGED_TYPES:
             fields += list(defaults.SYSTEM_MANAGED_READ_ONLY)
         return fields

@@ -8,7 +8,8 @@ class TemplatesAppConfig(AppConfig):
 
     def ready(self):
         from notifications import permissions, scheduler
-        from notifications.pipeline import eligibility
+        from notifications.pipeline import eligibility, policies
+        from templates_app import selectors
         from templates_app.automation import periodic
         from templates_app.services import templates
         from templates_app.services.preferences import deliveries_filter_opted_out
@@ -26,4 +27,6 @@ class TemplatesAppConfig(AppConfig):
         # Defaults follow the code on every migrate (deploys and fresh test databases).
         post_migrate.connect(templates.sync_defaults_after_migrate, sender=self, dispatch_uid="templates_sync_defaults")
         eligibility.register_recipient_filter(deliveries_filter_opted_out)
+        # Each type's channel fallback and escalation, kept with its template (pipeline.fallback).
+        policies.register_policy_lookup(selectors.delivery_policies)
         scheduler.register(periodic.DUE_WORK)

@@ -134,6 +134,8 @@ class TypeDefault:
     periodic_config: dict | None = None
     policy_config: dict | None = None
     human_support_config: dict | None = None
+    # Channel fallback and escalation (see templates_app.services.configs); none shipped.
+    delivery_policy: dict | None = None
 
     @property
     def system_managed(self) -> bool:

@@ -298,12 +298,20 @@ class _TemplateRenderer:
 class RenderedAhead:
     """Every message of a send, rendered before anything is written; itself the send's renderer."""
 
-    def __init__(self):
+    def __init__(self, render: Renderer | None = None):
         self.recipients: list[Recipient] = []
         self.messages: dict[tuple[str, str], Message] = {}
+        self.render = render
 
     def __call__(self, recipient: Recipient, channel: str, user) -> Message:
-        return self.messages[(recipient.key(), channel)]
+        found = self.messages.get((recipient.key(), channel))
+        if found is None and self.render is not None:
+            # A channel the pipeline added (a fallback): rendered now from the
+            # fields this recipient rendered ahead without error.
+            return self.render(recipient, channel, user)
+        if found is None:
+            raise KeyError((recipient.key(), channel))
+        return found
 
 
 def rendered_ahead(
@@ -315,7 +323,7 @@ def rendered_ahead(
     answers 400 with nothing sent). `audience` is read lazily, so a template
     that fails on its first recipient stops before the rest are prepared.
     """
-    ahead = RenderedAhead()
+    ahead = RenderedAhead(render)
     for recipient, user in audience:
         ahead.recipients.append(recipient)
         for channel in channels:

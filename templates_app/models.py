@@ -71,6 +71,15 @@ class NotificationTemplate(models.Model):
     periodic_config = models.JSONField(null=True, blank=True)
     policy_config = models.JSONField(null=True, blank=True)
     human_support_config = models.JSONField(null=True, blank=True)
+    # Channel fallback and escalation of this type's deliveries on the platform:
+    # {"fallback": {"push_notification": "sms"}, "escalation": {"channel": "email", "after_minutes": 30}}.
+    # Inherited from the shipped default like the other settings (a copy starts from it).
+    delivery_policy = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Fallback and escalation, e.g. {"fallback": {"push_notification": "sms"}, '
+        '"escalation": {"channel": "email", "after_minutes": 30}}.',
+    )
 
     # On a default: the hash of its content in code. On a copy: the hash of the
     # default it was made from, to tell when the default has moved on.

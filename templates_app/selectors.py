@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from notifications.models import Platform
+from notifications.pipeline.policies import Policy
 from templates_app import defaults
 from templates_app.models import (
     ALL_TYPES,
@@ -204,3 +205,32 @@ def preference_allows(*, platform: Platform, user, notification_type: str, chann
 
 def preferences_for(*, platform: Platform, user) -> list[UserNotificationPreference]:
     return list(UserNotificationPreference.objects.filter(platform=platform, user=user))
+
+
+def delivery_policies(*, platform_id: int, notification_types: Collection[str]) -> dict[str, Policy]:
+    """The delivery pipeline's policy lookup: each type's fallback and escalation on the platform.
+
+    Resolved like every template setting: the platform's copy wins over the
+    shipped default. One query for the types asked about; types without a
+    policy are left out.
+    """
+    rows = (
+        NotificationTemplate.objects.filter(type__in=list(notification_types))
+        .filter(Q(platform_id=platform_id) | Q(platform__isnull=True))
+        .values_list("platform_id", "type", "delivery_policy")
+    )
+    chosen: dict[str, dict | None] = {}
+    for _owner, type_, policy in sorted(rows, key=lambda row: row[0] is not None):
+        chosen[type_] = policy  # the platform's copy (sorted last) wins
+    found = {}
+    for type_, policy in chosen.items():
+        if not policy:
+            continue
+        escalation = policy.get("escalation") or {}
+        minutes = escalation.get("after_minutes")
+        found[type_] = Policy(
+            fallback=dict(policy.get("fallback") or {}),
+            escalation_channel=escalation.get("channel") or "",
+            escalation_after_seconds=int(minutes) * 60 if minutes else None,
+        )
+    return found

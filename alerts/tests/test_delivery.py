@@ -377,3 +377,25 @@ def test_push_needs_a_device_on_the_alerts_platform(create, alice, device, push_
     scheduler.sweep()
     assert _channels_of(warning["id"]) == {Channel.IN_APP}
     assert "push" not in locmem.outbox or not locmem.outbox["push"]
+
+
+def test_critical_email_refused_for_good_falls_back_to_sms(create, alice, platform):
+    # Alerts are one of the five send paths: the platform's policy for the type holds here too.
+    # (An alert picks its channels per user, push only with a device and email or SMS only with an
+    # address, so on this path only the provider's refusal falls back.)
+    from templates_app.models import NotificationTemplate
+
+    NotificationTemplate.objects.create(
+        platform=platform, type="alert", is_custom=True, name="Alerts", delivery_policy={"fallback": {"email": "sms"}}
+    )
+    locmem.fail_for["alice@example.com"] = "550 5.1.1 mailbox unavailable"
+    alert = create(type="critical")
+    scheduler.sweep()
+
+    rows = {n.channel: n for n in _deliveries(alert["id"])}
+    assert rows[Channel.EMAIL].delivery_status == DeliveryStatus.FAILED
+    assert (rows[Channel.SMS].rule, rows[Channel.SMS].delivery_status) == ("fallback", DeliveryStatus.SENT)
+    assert [m["address"] for m in locmem.outbox["sms"]] == [alice.phone_number]
+    assert locmem.outbox["sms"][0]["body"].startswith("Item 'Laptop Dell XPS 15'")
+    scheduler.sweep()
+    assert len(locmem.outbox["sms"]) == 1

@@ -385,3 +385,22 @@ def test_a_failed_build_that_reached_nobody_is_no_duplicate(preview, send):
     # A failed build that did reach somebody still counts.
     Build.objects.filter(pk=again["build_id"]).update(status=BuildStatus.FAILED)
     assert preview(channels=[1], sources=sources)["warning"] is not None
+
+
+def test_an_email_refused_for_good_falls_back_by_the_platforms_policy(preview, send, client, people, platform):
+    # The builder is one of the five send paths: the type's fallback (kept with its template) holds here too.
+    from builder.templating import CUSTOM_TYPE
+    from templates_app.models import NotificationTemplate
+
+    NotificationTemplate.objects.create(
+        platform=platform, type=CUSTOM_TYPE, name="Custom", delivery_policy={"fallback": {"email": "sms"}}
+    )
+    locmem.fail_for["john@example.com"] = "550 mailbox unavailable"
+    build_id = preview()["build_id"]
+    send(build_id)
+
+    john = people["john"]
+    fallback = Notification.objects.get(source=f"build:{build_id}", user=john, channel="sms")
+    assert (fallback.rule, fallback.delivery_status) == ("fallback", DeliveryStatus.SENT)
+    assert [m["address"] for m in locmem.outbox["sms"]] == [john.phone_number]
+    assert BuildRecipient.objects.get(build_id=build_id, email="john@example.com").status == "sent"

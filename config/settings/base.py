@@ -467,7 +467,13 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {"task": "notifications.tasks.purge_idempotency_keys", "schedule": 3600},
     # Inbox tokens live minutes; ended ones are dropped hourly.
     "purge-inbox-tokens": {"task": "notifications.tasks.purge_inbox_tokens", "schedule": 3600},
+    # The fallback/escalation plans of sends older than DELIVERY_PLAN_RETENTION_DAYS, hourly.
+    "purge-delivery-plans": {"task": "notifications.tasks.purge_delivery_plans", "schedule": 3600},
 }
+# A send's fallback and escalation plan (notifications.models.DeliveryPlan) is
+# kept this long after the send began, and while an escalation is still due:
+# longer than any delivery's retries, which may still fall back.
+DELIVERY_PLAN_RETENTION_DAYS = env_int("DELIVERY_PLAN_RETENTION_DAYS", 7)
 
 # --- Operations: /healthz and /metrics -----------------------------------------
 # /healthz answers 503 when no sweep completed for this long (beat or the
@@ -537,6 +543,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "ChannelEnum": "notifications.models.Channel",
+        # The bulk document's channel names (`push`): a job's channel, a delivery's, a fallback_channel.
+        "ScheduledChannelEnum": "notifications.models.ScheduledChannel",
         "InboxStatusEnum": "notifications.models.InboxStatus",
         "AlertTypeEnum": "alerts.models.AlertType",
     }

@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from notifications.bounds import BIGINT_MAX
 from notifications.bulk_scheduled.inputs import TARGETS_MAX
+from notifications.channels import SETTINGS_KEY
 from notifications.models import Level, Notification, Role, ScheduledChannel, ScheduledNotification, ScheduledStatus
 from notifications.sanitize import sanitize_html
 
@@ -41,6 +42,24 @@ def _user_ids() -> serializers.ListField:
     return serializers.ListField(child=ids, required=False, max_length=TARGETS_MAX)
 
 
+def _fallback_channel(own: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=ScheduledChannel.choices,
+        required=False,
+        help_text=(
+            f"A channel other than {own}. Where a member this send cannot reach goes instead, once: "
+            + {
+                "push": "a member without an active device, or whose push FCM refused for good "
+                "(UNREGISTERED, NOT_FOUND ...)",
+                "sms": "a member without a phone number, or whose SMS the provider refused for good",
+                "email": "a member without an email address, or whose email the server refused for good",
+            }[own]
+            + ". Its own delivery (rule `fallback`) in the job's deliveries; a timeout or a retryable "
+            "failure does not fall back. Direct addresses (no account) have no fallback."
+        ),
+    )
+
+
 _ROLE = serializers.ChoiceField(
     choices=Role.choices, required=False, help_text="Every member holding this role on the platform"
 )
@@ -60,6 +79,7 @@ class BulkSmsRequestSerializer(serializers.Serializer):
         child=serializers.CharField(), required=False, help_text="E.164 or local numbers"
     )
     scheduled_at = _SCHEDULED_AT
+    fallback_channel = _fallback_channel("sms")
 
 
 class BulkEmailRequestSerializer(serializers.Serializer):
@@ -72,6 +92,7 @@ class BulkEmailRequestSerializer(serializers.Serializer):
     role = _ROLE
     emails = serializers.CharField(required=False, help_text='JSON array string, e.g. ["a@b.com"]')
     scheduled_at = _SCHEDULED_AT
+    fallback_channel = _fallback_channel("email")
     file = serializers.ListField(
         child=serializers.FileField(), required=False, help_text="Attachment(s); kept for scheduled sends too"
     )
@@ -83,6 +104,7 @@ class BulkPushRequestSerializer(serializers.Serializer):
     user_ids = serializers.CharField(required=False, help_text='JSON array string, e.g. "[1,2,3]"')
     role = _ROLE
     scheduled_at = _SCHEDULED_AT
+    fallback_channel = _fallback_channel("push")
     file = serializers.FileField(required=False, help_text="Image (PNG, JPEG, GIF, WebP); kept for scheduled sends")
 
 
@@ -111,6 +133,12 @@ class ScheduledPatchRequestSerializer(serializers.Serializer):
     level = serializers.ChoiceField(choices=Level.choices, required=False, help_text="in-app")
     scheduled_at = serializers.CharField(
         required=False, help_text="RFC3339, in the future and at most INPUT_DATE_HORIZON_DAYS (default 5 years) ahead"
+    )
+    fallback_channel = serializers.ChoiceField(
+        choices=ScheduledChannel.choices,
+        required=False,
+        help_text="sms, email, push: another channel than the job's for members it cannot reach (see the bulk "
+        "endpoints); empty removes it",
     )
     file = serializers.FileField(required=False, help_text="email: replaces the attachments; push: the image")
 
@@ -154,7 +182,9 @@ class ScheduledNotificationSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ScheduledStatus.choices)
     target_user_ids = serializers.ListField(child=serializers.IntegerField())
     target_role = serializers.CharField()
-    target_raw = serializers.DictField(help_text="phones / emails (direct addresses), type / level (in-app)")
+    target_raw = serializers.DictField(
+        help_text="phones / emails (direct addresses), type / level (in-app), fallback_channel (when given)"
+    )
     attempt_count = serializers.IntegerField()
     last_error = serializers.CharField()
     processing_started_at = serializers.CharField(allow_null=True)
@@ -207,6 +237,12 @@ class DeliverySerializer(serializers.Serializer):
     recipient_id = serializers.IntegerField(allow_null=True, help_text="User id; null for a bare address")
     recipient = serializers.CharField(help_text='"user:<id>", "email:<address>" or "phone:<E.164>"')
     address = serializers.CharField(help_text="Email or phone the delivery went to (empty for push and in-app)")
+    channel = serializers.ChoiceField(
+        choices=ScheduledChannel.choices, help_text="The job's channel, or the one a delivery fell back to"
+    )
+    rule = serializers.CharField(
+        help_text="The delivery rule that wrote or changed this delivery (`fallback`, `escalation`, ...); empty: none"
+    )
     status = serializers.ChoiceField(choices=["pending", "sent", "failed"])
     error = serializers.CharField()
     attempts = serializers.IntegerField()
@@ -223,6 +259,8 @@ class DeliverySerializer(serializers.Serializer):
             "recipient_id": row.user_id,
             "recipient": row.recipient_key,
             "address": row.address,
+            "channel": SETTINGS_KEY.get(row.channel, row.channel),
+            "rule": row.rule,
             "status": row.delivery_status,
             "error": row.error,
             "attempts": row.attempts,

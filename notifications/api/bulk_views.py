@@ -265,6 +265,16 @@ class BulkEmailView(BulkSendView):
         OpenApiExample(
             "Immediate", {"title": "Practice reminder", "message": "Today's quiz is open.", "role": "STUDENT"}
         ),
+        OpenApiExample(
+            "Push, else SMS",
+            {
+                "title": "Exam tomorrow",
+                "message": "Your exam starts at 9:00.",
+                "role": "STUDENT",
+                "fallback_channel": "sms",
+            },
+            description="Members without an active device, or whose push FCM refused for good, get an SMS instead.",
+        ),
     ],
     sent_data={
         "target_users": 120,
@@ -360,9 +370,9 @@ class ScheduledListView(APIView):
 
 
 _PATCH_FIELDS = {
-    ScheduledChannel.SMS: ("message", "user_ids", "role", "phone_numbers"),
-    ScheduledChannel.EMAIL: ("subject", "message", "html", "user_ids", "role", "emails"),
-    ScheduledChannel.PUSH: ("title", "message", "user_ids", "role"),
+    ScheduledChannel.SMS: ("message", "user_ids", "role", "phone_numbers", "fallback_channel"),
+    ScheduledChannel.EMAIL: ("subject", "message", "html", "user_ids", "role", "emails", "fallback_channel"),
+    ScheduledChannel.PUSH: ("title", "message", "user_ids", "role", "fallback_channel"),
     ScheduledChannel.IN_APP: ("title", "message", "user_ids", "role", "type", "level"),
 }
 

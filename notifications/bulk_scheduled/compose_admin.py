@@ -119,6 +119,12 @@ class ComposeForm(forms.Form):
     file = forms.FileField(required=False, help_text="Email: an attachment. Push: the image (PNG, JPEG, GIF, WebP).")
     type = forms.CharField(required=False, initial="system_alert", help_text="In-app only.")
     level = forms.ChoiceField(choices=Level.choices, initial=Level.INFO, help_text="In-app only.")
+    fallback_channel = forms.ChoiceField(
+        choices=[("", "—"), *ScheduledChannel.choices],
+        required=False,
+        help_text="SMS, email and push: another channel for members this send cannot reach (no device or "
+        "address, or the provider refused for good); each gets it once.",
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -158,6 +164,8 @@ class ComposeForm(forms.Form):
             data["phone_numbers"] = _lines(d["phone_numbers"])
         if channel == ScheduledChannel.IN_APP:
             data.update(type=d["type"], level=d["level"])
+        if d.get("fallback_channel"):
+            data["fallback_channel"] = d["fallback_channel"]
         if d["when"] == "schedule":
             when = d["scheduled_at"]
             data["scheduled_at"] = when.isoformat() if when else "not set"

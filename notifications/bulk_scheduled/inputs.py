@@ -85,6 +85,8 @@ class BulkInput:
     scheduled_at: datetime | None = None
     # Email attachments or the push image.
     files: list = field(default_factory=list)
+    # Where a delivery that cannot reach a member goes instead (a bulk channel name, "" : none).
+    fallback_channel: str = ""
 
 
 # Which direct-address field each channel takes (the document's "Combining targets" table).
@@ -293,6 +295,25 @@ def _no_recipients_detail(channel: str) -> str:
     return f"give user_ids, role{' or ' + direct if direct else ''}"
 
 
+def fallback_channel_parse(channel: str, data: Mapping) -> str:
+    """`fallback_channel`: another channel for members the send cannot reach (see pipeline.fallback)."""
+    value = _value(data, "fallback_channel")
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or value.strip() not in ScheduledChannel.values:
+        raise BulkInputError(
+            "Invalid fallback_channel", f"fallback_channel must be one of {', '.join(ScheduledChannel.values)}"
+        )
+    value = value.strip()
+    if channel == ScheduledChannel.IN_APP:
+        raise BulkInputError(
+            "Invalid fallback_channel", "an in-app notification is delivered when written: it has no fallback"
+        )
+    if value == channel:
+        raise BulkInputError("Invalid fallback_channel", "fallback_channel must differ from the send's channel")
+    return value
+
+
 def bulk_input_parse(channel: str, data: Mapping, files: Sequence = (), *, now: datetime | None = None) -> BulkInput:
     """Check a bulk request of one channel; raises `BulkInputError` with the documented message."""
     if channel not in ScheduledChannel.values:
@@ -302,10 +323,18 @@ def bulk_input_parse(channel: str, data: Mapping, files: Sequence = (), *, now: 
     content = content_parse(channel, data)
     targeting = targeting_parse(channel, data)
     scheduled_at = scheduled_at_parse(_value(data, "scheduled_at"), now=now)
+    fallback_channel = fallback_channel_parse(channel, data)
     if channel == ScheduledChannel.PUSH:
         files = _image(files)
     elif channel == ScheduledChannel.EMAIL:
         files = _attachments(files)
     else:
         files = []
-    return BulkInput(channel=channel, content=content, targeting=targeting, scheduled_at=scheduled_at, files=files)
+    return BulkInput(
+        channel=channel,
+        content=content,
+        targeting=targeting,
+        scheduled_at=scheduled_at,
+        files=files,
+        fallback_channel=fallback_channel,
+    )

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from notifications.bulk_scheduled import selectors
 from notifications.bulk_scheduled.inputs import Content
-from notifications.bulk_scheduled.sends import message_for
+from notifications.bulk_scheduled.sends import fallback_for, message_for
 from notifications.models import DeliveryStatus, Notification, ScheduledNotification, ScheduledStatus
 from notifications.pipeline import Send, SendResult, notification_send_many, send_counts
 from notifications.pipeline.dispatch import deliveries_cancel
@@ -290,6 +290,7 @@ def _job_send(job: ScheduledNotification, recipients) -> Send:
         channels=[job.delivery_channel],
         recipients=recipients,
         message=message_for(job.channel, content, image_url=job.image_url),
+        fallback_channel=fallback_for(raw.get("fallback_channel") or ""),
     )
 
 

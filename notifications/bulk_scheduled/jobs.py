@@ -28,6 +28,8 @@ def _target_raw(data: BulkInput) -> dict:
     if data.channel == ScheduledChannel.IN_APP:
         raw["type"] = data.content.notification_type
         raw["level"] = data.content.level
+    if data.fallback_channel:
+        raw["fallback_channel"] = data.fallback_channel
     return raw
 
 
@@ -44,7 +46,7 @@ def scheduled_create(
     """Store a job to run at `data.scheduled_at`; targeting is kept as given."""
     if data.scheduled_at is None:
         raise ValueError("scheduled_create needs scheduled_at")
-    check_channel_enabled(platform, data.channel)
+    check_channel_enabled(platform, data.channel, data.fallback_channel)
     _check_reachable(platform, data)
     image_url = ""
     if data.channel == ScheduledChannel.PUSH and data.files:
@@ -81,6 +83,8 @@ def job_as_input(job: ScheduledNotification) -> dict:
         fields["phone_numbers"] = list(raw.get("phones") or [])
     if job.channel == ScheduledChannel.IN_APP:
         fields.update(type=raw.get("type", "system_alert"), level=raw.get("level", "info"))
+    if raw.get("fallback_channel"):
+        fields["fallback_channel"] = raw["fallback_channel"]
     return fields
 
 
@@ -93,7 +97,7 @@ def scheduled_update(
 ) -> ScheduledNotification:
     """Edit or reschedule a pending job; `data` is the job's fields with the edits applied."""
     platform = job.platform
-    check_channel_enabled(platform, data.channel)
+    check_channel_enabled(platform, data.channel, data.fallback_channel)
     _check_reachable(platform, data)
     image_url = job.image_url
     if data.channel == ScheduledChannel.PUSH and data.files:

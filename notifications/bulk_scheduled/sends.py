@@ -47,9 +47,16 @@ def message_for(channel: str, content: Content, *, image_url: str = "") -> Messa
     )
 
 
-def check_channel_enabled(platform: Platform, channel: str) -> None:
+def check_channel_enabled(platform: Platform, channel: str, fallback_channel: str = "") -> None:
     if channel == ScheduledChannel.PUSH and not platform.push_enabled:
         raise BulkInputError("Push notifications are disabled", "this platform has push notifications turned off")
+    if fallback_channel == ScheduledChannel.PUSH and not platform.push_enabled:
+        raise BulkInputError("Invalid fallback_channel", "this platform has push notifications turned off")
+
+
+def fallback_for(name: str) -> str:
+    """The delivery rows' name of a bulk request's `fallback_channel`."""
+    return DELIVERY_CHANNEL[name] if name else ""
 
 
 def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", created_by=None) -> BulkSendResult:
@@ -58,7 +65,7 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
     The send is recorded as an `ImmediateSend` (the admin's send history),
     whose id is the deliveries' source `bulk:<id>`.
     """
-    check_channel_enabled(platform, data.channel)
+    check_channel_enabled(platform, data.channel, data.fallback_channel)
     recipients, user_count = selectors.recipients_resolve(
         platform=platform, channel=data.channel, targeting=data.targeting
     )
@@ -88,6 +95,7 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
         channels=[DELIVERY_CHANNEL[data.channel]],
         recipients=recipients,
         message=message_for(data.channel, data.content, image_url=image_url),
+        fallback_channel=fallback_for(data.fallback_channel),
     )
     ImmediateSend.objects.filter(pk=record.pk).update(
         total_recipients=counts.total_recipients, sent_count=counts.sent, failed_count=counts.failed
@@ -97,7 +105,7 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
 
 def bulk_preview(*, platform: Platform, data: BulkInput) -> BulkPreview:
     """Who a send would reach right now, without sending: the admin's confirmation step."""
-    check_channel_enabled(platform, data.channel)
+    check_channel_enabled(platform, data.channel, data.fallback_channel)
     recipients, user_count = selectors.recipients_resolve(
         platform=platform, channel=data.channel, targeting=data.targeting
     )

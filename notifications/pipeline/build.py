@@ -3,13 +3,16 @@
 One row per recipient and eligible channel (see `eligibility`): its address,
 its status as written (in-app rows are the delivery and go in `sent`; a user
 without the address a channel needs goes in `failed`; the rest `pending` for
-dispatch) and its message, fixed or rendered per recipient.
+dispatch) and its message, fixed or rendered per recipient. For a type with a
+channel fallback, a user without a push device or without the address a
+channel needs also gets a row on the fallback channel (see `fallback`), and
+the chunk carries the send's plan (`sql.Batch.plans`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -21,6 +24,8 @@ from notifications.backends import backend_class
 from notifications.channels import Channel, settings_key
 from notifications.models import DeliveryStatus, InboxStatus
 from notifications.pipeline.parts import Message, Recipient, Renderer
+from notifications.pipeline.policies import FALLBACK, NO_DEVICE, Policy, send_policy, type_policy
+from notifications.selectors import push_devices_by_recipient
 
 # Plain strings for the row columns: comparing and dumping 100k enum members costs.
 SENT, FAILED, PENDING = (str(s.value) for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING))
@@ -45,6 +50,29 @@ class WriteJob:
     render: Renderer | None
     # No row of the source existed when the send began (see sql.insert_postgresql).
     fresh_source: bool = False
+    # The caller's fallback for every channel of the send ("" : the types' own policies).
+    fallback_channel: str = ""
+    # Every channel the platform allows: fallbacks and escalations may only go there.
+    allowed: tuple[str, ...] = ()
+    # {(platform id, type): the type's Policy}, shared by the sends written together.
+    type_policies: dict = field(default_factory=dict, compare=False, hash=False)
+    # {type: the Policy this send's rows of that type are written under}.
+    send_policies: dict = field(default_factory=dict, compare=False, hash=False)
+    # Types whose plan a chunk of this write already carries: one upsert per send and type,
+    # not one per chunk (parallel writers would queue on the plan row's lock).
+    planned: set = field(default_factory=set, compare=False, hash=False)
+
+    def policy(self, notification_type: str) -> Policy:
+        """The fallback and escalation for this send's rows of `notification_type`."""
+        found = self.send_policies.get(notification_type)
+        if found is None:
+            found = self.send_policies[notification_type] = send_policy(
+                type_policy(self.type_policies, platform_id=self.platform_id, notification_type=notification_type),
+                fallback_channel=self.fallback_channel,
+                channels=self.channels,
+                allowed=self.allowed,
+            )
+        return found
 
 
 def _address_for(channel: str, email: str, phone: str) -> str:
@@ -63,18 +91,28 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     """The rows of one chunk of recipients (see `sql.Batch`)."""
     now = timezone.now()
     user_ids = [r.user_id for r in chunk if r.user_id is not None]
+    fixed = job.message.notification_type if job.render is None else None
+    fixed_policy = job.policy(fixed) if fixed is not None and user_ids else None
     if job.render is not None:
         users = get_user_model().objects.in_bulk(user_ids)
         known = {pk: (u.email, u.phone_number) for pk, u in users.items()}
     else:
         # Without a renderer nobody needs the account itself, and only email
-        # and SMS need its addresses.
-        addresses = any(c in _ADDRESSED for c in job.channels)
+        # and SMS (asked for, or fallen back to) need its addresses.
+        wanted = (*job.channels, *(fixed_policy.fallback.values() if fixed_policy else ()))
+        addresses = any(c in _ADDRESSED for c in wanted)
         users, known = {}, sql.contacts(user_ids, addresses=addresses)
     by_address = eligibility.address_channels(job.channels)
     per_row_message = job.render is not None or any(r.context for r in chunk)
     col_user, col_key, col_address, col_channel, col_status, col_error = [], [], [], [], [], []
     messages, contexts = [], []
+    # Rows whose delivery may fall back: (row index, recipient, fallback channel).
+    unreachable: list[tuple[int, Recipient, str]] = []
+    push_unknown: list[tuple[int, Recipient, str]] = []
+    # The types of these rows that have a policy (their send's plan); per row only for a renderer.
+    seen_types: set[str] = {fixed} if fixed is not None and fixed_policy else set()
+    # One test per chunk, not per row, for the common send whose type has no fallback.
+    may_fall_back = fixed is None or bool(fixed_policy and fixed_policy.fallback)
     for r in chunk:
         if r.user_id is None:
             channels = by_address[eligibility.address_kind(r.address)]
@@ -99,6 +137,54 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
                 msg = job.message if job.render is None else job.render(r, channel, users.get(r.user_id))
                 messages.append(msg)
                 contexts.append({**msg.context, **r.context} if r.context else msg.context)
+            if not may_fall_back or r.user_id is None:
+                continue  # no policy for this send's type; a bare address has no fallback either
+            if fixed is None:
+                policy = job.policy(messages[-1].notification_type)
+                if not policy:
+                    continue
+                seen_types.add(messages[-1].notification_type)
+            else:
+                policy = fixed_policy
+            to = policy.fallback.get(channel)
+            if to and to not in channels:  # a row on `to` exists already: nothing more
+                if error:
+                    unreachable.append((len(col_key) - 1, r, to))
+                elif channel == Channel.PUSH:
+                    push_unknown.append((len(col_key) - 1, r, to))
+    no_device: list[int] = []
+    if push_unknown:
+        # "Push, else ...": users without an active device on this platform fall back now, in bulk.
+        devices = push_devices_by_recipient(recipients={(r.user_id, job.platform_id) for _, r, _ in push_unknown})
+        for index, r, to in push_unknown:
+            if not devices.get((r.user_id, job.platform_id)):
+                col_status[index], col_error[index] = FAILED, NO_DEVICE
+                no_device.append(index)
+                unreachable.append((index, r, to))
+    # Fallback rows, each its own delivery under the unique key (rule "fallback").
+    primary_of: dict[int, int] = {}
+    for index, r, to in sorted(unreachable, key=lambda u: u[0]):
+        email, phone = known.get(r.user_id, ("", ""))
+        address = _address_for(to, email, phone)
+        error = "" if address or to not in _ADDRESSED else _missing_address_error(to)
+        primary_of[len(col_key)] = index
+        col_user.append(r.user_id)
+        col_key.append(col_key[index])
+        col_address.append(address)
+        col_channel.append(to)
+        col_error.append(error)
+        col_status.append(FAILED if error else SENT if delivered_on_write(to) else PENDING)
+        if per_row_message:
+            msg = messages[index] if job.render is None else job.render(r, to, users.get(r.user_id))
+            messages.append(msg)
+            contexts.append({**msg.context, **r.context} if r.context else msg.context)
+    col_rule = [""] * (len(col_key) - len(primary_of)) + [FALLBACK] * len(primary_of) if primary_of else None
+    col_units_failed = None
+    if no_device:
+        # Like the push backend's answer for a user without a device: failed, no token reached.
+        col_units_failed = [1 if status == FAILED else 0 for status in col_status]
+        for index in no_device:
+            col_units_failed[index] = 0
     if eligibility.has_recipient_filters():
         # Opted-out recipients get no row, on every send path.
         types = (
@@ -112,9 +198,15 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
             if col_user[i] is not None
         ]
         kept = {c.index for c in eligibility.recipients_filter(platform=job.platform_id, rows=candidates)}
-        keep = [i for i in range(len(col_key)) if col_user[i] is None or i in kept]
+        keep = [
+            i
+            for i in range(len(col_key))
+            # A fallback goes only with its delivery: opting out of push is not "push failed".
+            if (col_user[i] is None or i in kept) and (i not in primary_of or primary_of[i] in kept)
+        ]
         if len(keep) != len(col_key):
             columns = [col_user, col_key, col_address, col_channel, col_status, col_error]
+            columns += [c for c in (col_rule, col_units_failed) if c is not None]
             if per_row_message:
                 columns += [messages, contexts]
             for column in columns:
@@ -139,7 +231,8 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     batch.set("status", _UNREAD)
     batch.set("delivery_status", col_status)
     batch.set("error", col_error)
-    batch.set("rule", "")
+    batch.set("rule", col_rule if col_rule is not None else "")
+    batch.fell_back = col_rule is not None
     batch.set("provider_message_id", "")
     batch.set("claimed_until", None)
     batch.set("created_at", now)
@@ -157,4 +250,9 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     uniform = count and col_status.count(col_status[0]) == count
     for name, by_status in derived.items():
         batch.set(name, by_status[col_status[0]] if uniform else [by_status[v] for v in col_status])
+    if col_units_failed is not None:
+        batch.set("units_failed", col_units_failed)
+    # What these rows' fallbacks and escalation are, for dispatch and the escalation sweep.
+    batch.plans = [(job.platform_id, job.source, t, job.policy(t)) for t in sorted(seen_types - job.planned)]
+    job.planned.update(seen_types)
     return batch

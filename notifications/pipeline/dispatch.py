@@ -35,6 +35,7 @@ from notifications.backends.base import Result
 from notifications.channels import settings_key
 from notifications.models import DeliveryStatus, Notification
 from notifications.pipeline.build import FAILED, PENDING, SENT
+from notifications.pipeline.fallback import fallback_after_failures
 from notifications.pipeline.parts import Outcome, RunningCheck, StopCheck
 
 logger = logging.getLogger(__name__)
@@ -127,15 +128,36 @@ def _outcome(delivery: Notification, result: Result, now: datetime) -> Outcome:
     )
 
 
-def _record(pairs: Sequence[tuple[Notification, Result]]) -> None:
-    """Record results that became known together, in one statement."""
+def _record(pairs: Sequence[tuple[Notification, Result]], follow_ups: dict[str, list[str]] | None = None) -> None:
+    """Record results that became known together, in one statement.
+
+    Deliveries the provider refused for good (not retryable) fall back to
+    their send's fallback channel (see `fallback`); the ids of the rows that
+    wrote go into `follow_ups` by channel, for the caller to dispatch.
+    """
     now = timezone.now()
     outcomes = [_outcome(delivery, result, now) for delivery, result in pairs]
     sql.record(outcomes, now=now)
     metrics.deliveries_recorded(channel=pairs[0][0].channel, statuses=[o.delivery_status for o in outcomes])
+    refused = [
+        delivery
+        for (delivery, result), outcome in zip(pairs, outcomes, strict=True)
+        if outcome.delivery_status == FAILED and not result.retryable
+    ]
+    if not refused or follow_ups is None:
+        return
+    try:
+        written = fallback_after_failures(refused)
+    except Exception:
+        # The results are recorded; a fallback that could not be written must not
+        # make them look unrecorded (the backend's rows would be sent again).
+        logger.exception("writing the fallbacks of %s refused deliveries failed", len(refused))
+        return
+    for channel, ids in written.items():
+        follow_ups.setdefault(channel, []).extend(ids)
 
 
-def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
+def _send_claimed(backend, claimed: list[Notification], follow_ups: dict[str, list[str]]) -> tuple[int, bool]:
     """Send claimed rows, recording each group of results as it comes (see `BaseBackend.send_groups`).
 
     Returns (handled, broke). A backend that raises (instead of returning a
@@ -150,7 +172,7 @@ def _send_claimed(backend, claimed: list[Notification]) -> tuple[int, bool]:
         for group in backend.send_groups(claimed):
             # The wait for this group: one provider call (or one message on an open connection).
             metrics.provider_latency(channel=backend.channel, backend=name, seconds=time.perf_counter() - started)
-            _record(group)
+            _record(group, follow_ups)
             recorded += len(group)
             started = time.perf_counter()
     except Exception as exc:  # a broken backend must not strand claimed rows
@@ -206,8 +228,12 @@ def _dispatch(
         if not rows:
             break
         after = rows[-1].pk
-        done, broke = _send_claimed(backend, rows)
+        follow_ups: dict[str, list[str]] = {}
+        done, broke = _send_claimed(backend, rows, follow_ups)
         handled += done
+        for to, ids in follow_ups.items():
+            # Fallbacks of this batch go out now; any left over, the sweep sends after their lease.
+            _dispatch(channel=to, ids=ids, sources=sources)
         if broke:
             break
     return handled

@@ -17,6 +17,7 @@ from notifications.models import Platform
 from notifications.pipeline.counts import send_counts, send_counts_many
 from notifications.pipeline.dispatch import dispatch_channel, running_from, still_running
 from notifications.pipeline.parts import Message, Recipient, Renderer, RunningCheck, Send, SendResult, StopCheck
+from notifications.pipeline.policies import FALLS_BACK
 from notifications.pipeline.write import deliveries_write, deliveries_write_many
 
 
@@ -30,6 +31,7 @@ def notification_send(
     render: Renderer | None = None,
     should_stop: StopCheck | None = None,
     wait: bool = True,
+    fallback_channel: str = "",
 ) -> SendResult:
     """Deliver `message` (or what `render` gives per recipient) over the eligible `channels`.
 
@@ -40,7 +42,10 @@ def notification_send(
     `wait=False` it returns as soon as the rows are written and the workers'
     chunks are queued (after the caller's transaction commits), and the caller
     shows progress from `send_counts(source=result.source)`. In-app rows are
-    delivered while they are written, in both modes.
+    delivered while they are written, in both modes. `fallback_channel`: where
+    a delivery that cannot get through goes instead, for every channel of the
+    send (bulk requests); without it the notification type's policy applies
+    (see `pipeline.fallback`).
     """
     channels = eligibility.platform_channels(platform=platform, channels=channels)
     deliveries_write(
@@ -51,6 +56,7 @@ def notification_send(
         message=message,
         render=render,
         should_stop=should_stop,
+        fallback_channel=fallback_channel,
     )
     _dispatch_sends(channels_of={source: channels}, wait=wait, running=running_from(should_stop))
     return send_counts(source=source)
@@ -86,6 +92,7 @@ def notification_send_many(
             message=send.message,
             render=send.render,
             should_stop=None if running is None else (lambda s=send.source: not still_running([s], running)),
+            fallback_channel=send.fallback_channel,
         )
     _dispatch_sends(channels_of={send.source: send.channels for send in eligible}, wait=wait, running=running)
     return send_counts_many(sources=[send.source for send in sends])
@@ -102,15 +109,26 @@ def _eligible(send: Send) -> Send:
         recipients=send.recipients,
         message=send.message,
         render=send.render,
+        fallback_channel=send.fallback_channel,
     )
 
 
 def _dispatch_sends(*, channels_of: dict[str, Sequence[str]], wait: bool, running: RunningCheck | None) -> None:
-    """Dispatch each channel's pending rows of the given sources, channel after channel."""
+    """Dispatch each channel's pending rows of the given sources, channel after channel.
+
+    The send's own channels first, then the channels its fallbacks may have
+    written rows on while it was written (a user without a push device got
+    an SMS row): one probe of the pending-rows index each when there are none.
+    """
     order: dict[str, list[str]] = {}
     for source, channels in channels_of.items():
         for channel in channels:
             order.setdefault(str(channel), []).append(source)
+    for channel in FALLS_BACK:
+        asked = set(order.get(channel, ()))
+        extra = [source for source in channels_of if source not in asked]
+        if extra:
+            order.setdefault(channel, []).extend(extra)
     for channel, sources in order.items():
         if running is not None:
             sources = still_running(sources, running)

@@ -90,6 +90,8 @@ class Send:
     recipients: Sequence[Recipient]
     message: Message | None = None
     render: Renderer | None = None
+    # Where a delivery that cannot get through goes instead (a channel name; "" : the type's policy).
+    fallback_channel: str = ""
 
 
 class Outcome(NamedTuple):

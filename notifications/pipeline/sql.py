@@ -76,6 +76,10 @@ class Batch:
         self.size = size
         self.values: dict[str, object] = {}
         self.varies: set[str] = set()
+        # (platform id, source, type, policies.Policy) to keep beside the rows (see policies.plans_write).
+        self.plans: list[tuple] = []
+        # Some rows are fallbacks decided while building (rule "fallback").
+        self.fell_back = False
 
     def set(self, name: str, value) -> None:
         if isinstance(value, list):
@@ -84,6 +88,7 @@ class Batch:
             # One value on every row travels once (list.count runs in C).
             if name != "id" and self.size and value.count(value[0]) == self.size:
                 value = value[0]
+                self.varies.discard(name)  # set again (a column corrected after the first pass)
             else:
                 self.varies.add(name)
         self.values[name] = value
@@ -91,10 +96,16 @@ class Batch:
     @classmethod
     def concat(cls, batches: list[Batch]) -> Batch:
         """The rows of several batches as one, so that many small sends cost one INSERT."""
+        plans = [plan for b in batches for plan in b.plans]
+        fell_back = any(b.fell_back for b in batches)
         batches = [b for b in batches if b.size]
-        if len(batches) == 1:
+        if len(batches) == 1 and len(plans) == len(batches[0].plans):
             return batches[0]
         merged = cls(sum(b.size for b in batches))
+        merged.plans = plans
+        merged.fell_back = fell_back
+        if not batches:
+            return merged
         first = batches[0].values if batches else {}
         for name, value in first.items():
             if all(name not in b.varies and b.values[name] == value for b in batches):

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
@@ -25,6 +26,7 @@ from notifications.channels import settings_key
 from notifications.models import Notification, Platform
 from notifications.pipeline.build import PENDING, SENT, WriteJob, build_rows, delivered_on_write
 from notifications.pipeline.parts import Message, Recipient, Renderer, Send, StopCheck
+from notifications.pipeline.policies import FALLBACK, allowed_channels, plans_write
 
 
 def dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
@@ -56,12 +58,23 @@ def _written_outcomes(batch: sql.Batch, inserted: Collection[str]) -> dict[tuple
     return {key: n for key, n in counts.items() if key[1] != PENDING}
 
 
-def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> None:
-    """One transaction: insert, then (after commit) announce what this call created."""
-    if not batch.size:
-        return
+def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> set[str]:
+    """One transaction: insert, then (after commit) announce what this call created; returns the new ids."""
+    if not batch.size and not batch.plans:
+        return set()
     with transaction.atomic():
         inserted = sql.insert(batch, fresh_source=fresh_source)
+        if batch.plans:
+            # The fallback and escalation these rows were written under (see policies.plans_write).
+            plans_write(batch.plans, now=timezone.now())
+        if batch.fell_back and inserted:
+            rows = zip(batch.column("id"), batch.column("channel"), batch.column("rule"), strict=True)
+            written = Counter(channel for pk, channel, rule in rows if rule == FALLBACK and pk in inserted)
+            transaction.on_commit(partial(metrics.delivery_rule_applied, rule=FALLBACK, counts=written))
+            # A fallback to in-app is delivered while written, like any in-app row.
+            direct_channels = set(direct_channels) | {c for c in written if delivered_on_write(c)}
+        if not inserted:
+            return inserted
         # Rows decided while written (in-app sent, no address failed) are outcomes too.
         decided = _written_outcomes(batch, inserted)
         if decided:
@@ -76,6 +89,7 @@ def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collec
             if fresh:
                 # Only rows this call inserted: a re-run never repeats a socket message.
                 transaction.on_commit(partial(get_backend(settings_key(direct)).announce, fresh))
+    return inserted
 
 
 def _write_in_parallel(job: WriteJob, chunks: list, should_stop: StopCheck | None) -> None:
@@ -105,7 +119,17 @@ def _write_in_parallel(job: WriteJob, chunks: list, should_stop: StopCheck | Non
             future.result()
 
 
-def _job(*, platform: Platform, source: str, channels: Sequence[str], message, render, fresh_source: bool) -> WriteJob:
+def _job(
+    *,
+    platform: Platform,
+    source: str,
+    channels: Sequence[str],
+    message,
+    render,
+    fresh_source: bool,
+    fallback_channel: str = "",
+    type_policies: dict | None = None,
+) -> WriteJob:
     if (message is None) == (render is None):
         raise ValueError("give exactly one of message or render")
     channels = tuple(str(c) for c in channels)
@@ -117,6 +141,9 @@ def _job(*, platform: Platform, source: str, channels: Sequence[str], message, r
         message=message,
         render=render,
         fresh_source=fresh_source,
+        fallback_channel=str(fallback_channel or ""),
+        allowed=allowed_channels(platform),
+        type_policies={} if type_policies is None else type_policies,
     )
 
 
@@ -130,6 +157,7 @@ def deliveries_write(
     render: Renderer | None = None,
     batch_size: int | None = None,
     should_stop: StopCheck | None = None,
+    fallback_channel: str = "",
 ) -> int:
     """Write one row per recipient and channel; rows that exist are left alone.
 
@@ -146,6 +174,7 @@ def deliveries_write(
         message=message,
         render=render,
         fresh_source=not Notification.objects.filter(source=source).exists(),
+        fallback_channel=fallback_channel,
     )
     unique = dedupe(recipients)
     chunks = [unique[start : start + size] for start in range(0, len(unique), size)]
@@ -184,6 +213,8 @@ def deliveries_write_many(*, sends: Sequence[Send]) -> None:
     size = tuning.setting("WRITE_CHUNK", tuning.WRITE_CHUNK)
     group: list[sql.Batch] = []
     fresh, direct, count = True, set(), 0
+    # Sends of one platform and type (a thousand reminders) look their policy up once.
+    type_policies: dict = {}
 
     def flush():
         nonlocal group, fresh, direct, count
@@ -199,6 +230,8 @@ def deliveries_write_many(*, sends: Sequence[Send]) -> None:
             message=send.message,
             render=send.render,
             fresh_source=send.source not in existing,
+            fallback_channel=send.fallback_channel,
+            type_policies=type_policies,
         )
         unique = dedupe(send.recipients)
         for start in range(0, len(unique), size):

@@ -340,3 +340,14 @@ def test_a_rejected_form_keeps_its_upload(client, staff, platform, students):
     )
     r = confirm(client, client.post(COMPOSE, fixed))
     assert r.status_code == 302 and ImmediateSend.objects.get().image_url
+
+
+def test_compose_push_with_an_sms_fallback(client, staff, platform, students):
+    # Nobody has a device: each student gets the SMS instead, once.
+    r = compose(
+        client, platform, channel="push", title="Exam", message="Exam at 9:00.", role="STUDENT", fallback_channel="sms"
+    )
+    assert r.status_code == 302
+    assert sorted(m["address"] for m in locmem.outbox["sms"]) == sorted(s.phone_number for s in students)
+    page = review(client, platform, channel="in_app", title="T", message="M", role="STUDENT", fallback_channel="sms")
+    assert "Invalid fallback_channel" in page.content.decode()

@@ -655,6 +655,8 @@ def test_deliveries_of_a_job(client, students, make_user):
         "recipient_id",
         "recipient",
         "address",
+        "channel",
+        "rule",
         "status",
         "error",
         "attempts",

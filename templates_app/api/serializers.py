@@ -11,6 +11,7 @@ from rest_framework import serializers
 from notifications.models import Channel
 from templates_app import defaults
 from templates_app.selectors import MAIN_PLATFORM, EffectiveTemplate
+from templates_app.services.configs import ESCALATION_MAX_MINUTES, ESCALATION_TO, FALLBACK_FROM, delivery_policy_view
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CUSTOM_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{2,99}$")
@@ -107,6 +108,7 @@ def template_detail(e: EffectiveTemplate) -> dict:
             "human_support_config": _config(
                 e, "human_support_config", "HUMAN_SUPPORT_NOTIFICATION", defaults.DEFAULT_HUMAN_SUPPORT_CONFIG
             ),
+            "delivery_policy": delivery_policy_view(t.delivery_policy),
             "is_system_managed": e.is_system_managed,
             "read_only_fields": list(defaults.SYSTEM_MANAGED_READ_ONLY) if e.is_system_managed else [],
             "default_template": _default_side(e),
@@ -167,6 +169,19 @@ class TemplateSummaryOut(serializers.Serializer):
     default_changed_since_customized = serializers.BooleanField()
 
 
+class DeliveryPolicyOut(serializers.Serializer):
+    fallback_channels = serializers.DictField(
+        child=serializers.ChoiceField(choices=Channel.choices),
+        help_text="Channel: the channel its deliveries fall back to when the user cannot be reached on it "
+        "(push: no active device or the push refused for good; email/SMS: no address or refused for good).",
+    )
+    escalation_channel = serializers.CharField(
+        allow_blank=True,
+        help_text="Channel an in-app notification still unread after the wait is sent on; empty: none.",
+    )
+    escalation_after_minutes = serializers.IntegerField(allow_null=True)
+
+
 class TemplateDetailOut(TemplateSummaryOut):
     message_body = serializers.CharField(help_text=TEXT_TEMPLATE)
     short_message_body = serializers.CharField(help_text=TEXT_TEMPLATE)
@@ -178,6 +193,10 @@ class TemplateDetailOut(TemplateSummaryOut):
     periodic_config = serializers.JSONField(allow_null=True)
     policy_config = serializers.JSONField(allow_null=True)
     human_support_config = serializers.JSONField(allow_null=True)
+    delivery_policy = DeliveryPolicyOut(
+        help_text="Channel fallback and escalation of this type on the platform (inherited from the default "
+        "until the platform customises the type)."
+    )
     is_system_managed = serializers.BooleanField()
     read_only_fields = serializers.ListField(child=serializers.CharField())
     default_template = serializers.JSONField(
@@ -263,6 +282,24 @@ class TemplatePatchIn(StrictSerializer):
     )
     human_support_custom_recipients = serializers.ListField(
         child=serializers.CharField(max_length=320), required=False, max_length=200
+    )
+
+    fallback_channels = serializers.DictField(
+        child=serializers.ChoiceField(choices=Channel.choices),
+        required=False,
+        help_text=f"{{channel: fallback channel}}; keys among {', '.join(FALLBACK_FROM)}. A delivery that cannot "
+        "reach the user on its channel (push: no active device or refused for good; email/SMS: no address or "
+        "refused for good) is sent once on the fallback channel instead. {} clears.",
+    )
+    escalation_channel = serializers.ChoiceField(
+        choices=[("", "none"), *((c, c) for c in ESCALATION_TO)],
+        required=False,
+        allow_blank=True,
+        help_text="Send this type's in-app notifications that are still unread after escalation_after_minutes "
+        'on this channel too; "" turns the escalation off.',
+    )
+    escalation_after_minutes = serializers.IntegerField(
+        min_value=1, max_value=ESCALATION_MAX_MINUTES, required=False, allow_null=True
     )
 
     acknowledge_default_change = serializers.BooleanField(

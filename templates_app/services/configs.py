@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from notifications.channels import Channel
 from templates_app import defaults
 from templates_app.automation.schedule import next_execution
 from templates_app.rendering import TemplateError, template_check
@@ -93,3 +94,79 @@ def config_apply(effective: EffectiveTemplate, own, changes: dict) -> None:
         setattr(own, attribute, block)
     if "periodic_config" in touched:
         own.next_execution_at = next_execution(own.periodic_config, now=timezone.now())
+
+
+# --- delivery policy: channel fallback and escalation (notifications.pipeline.fallback) -------------
+
+# PATCH fields of the delivery policy; the template stores them as one block,
+# {"fallback": {channel: channel}, "escalation": {"channel": ..., "after_minutes": N}}.
+DELIVERY_FIELDS = ("fallback_channels", "escalation_channel", "escalation_after_minutes")
+# Channels whose deliveries can fail and so fall back (an in-app row is the delivery).
+FALLBACK_FROM = (Channel.PUSH.value, Channel.SMS.value, Channel.EMAIL.value)
+ESCALATION_TO = (Channel.EMAIL.value, Channel.SMS.value, Channel.PUSH.value)
+ESCALATION_MAX_MINUTES = 7 * 24 * 60
+
+
+def delivery_policy_view(policy: dict | None) -> dict:
+    """The block as the API shows it (flat, like the PATCH fields)."""
+    policy = policy or {}
+    escalation = policy.get("escalation") or {}
+    return {
+        "fallback_channels": dict(policy.get("fallback") or {}),
+        "escalation_channel": escalation.get("channel", ""),
+        "escalation_after_minutes": escalation.get("after_minutes"),
+    }
+
+
+def delivery_policy_problems(policy: dict | None) -> dict[str, list[str]]:
+    """What is wrong with a stored-format block (the admin's JSON and merged PATCHes alike)."""
+    errors: dict[str, list[str]] = {}
+    if policy is None:
+        return errors
+    if not isinstance(policy, dict) or set(policy) - {"fallback", "escalation"}:
+        return {"delivery_policy": ['An object with "fallback" and/or "escalation".']}
+    fallback = policy.get("fallback") or {}
+    if not isinstance(fallback, dict) or len(fallback) > len(FALLBACK_FROM):
+        errors.setdefault("fallback_channels", []).append(
+            f"An object of channel: fallback channel, keys among {', '.join(FALLBACK_FROM)}."
+        )
+    else:
+        for channel, to in fallback.items():
+            if channel not in FALLBACK_FROM:
+                errors.setdefault("fallback_channels", []).append(
+                    f"{channel!r} cannot fall back: use one of {', '.join(FALLBACK_FROM)} "
+                    "(an in-app notification is delivered when written; use an escalation)."
+                )
+            elif to not in Channel.values or to == channel:
+                errors.setdefault("fallback_channels", []).append(
+                    f"{channel} falls back to {to!r}: use another of {', '.join(Channel.values)}."
+                )
+    escalation = policy.get("escalation")
+    if escalation:
+        if not isinstance(escalation, dict) or set(escalation) - {"channel", "after_minutes"}:
+            errors.setdefault("escalation_channel", []).append('An object with "channel" and "after_minutes".')
+            return errors
+        if escalation.get("channel") not in ESCALATION_TO:
+            errors.setdefault("escalation_channel", []).append(f"Use one of {', '.join(ESCALATION_TO)}.")
+        minutes = escalation.get("after_minutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= ESCALATION_MAX_MINUTES:
+            errors.setdefault("escalation_after_minutes", []).append(
+                f"Required with escalation_channel: whole minutes, 1 to {ESCALATION_MAX_MINUTES}."
+            )
+    return errors
+
+
+def delivery_policy_merge(current: dict | None, changes: dict) -> dict | None:
+    """The block after a PATCH's delivery fields (omitted fields keep their value; "" or {} clears)."""
+    if not any(name in changes for name in DELIVERY_FIELDS):
+        return current
+    view = delivery_policy_view(current)
+    view.update({name: changes[name] for name in DELIVERY_FIELDS if name in changes})
+    block: dict = {}
+    if view["fallback_channels"]:
+        block["fallback"] = dict(view["fallback_channels"])
+    if view["escalation_channel"]:
+        block["escalation"] = {"channel": view["escalation_channel"], "after_minutes": view["escalation_after_minutes"]}
+    elif view["escalation_after_minutes"] is not None and "escalation_after_minutes" in changes:
+        block["escalation"] = {"channel": "", "after_minutes": view["escalation_after_minutes"]}
+    return block

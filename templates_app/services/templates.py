@@ -20,6 +20,7 @@ from templates_app.models import NotificationChannel, NotificationTemplate, Noti
 from templates_app.rendering import TemplateError, template_check
 from templates_app.sanitize import sanitize_template_source
 from templates_app.selectors import EffectiveTemplate
+from templates_app.services import configs
 from templates_app.services.configs import config_apply, config_field_errors
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def _default_row_changed(row: NotificationTemplate, td: defaults.TypeDefault) ->
         or row.periodic_config != td.periodic_config
         or row.policy_config != td.policy_config
         or row.human_support_config != td.human_support_config
+        or row.delivery_policy != td.delivery_policy
     )
 
 
@@ -88,6 +90,7 @@ def defaults_sync(*, progress: Callable[[str], None] | None = None) -> dict[str,
         row.periodic_config = td.periodic_config
         row.policy_config = td.policy_config
         row.human_support_config = td.human_support_config
+        row.delivery_policy = td.delivery_policy
         row.content_hash = td.content_hash()
         row.save()
         row.allowed_channels.set([channels[c] for c in td.channels])
@@ -160,6 +163,7 @@ def _copy_of(default: NotificationTemplate, *, platform: Platform) -> Notificati
     copy.periodic_config = dict(default.periodic_config) if default.periodic_config is not None else None
     copy.policy_config = dict(default.policy_config) if default.policy_config is not None else None
     copy.human_support_config = dict(default.human_support_config) if default.human_support_config is not None else None
+    copy.delivery_policy = dict(default.delivery_policy) if default.delivery_policy is not None else None
     copy.content_hash = default.content_hash
     if copy.periodic_config is not None:
         # A periodic type is scheduled from the moment the platform has its own copy.
@@ -189,7 +193,8 @@ def template_customize(
 
     `changes` holds content fields, `spa_ids`/`channel_ids`, and already
     validated, prefixed config fields (`periodic_*`, `policy_*`,
-    `human_support_*`) which `configs.config_apply` merges. Raises
+    `human_support_*`) which `configs.config_apply` merges, and the delivery
+    policy's fields (`fallback_channels`, `escalation_*`). Raises
     TemplateNotFound or ValidationError (field -> messages); writes nothing
     unless everything is valid. Returns the template and warnings.
     """
@@ -224,6 +229,9 @@ def template_customize(
             errors.setdefault("channel_ids", []).append(f"Unknown channel ids: {missing}")
         elif not channels:
             errors.setdefault("channel_ids", []).append("A template needs at least one channel.")
+    delivery_policy = configs.delivery_policy_merge(effective.template.delivery_policy, changes)
+    for field, messages in configs.delivery_policy_problems(delivery_policy).items():
+        errors.setdefault(field, []).extend(messages)
     _raise(errors)
 
     for attempt in range(2):
@@ -236,6 +244,8 @@ def template_customize(
                 for field, value in cleaned.items():
                     setattr(own, field, value)
                 config_apply(effective, own, changes)
+                if any(name in changes for name in configs.DELIVERY_FIELDS):
+                    own.delivery_policy = delivery_policy
                 if acknowledge_default and effective.default is not None:
                     own.content_hash = effective.default.content_hash
                 own.save()
