@@ -115,7 +115,7 @@ class _MembershipBatch:
     async def submit(self, by_shard: dict[int, list[str]], channel: str, *, join: bool) -> None:
         future = self.loop.create_future()
         self.pending.append((by_shard, channel, join, future))
-        if self.task is None:
+        if self.task is None or self.task.done():  # done: cancelled before it began
             self.task = self.loop.create_task(self._run())
         await future
 
