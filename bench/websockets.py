@@ -1,6 +1,6 @@
 """N open WebSockets get one in-app notification: latency per socket, drops, duplicates, cleanup.
 
-    python -m bench websockets [--sockets 1000,5000,10000] [--processes 1,2] [--clients 2]
+    python -m bench websockets [--sockets 1000,5000,10000] [--processes 1,2] [--clients 2] [--name websockets]
     python -m bench.websockets --sockets 1000
 
 For every N and every number of ASGI processes: starts `uvicorn --workers P`
@@ -19,8 +19,10 @@ sockets at once, and the run counts the group memberships left in Redis and
 the error lines the server logged, and times uvicorn's exit on SIGTERM.
 
 The connect rate is N over the time from the first connect to the last open
-socket. Results go to bench/results/websockets.json. The benchmark raises its
-own open-file limit; the server processes inherit it.
+socket. Each run records the machine's load average (1, 5 and 15 minutes) as
+it starts and ends: on a shared machine the figures mean little without it.
+Results go to bench/results/<name>.json (websockets.json unless `--name`). The
+benchmark raises its own open-file limit; the server processes inherit it.
 """
 
 from __future__ import annotations
@@ -259,10 +261,13 @@ def _error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "Traceback" in line or "Error" in line or "ERROR" in line]
 
 
-def run_one(*, sockets: int, processes: int, clients: int, platform, user_ids, raws, workdir: Path) -> dict:
+def run_one(
+    *, sockets: int, processes: int, clients: int, platform, user_ids, raws, workdir: Path, deflate: bool = True
+) -> dict:
     from bench.asgi_servers import free_port
 
     port = free_port()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     prefix = f"wsbench{secrets.token_hex(4)}"
     env = {**os.environ, "CHANNELS_PREFIX": prefix}
     log_path = workdir / f"uvicorn-{sockets}-{processes}.log"
@@ -286,6 +291,8 @@ def run_one(*, sockets: int, processes: int, clients: int, platform, user_ids, r
                 "warning",
                 "--timeout-graceful-shutdown",
                 "10",
+                # Browsers offer permessage-deflate and uvicorn accepts it unless told not to.
+                *([] if deflate else ["--ws-per-message-deflate", "false"]),
             ],
             cwd=ROOT,
             env=env,
@@ -318,6 +325,7 @@ def run_one(*, sockets: int, processes: int, clients: int, platform, user_ids, r
             "sockets": sockets,
             "asgi_processes": processes,
             "client_processes": len(procs),
+            "permessage_deflate": deflate,
             "open": opened,
             "connect_s": round(connect_s, 2),
             "connects_per_s": round(opened / connect_s, 1) if connect_s else None,
@@ -353,6 +361,7 @@ def run_one(*, sockets: int, processes: int, clients: int, platform, user_ids, r
         if server.poll() is None:
             server.kill()
             server.wait()
+    result["load_average"] = {"start": load_before, "end": [round(x, 2) for x in os.getloadavg()]}
     errors = _error_lines(log_path.read_text())
     result["server_errors"] = len(errors)
     result["server_error_sample"] = errors[:5]
@@ -365,6 +374,10 @@ def main() -> None:
     parser.add_argument("--sockets", default="1000,5000,10000", help="numbers of open sockets (comma separated)")
     parser.add_argument("--processes", default="1,2", help="numbers of ASGI processes (comma separated)")
     parser.add_argument("--clients", type=int, default=2, help="client processes holding the sockets")
+    parser.add_argument("--name", default="websockets", help="results file: bench/results/<name>.json")
+    parser.add_argument(
+        "--no-deflate", action="store_true", help="uvicorn --ws-per-message-deflate false (clients still offer it)"
+    )
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -395,11 +408,12 @@ def main() -> None:
             user_ids=user_ids[:n],
             raws=raws[:n],
             workdir=workdir,
+            deflate=not args.no_deflate,
         )
         for n in sizes
         for p in process_counts
     ]
-    write_result("websockets", {"settings": {**vars(args), "open_file_limit": limit}, "runs": runs})
+    write_result(args.name, {"settings": {**vars(args), "open_file_limit": limit}, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -117,6 +117,29 @@ def credentials_for(raw_hash: str, *, lookup) -> Credentials | None:
     return creds
 
 
+def credentials_cached(key_hashes: list[str]) -> dict[str, Credentials]:
+    """The usable cached credentials among these token hashes, in one MGET; misses are left out.
+
+    For callers that look many tokens up together (the WebSocket handshakes
+    of a process): they ask the database once for the misses.
+    """
+    if _seconds() <= 0 or not key_hashes:
+        return {}
+    try:
+        values = redis_cache.client().mget([_key(h) for h in key_hashes])
+    except Exception:  # the database answers for all of them
+        logger.warning("could not read %s cached credential(s)", len(key_hashes), exc_info=True)
+        return {}
+    found = {}
+    for key_hash, value in zip(key_hashes, values, strict=True):
+        if value is None or value == _TOMBSTONE:
+            continue
+        creds = pickle.loads(value)
+        if creds.usable():
+            found[key_hash] = creds
+    return found
+
+
 def _tombstone(key_hashes: list[str]) -> None:
     if not key_hashes:
         return

@@ -23,8 +23,13 @@ a pending cancellation before each pop, and pops block for `brpop_timeout`
 seconds at most, so such a task ends within that. A message popped meanwhile
 is not lost: channels-redis keeps it in its backup queue and restores it.
 
-`groups_add`/`groups_discard` join and leave several groups in one pipelined
-round trip per shard: a socket joins two groups on every connect.
+`groups_add`/`groups_discard` join and leave several groups, and the calls
+of all sockets of the event loop that arrive together share one pipelined
+round trip per shard: a socket joins two groups on every connect and leaves
+them on disconnect, and a pipeline of its own per socket cost more CPU in
+redis-py than the rest of the handshake. Ten thousand clients that connect or
+go together are a few dozen round trips, and each call still returns only once
+its own commands ran (in call order, so a leave never overtakes its join).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class RedisChannelLayer(BaseRedisChannelLayer):
     def __init__(self, *args, max_connections: int = 100, pool_timeout: float = 30, **kwargs):
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
+        self._membership_batches: dict[asyncio.AbstractEventLoop, _MembershipBatch] = {}
         super().__init__(*args, **kwargs)
 
     def create_pool(self, index):
@@ -62,24 +68,21 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         return await super()._brpop_with_clean(index, channel, timeout)
 
     async def groups_add(self, groups, channel) -> None:
-        """`group_add` for several groups in one round trip per shard (a socket joins two on connect)."""
+        """`group_add` for several groups, batched with the other sockets' (a socket joins two on connect)."""
         assert self.require_valid_channel_name(channel), "Channel name not valid"
-        now = time.time()
-        for index, names in self._by_shard(groups).items():
-            async with self.connection(index).pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.zadd(self._group_key(name), {channel: now})
-                    pipe.expire(self._group_key(name), self.group_expiry)
-                await pipe.execute()
+        await self._membership_batch().submit(self._by_shard(groups), channel, join=True)
 
     async def groups_discard(self, groups, channel) -> None:
-        """`group_discard` for several groups in one round trip per shard."""
+        """`group_discard` for several groups, batched with the other sockets'."""
         assert self.require_valid_channel_name(channel), "Channel name not valid"
-        for index, names in self._by_shard(groups).items():
-            async with self.connection(index).pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.zrem(self._group_key(name), channel)
-                await pipe.execute()
+        await self._membership_batch().submit(self._by_shard(groups), channel, join=False)
+
+    def _membership_batch(self) -> _MembershipBatch:
+        loop = asyncio.get_running_loop()
+        batch = self._membership_batches.get(loop)
+        if batch is None:
+            batch = self._membership_batches[loop] = _MembershipBatch(self, loop)
+        return batch
 
     def _by_shard(self, groups) -> dict[int, list[str]]:
         shards: dict[int, list[str]] = {}
@@ -87,3 +90,75 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             assert self.require_valid_group_name(group), "Group name not valid"
             shards.setdefault(self.consistent_hash(group), []).append(group)
         return shards
+
+
+# Sockets per pipeline at most (two groups each): one pipeline holds Redis
+# for a few milliseconds at most.
+MEMBERSHIP_BATCH = 2000
+
+
+class _MembershipBatch:
+    """The group joins and leaves of one event loop's sockets, sent together.
+
+    A call queues its commands and waits; one task sends everything queued so
+    far in one pipeline per shard, while the calls that arrive meanwhile queue
+    for the next. One waiting call costs no more than before (the task starts
+    at once); many cost one round trip per shard and batch, not one each.
+    """
+
+    def __init__(self, layer: RedisChannelLayer, loop: asyncio.AbstractEventLoop):
+        self.layer = layer
+        self.loop = loop
+        self.pending: list[tuple[dict[int, list[str]], str, bool, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def submit(self, by_shard: dict[int, list[str]], channel: str, *, join: bool) -> None:
+        future = self.loop.create_future()
+        self.pending.append((by_shard, channel, join, future))
+        if self.task is None or self.task.done():  # done: cancelled before it began
+            self.task = self.loop.create_task(self._run())
+        await future
+
+    async def _run(self) -> None:
+        batch = []
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:MEMBERSHIP_BATCH], self.pending[MEMBERSHIP_BATCH:]
+                try:
+                    await self._send(batch)
+                except Exception as error:  # noqa: BLE001 - each call of the batch fails with it
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        except asyncio.CancelledError:
+            # The loop is going away: so are the calls waiting for these.
+            for *_, future in [*batch, *self.pending]:
+                future.cancel()
+            self.pending = []
+            raise
+        finally:
+            self.task = None
+            if not self.pending and self.layer._membership_batches.get(self.loop) is self:
+                del self.layer._membership_batches[self.loop]
+
+    async def _send(self, batch) -> None:
+        layer = self.layer
+        now = time.time()
+        shards: dict[int, list[tuple[str, str, bool]]] = {}
+        for by_shard, channel, join, _future in batch:
+            for index, names in by_shard.items():
+                shards.setdefault(index, []).extend((name, channel, join) for name in names)
+        for index, changes in shards.items():
+            async with layer.connection(index).pipeline(transaction=False) as pipe:
+                for name, channel, join in changes:
+                    key = layer._group_key(name)
+                    if join:
+                        pipe.zadd(key, {channel: now})
+                        pipe.expire(key, layer.group_expiry)
+                    else:
+                        pipe.zrem(key, channel)
+                await pipe.execute()

@@ -43,10 +43,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import metrics
+from notifications.auth_cache import Credentials, credentials_cached
 from notifications.authentication import tokens_lookup
 from notifications.credentials import CHECK, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, REVOKED, token_group
 from notifications.inbox_tokens import origin_allowed
-from notifications.models import AuthToken, Membership, Platform
+from notifications.models import AuthToken, Membership, Platform, hash_token
 from notifications.permissions import keys_for_role, platform_permissions
 from notifications.realtime import socket_frame, user_group
 from notifications.socket_hub import CLOSE_TRY_AGAIN, SocketHub
@@ -152,19 +153,53 @@ def _grant(token: AuthToken, wanted: str, origin: str) -> SocketGrant | None:
     return SocketGrant(token_id=token.pk, user=user, platform_id=platform_id, expires_at=token.expires_at)
 
 
+def _grant_cached(creds: Credentials, wanted: str, origin: str) -> SocketGrant | None:
+    """`_grant` from a token's cached credentials (`notifications.auth_cache`): the same rules, no query."""
+    token = creds.token
+    user = token.user
+    if not user.is_active or not origin_allowed(origin=origin, token=token):
+        return None
+    if token.platform is not None:
+        # An inbox token serves its own platform only.
+        if (wanted and wanted != token.platform.key) or not token.platform.is_active:
+            return None
+        platform_id = token.platform_id if token.platform_id in creds.platforms else None
+    elif wanted:
+        platform = creds.platform_by_key(wanted[:100])
+        platform_id = platform.pk if platform is not None else None
+    else:
+        # The user's only platform; several and none named is ambiguous.
+        platform_id = next(iter(creds.platforms)) if len(creds.platforms) == 1 else None
+    if platform_id is None or WS_CONNECT not in creds.keys.get(platform_id, ()):
+        return None
+    return SocketGrant(token_id=token.pk, user=user, platform_id=platform_id, expires_at=token.expires_at)
+
+
 def _authorise_many_sync(requests: list[tuple[str, str, str]]) -> list[SocketGrant | None]:
     """Who may open each socket `(raw token, wanted platform, origin)`, and for which platform.
 
-    One query per distinct `wanted` (nearly always one): the tokens, their
-    users and platforms, and each user's membership on the socket's platform.
-    A role that holds `ws_connect` (every role does today) settles it;
-    anything else asks `platform_permissions`, the one authorisation path,
-    which also reads per-platform grants.
+    First the tokens' cached credentials, the entries the REST API keeps
+    (`notifications.auth_cache`), in one MGET: a client that called the API
+    within AUTH_CACHE_SECONDS (the inbox element fetches the inbox, then
+    opens its socket) is let in without a query. A superuser, whose rights
+    reach platforms he is no member of, goes to the database.
+
+    Then one query per distinct `wanted` (nearly always one) for the others:
+    the tokens, their users and platforms, and each user's membership on the
+    socket's platform. A role that holds `ws_connect` (every role does today)
+    settles it; anything else asks `platform_permissions`, the one
+    authorisation path, which also reads per-platform grants.
     """
     grants: list[SocketGrant | None] = [None] * len(requests)
+    hashes = [hash_token(raw) if raw and len(raw) <= 200 else "" for raw, _, _ in requests]
+    cached = credentials_cached([h for h in set(hashes) if h])
     by_wanted: dict[str, list[int]] = collections.defaultdict(list)
-    for index, (_raw, wanted, _origin) in enumerate(requests):
-        by_wanted[wanted].append(index)
+    for index, (_raw, wanted, origin) in enumerate(requests):
+        creds = cached.get(hashes[index])
+        if creds is not None and not creds.token.user.is_superuser:
+            grants[index] = _grant_cached(creds, wanted, origin)
+        elif hashes[index]:
+            by_wanted[wanted].append(index)
     for wanted, indexes in by_wanted.items():
         tokens = tokens_lookup([requests[i][0] for i in indexes], annotations=_membership_annotations(wanted))
         for index in indexes:

@@ -429,9 +429,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         # uvicorn's access log prints query strings: the WebSocket token
-        # travels in one, so it goes through the same redaction.
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # travels in one, so it goes through the same redaction. Their level
+        # stays uvicorn's `--log-level` (info unless told): `warning` drops
+        # the two lines per WebSocket opened and closed, which cost a
+        # process holding thousands of sockets more than the socket itself.
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "propagate": False},
         # The due-work sweep runs every second: its task lines would drown the log.
         "celery.app.trace": {"level": env("CELERY_TASK_LOG_LEVEL", "WARNING")},
         "celery.beat": {"level": env("CELERY_TASK_LOG_LEVEL", "WARNING")},

@@ -13,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
+from notifications.channel_layer import RedisChannelLayer as ProjectRedisLayer
 from notifications.models import AuthToken, Notification
 from notifications.pipeline import Message, Recipient, notification_send
 from notifications.realtime import groups_send, groups_send_each, hub_key
@@ -211,6 +212,44 @@ def test_a_hub_leaves_no_stream_behind_when_its_last_socket_goes():
         return exists
 
     assert async_to_sync(scenario)() == 0
+
+
+class _CountingLayer(ProjectRedisLayer):
+    """The project's layer, counting the connections it asks its pools for (one per round trip)."""
+
+    connections = 0
+
+    def connection(self, index):
+        self.connections += 1
+        return super().connection(index)
+
+
+def test_joins_and_leaves_that_arrive_together_share_one_round_trip():
+    async def scenario():
+        hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+        layer = _CountingLayer(hosts=hosts, prefix="test-realtime-batch")
+        channels = [await layer.new_channel() for _ in range(500)]
+        groups = [(f"user.{i}", f"token.{i}") for i in range(500)]
+        await asyncio.gather(*(layer.groups_add(g, c) for g, c in zip(groups, channels, strict=True)))
+        joined = layer.connections
+        members = [await layer.connection(0).zrange(layer._group_key(g), 0, -1) for g, _ in groups]
+        # Half of them leave while the other half join again (a renewal): in call order, per socket.
+        layer.connections = 0
+        await asyncio.gather(
+            *(
+                layer.groups_discard(g, c) if i % 2 else layer.groups_add(g, c)
+                for i, (g, c) in enumerate(zip(groups, channels, strict=True))
+            )
+        )
+        changed = layer.connections
+        left = [await layer.connection(0).zcard(layer._group_key(g)) for group in groups for g in group]
+        await layer.flush()
+        return channels, joined, members, changed, left
+
+    channels, joined, members, changed, left = async_to_sync(scenario)()
+    assert joined == 1 and changed == 1  # one pipeline for 500 sockets, each time
+    assert members == [[channel.encode()] for channel in channels]
+    assert left == [0 if i % 2 else 1 for i in range(500) for _ in range(2)]
 
 
 # --- the consumer, through Channels' communicator and the real channel layer ----------

@@ -141,3 +141,59 @@ def test_a_socket_serves_one_platform(live_url, platform, make_user):
         assert _first(ws) == "other"
         with pytest.raises(TimeoutError):
             ws.recv(timeout=0.5)
+
+
+def test_a_handshake_reads_the_cached_credentials_and_decides_as_the_database_would(
+    platform, make_user, django_assert_num_queries
+):
+    """After an API call with the token, its handshake needs no query; every answer is the database's."""
+    from rest_framework.test import APIClient
+
+    from notifications.consumers import _authorise_many_sync
+    from notifications.inbox_tokens import inbox_token_issue
+
+    other = PlatformFactory(key="other-school", allowed_origins="https://learn.other.example")
+    jane = make_user("jane")
+    both = make_user("both")
+    Membership.objects.create(user=both, platform=other, role=Role.STUDENT)
+    _, jane_raw = AuthToken.issue(user=jane)
+    _, both_raw = AuthToken.issue(user=both)
+    _, inbox_raw = inbox_token_issue(user=both, platform=other)
+    requests = [
+        (jane_raw, "", ""),  # her only platform
+        (jane_raw, platform.key, ""),
+        (jane_raw, other.key, ""),  # not hers
+        (jane_raw, "no-such-school", ""),
+        (both_raw, "", ""),  # two platforms, none named
+        (both_raw, other.key, ""),
+        (both_raw, "", "https://evil.example"),  # a full token in another site's page
+        (inbox_raw, "", "https://learn.other.example"),  # an origin its platform lists
+        (inbox_raw, "", "https://evil.example"),
+        (inbox_raw, platform.key, ""),  # an inbox token serves its own platform only
+        ("not-a-token", "", ""),
+    ]
+
+    def answers():
+        grants = _authorise_many_sync(requests)
+        return [None if grant is None else (grant.user.pk, grant.platform_id) for grant in grants]
+
+    from_database = answers()
+    assert from_database == [
+        (jane.pk, platform.pk),
+        (jane.pk, platform.pk),
+        None,
+        None,
+        None,
+        (both.pk, other.pk),
+        None,
+        (both.pk, other.pk),
+        None,
+        None,
+        None,
+    ]
+    for raw in (jane_raw, both_raw, inbox_raw):  # the API caches each token's credentials
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client.get("/api/v1/notifications")
+    with django_assert_num_queries(1):  # only the token that is none: the cache cannot know it
+        assert answers() == from_database

@@ -8,6 +8,7 @@ processes on the test database and the test Redis.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -274,13 +275,39 @@ def test_users_with_sockets_on_two_processes_get_each_message_once_on_each(serve
         ]
 
 
+def _frames_to_overflow(size: int, queue: int) -> int:
+    """Frames of `size` bytes that cannot all fit between a server and a client that reads nothing.
+
+    What a socket can absorb before its own queue fills: the server's kernel
+    send buffer (autotuned up to tcp_wmem's maximum), the client's receive
+    buffer (pinned small below), uvicorn's write buffer (64 KiB above its high
+    water mark) and the frame being written. Twice that plus the queue is sure
+    to overflow it on any machine.
+    """
+    try:
+        send_buffer = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        send_buffer = 16 * 1024 * 1024
+    return 2 * (send_buffer + 1024 * 1024) // size + queue
+
+
 def test_a_client_that_does_not_read_holds_up_nobody_and_is_closed_with_1013(server, platform, make_user):
-    """Frames wait in the slow socket's own queue; past WEBSOCKET_SEND_QUEUE it is closed (1013)."""
+    """Frames wait in the slow socket's own queue; once WEBSOCKET_SEND_QUEUE wait it is closed (1013).
+
+    The fast clients read while the frames are sent, at most IN_FLIGHT frames
+    behind the sender, so their own queues can never fill whatever the
+    machine's speed: only the slow socket overflows, and the fast ones get
+    every frame while it reads nothing.
+    """
+    queue, in_flight = 20, 4
     slow_user, fast_user = make_user("slow"), make_user("fast")
     _, slow_raw = AuthToken.issue(user=slow_user)
     fast_raws = [AuthToken.issue(user=fast_user)[1] for _ in range(3)]
-    uvicorn = server(env={"WEBSOCKET_SEND_QUEUE": "20"})
-    frames, body = 300, "x" * 32_000  # 9.6 MB per user: more than the TCP buffers between them hold
+    uvicorn = server(env={"WEBSOCKET_SEND_QUEUE": str(queue)})
+    # Random text does not shrink under permessage-deflate: each frame is its size on the wire.
+    size = 32_000
+    body = base64.b64encode(os.urandom(size * 3 // 4)).decode()
+    frames = _frames_to_overflow(size, queue)
 
     async def scenario():
         fast = await _open_all(uvicorn.url, fast_raws)
@@ -288,8 +315,13 @@ def test_a_client_that_does_not_read_holds_up_nobody_and_is_closed_with_1013(ser
         raw_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         raw_socket.connect(("127.0.0.1", int(uvicorn.url.split(":")[2].split("/")[0])))
-        slow = await connect(uvicorn.url + slow_raw, sock=raw_socket, ping_interval=None)
+        slow = await connect(uvicorn.url + slow_raw, sock=raw_socket, ping_interval=None, compression=None)
         slow.transport.pause_reading()
+
+        async def next_n(ws):
+            return json.loads(await asyncio.wait_for(ws.recv(), timeout=30))["payload"]["n"]
+
+        fast_got = [[] for _ in fast]
         for n in range(frames):
             await groups_send(
                 [
@@ -302,17 +334,18 @@ def test_a_client_that_does_not_read_holds_up_nobody_and_is_closed_with_1013(ser
                     for user in (slow_user, fast_user)
                 ]
             )
-
-        async def every_frame(ws):
-            return [json.loads(await asyncio.wait_for(ws.recv(), timeout=20))["payload"]["n"] for _ in range(frames)]
-
-        # All of them reach the fast sockets while the slow one has read nothing.
-        fast_got = await asyncio.gather(*(every_frame(ws) for ws in fast))
+            if n + 1 >= in_flight:  # read frame n - in_flight + 1 on every fast socket before sending on
+                for got, n_got in zip(fast_got, await asyncio.gather(*(next_n(ws) for ws in fast)), strict=True):
+                    got.append(n_got)
+        for _ in range(in_flight - 1):
+            for got, n_got in zip(fast_got, await asyncio.gather(*(next_n(ws) for ws in fast)), strict=True):
+                got.append(n_got)
+        # Every frame reached the fast sockets while the slow one read nothing.
         slow.transport.resume_reading()
         slow_got = []
         try:
             while True:
-                slow_got.append(json.loads(await asyncio.wait_for(slow.recv(), timeout=20))["payload"]["n"])
+                slow_got.append(json.loads(await asyncio.wait_for(slow.recv(), timeout=30))["payload"]["n"])
         except ConnectionClosed:
             pass
         await asyncio.gather(*(ws.close() for ws in fast))
@@ -324,4 +357,7 @@ def test_a_client_that_does_not_read_holds_up_nobody_and_is_closed_with_1013(ser
     assert slow_code == 1013
     assert len(slow_got) < frames and slow_got == list(range(len(slow_got)))
     output = uvicorn.output()
+    # Closed because its queue held WEBSOCKET_SEND_QUEUE frames; the fast sockets never were.
+    assert f"WebSocket of user {slow_user.pk} closed: {queue} frames waiting" in output, output
+    assert f"WebSocket of user {fast_user.pk} closed" not in output, output
     assert "Traceback" not in output and "Error" not in output, output
