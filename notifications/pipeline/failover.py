@@ -73,23 +73,27 @@ class ProviderRouter:
             return
         self._circuits = circuits.circuits_read(channel=self.channel, providers=self.names)
         self._probes = set()
+        self._held: list[Notification] = []
+        for index, rows in self._route(deliveries).items():
+            yield from self._send(index, rows)
+        if self._held:
+            # When the first cool-down ends (a probe in flight elsewhere: shortly).
+            soonest = min((c.open_until for c in self._circuits.values() if c.open_until), default=0.0)
+            self.held_until = datetime.fromtimestamp(max(soonest, time.time() + 1), UTC)
+
+    def _route(self, deliveries: Sequence[Notification]) -> dict[int, list[Notification]]:
+        """Deliveries by the index of the provider they go to; the ones nobody admits are held."""
         routes: dict[int, list[Notification]] = {}
-        held = []
         for delivery in deliveries:
             if delivery.provider in self.names:
                 index = self.names.index(delivery.provider)  # its last attempt may have arrived there
             else:
                 index = self._admitting(0)
             if index is None:
-                held.append(delivery)
+                self._held.append(delivery)
             else:
                 routes.setdefault(index, []).append(delivery)
-        if held:
-            # When the first cool-down ends (a probe in flight elsewhere: shortly).
-            soonest = min((c.open_until for c in self._circuits.values() if c.open_until), default=0.0)
-            self.held_until = datetime.fromtimestamp(max(soonest, time.time() + 1), UTC)
-        for index in sorted(routes):
-            yield from self._send(index, routes[index])
+        return dict(sorted(routes.items()))
 
     def _admitting(self, start: int) -> int | None:
         """The first provider from `start` on whose circuit lets one more delivery through."""
@@ -111,11 +115,12 @@ class ProviderRouter:
         if index:
             metrics.failovers(channel=self.channel, from_provider=self.primary, to_provider=name, count=len(rows))
         answered: set = set()
+        groups = self._backend(index).send_groups(rows)
         try:
-            for group in self._backend(index).send_groups(rows):
+            for group in groups:
                 group = [(d, replace(r, provider=name)) for d, r in group]
                 answered.update(d.pk for d, _ in group)
-                self._feed_circuit(name, group)
+                opened = self._feed_circuit(name, group)
                 staying, moving = [], []
                 for delivery, result in group:
                     movable = not result.ok and result.retryable and result.definite
@@ -129,22 +134,37 @@ class ProviderRouter:
                         yield moving  # nobody else may take them now: a retry, later
                     else:
                         yield from self._send(target, [d for d, _ in moving])
+                if opened:
+                    break  # the rest of these rows need not try it: rerouted below
         except Exception as exc:
             # Tell dispatch which delivery was on the wire, and with whom (see _send_claimed).
             if not hasattr(exc, "in_flight"):
                 exc.in_flight = next((d for d in rows if d.pk not in answered), None)
                 exc.provider = name
             raise
+        finally:
+            groups.close()
+        rest = [d for d in rows if d.pk not in answered]
+        if rest:
+            # The circuit opened while this batch was under way; rows pinned here stay.
+            pinned = [d for d in rest if d.provider in self.names]
+            if pinned:
+                yield from self._send(index, pinned)
+            for target, rerouted in self._route([d for d in rest if d.provider not in self.names]).items():
+                yield from self._send(target, rerouted)
 
-    def _feed_circuit(self, name: str, group: Pairs) -> None:
+    def _feed_circuit(self, name: str, group: Pairs) -> bool:
+        """Tell the provider's circuit how its call went; True when this opened it."""
         failures = [r for _, r in group if not r.ok and r.retryable]
         circuit = self._circuits[name]
         if failures and len(failures) == len(group):
             self._failing.add(name)
             if circuits.failure_record(channel=self.channel, provider=name, error=failures[0].error):
                 self._circuits[name] = replace(circuit, open_until=time.time() + circuits.cooldown(), failures=0)
+                return True
         elif circuit.failures or circuit.open_until or name in self._failing:
             # Only a circuit with something to forget is written: a healthy one costs nothing.
             circuits.success_record(channel=self.channel, provider=name)
             self._failing.discard(name)
             self._circuits[name] = replace(circuit, failures=0, open_until=0.0)
+        return False
