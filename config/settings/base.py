@@ -361,6 +361,8 @@ AFRICASTALKING = {
     "API_KEY": env("AFRICASTALKING_API_KEY"),
     "SENDER_ID": env("AFRICASTALKING_SENDER_ID"),
     "TIMEOUT": env_int("AFRICASTALKING_TIMEOUT", 10),
+    # When set, the delivery-report callback URL must carry ?token=<this>.
+    "CALLBACK_TOKEN": env("AFRICASTALKING_CALLBACK_TOKEN"),
 }
 FCM = {
     # Path to a service-account JSON file, or the JSON itself.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlencode
 
 import pytest
 
@@ -187,3 +188,97 @@ def test_undecryptable_platform_credentials_fail_instead_of_using_another_accoun
     assert result.failed == 1
     assert "cannot be decrypted" in rows("bulk:at-broken")["phone:+251911000001"].error
     assert africastalking.requests == []
+
+
+# -- delivery reports ----------------------------------------------------------------------------
+
+REPORTS = "/api/v1/providers/africastalking/delivery-reports"
+
+
+@pytest.fixture
+def sent_row(africastalking, platform):
+    send(platform, "bulk:at-report", [Recipient(address="+251911000001")])
+    return Notification.objects.get(source="bulk:at-report")
+
+
+def report(client, url=REPORTS, **fields):
+    # Url-encoded, as Africa's Talking posts.
+    return client.post(url, urlencode(fields), content_type="application/x-www-form-urlencoded")
+
+
+def test_a_failed_report_marks_the_sent_row_failed_once(client, sent_row, django_capture_on_commit_callbacks):
+    from notifications import lifecycle
+
+    seen = []
+    lifecycle.delivery_failed.connect(lambda **kw: seen.append(kw["payload"]), weak=False, dispatch_uid="t")
+    try:
+        fields = {"id": sent_row.provider_message_id, "status": "Failed", "phoneNumber": "+251911000001"}
+        with django_capture_on_commit_callbacks(execute=True):
+            r = report(client, **fields, failureReason="UserInBlackList", networkCode="63902")
+        assert r.status_code == 200 and r.json()["data"] == {"updated": 1}
+        sent_row.refresh_from_db()
+        assert sent_row.delivery_status == DeliveryStatus.FAILED
+        assert sent_row.error == "Africa's Talking delivery report: Failed (UserInBlackList)"
+
+        again = report(client, **fields, failureReason="UserInBlackList")
+        assert again.status_code == 200 and again.json()["data"] == {"updated": 0}
+    finally:
+        lifecycle.delivery_failed.disconnect(dispatch_uid="t")
+    assert [p["id"] for p in seen] == [str(sent_row.pk)]
+
+
+def test_interim_and_success_reports_leave_the_row_sent(client, sent_row):
+    for status in ("Sent", "Submitted", "Buffered", "Success"):
+        r = report(client, id=sent_row.provider_message_id, status=status)
+        assert r.status_code == 200 and r.json()["data"] == {"updated": 0}
+    sent_row.refresh_from_db()
+    assert sent_row.delivery_status == DeliveryStatus.SENT
+
+
+def test_a_report_touches_only_the_row_of_its_provider_and_id(client, sent_row, platform):
+    other = Notification.objects.create(
+        platform=platform,
+        recipient_key="phone:+251911000002",
+        address="+251911000002",
+        channel="sms",
+        source="bulk:afro",
+        delivery_status=DeliveryStatus.SENT,
+        provider="afromessage",
+        provider_message_id="shared-id",
+    )
+    assert report(client, id="shared-id", status="Failed").json()["data"] == {"updated": 0}
+    assert report(client, id="ATXid_unknown", status="Rejected").json()["data"] == {"updated": 0}
+    other.refresh_from_db()
+    sent_row.refresh_from_db()
+    assert other.delivery_status == sent_row.delivery_status == DeliveryStatus.SENT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"id": "ATXid_1"},
+        {"id": "ATXid_1", "status": "Exploded"},
+        {"id": "x" * 300, "status": "Failed"},
+        {"status": "Failed"},
+    ],
+)
+def test_junk_is_a_400_in_the_v1_format(client, body):
+    r = report(client, **body)
+    assert r.status_code == 400
+    assert r.json()["message"] == "Invalid delivery report"
+
+
+def test_junk_json_is_a_400_never_a_500(client):
+    for raw in ('["id", "status"]', '{"id": {"$ne": 1}, "status": "Failed"}', "not json", '{"id": null}'):
+        r = client.post(REPORTS, raw, content_type="application/json")
+        assert r.status_code == 400, raw
+
+
+def test_callback_token_when_configured(client, sent_row, settings):
+    settings.AFRICASTALKING = {**settings.AFRICASTALKING, "CALLBACK_TOKEN": "s3cret"}
+    fields = {"id": sent_row.provider_message_id, "status": "Failed"}
+    assert report(client, **fields).status_code == 403
+    assert report(client, f"{REPORTS}?token=wrong", **fields).status_code == 403
+    r = report(client, f"{REPORTS}?token=s3cret", **fields)
+    assert r.status_code == 200 and r.json()["data"] == {"updated": 1}

@@ -92,6 +92,8 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("v1-notification-read", "POST"): owner_only(200),
     ("v1-notification-dismiss", "POST"): owner_only(200),
     ("v1-inbox-tokens", "POST"): admin_only(400),  # no user named
+    # Africa's Talking's delivery reports: unauthenticated; the empty body is no report.
+    ("v1-africastalking-delivery-reports", "POST"): public(400),
     # -- /alerts -------------------------------------------------------------------------------
     ("alerts", "GET"): members(200),
     ("alerts", "POST"): members(400),
@@ -320,7 +322,17 @@ def test_matrix_size():
     assert len({route for _, route, _ in ROUTES}) >= 40
 
 
-PUBLIC_ROUTES = {"healthz", "auth-token", "schema", "swagger-ui", "templates-unsubscribe", "metrics", "media"}
+PUBLIC_ROUTES = {
+    "healthz",
+    "auth-token",
+    "schema",
+    "swagger-ui",
+    "templates-unsubscribe",
+    "metrics",
+    "media",
+    # A provider's callback: it names a provider message id, no caller or platform.
+    "v1-africastalking-delivery-reports",
+}
 # The learner's own pages: Django's session sign-in, no API view; the only token
 # they hand out is an inbox token of the signed-in user (test_inbox_page.py).
 SESSION_PAGES = {"inbox", "inbox-login", "inbox-logout", "inbox-token"}
