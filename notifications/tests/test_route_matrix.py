@@ -35,6 +35,7 @@ from notifications.models import (
     AuthToken,
     Membership,
     Notification,
+    PlatformProviderCredentials,
     PlatformSMTPSettings,
     Role,
     ScheduledNotification,
@@ -132,6 +133,10 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("ibl-smtp-settings", "PATCH"): admin_only(400),
     ("ibl-smtp-settings", "DELETE"): admin_only(200),
     ("ibl-smtp-test", "POST"): admin_only(400),
+    ("ibl-sms-provider-credentials", "GET"): admin_only(200),
+    ("ibl-sms-provider-credentials", "PUT"): admin_only(400),  # Africa's Talking needs a username
+    ("ibl-sms-provider-credentials", "PATCH"): admin_only(200),
+    ("ibl-sms-provider-credentials", "DELETE"): admin_only(200),
     # -- templates, events, preferences, mentors -------------------------------------------------
     ("templates-list", "GET"): admin_only(200),
     ("templates-list", "POST"): admin_only(400),
@@ -247,6 +252,9 @@ def world():
     # An address literal: saving it again never needs a name lookup.
     PlatformSMTPSettings.objects.create(platform=b, host="192.0.2.10", from_email="b@example.com")
     build = Build.objects.create(platform=b, created_by=admin, channels=["in_app"])
+    own = PlatformProviderCredentials(platform=b, provider="africastalking", username="b-at")
+    own.secret = "b-key"
+    own.save()
     kwargs = {
         "org": b.key,
         "platform_key": b.key,
@@ -259,6 +267,7 @@ def world():
         "build_id": str(build.pk),
         "token": "not-a-valid-unsubscribe-token",
         "path": "notification_images/missing.png",
+        "provider": "africastalking",
     }
     return {"a": a, "b": b, "callers": callers, "kwargs": kwargs}
 
