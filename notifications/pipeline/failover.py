@@ -69,7 +69,7 @@ class ProviderRouter:
         self.held_until = None
         if len(self.providers) == 1:
             for group in self._backend(0).send_groups(deliveries):
-                yield [(d, replace(r, provider=self.primary)) for d, r in group]
+                yield _named(group, self.primary)
             return
         self._circuits = circuits.circuits_read(channel=self.channel, providers=self.names)
         self._probes = set()
@@ -118,7 +118,7 @@ class ProviderRouter:
         groups = self._backend(index).send_groups(rows)
         try:
             for group in groups:
-                group = [(d, replace(r, provider=name)) for d, r in group]
+                group = _named(group, name)
                 answered.update(d.pk for d, _ in group)
                 opened = self._feed_circuit(name, group)
                 staying, moving = [], []
@@ -168,3 +168,15 @@ class ProviderRouter:
             self._failing.discard(name)
             self._circuits[name] = replace(circuit, failures=0, open_until=0.0)
         return False
+
+
+def _named(group: Pairs, name: str) -> Pairs:
+    """The group with each result naming its provider.
+
+    Set in place: a result is read by dispatch before the backend's next one
+    is made, and a result a backend shares among deliveries (one bulk call's
+    answer) came from this same provider.
+    """
+    for _, result in group:
+        result.provider = name
+    return group
