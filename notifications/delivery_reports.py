@@ -26,8 +26,11 @@ AFRICASTALKING_STATUSES = frozenset({"Sent", "Submitted", "Buffered", "Success",
 
 def africastalking_report_apply(*, message_id: str, status: str, failure_reason: str = "") -> int:
     """Apply one Africa's Talking delivery report; returns how many rows it changed (0 or 1)."""
-    rows = Notification.objects.filter(
-        channel="sms", provider="africastalking", provider_message_id=message_id, delivery_status=DeliveryStatus.SENT
+    if not message_id:
+        return 0
+    # By the partial index on provider_message_id (its condition spelled out for the planner).
+    rows = Notification.objects.exclude(provider_message_id="").filter(
+        provider_message_id=message_id, channel="sms", provider="africastalking", delivery_status=DeliveryStatus.SENT
     )
     if status not in AFRICASTALKING_FINAL_FAILURES:
         if status == "Success":

@@ -565,6 +565,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "platform": env("THROTTLE_PLATFORM_RATE", "12000/minute"),
     # Template test-sends email the admin: a handful a minute is plenty.
     "template_test": env("THROTTLE_TEMPLATE_TEST_RATE", "20/minute"),
+    # Delivery reports a provider posts (one per message), per client address.
+    "provider_callback": env("THROTTLE_PROVIDER_CALLBACK_RATE", "6000/minute"),
 }
 # One name in the schema for the channel choices the templates surface uses in several places.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from notifications.api.envelope import V1_ERROR, envelope_schema, ok
 from notifications.api.errors import ApiError
 from notifications.api.parsers import JSONParser
+from notifications.api.throttling import RateLimits
 from notifications.delivery_reports import AFRICASTALKING_STATUSES, africastalking_report_apply
 
 
@@ -38,9 +39,17 @@ REPORT_RESULT = envelope_schema(
 )
 
 
+class CallbackRateLimits(RateLimits):
+    """A provider posts reports from a few addresses, one per message: its own budget, not the public `anon` one."""
+
+    def limits(self, request, view) -> list[tuple[str, str]]:
+        return [("provider_callback", self.get_ident(request))]
+
+
 class AfricasTalkingDeliveryReportView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [CallbackRateLimits]
     # Africa's Talking posts url-encoded forms; multipart and JSON are read too.
     parser_classes = [FormParser, MultiPartParser, JSONParser]
 

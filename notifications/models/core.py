@@ -399,6 +399,11 @@ class Notification(models.Model):
                 fields=["source", "channel", "id"], name="delivery_pending", condition=Q(delivery_status="pending")
             ),
             models.Index(fields=["next_attempt_at"], name="delivery_due", condition=Q(delivery_status="pending")),
+            # Provider callbacks (delivery reports) find their row by the id the
+            # provider gave it. Partial: rows without one (in-app, unsent) cost nothing.
+            models.Index(
+                fields=["provider_message_id"], name="delivery_provider_message", condition=~Q(provider_message_id="")
+            ),
         ]
         permissions = [
             ("ibl_notification_list", "Ibl.Notifications/Notification/list"),
