@@ -41,6 +41,8 @@ from notifications.backends.base import Result
 from notifications.models import Notification
 
 Pairs = list[tuple[Notification, Result]]
+# How long one dispatcher goes on from its read of the circuits before reading them again.
+CIRCUIT_REFRESH_SECONDS = 1.0
 
 
 class ProviderRouter:
@@ -54,6 +56,7 @@ class ProviderRouter:
         # When held deliveries are due again (every circuit was open), or None.
         self.held_until: datetime | None = None
         self._circuits: dict[str, circuits.Circuit] = {}
+        self._read_at = float("-inf")
         self._probes: set[str] = set()
         self._failing: set[str] = set()
 
@@ -71,7 +74,11 @@ class ProviderRouter:
             for group in self._backend(0).send_groups(deliveries):
                 yield _named(group, self.primary)
             return
-        self._circuits = circuits.circuits_read(channel=self.channel, providers=self.names)
+        if time.monotonic() - self._read_at >= CIRCUIT_REFRESH_SECONDS:
+            # Another worker's opening is seen within this; this router's own
+            # failures and successes update its copy at once.
+            self._circuits = circuits.circuits_read(channel=self.channel, providers=self.names)
+            self._read_at = time.monotonic()
         self._probes = set()
         self._held: list[Notification] = []
         for index, rows in self._route(deliveries).items():
