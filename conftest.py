@@ -96,6 +96,15 @@ def afromessage_server():
         yield server
 
 
+@pytest.fixture
+def africastalking_server():
+    """An HTTP server speaking Africa's Talking's messaging API; `.settings` fits settings.AFRICASTALKING."""
+    from notifications.tests.fakes import AfricasTalkingServer
+
+    with AfricasTalkingServer() as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def service_account_keypair():
     """A throwaway RSA key pair (private PEM, public PEM) for a test service account."""

@@ -1,3 +1,6 @@
+import time
+from datetime import UTC, datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -22,6 +25,7 @@ from notifications.models import (
     Membership,
     Notification,
     Platform,
+    PlatformProviderCredentials,
     PlatformSMTPSettings,
     User,
 )
@@ -156,10 +160,12 @@ class NotificationAdmin(PlatformScopedAdmin):
         "status",
         "attempts",
         "next_attempt_at",
+        "provider",
+        "rule",
         "source",
     ]
-    # `rule`: which delivery rule wrote or changed the row (a fallback, an escalation, ...).
-    list_filter = ["platform", "channel", "delivery_status", "rule", "status", "notification_type", "level"]
+    # `rule`: which delivery rule wrote or changed the row (a fallback, an escalation, a failover, ...).
+    list_filter = ["platform", "channel", "delivery_status", "rule", "provider", "status", "notification_type", "level"]
     search_fields = ["id", "recipient_key", "address", "title", "source", "user__username", "provider_message_id"]
     readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until", "next_attempt_at"]
     raw_id_fields = ["user"]
@@ -229,6 +235,92 @@ class PlatformSMTPSettingsAdmin(PlatformScopedAdmin):
     def has_password(self, obj):
         # False also when SECRET_KEY changed since it was stored: enter it again.
         return bool(obj.password)
+
+
+class PlatformProviderCredentialsForm(forms.ModelForm):
+    # Write-only, like the SMTP password: the stored secret is never shown.
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="AfroMessage: the API token. Africa's Talking: the API key. Leave empty to keep the stored one.",
+    )
+    clear_secret = forms.BooleanField(required=False, help_text="Remove the stored secret.")
+
+    class Meta:
+        model = PlatformProviderCredentials
+        fields = ["platform", "provider", "username", "sender_id", "sender_name", "is_active"]
+        help_texts = {
+            "username": "Africa's Talking: the application's username (AfroMessage has none).",
+            "sender_id": "AfroMessage: the identifier id of a short code. Africa's Talking: the short code or "
+            "alphanumeric sender (from).",
+            "sender_name": "AfroMessage: a verified sender name.",
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("provider") == "africastalking" and not cleaned.get("username"):
+            self.add_error("username", "Africa's Talking needs the application's username.")
+        has_secret = bool(cleaned.get("secret")) or (
+            self.instance.pk and self.instance.secret_encrypted and not cleaned.get("clear_secret")
+        )
+        if cleaned.get("is_active") and not has_secret:
+            self.add_error("secret", "Active credentials need a secret.")
+        return cleaned
+
+    def save(self, commit=True):
+        obj = super().save(commit=False)
+        if self.cleaned_data.get("clear_secret"):
+            obj.secret = ""
+        elif self.cleaned_data.get("secret"):
+            obj.secret = self.cleaned_data["secret"]
+        if commit:
+            obj.save()
+        return obj
+
+
+@admin.register(PlatformProviderCredentials)
+class PlatformProviderCredentialsAdmin(PlatformScopedAdmin):
+    """A platform's own SMS provider accounts; the change list also shows every provider's circuit to operators."""
+
+    form = PlatformProviderCredentialsForm
+    change_list_template = "admin/notifications/platformprovidercredentials/change_list.html"
+    list_display = ["platform", "provider", "username", "sender_id", "has_secret", "is_active", "updated_at"]
+    list_filter = ["provider", "is_active"]
+    search_fields = ["platform__key", "username", "sender_id", "sender_name"]
+    autocomplete_fields = ["platform"]
+    list_select_related = ["platform"]
+
+    @admin.display(boolean=True, description="secret")
+    def has_secret(self, obj):
+        # False also when SECRET_KEY changed since it was stored: enter it again.
+        return bool(obj.secret)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        if is_operator(request):
+            # The circuits are the project's, not a platform's: operators only.
+            from notifications.circuits import circuits_overview
+
+            now = time.time()
+
+            def when(ts: float):
+                return datetime.fromtimestamp(ts, UTC) if ts else None
+
+            extra_context["circuits"] = [
+                {
+                    "channel": c.channel,
+                    "provider": c.provider,
+                    "state": c.state(now).replace("_", "-"),
+                    "failures": c.failures,
+                    "open_until": when(c.open_until) if c.state(now) == "open" else None,
+                    "opened_at": when(c.opened_at),
+                    "opens": c.opens,
+                    "last_error": c.last_error,
+                    "last_failure_at": when(c.last_failure_at),
+                }
+                for c in circuits_overview()
+            ]
+        return super().changelist_view(request, extra_context=extra_context)
 
 
 @admin.register(DeviceRegistration)

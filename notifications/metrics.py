@@ -21,6 +21,8 @@ Redis with a heartbeat, so a crashed process's sockets drop out).
 | `notify_deliveries_total` | counter | channel, outcome (sent, failed, retry) |
 | `notify_delivery_rules_total` | counter | rule (fallback, escalation, ...), channel (the row's channel) |
 | `notify_provider_latency_seconds` | histogram | channel, backend |
+| `notify_provider_failovers_total` | counter | channel, from_provider, to_provider |
+| `notify_circuit_opens_total` | counter | channel, provider |
 | `notify_http_request_duration_seconds` | histogram | method, route, status |
 | `notify_delivery_retries_waiting` | gauge | channel |
 | `notify_due_work_oldest_seconds` | gauge | source |
@@ -53,6 +55,26 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The pipeline's row statuses as outcomes: a pending result is a retry scheduled.
 OUTCOMES = {"sent": "sent", "failed": "failed", "pending": "retry"}
+
+# Counters beyond deliveries: name -> (metric name without _total, help, labels).
+COUNTERS = {
+    "delivery_rules": (
+        "notify_delivery_rules",
+        "Deliveries a delivery rule wrote or changed (a fallback or escalation row written, ...).",
+        ("rule", "channel"),
+    ),
+    "failovers": (
+        "notify_provider_failovers",
+        "Deliveries sent through another provider of their channel than the first configured one: the first "
+        "refused them clearly, or its circuit was open.",
+        ("channel", "from_provider", "to_provider"),
+    ),
+    "circuit_opens": (
+        "notify_circuit_opens",
+        "Times a provider's circuit breaker opened after a run of retryable failures (or a failed probe).",
+        ("channel", "provider"),
+    ),
+}
 
 HISTOGRAMS = {
     "provider_latency": (
@@ -186,6 +208,16 @@ def delivery_rule_applied(*, rule: str, counts: Mapping[str, int]) -> None:
     _add((key, _field(rule, channel), n) for channel, n in counts.items() if n)
 
 
+def failovers(*, channel: str, from_provider: str, to_provider: str, count: int = 1) -> None:
+    """Deliveries that went out (or were tried) on `to_provider` instead of the primary `from_provider`."""
+    if count:
+        _add(((_key("failovers"), _field(channel, from_provider, to_provider), count),))
+
+
+def circuit_opened(*, channel: str, provider: str) -> None:
+    _add(((_key("circuit_opens"), _field(channel, provider), 1),))
+
+
 def _observe(kind: str, labels: tuple, seconds: float) -> None:
     name = HISTOGRAMS[kind][0]
     field = _field(*labels)
@@ -278,14 +310,12 @@ class _Collector:
         for field, value in sorted(_hash(client, "deliveries").items()):
             deliveries.add_metric(json.loads(field), value)
         yield deliveries
-        rules = CounterMetricFamily(
-            "notify_delivery_rules",
-            "Deliveries a delivery rule wrote or changed (a fallback or escalation row written, ...).",
-            labels=("rule", "channel"),
-        )
-        for field, value in sorted(_hash(client, "delivery_rules").items()):
-            rules.add_metric(json.loads(field), value)
-        yield rules
+
+        for kind, (name, doc, labels) in COUNTERS.items():
+            family = CounterMetricFamily(name, doc, labels=labels)
+            for field, value in sorted(_hash(client, kind).items()):
+                family.add_metric(json.loads(field), value)
+            yield family
 
         for name, doc, labels in HISTOGRAMS.values():
             family = HistogramMetricFamily(name, doc, labels=labels)

@@ -354,6 +354,16 @@ AFROMESSAGE = {
     "SENDER_NAME": env("AFROMESSAGE_SENDER_NAME"),
     "TIMEOUT": env_int("AFROMESSAGE_TIMEOUT", 10),
 }
+# Africa's Talking: a second SMS provider (sandbox: https://api.sandbox.africastalking.com/version1).
+AFRICASTALKING = {
+    "BASE_URL": env("AFRICASTALKING_BASE_URL", "https://api.africastalking.com/version1"),
+    "USERNAME": env("AFRICASTALKING_USERNAME"),
+    "API_KEY": env("AFRICASTALKING_API_KEY"),
+    "SENDER_ID": env("AFRICASTALKING_SENDER_ID"),
+    "TIMEOUT": env_int("AFRICASTALKING_TIMEOUT", 10),
+    # When set, the delivery-report callback URL must carry ?token=<this>.
+    "CALLBACK_TOKEN": env("AFRICASTALKING_CALLBACK_TOKEN"),
+}
 FCM = {
     # Path to a service-account JSON file, or the JSON itself.
     "SERVICE_ACCOUNT_KEY": env("FCM_SERVICE_ACCOUNT_KEY"),
@@ -371,6 +381,8 @@ NOTIFICATION_BACKENDS = {
             "NOTIFY_SMS_BACKEND",
             "notifications.backends.sms.AfroMessageBackend"
             if AFROMESSAGE["TOKEN"]
+            else "notifications.backends.africastalking.AfricasTalkingBackend"
+            if AFRICASTALKING["API_KEY"]
             else "notifications.backends.console.ConsoleBackend",
         ),
         "OPTIONS": {},
@@ -389,6 +401,27 @@ NOTIFICATION_BACKENDS = {
         "OPTIONS": {},
     },
 }
+
+# Several providers for one channel, in order: the first is the primary, the
+# next take over deliveries it clearly refused and all new ones while its
+# circuit is open. NOTIFY_SMS_BACKENDS (dotted paths, comma-separated) sets the
+# list; without it, SMS with both AfroMessage and Africa's Talking configured
+# (and no NOTIFY_SMS_BACKEND) fails over from the first to the second.
+_SMS_BACKENDS = env_list("NOTIFY_SMS_BACKENDS")
+if not _SMS_BACKENDS and not env("NOTIFY_SMS_BACKEND") and AFROMESSAGE["TOKEN"] and AFRICASTALKING["API_KEY"]:
+    _SMS_BACKENDS = [
+        "notifications.backends.sms.AfroMessageBackend",
+        "notifications.backends.africastalking.AfricasTalkingBackend",
+    ]
+if len(_SMS_BACKENDS) > 1:
+    NOTIFICATION_BACKENDS["sms"] = [{"BACKEND": path, "OPTIONS": {}} for path in _SMS_BACKENDS]
+elif _SMS_BACKENDS:
+    NOTIFICATION_BACKENDS["sms"] = {"BACKEND": _SMS_BACKENDS[0], "OPTIONS": {}}
+# Provider circuit breakers (notifications/circuits.py): retryable failures in
+# a row that open a provider's circuit, and how long it stays open before one
+# probe delivery is let through.
+NOTIFY_CIRCUIT_FAILURES = env_int("NOTIFY_CIRCUIT_FAILURES", 5)
+NOTIFY_CIRCUIT_COOLDOWN_SECONDS = env_int("NOTIFY_CIRCUIT_COOLDOWN_SECONDS", 60)
 
 # Django's own mail settings: the project-wide SMTP server. A platform's own
 # SMTP settings take precedence for that platform's mail.
@@ -541,6 +574,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "platform": env("THROTTLE_PLATFORM_RATE", "12000/minute"),
     # Template test-sends email the admin: a handful a minute is plenty.
     "template_test": env("THROTTLE_TEMPLATE_TEST_RATE", "20/minute"),
+    # Delivery reports a provider posts (one per message), per client address.
+    "provider_callback": env("THROTTLE_PROVIDER_CALLBACK_RATE", "6000/minute"),
 }
 # One name in the schema for the channel choices the templates surface uses in several places.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(

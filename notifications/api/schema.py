@@ -19,6 +19,8 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
 
 
 X_PLATFORM_SURFACES = ("/alerts", "/api/v1/")
+# Callbacks from providers act on no caller's platform.
+X_PLATFORM_EXEMPT = ("/api/v1/providers/",)
 X_PLATFORM = {
     "name": "X-Platform",
     "in": "header",
@@ -35,7 +37,7 @@ X_PLATFORM = {
 def x_platform_header(result, generator, request, public):
     """drf-spectacular postprocessing hook: document `X-Platform` on every `/alerts` and `/api/v1` operation."""
     for path, operations in result.get("paths", {}).items():
-        if not path.startswith(X_PLATFORM_SURFACES):
+        if not path.startswith(X_PLATFORM_SURFACES) or path.startswith(X_PLATFORM_EXEMPT):
             continue
         for method, operation in operations.items():
             if method not in ("get", "post", "put", "patch", "delete"):

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import notifications.converters  # noqa: F401  (registers <id:...>)
-from notifications.api import bulk_views, v1_views
+from notifications.api import bulk_views, provider_callbacks, v1_views
 
 urlpatterns = [
     path("notifications", v1_views.InboxListView.as_view(), name="v1-notifications"),
@@ -12,6 +12,11 @@ urlpatterns = [
         "notifications/<uuid:notification_id>/dismiss", v1_views.DismissView.as_view(), name="v1-notification-dismiss"
     ),
     path("inbox-tokens", v1_views.InboxTokenView.as_view(), name="v1-inbox-tokens"),
+    path(
+        "providers/africastalking/delivery-reports",
+        provider_callbacks.AfricasTalkingDeliveryReportView.as_view(),
+        name="v1-africastalking-delivery-reports",
+    ),
     path("notifications/bulk-sms", bulk_views.BulkSmsView.as_view(), name="v1-bulk-sms"),
     path("notifications/bulk-email", bulk_views.BulkEmailView.as_view(), name="v1-bulk-email"),
     path("notifications/bulk-push", bulk_views.BulkPushView.as_view(), name="v1-bulk-push"),

@@ -24,6 +24,15 @@ class Result:
     retryable: bool = False
     # ... and not before this many seconds, when the provider said so (Retry-After).
     retry_after: float | None = None
+    # The provider clearly refused before accepting (HTTP 503 or 429, connection
+    # refused): the message certainly did not go out, so another provider of
+    # the channel may send it. False whenever the outcome is unknown (a timeout,
+    # a dropped connection after the request went out, a 500 or 504 that may
+    # come after the provider acted): such a delivery is only ever retried on
+    # the same provider, or it could arrive twice.
+    definite: bool = False
+    # Which configured provider of the channel gave this result (set by the dispatcher).
+    provider: str = ""
     # Units for channels that fan out below the recipient (push: device tokens).
     units_sent: int = 0
     units_failed: int = 0
@@ -33,8 +42,18 @@ class Result:
         return cls(ok=True, provider_message_id=provider_message_id, units_sent=units)
 
     @classmethod
-    def failed(cls, error: str, *, retryable: bool = False, retry_after: float | None = None, units: int = 1) -> Result:
-        return cls(ok=False, error=error, retryable=retryable, retry_after=retry_after, units_failed=units)
+    def failed(
+        cls,
+        error: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        units: int = 1,
+        definite: bool = False,
+    ) -> Result:
+        return cls(
+            ok=False, error=error, retryable=retryable, retry_after=retry_after, units_failed=units, definite=definite
+        )
 
 
 class BaseBackend:

@@ -18,7 +18,14 @@ Settings: `settings.AFROMESSAGE` (BASE_URL, TOKEN, SENDER_ID, SENDER_NAME,
 TIMEOUT), each overridable by the backend's OPTIONS; OPTIONS may also set
 METHOD ("POST" or "GET" for single sends), BULK (use bulk_send, default on),
 BULK_MIN (fewest recipients of one text worth a bulk call, default 2) and
-CALLBACK (a status callback URL AfroMessage calls for single sends).
+CALLBACK (a status callback URL AfroMessage calls for single sends). A
+platform with its own active AfroMessage credentials
+(`PlatformProviderCredentials`) sends on its own token and sender.
+
+Only a clear refusal is marked `definite` (HTTP 429 or 503, connection
+refused): with several SMS providers configured, just those deliveries may go
+out through the next one. A timeout or any other answer leaves the delivery
+with AfroMessage.
 """
 
 from __future__ import annotations
@@ -29,13 +36,26 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from notifications.backends.accounts import Account, platform_accounts
 from notifications.backends.base import BaseBackend, Result
-from notifications.backends.httputil import RETRYABLE_STATUS, excerpt, retry_after
+from notifications.backends.httputil import (
+    REFUSED_STATUS,
+    RETRYABLE_STATUS,
+    excerpt,
+    refused_before_sending,
+    retry_after,
+)
 from notifications.phones import normalize
+
+PROVIDER = "afromessage"
 
 
 class AfroMessageBackend(BaseBackend):
     batch_size = 100
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {"backend": PROVIDER, "real": cls.real}
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -44,8 +64,10 @@ class AfroMessageBackend(BaseBackend):
         self.token = conf.get("TOKEN") or ""
         if not self.base_url or not self.token:
             raise ImproperlyConfigured("AfroMessageBackend needs AFROMESSAGE['BASE_URL'] and AFROMESSAGE['TOKEN']")
-        self.sender_id = conf.get("SENDER_ID") or ""
-        self.sender_name = conf.get("SENDER_NAME") or ""
+        self.project = Account(
+            secret=self.token, sender_id=conf.get("SENDER_ID") or "", sender_name=conf.get("SENDER_NAME") or ""
+        )
+        self._accounts: dict[int, Account] = {}
         self.timeout = float(conf.get("TIMEOUT") or 10)
         self.method = str(conf.get("METHOD") or "POST").upper()
         if self.method not in ("GET", "POST"):
@@ -57,7 +79,8 @@ class AfroMessageBackend(BaseBackend):
 
     def open(self) -> None:
         self.session = requests.Session()
-        self.session.headers.update({"Authorization": f"Bearer {self.token}", "Accept": "application/json"})
+        self.session.headers.update({"Accept": "application/json"})
+        self._accounts = {}
 
     def close(self) -> None:
         if self.session is not None:
@@ -65,13 +88,20 @@ class AfroMessageBackend(BaseBackend):
             self.session = None
 
     def send_batch(self, deliveries):
+        missing = {d.platform_id for d in deliveries} - self._accounts.keys()
+        if missing:
+            found = platform_accounts(provider=PROVIDER, platform_ids=missing)
+            self._accounts.update({pid: found.get(pid, self.project) for pid in missing})
         known: dict[int, Result] = {}
         numbers: dict[int, tuple[str, str]] = {}
-        # Recipients with a valid number, grouped by the exact text they get.
-        by_text: dict[str, list[int]] = defaultdict(list)
+        # Recipients with a valid number, grouped by account and the exact text they get.
+        by_text: dict[tuple[Account, str], list[int]] = defaultdict(list)
         for i, delivery in enumerate(deliveries):
             text = delivery.body or delivery.short_message or delivery.title
-            if not delivery.address:
+            account = self._accounts[delivery.platform_id]
+            if account.broken:
+                known[i] = Result.failed(account.broken)
+            elif not delivery.address:
                 known[i] = Result.failed("No phone number")
             elif (phone := normalize(delivery.address)) is None:
                 known[i] = Result.failed(f"Invalid phone number: {delivery.address!r}")
@@ -79,7 +109,7 @@ class AfroMessageBackend(BaseBackend):
                 known[i] = Result.failed("The SMS has no text")
             else:
                 numbers[i] = (phone, text)
-                by_text[text].append(i)
+                by_text[(account, text)].append(i)
         calls = sum(1 if self._bulk(group) else len(group) for group in by_text.values())
         results = self._results(deliveries, known, numbers, by_text)
         # One call (or none) decides the whole batch: its results are recorded
@@ -94,47 +124,55 @@ class AfroMessageBackend(BaseBackend):
         for i, delivery in enumerate(deliveries):
             if i not in known:
                 phone, text = numbers[i]
-                group = by_text[text]
+                account = self._accounts[delivery.platform_id]
+                group = by_text[(account, text)]
                 if self._bulk(group):
-                    result = self._bulk_send([numbers[j][0] for j in group], text, campaign=delivery.source)
+                    result = self._bulk_send(account, [numbers[j][0] for j in group], text, campaign=delivery.source)
                     known.update(dict.fromkeys(group, result))
                 else:
-                    known[i] = self._send(phone, text)
+                    known[i] = self._send(account, phone, text)
             yield known.pop(i)
 
     # -- the two calls --------------------------------------------------------------
 
-    def _identity(self) -> dict[str, str]:
+    @staticmethod
+    def _identity(account: Account) -> dict[str, str]:
         params = {}
-        if self.sender_id:
-            params["from"] = self.sender_id
-        if self.sender_name:
-            params["sender"] = self.sender_name
+        if account.sender_id:
+            params["from"] = account.sender_id
+        if account.sender_name:
+            params["sender"] = account.sender_name
         return params
 
-    def _send(self, phone: str, text: str) -> Result:
-        params = {"to": phone, "message": text, **self._identity()}
+    def _send(self, account: Account, phone: str, text: str) -> Result:
+        params = {"to": phone, "message": text, **self._identity(account)}
         if self.callback:
             params["callback"] = self.callback
         url = f"{self.base_url}/send"
         if self.method == "GET":
-            return self._call("GET", url, params=params)
-        return self._call("POST", url, json=params)
+            return self._call(account, "GET", url, params=params)
+        return self._call(account, "POST", url, json=params)
 
-    def _bulk_send(self, phones: list[str], text: str, *, campaign: str) -> Result:
+    def _bulk_send(self, account: Account, phones: list[str], text: str, *, campaign: str) -> Result:
         # bulk_send only creates a campaign; AfroMessage reports per-number
         # outcomes later (to a status callback), so every recipient of the call
         # shares its answer and its campaign id.
-        body = {"to": phones, "message": text, **self._identity(), "campaign": campaign}
-        return self._call("POST", f"{self.base_url}/bulk_send", json=body)
+        body = {"to": phones, "message": text, **self._identity(account), "campaign": campaign}
+        return self._call(account, "POST", f"{self.base_url}/bulk_send", json=body)
 
-    def _call(self, method: str, url: str, **kwargs) -> Result:
+    def _call(self, account: Account, method: str, url: str, **kwargs) -> Result:
+        headers = {"Authorization": f"Bearer {account.secret}"}
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=self.timeout, headers=headers, **kwargs)
         except requests.Timeout as exc:
-            return Result.failed(f"AfroMessage timed out: {exc}", retryable=True)
+            # A connect timeout never reached AfroMessage; a read timeout may have sent.
+            return Result.failed(
+                f"AfroMessage timed out: {exc}", retryable=True, definite=isinstance(exc, requests.ConnectTimeout)
+            )
         except requests.RequestException as exc:
-            return Result.failed(f"AfroMessage unreachable: {exc}", retryable=True)
+            return Result.failed(
+                f"AfroMessage unreachable: {exc}", retryable=True, definite=refused_before_sending(exc)
+            )
         return self._read(response)
 
     @staticmethod
@@ -145,6 +183,7 @@ class AfroMessageBackend(BaseBackend):
                 f"AfroMessage HTTP {status}: {excerpt(response.text)}",
                 retryable=True,
                 retry_after=retry_after(response.headers.get("Retry-After")),
+                definite=status in REFUSED_STATUS,
             )
         if status != 200:
             return Result.failed(f"AfroMessage HTTP {status}: {excerpt(response.text)}")

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0012_delivery_rule'),
+        ('notifications', '0014_provider_failover'),
     ]
 
     operations = [

@@ -29,4 +29,5 @@ from notifications.models.core import (  # noqa: F401
 from notifications.models.devices import DeviceRegistration  # noqa: F401
 from notifications.models.idempotency import IdempotencyKey  # noqa: F401
 from notifications.models.plans import DeliveryPlan  # noqa: F401
+from notifications.models.providers import PlatformProviderCredentials, SMSProvider  # noqa: F401
 from notifications.models.smtp import PlatformSMTPSettings  # noqa: F401

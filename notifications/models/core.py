@@ -356,6 +356,10 @@ class Notification(models.Model):
     rule = models.CharField(max_length=20, choices=DeliveryRule.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     provider_message_id = models.CharField(max_length=255, blank=True)
+    # The configured provider of the channel that sent the row, or whose last
+    # attempt may have sent it (a timeout): its retries stay on that provider.
+    # Empty until a provider answered (and after answers that were clear refusals).
+    provider = models.CharField(max_length=40, blank=True)
     # Push counts devices: how many of this user's device tokens took it.
     units_sent = models.PositiveIntegerField(default=0)
     units_failed = models.PositiveIntegerField(default=0)
@@ -395,6 +399,11 @@ class Notification(models.Model):
                 fields=["source", "channel", "id"], name="delivery_pending", condition=Q(delivery_status="pending")
             ),
             models.Index(fields=["next_attempt_at"], name="delivery_due", condition=Q(delivery_status="pending")),
+            # Provider callbacks (delivery reports) find their row by the id the
+            # provider gave it. Partial: rows without one (in-app, unsent) cost nothing.
+            models.Index(
+                fields=["provider_message_id"], name="delivery_provider_message", condition=~Q(provider_message_id="")
+            ),
         ]
         permissions = [
             ("ibl_notification_list", "Ibl.Notifications/Notification/list"),

@@ -8,6 +8,13 @@ backend yields it (`BaseBackend.send_groups`), so a crash loses at most the
 delivery in flight, and a re-run never re-sends a `sent` row. Transient
 failures go back to `pending` with a backoff (`retry.DELIVERIES`).
 
+The backend is a `failover.ProviderRouter` over the channel's configured
+providers: with one, it only names the provider on each result; with several,
+it routes each delivery past providers whose circuit is open and moves the
+deliveries a provider definitely refused to the next one (see
+`pipeline/failover.py`). A failed-over row is recorded with `rule=failover`
+and the provider that answered it.
+
 Small sends are dispatched in the caller; large ones are split into chunks of
 row ids handed to the queue the core registers at start-up (`use_queue`;
 `notifications.tasks` puts them on Celery), after the rows are committed.
@@ -30,11 +37,12 @@ import notifications.pipeline.retry as retry
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
 from notifications import metrics
-from notifications.backends import get_backend
+from notifications.backends import providers
 from notifications.backends.base import Result
 from notifications.channels import settings_key
-from notifications.models import DeliveryStatus, Notification
+from notifications.models import DeliveryRule, DeliveryStatus, Notification
 from notifications.pipeline.build import FAILED, PENDING, SENT
+from notifications.pipeline.failover import ProviderRouter
 from notifications.pipeline.fallback import fallback_after_failures
 from notifications.pipeline.parts import Outcome, RunningCheck, StopCheck
 
@@ -105,7 +113,7 @@ def _claim(
     return list(Notification.objects.filter(id__in=claimed).select_related("user", "platform").order_by("id"))
 
 
-def _outcome(delivery: Notification, result: Result, now: datetime) -> Outcome:
+def _outcome(delivery: Notification, result: Result, now: datetime, primary: str) -> Outcome:
     attempts = delivery.attempts + 1
     next_attempt_at = None
     if result.ok:
@@ -115,6 +123,9 @@ def _outcome(delivery: Notification, result: Result, now: datetime) -> Outcome:
         next_attempt_at = now + retry.DELIVERIES.backoff(attempts, result.retry_after)
     else:
         status = FAILED
+    # The row keeps naming the provider its last unclear attempt may have
+    # reached: a clear refusal that leaves it pending does not replace it.
+    provider = "" if status == PENDING and result.definite else result.provider
     return Outcome(
         id=delivery.pk,
         delivery_status=status,
@@ -125,10 +136,16 @@ def _outcome(delivery: Notification, result: Result, now: datetime) -> Outcome:
         units_failed=result.units_failed,
         sent_at=now if result.ok else None,
         next_attempt_at=next_attempt_at,
+        provider=provider[:40],
+        rule=DeliveryRule.FAILOVER if result.provider and result.provider != primary else "",
     )
 
 
-def _record(pairs: Sequence[tuple[Notification, Result]], follow_ups: dict[str, list[str]] | None = None) -> None:
+def _record(
+    pairs: Sequence[tuple[Notification, Result]],
+    primary: str = "",
+    follow_ups: dict[str, list[str]] | None = None,
+) -> None:
     """Record results that became known together, in one statement.
 
     Deliveries the provider refused for good (not retryable) fall back to
@@ -136,7 +153,7 @@ def _record(pairs: Sequence[tuple[Notification, Result]], follow_ups: dict[str, 
     wrote go into `follow_ups` by channel, for the caller to dispatch.
     """
     now = timezone.now()
-    outcomes = [_outcome(delivery, result, now) for delivery, result in pairs]
+    outcomes = [_outcome(delivery, result, now, primary) for delivery, result in pairs]
     sql.record(outcomes, now=now)
     metrics.deliveries_recorded(channel=pairs[0][0].channel, statuses=[o.delivery_status for o in outcomes])
     refused = [
@@ -157,36 +174,49 @@ def _record(pairs: Sequence[tuple[Notification, Result]], follow_ups: dict[str, 
         follow_ups.setdefault(channel, []).extend(ids)
 
 
-def _send_claimed(backend, claimed: list[Notification], follow_ups: dict[str, list[str]]) -> tuple[int, bool]:
+def _release(rows: Sequence[Notification], *, until: datetime | None = None) -> None:
+    """Hand claimed rows back unsent, no attempt spent: due at `until` (default now)."""
+    if rows:
+        Notification.objects.filter(pk__in=[r.pk for r in rows], delivery_status=DeliveryStatus.PENDING).update(
+            claimed_until=None, next_attempt_at=until or timezone.now()
+        )
+
+
+def _send_claimed(
+    router: ProviderRouter, claimed: list[Notification], follow_ups: dict[str, list[str]]
+) -> tuple[int, bool]:
     """Send claimed rows, recording each group of results as it comes (see `BaseBackend.send_groups`).
 
     Returns (handled, broke). A backend that raises (instead of returning a
     failed Result) has the row in flight recorded as a retryable failure, so a
     row that crashes it every time ends failed after its attempts; the rest of
-    the claim is released for the next dispatcher at once.
+    the claim is released for the next dispatcher at once. Rows the router
+    held (every provider's circuit open) are released for when it said.
     """
-    recorded = 0
-    name = type(backend).__name__.removesuffix("Backend").lower()
+    recorded: set = set()
     try:
         started = time.perf_counter()
-        for group in backend.send_groups(claimed):
+        for group in router.send_groups(claimed):
             # The wait for this group: one provider call (or one message on an open connection).
-            metrics.provider_latency(channel=backend.channel, backend=name, seconds=time.perf_counter() - started)
-            _record(group, follow_ups)
-            recorded += len(group)
+            metrics.provider_latency(
+                channel=router.channel, backend=group[0][1].provider, seconds=time.perf_counter() - started
+            )
+            _record(group, router.primary, follow_ups)
+            recorded.update(d.pk for d, _ in group)
             started = time.perf_counter()
     except Exception as exc:  # a broken backend must not strand claimed rows
-        logger.exception("%s backend failed after %s of %s deliveries", backend.channel, recorded, len(claimed))
-        if recorded == len(claimed):
-            return recorded, True  # everything was recorded; the backend broke on closing
-        _record([(claimed[recorded], Result.failed(f"Backend error: {exc}"[:2000], retryable=True))])
-        rest = [r.pk for r in claimed[recorded + 1 :]]
-        if rest:
-            Notification.objects.filter(pk__in=rest, delivery_status=DeliveryStatus.PENDING).update(
-                claimed_until=None, next_attempt_at=timezone.now()
-            )
-        return recorded + 1, True
-    return recorded, False
+        logger.exception("%s backend failed after %s of %s deliveries", router.channel, len(recorded), len(claimed))
+        rest = [r for r in claimed if r.pk not in recorded]
+        if not rest:
+            return len(recorded), True  # everything was recorded; the backend broke on closing
+        in_flight = getattr(exc, "in_flight", None) or rest[0]
+        failure = Result.failed(f"Backend error: {exc}"[:2000], retryable=True)
+        failure.provider = getattr(exc, "provider", router.primary)
+        _record([(in_flight, failure)], router.primary)
+        _release([r for r in rest if r.pk != in_flight.pk])
+        return len(recorded) + 1, True
+    _release([r for r in claimed if r.pk not in recorded], until=router.held_until)
+    return len(recorded), False
 
 
 def running_from(should_stop: StopCheck | None) -> RunningCheck | None:
@@ -210,8 +240,9 @@ def _dispatch(
     limit: int | None = None,
     running: RunningCheck | None = None,
 ) -> int:
-    backend = get_backend(settings_key(channel))
-    step = max(backend.batch_size, 1)
+    key = settings_key(channel)
+    router = ProviderRouter(channel=key, providers=providers(key))
+    step = max(router.batch_size, 1)
     handled = 0
     # Each claim starts after the last one: the rows before it are sent or
     # held, and their dead index entries (until vacuum) need not be walked
@@ -229,11 +260,11 @@ def _dispatch(
             break
         after = rows[-1].pk
         follow_ups: dict[str, list[str]] = {}
-        done, broke = _send_claimed(backend, rows, follow_ups)
+        done, broke = _send_claimed(router, rows, follow_ups)
         handled += done
-        for to, ids in follow_ups.items():
+        for to, follow_ids in follow_ups.items():
             # Fallbacks of this batch go out now; any left over, the sweep sends after their lease.
-            _dispatch(channel=to, ids=ids, sources=sources)
+            _dispatch(channel=to, ids=follow_ids, sources=sources)
         if broke:
             break
     return handled

@@ -106,3 +106,6 @@ class Outcome(NamedTuple):
     units_failed: int
     sent_at: datetime | None
     next_attempt_at: datetime | None
+    # The provider that answered ("" keeps the row's), and the rule that acted ("" keeps the row's).
+    provider: str = ""
+    rule: str = ""

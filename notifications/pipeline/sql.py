@@ -287,6 +287,9 @@ def record(outcomes: list[Outcome], *, now) -> None:
     if connection.vendor != "postgresql":
         for outcome in outcomes:
             values = outcome._asdict()
+            for keep in ("provider", "rule"):  # empty: the row keeps its own
+                if not values[keep]:
+                    del values[keep]
             Notification.objects.filter(pk=values.pop("id"), delivery_status="pending").update(
                 **values, claimed_until=None, updated_at=now
             )
@@ -300,10 +303,13 @@ def record(outcomes: list[Outcome], *, now) -> None:
     sql = (
         f"UPDATE {table} AS n SET delivery_status = v.status, error = v.error, attempts = v.attempts, "
         "provider_message_id = v.message_id, units_sent = v.units_sent, units_failed = v.units_failed, "
-        "sent_at = v.sent_at, claimed_until = NULL, next_attempt_at = v.next_at, updated_at = %s "
+        "sent_at = v.sent_at, claimed_until = NULL, next_attempt_at = v.next_at, updated_at = %s, "
+        "provider = CASE WHEN v.provider = '' THEN n.provider ELSE v.provider END, "
+        "rule = CASE WHEN v.rule = '' THEN n.rule ELSE v.rule END "
         "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::int[], %s::int[], "
-        "%s::timestamptz[], %s::timestamptz[], %s::text[]) "
-        "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at, was) "
+        "%s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::text[]) "
+        "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at, provider, rule, "
+        "was) "
         "WHERE n.id = v.id AND n.delivery_status = v.was"
     )
     connection.ensure_connection()

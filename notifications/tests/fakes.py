@@ -4,6 +4,8 @@
   accepts, can require AUTH (LOGIN/PLAIN) and can refuse chosen recipients.
 - `AfroMessageServer`: an HTTP server answering AfroMessage's `/api/send` and
   `/api/bulk_send` the way AfroMessage does (HTTP 200 with `acknowledge`).
+- `AfricasTalkingServer`: Africa's Talking's `/version1/messaging` (form body,
+  `apiKey` header, HTTP 201 with `SMSMessageData.Recipients`).
 - `FCMServer`: an HTTP server for Google's OAuth2 token exchange (verifies the
   service account's signed JWT) and FCM HTTP v1 `messages:send`, including its
   error bodies (UNREGISTERED, INVALID_ARGUMENT, QUOTA_EXCEEDED, ...).
@@ -270,6 +272,8 @@ class FakeHTTPServer:
     def __init__(self):
         self.requests: list[RecordedRequest] = []
         self._next: deque[Reply] = deque()
+        # Answer every request with this (an outage), after any reply_next.
+        self.always: Reply | None = None
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
@@ -312,6 +316,12 @@ class FakeHTTPServer:
         """Answer the next call (to a path ending with `path`, if given) with this, whatever it asks."""
         self._next.append(Reply(status, body if body is not None else {}, headers or {}, delay, path))
 
+    def reply_always(
+        self, status: int, body: object = None, headers: dict | None = None, *, delay: float = 0.0
+    ) -> None:
+        """Answer every call with this from now on (an outage); set `always = None` to end it."""
+        self.always = Reply(status, body if body is not None else {}, headers or {}, delay)
+
     def dispatch(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -319,6 +329,8 @@ class FakeHTTPServer:
                 if reply.path is None or request.path.endswith(reply.path):
                     self._next.remove(reply)
                     return reply
+            if self.always is not None:
+                return self.always
             return self.respond(request)
 
     def respond(self, request: RecordedRequest) -> Reply:
@@ -399,6 +411,76 @@ class AfroMessageServer(FakeHTTPServer):
                 },
             )
         return Reply(404, {"acknowledge": "error", "response": {"errors": ["Not found"]}})
+
+
+# -- Africa's Talking ---------------------------------------------------------------------
+
+
+class AfricasTalkingServer(FakeHTTPServer):
+    """Africa's Talking's `POST /version1/messaging`, as documented.
+
+    Form-encoded `username`, `to` (comma-separated), `message`, optional
+    `from`; the `apiKey` header. Success is HTTP 201 with
+    `{"SMSMessageData": {"Message": "Sent to n/m Total Cost: ...", "Recipients": [...]}}`,
+    each recipient `{"statusCode", "number", "status", "cost", "messageId"}`.
+    A wrong key is HTTP 401 with a plain-text body.
+    """
+
+    username = "acmelearn"
+    api_key = "atsk_test_key"
+    sender_id = "ACMELEARN"
+
+    def __init__(self):
+        super().__init__()
+        # Per number: (statusCode, status) to answer instead of 101 Success.
+        self.statuses: dict[str, tuple[int, str]] = {}
+        # Every number Africa's Talking accepted, in order (one entry per acceptance).
+        self.accepted: list[str] = []
+        self._ids = itertools.count(1)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/version1"
+
+    @property
+    def settings(self) -> dict:
+        return {
+            "BASE_URL": self.base_url,
+            "USERNAME": self.username,
+            "API_KEY": self.api_key,
+            "SENDER_ID": self.sender_id,
+            "TIMEOUT": 5,
+        }
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        if request.path != "/version1/messaging" or request.method != "POST":
+            return Reply(404, b"Not Found", {"Content-Type": "text/plain"})
+        if request.headers.get("apikey") != self.api_key:
+            return Reply(401, b"The supplied authentication is invalid", {"Content-Type": "text/plain"})
+        form = request.form
+        if form.get("username") != self.username:
+            return Reply(401, b"The supplied authentication is invalid", {"Content-Type": "text/plain"})
+        numbers = [n.strip() for n in form.get("to", "").split(",") if n.strip()]
+        if not numbers or not form.get("message"):
+            return Reply(400, b"Request is missing required form field 'to'", {"Content-Type": "text/plain"})
+        recipients = []
+        for number in numbers:
+            code, status = self.statuses.get(number, (101, "Success"))
+            accepted = code in (100, 101, 102)
+            if accepted:
+                self.accepted.append(number)
+            recipients.append(
+                {
+                    "statusCode": code,
+                    "number": number,
+                    "status": status,
+                    "cost": "KES 0.8000" if accepted else "0",
+                    "messageId": f"ATXid_{next(self._ids):08x}" if accepted else "None",
+                }
+            )
+        sent = sum(1 for r in recipients if r["statusCode"] in (100, 101, 102))
+        message = f"Sent to {sent}/{len(numbers)} Total Cost: KES {0.8 * sent:.4f}"
+        return Reply(201, {"SMSMessageData": {"Message": message, "Recipients": recipients}})
 
 
 # -- FCM ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from notifications.models import (
     Membership,
     Notification,
     Platform,
+    PlatformProviderCredentials,
     PlatformSMTPSettings,
     ScheduledNotification,
     User,
@@ -72,6 +73,9 @@ def rows_for(platform: Platform, user: User) -> dict:
             platform=platform, user=user, recipient_key=f"user:{user.pk}", channel="in_app", source="test:1"
         ),
         PlatformSMTPSettings: PlatformSMTPSettings.objects.create(platform=platform, host="smtp.example.com"),
+        PlatformProviderCredentials: PlatformProviderCredentials.objects.create(
+            platform=platform, provider="africastalking", username=f"at-{platform.key}"
+        ),
         DeviceRegistration: DeviceRegistration.objects.create(device=device, platform=platform),
         ScheduledNotification: ScheduledNotification.objects.create(
             platform=platform, channel="in_app", message="m", scheduled_at=now, due_at=now

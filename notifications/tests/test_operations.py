@@ -193,6 +193,7 @@ def test_healthz_is_503_while_due_work_waits_unclaimed_past_the_threshold(api, s
         "alerts",
         "builder.builds",
         "proactive_learner",
+        "escalations",
     }
 
     job = _due_job(platform, seconds_ago=300)

@@ -35,6 +35,7 @@ from notifications.models import (
     AuthToken,
     Membership,
     Notification,
+    PlatformProviderCredentials,
     PlatformSMTPSettings,
     Role,
     ScheduledNotification,
@@ -92,6 +93,8 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("v1-notification-read", "POST"): owner_only(200),
     ("v1-notification-dismiss", "POST"): owner_only(200),
     ("v1-inbox-tokens", "POST"): admin_only(400),  # no user named
+    # Africa's Talking's delivery reports: unauthenticated; the empty body is no report.
+    ("v1-africastalking-delivery-reports", "POST"): public(400),
     # -- /alerts -------------------------------------------------------------------------------
     ("alerts", "GET"): members(200),
     ("alerts", "POST"): members(400),
@@ -130,6 +133,10 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("ibl-smtp-settings", "PATCH"): admin_only(400),
     ("ibl-smtp-settings", "DELETE"): admin_only(200),
     ("ibl-smtp-test", "POST"): admin_only(400),
+    ("ibl-sms-provider-credentials", "GET"): admin_only(200),
+    ("ibl-sms-provider-credentials", "PUT"): admin_only(400),  # Africa's Talking needs a username
+    ("ibl-sms-provider-credentials", "PATCH"): admin_only(200),
+    ("ibl-sms-provider-credentials", "DELETE"): admin_only(200),
     # -- templates, events, preferences, mentors -------------------------------------------------
     ("templates-list", "GET"): admin_only(200),
     ("templates-list", "POST"): admin_only(400),
@@ -245,6 +252,9 @@ def world():
     # An address literal: saving it again never needs a name lookup.
     PlatformSMTPSettings.objects.create(platform=b, host="192.0.2.10", from_email="b@example.com")
     build = Build.objects.create(platform=b, created_by=admin, channels=["in_app"])
+    own = PlatformProviderCredentials(platform=b, provider="africastalking", username="b-at")
+    own.secret = "b-key"
+    own.save()
     kwargs = {
         "org": b.key,
         "platform_key": b.key,
@@ -257,6 +267,7 @@ def world():
         "build_id": str(build.pk),
         "token": "not-a-valid-unsubscribe-token",
         "path": "notification_images/missing.png",
+        "provider": "africastalking",
     }
     return {"a": a, "b": b, "callers": callers, "kwargs": kwargs}
 
@@ -320,7 +331,17 @@ def test_matrix_size():
     assert len({route for _, route, _ in ROUTES}) >= 40
 
 
-PUBLIC_ROUTES = {"healthz", "auth-token", "schema", "swagger-ui", "templates-unsubscribe", "metrics", "media"}
+PUBLIC_ROUTES = {
+    "healthz",
+    "auth-token",
+    "schema",
+    "swagger-ui",
+    "templates-unsubscribe",
+    "metrics",
+    "media",
+    # A provider's callback: it names a provider message id, no caller or platform.
+    "v1-africastalking-delivery-reports",
+}
 # The learner's own pages: Django's session sign-in, no API view; the only token
 # they hand out is an inbox token of the signed-in user (test_inbox_page.py).
 SESSION_PAGES = {"inbox", "inbox-login", "inbox-logout", "inbox-token"}
