@@ -23,6 +23,10 @@ def _clean_state(settings):
     locmem.reset()
     yield
     cache.clear()
+    # Which endpoints subscribe to what is cached per process; a test's endpoints end with it.
+    from webhooks import events
+
+    events.subscriptions_forget()
     # A channels-redis layer binds its receive machinery to the event loop that
     # first used it; each test starts with a fresh layer so that a test's loop
     # (an in-thread server, async_to_sync) never meets another test's.

@@ -8,7 +8,7 @@ admin, then two shards of the schema's operations, each with a uvicorn on a
 free loopback port and an `st run` with that token and `X-Platform: demo`.
 Every operation the schema holds at run time is fuzzed (positive and negative
 data; .ci/schemathesis.toml names the demo platform in paths, and an alert, a
-scheduled job, a mentor and a build made through the API before the run give
+scheduled job, a mentor, a build and a webhook endpoint made through the API before the run give
 the paths that name an object one that exists), with
 deterministic generation and a cap on examples per operation (the coverage
 phase adds its boundary cases). The gate fails on any 5xx and on any response
@@ -213,6 +213,13 @@ def _seed(url: str, token: str) -> dict[str, str]:
             lambda r: r["build_id"],
         ),
     }
+    # A public address literal: saving it needs no DNS, and the server's loopback guard refuses its deliveries.
+    seeds["webhook_id"] = (
+        "POST",
+        "/api/notification/v1/platforms/demo/webhooks/",
+        {"url": "https://8.8.8.8/fuzz", "event_types": ["build.completed"]},
+        lambda r: r["id"],
+    )
     values = {"notification_type": "USER_NOTIF_COURSE_ENROLLMENT"}
     # The scheduled job shares `{id}` with the alert; on a fresh database both are 1.
     try:

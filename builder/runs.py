@@ -23,6 +23,7 @@ from django.utils import timezone
 from builder import templating
 from builder.errors import BuildError
 from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
+from notifications import lifecycle
 from notifications.pipeline import Recipient, notification_send
 from notifications.pipeline.counts import recipient_outcomes
 from notifications.pipeline.retry import BUILD_RUNS
@@ -193,18 +194,41 @@ def _finish_if_done(build: Build) -> None:
         return  # another worker holds the rest; it (or the scheduler, if it dies) finishes
     build.refresh_from_db(fields=["sent_count", "failed_count"])
     failed = build.sent_count == 0 and build.failed_count > 0
-    Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
+    finished = Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
         status=BuildStatus.FAILED if failed else BuildStatus.COMPLETED,
         error="No recipient could be reached." if failed else "",
         completed_at=timezone.now(),
         claimed_until=None,
     )
+    if finished:
+        _completed_announce(build)
+
+
+def _completed_announce(build: Build) -> None:
+    """`build.completed` (completed or failed), once: only the worker whose UPDATE ended the build announces."""
+    if not lifecycle.wanted(lifecycle.build_completed, platform_id=build.platform_id):
+        return
+    build.refresh_from_db(fields=["status", "sent_count", "failed_count", "error", "completed_at"])
+    lifecycle.announce(
+        lifecycle.build_completed,
+        platform_id=build.platform_id,
+        payload={
+            "build_id": str(build.pk),
+            "status": build.status,
+            "sent_count": build.sent_count,
+            "failed_count": build.failed_count,
+            "error": build.error[:300],
+            "completed_at": build.completed_at.isoformat() if build.completed_at else None,
+        },
+    )
 
 
 def _build_fail(build: Build, error: str) -> None:
-    Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
+    failed = Build.objects.filter(pk=build.pk, status=BuildStatus.SENDING).update(
         status=BuildStatus.FAILED, error=error[:2000], completed_at=timezone.now(), claimed_until=None
     )
+    if failed:
+        _completed_announce(build)
 
 
 def _run_failed(build: Build, exc: Exception) -> None:

@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/notification/v1/", include("notifications.api.ibl_urls")),
     path("api/notification/v1/", include("templates_app.urls")),
     path("api/notification/v1/", include("builder.urls")),
+    path("api/notification/v1/", include("webhooks.urls")),
 ]
 
 if settings.SERVE_MEDIA and settings.MEDIA_URL.startswith("/"):

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from notifications import selectors
+from notifications import lifecycle, selectors
 from notifications.models import DeliveryStatus, InboxCounter, InboxStatus, Notification, Platform
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,35 @@ class StatusChangeNotAllowed(Exception):
         super().__init__(f"{noun} {ids} cannot change from CANCELLED to {status}: cancelled notifications are final")
 
 
-def _status_update(queryset, status: str, now) -> int:
-    """One UPDATE; rows already in `status` are left alone (and keep their updated_at)."""
+def _read_announce(*, user, platform: Platform, ids: list) -> None:
+    """`notification.read` for each notification that became READ, after commit."""
+    payloads = [{"notification_id": str(pk), "user_id": str(user.pk)} for pk in ids]
+    transaction.on_commit(
+        lambda: lifecycle.announce_many(lifecycle.notification_read, platform_id=platform.pk, payloads=payloads)
+    )
+
+
+def _status_update(queryset, status: str, now, *, user=None, platform: Platform | None = None) -> int:
+    """One UPDATE; rows already in `status` are left alone (and keep their updated_at).
+
+    Given the inbox's `user` and `platform`, a change to READ is announced
+    (`notification.read`) when anyone listens; only then are the ids read first.
+    """
+    if (
+        status == InboxStatus.READ
+        and platform is not None
+        and lifecycle.wanted(lifecycle.notification_read, platform_id=platform.pk)
+    ):
+        with transaction.atomic():
+            ids = list(
+                queryset.exclude(status__in=[InboxStatus.READ, InboxStatus.CANCELLED])
+                .select_for_update()
+                .values_list("id", flat=True)
+            )
+            changed = _status_update(Notification.objects.filter(id__in=ids), status, now) if ids else 0
+            if ids:
+                _read_announce(user=user, platform=platform, ids=ids)
+        return changed
     fields = {"status": status, "updated_at": now}
     if status == InboxStatus.READ:
         fields["read_at"] = now
@@ -99,7 +126,7 @@ def inbox_status_set(*, user, platform: Platform, ids: Iterable[uuid.UUID], stat
         stuck = sorted((i for i, s in current.items() if s == InboxStatus.CANCELLED), key=str)
         if stuck:
             raise StatusChangeNotAllowed(stuck, status)
-    changed = _status_update(inbox.filter(id__in=wanted), status, timezone.now())
+    changed = _status_update(inbox.filter(id__in=wanted), status, timezone.now(), user=user, platform=platform)
     if changed:
         _announce(user=user, platform=platform, ids=sorted(wanted, key=str), status=status)
     return changed
@@ -118,7 +145,7 @@ def inbox_bulk_update(*, user, platform: Platform, status: str) -> int:
     inbox = selectors.inbox_for(user=user, platform=platform)
     if not inbox.exists():
         raise NotificationNotFound()
-    changed = _status_update(inbox, status, timezone.now())
+    changed = _status_update(inbox, status, timezone.now(), user=user, platform=platform)
     if changed:
         _announce(user=user, platform=platform, ids=None, status=status)
     return changed
@@ -133,7 +160,7 @@ def inbox_mark_all_read(*, user, platform: Platform, ids: Iterable[uuid.UUID] | 
     qs = selectors.inbox_for(user=user, platform=platform).filter(status=InboxStatus.UNREAD)
     if ids is not None:
         qs = qs.filter(id__in=set(ids))
-    changed = _status_update(qs, InboxStatus.READ, timezone.now())
+    changed = _status_update(qs, InboxStatus.READ, timezone.now(), user=user, platform=platform)
     if changed:
         # "All unread are now read" holds for the listed ids too: clients mark
         # what they hold among `ids`, or everything when no ids were given.

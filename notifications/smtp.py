@@ -124,10 +124,11 @@ def allowed_ports() -> frozenset[int]:
     return SMTP_PORTS | frozenset(int(p) for p in settings.SMTP_TEST_EXTRA_PORTS)
 
 
-def _allow_list() -> tuple[set[str], list]:
+def _allow_list(entries=None) -> tuple[set[str], list]:
+    """Names and networks of an allow-list setting (SMTP_TEST_ALLOWED_HOSTS unless given another)."""
     names: set[str] = set()
     networks = []
-    for entry in settings.SMTP_TEST_ALLOWED_HOSTS:
+    for entry in settings.SMTP_TEST_ALLOWED_HOSTS if entries is None else entries:
         entry = entry.strip().lower().strip("[]").rstrip(".")
         if not entry:
             continue
@@ -189,6 +190,16 @@ def smtp_port_check(port: int) -> None:
     if port not in ports:
         listed = ", ".join(str(p) for p in sorted(ports))
         raise TargetRefused("smtp_port", f"Port {port} is not an SMTP port. Allowed ports: {listed}.")
+
+
+def allow_list(entries) -> tuple[set[str], list]:
+    """(names, networks) of an allow-list like SMTP_TEST_ALLOWED_HOSTS, for other code dialling out."""
+    return _allow_list(entries)
+
+
+def address_allowed(ip, networks) -> bool:
+    """Public, or inside one of the allow-listed `networks`."""
+    return _address_allowed(ip, networks)
 
 
 def _address_allowed(ip, networks) -> bool:

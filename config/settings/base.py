@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "alerts",
     "templates_app",
     "builder",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -602,3 +603,23 @@ SCHEDULED_RETRY_MAX_SECONDS = env_int("SCHEDULED_RETRY_MAX_SECONDS", 900)
 BUILDER_SEND_CHUNK = env_int("BUILDER_SEND_CHUNK", 1000)
 BUILDER_SEND_WORKERS = env_int("BUILDER_SEND_WORKERS", 1)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"BuildStatusEnum": "builder.models.BuildStatus"})
+
+# --- Outbound webhooks (webhooks) -------------------------------------------------
+# Endpoint URLs must resolve to public addresses; these hosts, addresses or
+# networks are allowed anyway (a receiver on the private network; tests use loopback).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
+# Connect and read timeout of one attempt.
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "5"))
+# Backoff: 1 minute doubling up to 12 hours, 16 attempts in all (about three days).
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 16)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 60)
+WEBHOOK_RETRY_CAP_SECONDS = env_int("WEBHOOK_RETRY_CAP_SECONDS", 12 * 3600)
+# An endpoint whose every attempt failed for this long is disabled and its platform's admins told.
+WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 86400)
+# How long a process trusts its cached list of subscribed endpoints (other processes see changes this late).
+WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = float(env("WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", "5"))
+WEBHOOK_MAX_ENDPOINTS = env_int("WEBHOOK_MAX_ENDPOINTS", 20)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {"WebhookMessageStatusEnum": "webhooks.models.MessageStatus"}
+)
+# --- end of webhooks ----------------------------------------------------------------

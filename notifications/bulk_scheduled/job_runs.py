@@ -19,6 +19,7 @@ from django.db.models import DateTimeField, F, Min, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from notifications import lifecycle
 from notifications.bulk_scheduled import selectors
 from notifications.bulk_scheduled.inputs import Content
 from notifications.bulk_scheduled.sends import fallback_for, message_for
@@ -151,6 +152,34 @@ def _finish_many(finished: list[tuple[ScheduledNotification, SendResult, str]]) 
         ScheduledNotification.objects.filter(pk__in=pks, status=ScheduledStatus.PROCESSING).update(
             **fields, sent_at=now if sent else None, finished_at=now, claimed_until=None, updated_at=now
         )
+    _finished_announce([job for job, _counts, _error in finished], now)
+
+
+def _finished_announce(jobs: list[ScheduledNotification], now: datetime) -> None:
+    """`scheduled_job.finished` for the jobs this call finished (not those another worker finished), if wanted."""
+    platforms = {job.platform_id for job in jobs}
+    wanted = {pid for pid in platforms if lifecycle.wanted(lifecycle.scheduled_job_finished, platform_id=pid)}
+    if not wanted:
+        return
+    rows = ScheduledNotification.objects.filter(
+        pk__in=[job.pk for job in jobs if job.platform_id in wanted], finished_at=now
+    ).only("pk", "platform_id", "channel", "status", "total_recipients", "sent_count", "failed_count", "last_error")
+    by_platform: dict[int, list[dict]] = {}
+    for row in rows:
+        by_platform.setdefault(row.platform_id, []).append(
+            {
+                "job_id": str(row.pk),
+                "source": row.source,
+                "channel": row.channel,
+                "status": row.status,
+                "total_recipients": row.total_recipients,
+                "sent_count": row.sent_count,
+                "failed_count": row.failed_count,
+                "error": row.last_error[:300],
+            }
+        )
+    for pid, payloads in by_platform.items():
+        lifecycle.announce_many(lifecycle.scheduled_job_finished, platform_id=pid, payloads=payloads)
 
 
 def _finish(job: ScheduledNotification, counts: SendResult, *, error: str = "") -> None:

@@ -36,7 +36,7 @@ from django.utils import timezone
 import notifications.pipeline.retry as retry
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
-from notifications import metrics
+from notifications import lifecycle, metrics
 from notifications.backends import providers
 from notifications.backends.base import Result
 from notifications.channels import settings_key
@@ -156,6 +156,7 @@ def _record(
     outcomes = [_outcome(delivery, result, now, primary) for delivery, result in pairs]
     sql.record(outcomes, now=now)
     metrics.deliveries_recorded(channel=pairs[0][0].channel, statuses=[o.delivery_status for o in outcomes])
+    _outcomes_announce(pairs, outcomes)
     refused = [
         delivery
         for (delivery, result), outcome in zip(pairs, outcomes, strict=True)
@@ -172,6 +173,27 @@ def _record(
         return
     for channel, ids in written.items():
         follow_ups.setdefault(channel, []).extend(ids)
+
+
+def _outcomes_announce(pairs: Sequence[tuple[Notification, Result]], outcomes: Sequence[Outcome]) -> None:
+    """`delivery.sent` / `delivery.failed` for final outcomes (a retry to come is neither), if anyone listens.
+
+    The bulk form: listeners read the recorded rows, outcome included.
+    """
+    signals = {SENT: lifecycle.delivery_sent, FAILED: lifecycle.delivery_failed}
+    by_event: dict[tuple[str, int], list[str]] = {}
+    wanted: dict[tuple[str, int], bool] = {}
+    for (delivery, _result), outcome in zip(pairs, outcomes, strict=True):
+        signal = signals.get(outcome.delivery_status)
+        if signal is None:
+            continue
+        key = (outcome.delivery_status, delivery.platform_id)
+        if key not in wanted:
+            wanted[key] = lifecycle.wanted(signal, platform_id=delivery.platform_id)
+        if wanted[key]:
+            by_event.setdefault(key, []).append(str(delivery.pk))
+    for (status, platform_id), ids in by_event.items():
+        lifecycle.announce_notifications(signals[status], platform_id=platform_id, notification_ids=ids)
 
 
 def _release(rows: Sequence[Notification], *, until: datetime | None = None) -> None:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
-from notifications import metrics
+from notifications import lifecycle, metrics
 from notifications.backends import get_backend
 from notifications.channels import settings_key
 from notifications.models import Notification, Platform
@@ -58,6 +58,45 @@ def _written_outcomes(batch: sql.Batch, inserted: Collection[str]) -> dict[tuple
     return {key: n for key, n in counts.items() if key[1] != PENDING}
 
 
+def _platforms(batch: sql.Batch) -> list[int]:
+    if "platform_id" not in batch.varies:
+        return [batch.values["platform_id"]]
+    return sorted(set(batch.column("platform_id")))
+
+
+def _lifecycle_announce(batch: sql.Batch, inserted: Collection[str]) -> None:
+    """After commit: `notification.created` for the rows this call inserted, and the outcomes decided on write.
+
+    Asked per platform whether anyone listens first (`lifecycle.wanted`, a
+    cached answer), so a fan-out nobody subscribed to costs nothing; one that
+    somebody did costs a list of ids per chunk (the bulk form: listeners read
+    the rows themselves).
+    """
+    events = (lifecycle.notification_created, lifecycle.delivery_sent, lifecycle.delivery_failed)
+    wanted = [
+        (signal, pid) for pid in _platforms(batch) for signal in events if lifecycle.wanted(signal, platform_id=pid)
+    ]
+    if not wanted:
+        return
+    ids = batch.column("id")
+    fresh = range(batch.size) if len(inserted) == batch.size else [i for i, pk in enumerate(ids) if pk in inserted]
+    platforms, statuses = batch.column("platform_id"), batch.column("delivery_status")
+    for signal, pid in wanted:
+        if signal is lifecycle.notification_created:
+            chosen = [ids[i] for i in fresh if platforms[i] == pid]
+        else:
+            sent = signal is lifecycle.delivery_sent
+            chosen = [
+                ids[i]
+                for i in fresh
+                if platforms[i] == pid and (statuses[i] == SENT if sent else statuses[i] not in (SENT, PENDING))
+            ]
+        if chosen:
+            transaction.on_commit(
+                partial(lifecycle.announce_notifications, signal, platform_id=pid, notification_ids=chosen)
+            )
+
+
 def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> set[str]:
     """One transaction: insert, then (after commit) announce what this call created; returns the new ids."""
     if not batch.size and not batch.plans:
@@ -79,6 +118,8 @@ def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collec
         decided = _written_outcomes(batch, inserted)
         if decided:
             transaction.on_commit(partial(metrics.deliveries_counted, decided))
+        if inserted:
+            _lifecycle_announce(batch, inserted)
         ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
         for direct in direct_channels:
             fresh = [

@@ -49,6 +49,7 @@ from templates_app.models import (
     NotificationToggle,
     UserNotificationPreference,
 )
+from webhooks.models import WebhookEndpoint, WebhookMessage
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +63,9 @@ def rows_for(platform: Platform, user: User) -> dict:
     program = Program.objects.create(platform=platform, key=f"prog-{platform.key}", name="Program")
     pathway = Pathway.objects.create(platform=platform, key=f"path-{platform.key}", name="Pathway")
     build = Build.objects.create(platform=platform, channels=["email"], template_data={"message_title": "Hi"})
+    endpoint = WebhookEndpoint(platform=platform, url=f"https://{platform.key}.example.com/hooks", event_types=[])
+    endpoint.secret_set("whsec_" + "A" * 44)
+    endpoint.save()
     event = Alert.objects.create(
         platform=platform, user=user, title="Exam", message="m", is_event=True, scheduled_at=now + timedelta(days=2)
     )
@@ -107,6 +111,10 @@ def rows_for(platform: Platform, user: User) -> dict:
         PathwayMember: PathwayMember.objects.create(pathway=pathway, user=user),
         Build: build,
         BuildRecipient: BuildRecipient.objects.create(build=build, user=user, recipient_key=f"user:{user.pk}"),
+        WebhookEndpoint: endpoint,
+        WebhookMessage: WebhookMessage.objects.create(
+            platform=platform, endpoint=endpoint, event_type="delivery.sent", created_at=now
+        ),
     }
 
 

@@ -8,7 +8,7 @@ modules together, it only postpones the moment the circle bites.
   `api.py` module) never imports one, so services, selectors, backends, tasks and
   models can be used without the API. Tests, the URL confs that mount the
   surfaces and the app config that loads the schema extensions are above it.
-- (b) Apps depend one way: `alerts`, `templates_app`, `builder` → `notifications`,
+- (b) Apps depend one way: `alerts`, `templates_app`, `builder`, `webhooks` → `notifications`,
   and `builder` → `templates_app` through `builder/templating.py` only.
 - (c) No circles between project modules.
 """
@@ -22,14 +22,15 @@ from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("notifications", "alerts", "templates_app", "builder", "config", "bench")
-APPS = ("notifications", "alerts", "templates_app", "builder")
+PACKAGES = ("notifications", "alerts", "templates_app", "builder", "webhooks", "config", "bench")
+APPS = ("notifications", "alerts", "templates_app", "builder", "webhooks")
 
 # Modules above the HTTP layer that may import from it, and why.
 API_IMPORTERS_ALLOWED = {
     "config.urls": "mounts the surfaces (the token and health views)",
     "alerts.urls": "mounts the alerts surface",
     "templates_app.urls": "mounts the templates surface",
+    "webhooks.urls": "mounts the webhook endpoints of the IBL surface",
     "notifications.apps": "registers the token scheme with drf-spectacular when the app is ready",
 }
 
@@ -39,6 +40,8 @@ APP_DEPENDENCIES = {
     "templates_app": {"notifications"},
     "alerts": {"notifications", "templates_app"},
     "builder": {"notifications", "templates_app"},
+    # Listens to the core's lifecycle signals; the core never imports it.
+    "webhooks": {"notifications"},
 }
 # The one module of an app allowed to reach another app beside `notifications`.
 APP_GATEWAYS = {

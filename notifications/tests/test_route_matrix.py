@@ -42,6 +42,7 @@ from notifications.models import (
 )
 from notifications.tests.factories import PlatformFactory, make_member
 from templates_app.models import Mentor
+from webhooks.models import WebhookEndpoint, WebhookMessage
 
 CALLERS = ("admin", "cross", "member", "outsider", "anon")
 EXCLUDED_PREFIXES = ("admin/",)
@@ -137,6 +138,18 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("ibl-sms-provider-credentials", "PUT"): admin_only(400),  # Africa's Talking needs a username
     ("ibl-sms-provider-credentials", "PATCH"): admin_only(200),
     ("ibl-sms-provider-credentials", "DELETE"): admin_only(200),
+    # -- outbound webhooks (webhooks app, IBL surface) ------------------------------------------
+    ("ibl-webhooks", "GET"): admin_only(200),
+    ("ibl-webhooks", "POST"): admin_only(400),  # url and event_types are required
+    ("ibl-webhook", "GET"): admin_only(200),
+    ("ibl-webhook", "PATCH"): admin_only(200),  # nothing given, nothing changes
+    ("ibl-webhook", "DELETE"): admin_only(204),
+    ("ibl-webhook-secret", "GET"): admin_only(200),
+    ("ibl-webhook-secret", "POST"): admin_only(200),  # rotates
+    ("ibl-webhook-messages", "GET"): admin_only(200),
+    ("ibl-webhook-message", "GET"): admin_only(200),
+    ("ibl-webhook-message-replay", "POST"): admin_only(202),
+    ("ibl-webhook-replay-failed", "POST"): admin_only(202),
     # -- templates, events, preferences, mentors -------------------------------------------------
     ("templates-list", "GET"): admin_only(200),
     ("templates-list", "POST"): admin_only(400),
@@ -255,6 +268,12 @@ def world():
     own = PlatformProviderCredentials(platform=b, provider="africastalking", username="b-at")
     own.secret = "b-key"
     own.save()
+    endpoint = WebhookEndpoint(platform=b, url="https://hooks.example.com/b", event_types=["delivery.sent"])
+    endpoint.secret_set("whsec_" + "A" * 44)
+    endpoint.save()
+    message = WebhookMessage.objects.create(
+        platform=b, endpoint=endpoint, event_type="delivery.sent", created_at=timezone.now()
+    )
     kwargs = {
         "org": b.key,
         "platform_key": b.key,
@@ -265,6 +284,8 @@ def world():
         "notification_type": "USER_NOTIF_COURSE_ENROLLMENT",
         "unique_id": "mentor-b",
         "build_id": str(build.pk),
+        "webhook_id": endpoint.pk,
+        "message_id": str(message.pk),
         "token": "not-a-valid-unsubscribe-token",
         "path": "notification_images/missing.png",
         "provider": "africastalking",

@@ -1,0 +1,387 @@
+"""Delivering webhook messages: signed, at least once, with backoff over about three days.
+
+A message is posted to its endpoint with the Standard Webhooks headers
+(`webhook-id`, `webhook-timestamp`, `webhook-signature`, signed by the
+`standardwebhooks` library with the endpoint's secret). A 2xx answer
+delivers it; anything else (another status, a refused address, a connection
+error, a timeout) is logged as an attempt and retried on `WEBHOOKS` backoff
+(1 minute doubling up to 12 hours, 16 attempts: about three days), after which
+the message is failed and can be replayed. An endpoint whose attempts have all
+failed for `WEBHOOK_DISABLE_AFTER_SECONDS` is disabled, its pending messages
+failed, and the platform's admins are told through the notification pipeline.
+
+Tasks hold messages under a lease (`claimed_until`): a worker that dies leaves
+them to the sweep once it runs out, so a message may arrive twice, never zero
+times; receivers de-duplicate on `webhook-id`. This module does not know
+Celery: `webhooks.tasks` hands it a queue at start-up (`use_queue`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from notifications import scheduler, selectors
+from notifications.models import Platform
+from notifications.pipeline import Message, Recipient, notification_send
+from notifications.pipeline.retry import RetryPolicy
+from webhooks import subscriptions, targets
+from webhooks.models import MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookMessage
+
+logger = logging.getLogger(__name__)
+
+WEBHOOKS = RetryPolicy(
+    max_attempts=16,
+    base_seconds=60,
+    cap_seconds=12 * 3600,
+    max_attempts_setting="WEBHOOK_MAX_ATTEMPTS",
+    base_setting="WEBHOOK_RETRY_BASE_SECONDS",
+    cap_setting="WEBHOOK_RETRY_CAP_SECONDS",
+    jitter=0.1,
+)
+# Messages one task delivers (the sweep's and the write path's chunks).
+CHUNK = 100
+USER_AGENT = "notify-webhooks/1"
+# Bytes of a receiver's answer read (and thrown away) before a kept-alive connection is reused.
+MAX_ANSWER = 64 * 1024
+# What a message of a disabled endpoint becomes: failed, replayable once the endpoint is enabled again.
+DISABLED = {
+    "status": MessageStatus.FAILED,
+    "last_error": "Endpoint disabled",
+    "next_attempt_at": None,
+    "claimed_until": None,
+}
+
+
+@dataclass(frozen=True)
+class Queue:
+    # enqueue([message ids as strings]): deliver these (already claimed) messages
+    enqueue: Callable[[list[str]], None]
+    # record(platform id, event type, [notification ids]): write the messages a bulk event owes
+    record: Callable[[int, str, list[str]], None]
+
+
+_QUEUE: Queue | None = None
+
+
+def use_queue(queue: Queue) -> None:
+    """Registered by the app's AppConfig.ready(); without one, messages wait for the sweep."""
+    global _QUEUE
+    _QUEUE = queue
+
+
+def queue() -> Queue | None:
+    return _QUEUE
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "DUE_WORK_LEASE_SECONDS", 300)))
+
+
+def messages_enqueue(*, ids: Sequence[str]) -> None:
+    """Hand claimed messages to the workers, CHUNK at a time, once the caller's transaction commits."""
+    if _QUEUE is None or not ids:
+        return
+    for start in range(0, len(ids), CHUNK):
+        chunk = list(ids[start : start + CHUNK])
+        transaction.on_commit(lambda chunk=chunk: _QUEUE.enqueue(chunk))
+
+
+# --- the sweep's source ----------------------------------------------------------------------
+
+
+def _due(now: datetime) -> Q:
+    return Q(status=MessageStatus.PENDING, next_attempt_at__lte=now) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
+    )
+
+
+def messages_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[str]:
+    """Pending messages whose attempt is due (or whose task was lost), claimed for one task each batch."""
+    until = now + lease
+    ids = scheduler.claim_rows(
+        WebhookMessage.objects.filter(_due(now)),
+        limit=limit,
+        updates={"claimed_until": until, "next_attempt_at": until},
+        order_by=("next_attempt_at",),
+    )
+    return [str(pk) for pk in ids]
+
+
+def messages_next_due(*, after: datetime, until: datetime) -> datetime | None:
+    return scheduler.first_due(
+        WebhookMessage.objects.filter(status=MessageStatus.PENDING), "next_attempt_at", after=after, until=until
+    )
+
+
+def messages_oldest_due(*, now: datetime) -> datetime | None:
+    return scheduler.oldest(WebhookMessage.objects.filter(_due(now)), "next_attempt_at")
+
+
+# --- one attempt ---------------------------------------------------------------------------------
+
+
+def message_body(message: WebhookMessage) -> bytes:
+    """The JSON body, the same bytes on every attempt: type, event time and data."""
+    return json.dumps(
+        {"type": message.event_type, "timestamp": message.created_at.isoformat(), "data": message.payload},
+        cls=DjangoJSONEncoder,
+        separators=(",", ":"),
+    ).encode()
+
+
+def message_headers(message: WebhookMessage, body: bytes, *, secret: str, at: datetime) -> dict[str, str]:
+    signature = Webhook(secret).sign(msg_id=message.webhook_id, timestamp=at, data=body)
+    return {
+        "webhook-id": message.webhook_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+@dataclass
+class _Answer:
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+
+class _Poster:
+    """Posts to one endpoint over one kept-alive connection, reconnecting when it drops."""
+
+    def __init__(self, endpoint: WebhookEndpoint):
+        self.endpoint = endpoint
+        self.connection = None
+        self.target = None
+
+    def post(self, message: WebhookMessage) -> _Answer:
+        started = time.perf_counter()
+
+        def answer(code, error=""):
+            return _Answer(code, error[:300], int((time.perf_counter() - started) * 1000))
+
+        secret = self.endpoint.secret
+        if not secret:
+            return answer(None, "The endpoint's secret is unreadable (SECRET_KEY changed): rotate it.")
+        if self.target is None:
+            try:
+                # Checked again before every batch: a name may point somewhere else by now.
+                self.target = targets.target_resolve(self.endpoint.url)
+            except targets.EndpointRefused as exc:
+                return answer(None, exc.message)
+        body = message_body(message)
+        headers = message_headers(message, body, secret=secret, at=timezone.now())
+        for second_try in (False, True):
+            if self.connection is None:
+                self.connection = targets.connection_open(self.target)
+            # Socket timeouts bound each read; this bounds the whole attempt (twice that), so a
+            # receiver that trickles its answer a byte at a time cannot hold a worker.
+            watchdog = threading.Timer(2 * float(settings.WEBHOOK_TIMEOUT_SECONDS), self._expire, [self.connection])
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                self.connection.request("POST", self.target.path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                response.read(MAX_ANSWER)  # only the status matters
+                if response.will_close or not response.isclosed():
+                    self.close()  # an answer we did not read to the end leaves the connection unusable
+                return answer(response.status, "" if 200 <= response.status < 300 else f"HTTP {response.status}")
+            except (OSError, ValueError) as exc:
+                self.close()
+                if not second_try and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+                    continue  # a kept-alive connection the receiver closed meanwhile: once more on a new one
+                kind = "Timed out" if isinstance(exc, TimeoutError) else "Connection failed"
+                return answer(None, f"{kind}: {type(exc).__name__}")
+            except http.client.HTTPException as exc:  # a peer that does not speak HTTP, or cut off by the watchdog
+                self.close()
+                return answer(None, f"Bad answer: {type(exc).__name__}")
+            finally:
+                watchdog.cancel()
+        return answer(None, "Connection failed")
+
+    @staticmethod
+    def _expire(connection) -> None:
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except OSError:
+                pass
+        self.connection = None
+
+
+def _record(message: WebhookMessage, answer: _Answer, now: datetime) -> bool:
+    """Record one attempt on the message; True when it was delivered."""
+    WebhookAttempt.objects.create(
+        message=message,
+        created_at=now,
+        status_code=answer.status_code,
+        error=answer.error,
+        duration_ms=answer.duration_ms,
+    )
+    ok = answer.status_code is not None and 200 <= answer.status_code < 300
+    attempts = message.attempts + 1
+    fields = {"attempts": attempts, "last_status_code": answer.status_code, "last_error": answer.error}
+    if ok:
+        fields.update(status=MessageStatus.DELIVERED, delivered_at=now, next_attempt_at=None, claimed_until=None)
+    elif WEBHOOKS.exhausted(attempts):
+        fields.update(status=MessageStatus.FAILED, next_attempt_at=None, claimed_until=None)
+    else:
+        fields.update(next_attempt_at=now + WEBHOOKS.backoff(attempts), claimed_until=None)
+    WebhookMessage.objects.filter(pk=message.pk).update(**fields)
+    return ok
+
+
+def messages_deliver(*, ids: Sequence[str]) -> int:
+    """Attempt each pending message among `ids` once; returns how many were delivered.
+
+    Messages already delivered or failed (a replayed chunk, a duplicate task)
+    are skipped; a message of a disabled endpoint is failed without a call.
+    """
+    messages = list(
+        WebhookMessage.objects.filter(pk__in=list(ids), status=MessageStatus.PENDING)
+        .select_related("endpoint")
+        .order_by("endpoint_id", "created_at")
+    )
+    delivered = 0
+    posters: dict[int, _Poster] = {}
+    endpoints: dict[int, WebhookEndpoint] = {}  # one instance per endpoint: a disable is seen by the next message
+    try:
+        for message in messages:
+            endpoint = endpoints.setdefault(message.endpoint_id, message.endpoint)
+            now = timezone.now()
+            if not endpoint.is_active:
+                WebhookMessage.objects.filter(pk=message.pk, status=MessageStatus.PENDING).update(**DISABLED)
+                continue
+            poster = posters.get(endpoint.pk)
+            if poster is None:
+                poster = posters[endpoint.pk] = _Poster(endpoint)
+            ok = _record(message, poster.post(message), now)
+            delivered += ok
+            _endpoint_health(endpoint, ok=ok, now=now)
+    finally:
+        for poster in posters.values():
+            poster.close()
+    return delivered
+
+
+# --- endpoint health -------------------------------------------------------------------------------
+
+
+def _endpoint_health(endpoint: WebhookEndpoint, *, ok: bool, now: datetime) -> None:
+    """Track the failing streak; disable an endpoint that has failed for too long."""
+    if ok:
+        if endpoint.failing_since is not None:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+            endpoint.failing_since = None
+        return
+    if endpoint.failing_since is None:
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+        endpoint.failing_since = now
+        return
+    limit = timedelta(seconds=float(settings.WEBHOOK_DISABLE_AFTER_SECONDS))
+    if now - endpoint.failing_since >= limit:
+        endpoint_disable(endpoint=endpoint, now=now)
+
+
+def endpoint_disable(*, endpoint: WebhookEndpoint, now: datetime | None = None) -> bool:
+    """Disable a failing endpoint, fail its pending messages and tell the platform's admins (once)."""
+    now = now or timezone.now()
+    days = (now - (endpoint.failing_since or now)).total_seconds() / 86400
+    reason = f"Every delivery failed for {days:.1f} days."
+    changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, is_active=True).update(
+        is_active=False, disabled_at=now, disabled_reason=reason
+    )
+    endpoint.is_active = False
+    subscriptions.subscriptions_forget(endpoint.platform_id)
+    if not changed:
+        return False  # another worker disabled it first, and told the admins
+    WebhookMessage.objects.filter(endpoint=endpoint, status=MessageStatus.PENDING).update(**DISABLED)
+    try:
+        _admins_notify(endpoint=endpoint, reason=reason, now=now)
+    except Exception:
+        logger.exception("telling platform %s's admins about webhook %s failed", endpoint.platform_id, endpoint.pk)
+    return True
+
+
+def _admins_notify(*, endpoint: WebhookEndpoint, reason: str, now: datetime) -> None:
+    platform = Platform.objects.get(pk=endpoint.platform_id)
+    admins = list(selectors.platform_members(platform=platform, admin=True).values_list("pk", flat=True))
+    if not admins:
+        return
+    notification_send(
+        platform=platform,
+        source=f"webhooks:disabled:{endpoint.pk}:{int(now.timestamp())}",
+        channels=["in_app", "email"],
+        recipients=[Recipient(user_id=pk) for pk in admins],
+        message=Message(
+            title="A webhook endpoint was disabled",
+            body=(
+                f"The webhook endpoint {endpoint.url} was disabled: {reason} Its pending messages were "
+                "marked failed. Fix the receiver, enable the endpoint again and replay the failed messages."
+            ),
+            notification_type="system_alert",
+            level="warning",
+            data={"kind": "webhook_endpoint_disabled", "webhook_id": endpoint.pk, "url": endpoint.url},
+        ),
+        wait=False,
+    )
+
+
+# --- replay ------------------------------------------------------------------------------------------
+
+
+def _replay(queryset) -> int:
+    """Start a new round of attempts for these messages, now; returns how many."""
+    now = timezone.now()
+    until = now + lease()
+    with transaction.atomic():
+        ids = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        if ids:
+            WebhookMessage.objects.filter(pk__in=ids).update(
+                status=MessageStatus.PENDING,
+                attempts=0,
+                next_attempt_at=until,
+                claimed_until=until,
+                delivered_at=None,
+            )
+            messages_enqueue(ids=ids)
+    return len(ids)
+
+
+def message_replay(*, message: WebhookMessage) -> WebhookMessage:
+    """Send one message again (delivered or not), with the same webhook-id."""
+    _replay(WebhookMessage.objects.filter(pk=message.pk))
+    message.refresh_from_db()
+    return message
+
+
+def messages_replay_failed(*, endpoint: WebhookEndpoint) -> int:
+    """Send again every message of the endpoint whose last attempt failed: given up, or waiting to retry."""
+    failed = WebhookMessage.objects.filter(endpoint=endpoint).filter(
+        Q(status=MessageStatus.FAILED) | Q(status=MessageStatus.PENDING, attempts__gt=0)
+    )
+    return _replay(failed)
