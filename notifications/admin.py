@@ -152,12 +152,13 @@ class NotificationAdmin(PlatformScopedAdmin):
         "recipient",
         "title",
         "delivery_status",
+        "rule",
         "status",
         "attempts",
         "next_attempt_at",
         "source",
     ]
-    list_filter = ["platform", "channel", "delivery_status", "status", "notification_type", "level"]
+    list_filter = ["platform", "channel", "delivery_status", "rule", "status", "notification_type", "level"]
     search_fields = ["id", "recipient_key", "address", "title", "source", "user__username", "provider_message_id"]
     readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until", "next_attempt_at"]
     raw_id_fields = ["user"]
