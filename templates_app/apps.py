@@ -27,4 +27,5 @@ class TemplatesAppConfig(AppConfig):
         post_migrate.connect(templates.sync_defaults_after_migrate, sender=self, dispatch_uid="templates_sync_defaults")
         eligibility.register_recipient_filter(deliveries_filter_opted_out)
         rules.register_critical_types(delivery_rules.critical_types_of)
+        rules.register_rule(delivery_rules.QUIET_HOURS)
         scheduler.register(periodic.DUE_WORK)
