@@ -307,3 +307,64 @@ def test_ten_thousand_sms_half_in_quiet_hours_go_out_in_two_waves_each_once(
     assert set(both[5_000:]) == asleep
     counts = send_counts(source="bulk:10k")
     assert (counts.sent, counts.pending, counts.failed) == (10_000, 0, 0)
+
+
+# -- every send path goes through the rule (it lives in the front door) -------------------------
+
+V1 = "/api/v1/notifications"
+EVENTS = "/api/notification/v1/orgs/acme-learning/events/"
+
+
+@pytest.fixture
+def ops(make_user):
+    return make_user("ops", role="ADMIN", admin=True, timezone="America/Lima")
+
+
+def test_bulk_sms_now_waits_and_its_counts_show_it(night_platform, make_user, api, ops, clock):
+    clock.set(utc(2026, 3, 2, 20, 0))
+    _member(make_user, "sleeper", "Africa/Addis_Ababa")
+    r = api(ops).post(f"{V1}/bulk-sms", {"message": "Quiz tomorrow", "role": "STUDENT"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"] == {"total_recipients": 1, "sent": 0, "failed": 0, "pending": 1, "suppressed": 0}
+    assert locmem.outbox["sms"] == []
+
+
+def test_a_scheduled_job_falling_due_at_night_waits_too(night_platform, make_user, api, ops, clock):
+    clock.set(utc(2026, 3, 2, 19, 0))
+    sleeper = _member(make_user, "sleeper", "Africa/Addis_Ababa")
+    r = api(ops).post(
+        f"{V1}/bulk-sms",
+        {"message": "Quiz tomorrow", "role": "STUDENT", "scheduled_at": "2026-03-02T20:30:00Z"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    job_id = r.json()["data"]["id"]
+    clock.set(utc(2026, 3, 2, 20, 31))
+    scheduler.sweep()
+    row = Notification.objects.get(user=sleeper)
+    assert (row.source, row.delivery_status, row.next_attempt_at) == (
+        f"scheduled:{job_id}",
+        "pending",
+        utc(2026, 3, 3, 4, 0),
+    )
+    deliveries = api(ops).get(f"{V1}/scheduled/{job_id}/deliveries").json()["deliveries"]
+    assert [(d["status"], d["rule"], d["next_attempt_at"]) for d in deliveries] == [
+        ("pending", "quiet_hours", "2026-03-03T04:00:00.000Z")
+    ]
+    clock.set(utc(2026, 3, 3, 4, 0))
+    scheduler.sweep()
+    assert [m["address"] for m in locmem.outbox["sms"]] == [sleeper.phone_number]
+
+
+def test_an_event_at_night_emails_in_the_morning_and_lists_in_app_silently(night_platform, make_user, api, ops, clock):
+    clock.set(utc(2026, 3, 2, 20, 0))
+    _member(make_user, "jane.doe", "Africa/Addis_Ababa")
+    r = api(ops, keyword="Token").post(
+        EVENTS,
+        {"type": "USER_NOTIF_COURSE_ENROLLMENT", "recipients": ["jane.doe"], "context": {"course_name": "Data"}},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    deliveries = r.json()["deliveries"]
+    assert deliveries["email"]["pending"] == 1 and deliveries["in_app"]["sent"] == 1
+    assert Notification.objects.get(channel="in_app").rule == DeliveryRule.QUIET_HOURS
