@@ -27,6 +27,10 @@ def _clean_state(settings):
     from webhooks import events
 
     events.subscriptions_forget()
+    # So are the platforms' quiet hours.
+    from templates_app.services import delivery_rules
+
+    delivery_rules.quiet_hours_forget()
     # A channels-redis layer binds its receive machinery to the event loop that
     # first used it; each test starts with a fresh layer so that a test's loop
     # (an in-thread server, async_to_sync) never meets another test's.
@@ -240,3 +244,35 @@ def browser(monkeypatch):
             yield instance
         finally:
             instance.close()
+
+
+class FrozenClock:
+    """`django.utils.timezone.now` held at a chosen instant; `advance` moves it on."""
+
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def set(self, when) -> None:
+        self.now = when
+
+    def advance(self, **delta) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A frozen clock for everything that asks `timezone.now()` (the pipeline, dispatch, the sweep).
+
+    Starts at the real time; tests `set` it (an aware datetime) or `advance` it.
+    The clock is outside the code under test, so only it is replaced.
+    """
+    from django.utils import timezone
+
+    frozen = FrozenClock(timezone.now())
+    monkeypatch.setattr(timezone, "now", frozen)
+    return frozen

@@ -1,5 +1,7 @@
 """`python -m bench delivery` runs both benchmarks; `fanout` or `inbox` runs one.
 
+`python -m bench policies [--size N]` runs the delivery-policies benchmark (bench/policies.py).
+
 `python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options);
 `python -m bench chaos [...]` the fault benchmark (bench/chaos.py, its own options).
 """
@@ -31,12 +33,25 @@ def main() -> None:
         chaos.main()
         return
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", choices=["delivery", "fanout", "inbox"], nargs="?", default="delivery")
+    parser.add_argument("which", choices=["delivery", "fanout", "inbox", "policies"], nargs="?", default="delivery")
     parser.add_argument("--sizes", default="10000,100000", help="fan-out audience sizes (comma separated)")
     parser.add_argument("--calls", type=int, default=1000, help="inbox calls per measurement")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the 2M-row inbox data set")
+    parser.add_argument("--size", type=int, default=100_000, help="policies: recipients per send")
     args = parser.parse_args()
+    if args.which == "policies":
+        # Our side only: SMS accepted at once by a null backend.
+        os.environ.setdefault("NOTIFY_SMS_BACKEND", "bench.null_backend.NullBackend")
     common.setup()
+    if args.which == "policies":
+        from celery import current_app
+
+        from bench import policies
+
+        # No worker in this process: large sends are dispatched by the caller.
+        current_app.conf.task_always_eager = True
+        policies.run(size=args.size)
+        return
     if args.which in ("delivery", "fanout"):
         from bench import fanout
 

@@ -8,10 +8,10 @@ class TemplatesAppConfig(AppConfig):
 
     def ready(self):
         from notifications import permissions, scheduler
-        from notifications.pipeline import eligibility, policies
+        from notifications.pipeline import eligibility, policies, rules
         from templates_app import selectors
         from templates_app.automation import periodic
-        from templates_app.services import templates
+        from templates_app.services import delivery_rules, templates
         from templates_app.services.preferences import deliveries_filter_opted_out
 
         permissions.register(
@@ -29,4 +29,16 @@ class TemplatesAppConfig(AppConfig):
         eligibility.register_recipient_filter(deliveries_filter_opted_out)
         # Each type's channel fallback and escalation, kept with its template (pipeline.fallback).
         policies.register_policy_lookup(selectors.delivery_policies)
+        rules.register_critical_types(delivery_rules.critical_types_of)
+        rules.register_rule(delivery_rules.QUIET_HOURS)
+        from django.db.models.signals import post_delete, post_save
+
+        from notifications.models import Platform
+        from templates_app.models import QuietHours
+
+        for model in (Platform, QuietHours):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    delivery_rules.quiet_hours_forget, sender=model, dispatch_uid=f"quiet_hours_forget_{model.__name__}"
+                )
         scheduler.register(periodic.DUE_WORK)

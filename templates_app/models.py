@@ -171,6 +171,31 @@ class UserNotificationPreference(models.Model):
 UserNotificationPreference._meta.get_field("user").register_lookup(AnyOf)
 
 
+class QuietHours(models.Model):
+    """A user's own quiet hours on one platform, read in the user's time zone (`User.timezone`).
+
+    SMS, push and email falling inside wait until the window ends; in-app
+    arrives silently. start == end: no quiet hours at all (not even the
+    platform's default). No row: the platform's default applies.
+    """
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="quiet_hours")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quiet_hours")
+    start = models.TimeField()
+    end = models.TimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform", "user"], name="uniq_quiet_hours")]
+        verbose_name_plural = "quiet hours"
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.platform}: {self.start:%H:%M}-{self.end:%H:%M}"
+
+
+QuietHours._meta.get_field("user").register_lookup(AnyOf)
+
+
 class Mentor(models.Model):
     """An AI mentor of the platform; its owner can receive human-support requests."""
 

@@ -153,9 +153,14 @@ class ImmediateResultSerializer(serializers.Serializer):
     pending = serializers.IntegerField(
         help_text=(
             "Deliveries waiting for a retry (the provider refused for now: a timeout, a 4xx SMTP reply, "
-            "a 429 or 5xx); they become sent or failed later, as the job's deliveries show. "
-            "sent + failed + pending = total_recipients."
+            "a 429 or 5xx) or deferred by a delivery rule (the recipient's quiet hours, a frequency cap) "
+            "until their time; they become sent or failed later, as the job's deliveries show. "
+            "sent + failed + pending + suppressed = total_recipients."
         )
+    )
+    suppressed = serializers.IntegerField(
+        help_text="Deliveries held back by a delivery rule (a frequency cap that drops, a suppression list); "
+        "never sent. The job's deliveries show each one's rule."
     )
 
 
@@ -164,10 +169,13 @@ class PushResultSerializer(serializers.Serializer):
     sent = serializers.IntegerField(help_text="Device tokens that took the notification")
     failed = serializers.IntegerField(help_text="Device tokens that did not")
     image = serializers.CharField(help_text="Absolute URL of the uploaded image, or empty")
-    pending = serializers.IntegerField(help_text="Users whose push waits for a retry (FCM unavailable for now)")
+    pending = serializers.IntegerField(
+        help_text="Users whose push waits for a retry (FCM unavailable for now) or for the end of their quiet hours"
+    )
     no_device = serializers.IntegerField(
         help_text="Users without an active device: nothing was sent to them and no token counts for them"
     )
+    suppressed = serializers.IntegerField(help_text="Users whose push a delivery rule held back; never sent")
 
 
 class ScheduledNotificationSerializer(serializers.Serializer):
@@ -240,10 +248,14 @@ class DeliverySerializer(serializers.Serializer):
     channel = serializers.ChoiceField(
         choices=ScheduledChannel.choices, help_text="The job's channel, or the one a delivery fell back to"
     )
+    status = serializers.ChoiceField(choices=["pending", "sent", "failed", "suppressed"])
     rule = serializers.CharField(
-        help_text="The delivery rule that wrote or changed this delivery (`fallback`, `escalation`, ...); empty: none"
+        help_text="The delivery rule that deferred, held back, redirected or rerouted this delivery (quiet_hours, "
+        "frequency_cap, suppression_list, fallback, escalation, failover, ...); empty when none acted on it"
     )
-    status = serializers.ChoiceField(choices=["pending", "sent", "failed"])
+    next_attempt_at = serializers.CharField(
+        allow_null=True, help_text="Pending: when it goes out (a retry, or the end of quiet hours or a cap window)"
+    )
     error = serializers.CharField()
     attempts = serializers.IntegerField()
     units_sent = serializers.IntegerField(help_text="Push: device tokens reached")
@@ -260,8 +272,9 @@ class DeliverySerializer(serializers.Serializer):
             "recipient": row.recipient_key,
             "address": row.address,
             "channel": SETTINGS_KEY.get(row.channel, row.channel),
-            "rule": row.rule,
             "status": row.delivery_status,
+            "rule": row.rule,
+            "next_attempt_at": timestamp(row.next_attempt_at) if row.delivery_status == "pending" else None,
             "error": row.error,
             "attempts": row.attempts,
             "units_sent": row.units_sent,
@@ -277,7 +290,8 @@ class DeliverySummarySerializer(serializers.Serializer):
     total_recipients = serializers.IntegerField()
     sent = serializers.IntegerField()
     failed = serializers.IntegerField()
-    pending = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Waiting for a retry or for a delivery rule's time")
+    suppressed = serializers.IntegerField(help_text="Held back by a delivery rule; never sent")
     units_sent = serializers.IntegerField()
     units_failed = serializers.IntegerField()
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0012_delivery_rule"),
+        ("notifications", "0013_platform_quiet_hours"),
     ]
 
     operations = [

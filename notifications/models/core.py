@@ -9,12 +9,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
 from notifications.channels import Channel
+from notifications.zones import is_time_zone
 
 
 def validate_origins(value: str) -> None:
@@ -33,6 +35,12 @@ def validate_origins(value: str) -> None:
             raise ValidationError(f"{line!r} is not an origin such as https://learn.example.com")
         if parts.query or parts.fragment or parts.username:
             raise ValidationError(f"{line!r} is not an origin such as https://learn.example.com")
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name that zoneinfo knows (e.g. Africa/Addis_Ababa)."""
+    if not is_time_zone(value):
+        raise ValidationError(f"{value!r} is not an IANA time zone such as Africa/Addis_Ababa")
 
 
 def normalize_origin(origin: str) -> str:
@@ -67,6 +75,20 @@ class Platform(models.Model):
         validators=[validate_origins],
         help_text="Origins that may embed the inbox, one per line (scheme://host[:port], e.g. https://learn.example.com).",
     )
+    # Quiet hours for members who set none of their own: SMS, push and email
+    # wait until the window ends (in-app arrives silently); critical types and
+    # alerts go through. Read in each member's own time zone, and in
+    # `time_zone` for recipients known only by an address.
+    quiet_hours_start = models.TimeField(
+        null=True, blank=True, help_text="Default quiet hours start (e.g. 22:00); empty: no default quiet hours."
+    )
+    quiet_hours_end = models.TimeField(null=True, blank=True, help_text="Default quiet hours end (e.g. 07:00).")
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="IANA zone of recipients known only by an address (quiet hours).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -76,6 +98,11 @@ class Platform(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self):
+        super().clean()
+        if (self.quiet_hours_start is None) != (self.quiet_hours_end is None):
+            raise ValidationError("Give both ends of the default quiet hours, or neither.")
 
     @property
     def origin_list(self) -> list[str]:

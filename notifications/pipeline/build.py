@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 import notifications.pipeline.eligibility as eligibility
+import notifications.pipeline.rules as rules
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
 from notifications.backends import backend_class
@@ -28,7 +29,10 @@ from notifications.pipeline.policies import FALLBACK, NO_DEVICE, Policy, send_po
 from notifications.selectors import push_devices_by_recipient
 
 # Plain strings for the row columns: comparing and dumping 100k enum members costs.
-SENT, FAILED, PENDING = (str(s.value) for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING))
+SENT, FAILED, PENDING, SUPPRESSED = (
+    str(s.value)
+    for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING, DeliveryStatus.SUPPRESSED)
+)
 _UNREAD = str(InboxStatus.UNREAD.value)
 _MESSAGE_FIELDS = ("notification_type", "level", "title", "body", "html", "short_message", "data", "image_url")
 _ADDRESSED = (Channel.EMAIL, Channel.SMS)
@@ -212,6 +216,11 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
             for column in columns:
                 column[:] = [column[i] for i in keep]
     count = len(col_key)
+    decisions = (
+        _rule(job, now, col_user, col_key, col_channel, col_status, messages if per_row_message else None)
+        if count and rules.has_rules()
+        else {}
+    )
     batch = sql.Batch(count)
     batch.set("id", sql.uuid7s(count))
     batch.set("platform_id", job.platform_id)
@@ -231,7 +240,11 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     batch.set("status", _UNREAD)
     batch.set("delivery_status", col_status)
     batch.set("error", col_error)
-    batch.set("rule", col_rule if col_rule is not None else "")
+    rule_column = col_rule if col_rule is not None else [""] * count if decisions else ""
+    if decisions:
+        for i, decision in decisions.items():
+            rule_column[i] = decision.rule  # a fallback row deferred or suppressed shows the rule that held it
+    batch.set("rule", rule_column)
     batch.fell_back = col_rule is not None
     batch.set("provider_message_id", "")
     batch.set("claimed_until", None)
@@ -241,11 +254,11 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     # Columns that follow from the delivery status; one value each when all rows share it.
     pending_due = now + tuning.lease()  # the sweep steps in for a writer that died
     derived = {
-        "attempts": {SENT: 1, FAILED: 0, PENDING: 0},
-        "units_sent": {SENT: 1, FAILED: 0, PENDING: 0},
-        "units_failed": {SENT: 0, FAILED: 1, PENDING: 0},
-        "next_attempt_at": {SENT: None, FAILED: None, PENDING: pending_due},
-        "sent_at": {SENT: now, FAILED: None, PENDING: None},
+        "attempts": {SENT: 1, FAILED: 0, PENDING: 0, SUPPRESSED: 0},
+        "units_sent": {SENT: 1, FAILED: 0, PENDING: 0, SUPPRESSED: 0},
+        "units_failed": {SENT: 0, FAILED: 1, PENDING: 0, SUPPRESSED: 0},
+        "next_attempt_at": {SENT: None, FAILED: None, PENDING: pending_due, SUPPRESSED: None},
+        "sent_at": {SENT: now, FAILED: None, PENDING: None, SUPPRESSED: None},
     }
     uniform = count and col_status.count(col_status[0]) == count
     for name, by_status in derived.items():
@@ -255,4 +268,36 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     # What these rows' fallbacks and escalation are, for dispatch and the escalation sweep.
     batch.plans = [(job.platform_id, job.source, t, job.policy(t)) for t in sorted(seen_types - job.planned)]
     job.planned.update(seen_types)
+    if decisions:
+        # A deferred row waits for its rule's time, not for the writer's lease.
+        due = batch.column("next_attempt_at")
+        for i, decision in decisions.items():
+            if decision.action == rules.DEFER:
+                due[i] = decision.until
+        batch.set("next_attempt_at", due)
     return batch
+
+
+def _rule(job: WriteJob, now, col_user, col_key, col_channel, col_status, messages) -> dict[int, rules.Decision]:
+    """Ask the delivery rules about the chunk's rows; apply their statuses to `col_status` in place."""
+    if messages is None:
+        types, critical = job.message.notification_type, job.message.critical
+    else:
+        types, critical = [m.notification_type for m in messages], [m.critical for m in messages]
+    decisions = rules.decide(
+        platform=job.platform_id,
+        now=now,
+        channels=job.channels,
+        user_ids=col_user,
+        keys=col_key,
+        row_channels=col_channel,
+        types=types,
+        critical=critical,
+        skip={i for i, status in enumerate(col_status) if status == FAILED},
+    )
+    for i, decision in decisions.items():
+        if decision.action == rules.DEFER:
+            col_status[i] = PENDING
+        elif decision.action == rules.SUPPRESS:
+            col_status[i] = SUPPRESSED
+    return decisions

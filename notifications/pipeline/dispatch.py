@@ -77,9 +77,20 @@ def unleased(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
+# Rules that hold a row until its `next_attempt_at` (`rules.Decision.defer`). Rows
+# other rules wrote (a fallback, an escalation) go at once like any first try.
+HOLDING_RULES = (DeliveryRule.QUIET_HOURS, DeliveryRule.FREQUENCY_CAP, DeliveryRule.DIGEST)
+
+
 def _free(now: datetime) -> Q:
-    """Pending rows nobody holds, whose first try or retry is due."""
-    due = Q(attempts=0) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    """Pending rows nobody holds, whose first try or retry is due.
+
+    A first try is due at once (its `next_attempt_at` is only the writer's
+    lease, for the sweep), unless a delivery rule deferred the row: then its
+    `next_attempt_at` is the rule's time (see `pipeline.rules`), and neither the
+    send's dispatcher nor the sweep takes it earlier.
+    """
+    due = (Q(attempts=0) & ~Q(rule__in=HOLDING_RULES)) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     return unleased(now) & due
 
 

@@ -68,7 +68,7 @@ def test_no_active_device_falls_back_to_sms_once(fcm, platform, make_user):
     assert fcm.tokens_sent_to() == ["tok-bob"]
     assert [m["address"] for m in locmem.outbox["sms"]] == ["+251911000001"]
     assert locmem.outbox["sms"][0]["body"] == "Your exam starts at 9:00."
-    assert result.per_channel[SMS] == {"sent": 1, "failed": 0, "pending": 0}
+    assert result.per_channel[SMS] == {"sent": 1, "failed": 0, "pending": 0, "suppressed": 0}
     assert result.total_recipients == 2
 
     # The whole send again (a retried request, a resumed job): nothing more is written or sent.

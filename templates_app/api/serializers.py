@@ -445,7 +445,8 @@ class EventIn(StrictSerializer):
 class DeliveryCountsOut(serializers.Serializer):
     sent = serializers.IntegerField()
     failed = serializers.IntegerField()
-    pending = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Waiting for a retry or for a delivery rule's time (quiet hours)")
+    suppressed = serializers.IntegerField(help_text="Held back by a delivery rule; never sent")
     opted_out = serializers.IntegerField()
 
 
@@ -462,6 +463,7 @@ class EventOut(serializers.Serializer):
     sent = serializers.IntegerField()
     failed = serializers.IntegerField()
     pending = serializers.IntegerField()
+    suppressed = serializers.IntegerField()
     opted_out = serializers.IntegerField()
 
 
@@ -474,8 +476,33 @@ class PreferenceChangeIn(serializers.Serializer):
     enabled = serializers.BooleanField()
 
 
+class QuietHoursIO(serializers.Serializer):
+    start = serializers.CharField(help_text="HH:MM (24-hour), e.g. 22:00", validators=[_hhmm])
+    end = serializers.CharField(
+        help_text="HH:MM (24-hour), e.g. 07:00; before `start` crosses midnight; equal to `start`: no quiet hours",
+        validators=[_hhmm],
+    )
+
+
 class PreferencesIn(StrictSerializer):
-    preferences = PreferenceChangeIn(many=True, allow_empty=False)
+    preferences = PreferenceChangeIn(many=True, allow_empty=False, required=False)
+    time_zone = serializers.CharField(
+        required=False, max_length=64, validators=[_timezone], help_text="The user's IANA time zone"
+    )
+    quiet_hours = QuietHoursIO(
+        required=False,
+        allow_null=True,
+        help_text="SMS, push and email wait until the end of this window in the user's time zone; in-app arrives "
+        "silently; critical types and alerts go through. null: the platform's default applies.",
+    )
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not {"preferences", "time_zone", "quiet_hours"} & set(attrs):
+            raise serializers.ValidationError(
+                {"preferences": ["Give at least one of preferences, time_zone, quiet_hours."]}
+            )
+        return attrs
 
 
 class PreferenceOut(serializers.Serializer):
@@ -489,6 +516,9 @@ class PreferenceOut(serializers.Serializer):
 class PreferencesOut(serializers.Serializer):
     username = serializers.CharField()
     platform = serializers.CharField()
+    time_zone = serializers.CharField(help_text="The user's IANA time zone")
+    quiet_hours = QuietHoursIO(allow_null=True, help_text="The user's own quiet hours; null: the platform's default")
+    platform_quiet_hours = QuietHoursIO(allow_null=True, help_text="The platform's default quiet hours, if any")
     channels = serializers.ListField(child=serializers.CharField())
     all_types = serializers.DictField(child=serializers.BooleanField(), help_text='Choices made for "*".')
     preferences = PreferenceOut(many=True)

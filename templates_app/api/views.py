@@ -420,6 +420,7 @@ def _preferences_out(platform: Platform, user) -> dict:
     return {
         "username": user.username,
         "platform": platform.key,
+        **preference_services.delivery_schedule_of(platform=platform, user=user),
         "channels": channels,
         "all_types": all_types,
         "preferences": items,
@@ -445,7 +446,10 @@ class PreferencesView(APIView):
         summary="Change notification preferences",
         description='`{"preferences": [{"type": "USER_NOTIF_USER_INACTIVITY", "channel": "email", '
         '"enabled": false}]}`. Leave out `channel` for every channel; `"type": "*"` covers every type that '
-        "is not critical. Critical types cannot be turned off (400).",
+        "is not critical. Critical types cannot be turned off (400). "
+        '`"time_zone": "Africa/Addis_Ababa"` sets the user\'s IANA zone; `"quiet_hours": {"start": "22:00", '
+        '"end": "07:00"}` their quiet hours on this platform (`null`: the platform\'s default). An unknown '
+        "zone or a time not in HH:MM is a 400 and changes nothing.",
         request=s.PreferencesIn,
         responses={200: s.PreferencesOut, 400: FIELD_ERRORS, 404: DRF_ERROR},
     )
@@ -453,10 +457,14 @@ class PreferencesView(APIView):
         platform, user = _preference_target(request, user_id)
         ser = s.PreferencesIn(data=request.data)
         ser.is_valid(raise_exception=True)
+        data = ser.validated_data
         try:
-            preference_services.preferences_update(
-                platform=platform, user=user, changes=[dict(c) for c in ser.validated_data["preferences"]]
-            )
+            with transaction.atomic():
+                if "preferences" in data:
+                    preference_services.preferences_update(
+                        platform=platform, user=user, changes=[dict(c) for c in data["preferences"]]
+                    )
+                preference_services.delivery_schedule_update(platform=platform, user=user, changes=data)
         except DjangoValidationError as exc:
             raise _validation(exc) from None
         return Response(_preferences_out(platform, user))

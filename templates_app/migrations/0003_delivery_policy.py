@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('templates_app', '0001_templates_toggles_preferences_events'),
+        ('templates_app', '0002_quiet_hours'),
     ]
 
     operations = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -9,7 +11,7 @@ from django.db import transaction
 from notifications.models import Channel, Platform
 from templates_app import defaults
 from templates_app.messages import UNSUBSCRIBE_SALT
-from templates_app.models import ALL_TYPES, NotificationTemplate, UserNotificationPreference
+from templates_app.models import ALL_TYPES, NotificationTemplate, QuietHours, UserNotificationPreference
 from templates_app.selectors import effective_choice
 
 # An unsubscribe link stays valid this long (a year: emails are read late).
@@ -50,6 +52,43 @@ def preferences_update(*, platform: Platform, user, changes: list[dict]) -> None
             UserNotificationPreference.objects.update_or_create(
                 **scope, channel=channel, defaults={"enabled": bool(change["enabled"])}
             )
+
+
+def delivery_schedule_update(*, platform: Platform, user, changes: dict) -> None:
+    """Apply `time_zone` (the user's IANA zone) and `quiet_hours` ({"start", "end"} as HH:MM, or None: the
+    platform's default) when present in `changes`, already validated by the caller."""
+    with transaction.atomic():
+        if "time_zone" in changes:
+            user.timezone = changes["time_zone"]
+            user.save(update_fields=["timezone"])
+        if "quiet_hours" in changes:
+            window = changes["quiet_hours"]
+            if window is None:
+                QuietHours.objects.filter(platform=platform, user=user).delete()
+            else:
+                QuietHours.objects.update_or_create(
+                    platform=platform,
+                    user=user,
+                    defaults={"start": _wall(window["start"]), "end": _wall(window["end"])},
+                )
+
+
+def _wall(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def delivery_schedule_of(*, platform: Platform, user) -> dict:
+    """The user's time zone and quiet hours as the preferences API shows them."""
+    own = QuietHours.objects.filter(platform=platform, user=user).first()
+    default = None
+    if platform.quiet_hours_start is not None and platform.quiet_hours_end is not None:
+        default = {"start": f"{platform.quiet_hours_start:%H:%M}", "end": f"{platform.quiet_hours_end:%H:%M}"}
+    return {
+        "time_zone": user.timezone,
+        "quiet_hours": {"start": f"{own.start:%H:%M}", "end": f"{own.end:%H:%M}"} if own else None,
+        "platform_quiet_hours": default,
+    }
 
 
 def preferences_reset(*, platform: Platform, user) -> int:

@@ -1,0 +1,138 @@
+"""templates_app's part in the pipeline's delivery rules (see `notifications.pipeline.rules`).
+
+Quiet hours: a member's own window (`QuietHours`, set through the
+preferences API) or the platform's default (`Platform.quiet_hours_*`), read
+in the member's time zone (`User.timezone`; the platform's `time_zone` for
+recipients known only by an address).
+
+Which notification types are critical lives with the types: the shipped
+defaults flag them (`defaults.TypeDefault.critical`: security and account
+messages, ...). A critical type cannot be switched off by a user and goes
+through every delivery rule that holds messages back (quiet hours, frequency
+caps).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+
+from notifications.channels import Channel
+from notifications.models import DeliveryRule, Platform
+from notifications.pipeline.rules import Decision, Rule
+from notifications.zones import window_end
+from templates_app import defaults
+from templates_app.models import QuietHours
+
+
+def critical_types_of(*, platform, types: Collection[str]) -> set[str]:
+    """The critical types among `types` (registered with `rules.register_critical_types`)."""
+    return set(types) & defaults.CRITICAL_TYPES
+
+
+# Channels whose deliveries wait for the end of quiet hours; in-app is written
+# at once (the inbox is silent by nature) and only its live message is hushed.
+DEFERRED_CHANNELS = frozenset({Channel.SMS, Channel.PUSH, Channel.EMAIL})
+SILENCED_CHANNELS = frozenset({Channel.IN_APP})
+QUIET_HOURS_ORDER = 40
+
+
+def quiet_hours_apply(*, platform, channels) -> bool:
+    return any(c in DEFERRED_CHANNELS or c in SILENCED_CHANNELS for c in channels)
+
+
+def quiet_hours_decide(*, platform, rows: list, now: datetime) -> dict:
+    """The quiet-hours rule: non-critical rows inside the recipient's quiet hours wait (or go silently).
+
+    Per chunk: one query for the platform's default, one for the members' own
+    windows, one for their time zones; each distinct (window, zone) is worked
+    out once, so 10k recipients in one zone cost one computation.
+    """
+    rows = [r for r in rows if not r.critical and (r.channel in DEFERRED_CHANNELS or r.channel in SILENCED_CHANNELS)]
+    if not rows:
+        return {}
+    settings_ = _platform_quiet_hours(platform)
+    if settings_ is None:
+        return {}
+    default, platform_zone, has_own = settings_
+    if default is None and not has_own:
+        return {}  # nobody on this platform has quiet hours: no query per chunk
+    user_ids = list({r.user_id for r in rows if r.user_id is not None})
+    own = (
+        {
+            user_id: (start, end)
+            for user_id, start, end in QuietHours.objects.filter(
+                platform_id=platform, user__any_of=user_ids
+            ).values_list("user_id", "start", "end")
+        }
+        if has_own
+        else {}
+    )
+    if default is None and not own:
+        return {}
+    needing_zone = user_ids if default is not None else list(own)
+    zones = dict(get_user_model().objects.filter(pk__in=needing_zone).values_list("pk", "timezone"))
+    ends: dict[tuple, datetime | None] = {}
+    decisions = {}
+    rule = str(DeliveryRule.QUIET_HOURS.value)
+    for row in rows:
+        if row.user_id is None:
+            window, zone_name = default, platform_zone
+        else:
+            window, zone_name = own.get(row.user_id, default), zones.get(row.user_id, "UTC")
+        if window is None:
+            continue
+        key = (window, zone_name)
+        if key not in ends:
+            ends[key] = window_end(start=window[0], end=window[1], zone_name=zone_name, now=now)
+        until = ends[key]
+        if until is None:
+            continue
+        if row.channel in SILENCED_CHANNELS:
+            decisions[row.index] = Decision.silence(rule)
+        else:
+            decisions[row.index] = Decision.defer(rule, until)
+    return decisions
+
+
+# A platform's default window and zone, and whether any member has a window of
+# their own, read once per process and platform for a few seconds: a batch of
+# many small sends (scheduled jobs falling due together) asks once, not once per
+# send. Saves and deletes of platforms and windows in this process drop it at
+# once (`quiet_hours_forget`, connected in `TemplatesAppConfig.ready`); another
+# process sees a change within `_CACHE_SECONDS`.
+_CACHE_SECONDS = 5.0
+_platforms: dict[int, tuple[float, tuple | None]] = {}
+
+
+def _platform_quiet_hours(platform: int) -> tuple | None:
+    cached = _platforms.get(platform)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    row = Platform.objects.filter(pk=platform).values("quiet_hours_start", "quiet_hours_end", "time_zone").first()
+    value = None
+    if row is not None:
+        start, end = row["quiet_hours_start"], row["quiet_hours_end"]
+        default = (start, end) if start is not None and end is not None else None
+        value = (default, row["time_zone"], QuietHours.objects.filter(platform_id=platform).exists())
+    _platforms[platform] = (time.monotonic() + _CACHE_SECONDS, value)
+    return value
+
+
+def quiet_hours_forget(sender=None, instance=None, **kwargs) -> None:
+    """A platform or a member's window changed: the next send reads them again."""
+    if instance is None:
+        _platforms.clear()
+    else:
+        _platforms.pop(getattr(instance, "platform_id", None) or instance.pk, None)
+
+
+QUIET_HOURS = Rule(
+    name=str(DeliveryRule.QUIET_HOURS.value),
+    decide=quiet_hours_decide,
+    applies=quiet_hours_apply,
+    order=QUIET_HOURS_ORDER,
+)
