@@ -10,6 +10,7 @@ class TemplatesAppConfig(AppConfig):
         from notifications import permissions, scheduler
         from notifications.pipeline import eligibility
         from templates_app.automation import periodic
+        from templates_app.digests import buckets as digest_buckets
         from templates_app.services import templates
         from templates_app.services.preferences import deliveries_filter_opted_out
 
@@ -27,3 +28,4 @@ class TemplatesAppConfig(AppConfig):
         post_migrate.connect(templates.sync_defaults_after_migrate, sender=self, dispatch_uid="templates_sync_defaults")
         eligibility.register_recipient_filter(deliveries_filter_opted_out)
         scheduler.register(periodic.DUE_WORK)
+        scheduler.register(digest_buckets.DUE_WORK)

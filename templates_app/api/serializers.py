@@ -412,6 +412,16 @@ class DeliveryCountsOut(serializers.Serializer):
     opted_out = serializers.IntegerField()
 
 
+class DigestJoinOut(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["leading", "trailing"])
+    channels = serializers.ListField(child=serializers.CharField(), help_text="The channels collected into digests.")
+    joined = serializers.IntegerField(help_text="Recipients whose digest the event joined (sent later).")
+    sent_at_once = serializers.IntegerField(
+        help_text="Recipients to whom it went out at once on those channels too (the first of a leading window)."
+    )
+    goes_out_at = serializers.DateTimeField(allow_null=True, help_text="When the earliest of those digests goes out.")
+
+
 class EventOut(serializers.Serializer):
     id = serializers.UUIDField()
     event_id = serializers.CharField()
@@ -426,6 +436,11 @@ class EventOut(serializers.Serializer):
     failed = serializers.IntegerField()
     pending = serializers.IntegerField()
     opted_out = serializers.IntegerField()
+    digest = DigestJoinOut(
+        allow_null=True,
+        help_text="Set when the type is digested on this platform: its digested channels are not in `deliveries` "
+        "for the recipients who joined a digest. Null otherwise.",
+    )
 
 
 # --- preferences ------------------------------------------------------------------------
