@@ -285,6 +285,12 @@ class DigestRule(models.Model):
         blank=True,
         help_text="A context variable (course_id) that splits a recipient's digests; empty: one per recipient.",
     )
+    learner_cadences = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Cadences learners may choose for themselves among "immediate", "hourly", "daily", "weekly"; '
+        "empty: everyone follows this rule.",
+    )
     # The digest template; blank fields inherit the shipped digest template.
     message_title = models.CharField(max_length=500, blank=True)
     message_body = models.TextField(blank=True)
@@ -298,6 +304,31 @@ class DigestRule(models.Model):
 
     def __str__(self) -> str:
         return f"digest of {self.notification_type} @ {self.platform}"
+
+
+class Cadence(models.TextChoices):
+    IMMEDIATE = "immediate", "Immediately, one message per event"
+    HOURLY = "hourly", "An hourly digest"
+    DAILY = "daily", "A daily digest"
+    WEEKLY = "weekly", "A weekly digest"
+
+
+class DigestCadence(models.Model):
+    """A learner's own cadence for one digested type, within the cadences the platform's rule offers."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="digest_cadences")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digest_cadences")
+    notification_type = models.CharField(max_length=100)
+    cadence = models.CharField(max_length=10, choices=Cadence.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "user", "notification_type"], name="uniq_digest_cadence")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.notification_type}: {self.cadence}"
 
 
 class DigestStatus(models.TextChoices):

@@ -42,6 +42,7 @@ from notifications.models import (
 from notifications.tests.factories import PlatformFactory, make_member
 from templates_app.models import (
     DigestBucket,
+    DigestCadence,
     DigestRule,
     LearnerActivity,
     Mentor,
@@ -105,6 +106,9 @@ def rows_for(platform: Platform, user: User) -> dict:
         PathwayMember: PathwayMember.objects.create(pathway=pathway, user=user),
         Build: build,
         DigestRule: DigestRule.objects.create(platform=platform, notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT"),
+        DigestCadence: DigestCadence.objects.create(
+            platform=platform, user=user, notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT", cadence="daily"
+        ),
         DigestBucket: DigestBucket.objects.create(
             platform=platform,
             notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT",

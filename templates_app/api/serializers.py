@@ -6,6 +6,7 @@ import json
 import re
 import zoneinfo
 
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from notifications.models import Channel
@@ -452,8 +453,24 @@ class PreferenceChangeIn(serializers.Serializer):
     enabled = serializers.BooleanField()
 
 
+class CadenceChangeIn(serializers.Serializer):
+    type = serializers.CharField(max_length=100, help_text="A digested notification type.")
+    cadence = serializers.ChoiceField(
+        choices=["immediate", "hourly", "daily", "weekly"],
+        allow_null=True,
+        help_text="One the platform's digest rule offers; null: follow the platform's rule again.",
+    )
+
+
 class PreferencesIn(StrictSerializer):
-    preferences = PreferenceChangeIn(many=True, allow_empty=False)
+    preferences = PreferenceChangeIn(many=True, allow_empty=False, required=False)
+    cadences = CadenceChangeIn(many=True, allow_empty=False, required=False)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not attrs.get("preferences") and not attrs.get("cadences"):
+            raise serializers.ValidationError({"preferences": ["Give preferences, cadences or both."]})
+        return attrs
 
 
 class PreferenceOut(serializers.Serializer):
@@ -462,6 +479,17 @@ class PreferenceOut(serializers.Serializer):
     is_critical = serializers.BooleanField()
     is_enabled_on_platform = serializers.BooleanField()
     channels = serializers.DictField(child=serializers.BooleanField())
+    digest = inline_serializer(
+        "PreferenceDigestOut",
+        {
+            "cadence": serializers.CharField(allow_null=True, help_text="The user's own cadence; null: the rule's."),
+            "cadences": serializers.ListField(
+                child=serializers.CharField(), help_text="The cadences the platform lets its users choose."
+            ),
+        },
+        allow_null=True,
+        help_text="Set when the platform digests this type.",
+    )
 
 
 class PreferencesOut(serializers.Serializer):

@@ -403,6 +403,7 @@ def _preference_target(request, username: str):
 def _preferences_out(platform: Platform, user) -> dict:
     rows = selectors.preferences_for(platform=platform, user=user)
     channels = list(Channel.values)
+    digests = preference_services.digest_choices(platform=platform, user=user)
     items = []
     for e in selectors.templates_for_platform(platform=platform):
         items.append(
@@ -414,6 +415,7 @@ def _preferences_out(platform: Platform, user) -> dict:
                 "channels": {
                     c: selectors.effective_choice(rows, notification_type=e.type, channel=c) for c in channels
                 },
+                "digest": digests.get(e.type),
             }
         )
     all_types = {c: selectors.effective_choice(rows, notification_type=ALL_TYPES, channel=c) for c in channels}
@@ -445,7 +447,10 @@ class PreferencesView(APIView):
         summary="Change notification preferences",
         description='`{"preferences": [{"type": "USER_NOTIF_USER_INACTIVITY", "channel": "email", '
         '"enabled": false}]}`. Leave out `channel` for every channel; `"type": "*"` covers every type that '
-        "is not critical. Critical types cannot be turned off (400).",
+        "is not critical. Critical types cannot be turned off (400). `cadences` "
+        '(`[{"type": "USER_NOTIF_LEARNER_PROGRESS", "cadence": "weekly"}]`) set the user\'s own digest cadence '
+        "of a type the platform digests, among those its rule offers (`immediate`, `hourly`, `daily`, "
+        "`weekly`; null follows the platform again).",
         request=s.PreferencesIn,
         responses={200: s.PreferencesOut, 400: FIELD_ERRORS, 404: DRF_ERROR},
     )
@@ -453,10 +458,18 @@ class PreferencesView(APIView):
         platform, user = _preference_target(request, user_id)
         ser = s.PreferencesIn(data=request.data)
         ser.is_valid(raise_exception=True)
+        data = ser.validated_data
         try:
-            preference_services.preferences_update(
-                platform=platform, user=user, changes=[dict(c) for c in ser.validated_data["preferences"]]
-            )
+            # One transaction: a refused cadence leaves the preferences of the same request unwritten too.
+            with transaction.atomic():
+                if data.get("preferences"):
+                    preference_services.preferences_update(
+                        platform=platform, user=user, changes=[dict(c) for c in data["preferences"]]
+                    )
+                if data.get("cadences"):
+                    preference_services.cadences_update(
+                        platform=platform, user=user, changes=[dict(c) for c in data["cadences"]]
+                    )
         except DjangoValidationError as exc:
             raise _validation(exc) from None
         return Response(_preferences_out(platform, user))

@@ -27,9 +27,9 @@ from notifications.pipeline import Recipient, SendResult, eligibility, notificat
 from notifications.selectors import platform_members
 from templates_app import defaults, selectors
 from templates_app.digests.buckets import digest_join
-from templates_app.digests.rules import DigestPlan, digest_plan
+from templates_app.digests.rules import DigestPlan, cadences_of, digest_plan
 from templates_app.messages import platform_globals, rendered_ahead, renderer_for
-from templates_app.models import DigestMode, EventStatus, Mentor, NotificationEvent
+from templates_app.models import Cadence, DigestMode, EventStatus, Mentor, NotificationEvent
 from templates_app.rendering import TemplateError, render
 from templates_app.selectors import EffectiveTemplate
 from templates_app.services.configs import HUMAN_SUPPORT, POLICY
@@ -323,7 +323,11 @@ def event_notify(
     plan = digest_plan(platform=platform, notification_type=notification_type)
     digested = plan.digested(chosen) if plan is not None else []
     live = [c for c in chosen if c not in digested]
-    rendered = live + (digested if plan is not None and plan.mode == DigestMode.LEADING else [])
+    # Digested channels render too when some recipient may get them at once.
+    at_once_possible = plan is not None and (
+        plan.mode == DigestMode.LEADING or Cadence.IMMEDIATE in plan.learner_cadences
+    )
+    rendered = live + (digested if at_once_possible else [])
     # Every message is rendered before anything is written: a template that
     # cannot render fails the event (400) with nothing sent.
     messages = rendered_ahead(
@@ -380,7 +384,9 @@ def _digests_join(
     context: dict,
     result: dict,
 ) -> list[EventRecipient]:
-    """Add the event to each recipient's digest; returns the recipients it goes to at once (leading mode).
+    """Add the event to each recipient's digest; returns the recipients it goes to at once.
+
+    At once: the first event of a leading window, and learners whose own cadence is `immediate`.
 
     An event re-posted after it was processed has joined already: it joins
     nothing again (its bucket may have closed since) and sends only what its
@@ -390,28 +396,34 @@ def _digests_join(
     if done:
         result["digest"] = done
         return []
-    joined = [
-        (
-            r,
-            digest_join(
-                platform=event.platform,
-                plan=plan,
-                recipient=r.recipient(),
-                recipient_timezone=getattr(r.user, "timezone", "") or "",
-                event_id=str(event.pk),
-                context={**context, **r.context},
-                channels=channels,
-            ),
+    # A learner's own cadence (where the rule offers one) reshapes the window, or sends live (`immediate`).
+    cadence = cadences_of(
+        platform=event.platform, plan=plan, user_ids=[r.user.pk for r in resolved if r.user is not None]
+    )
+    joined, at_once = [], []
+    for r in resolved:
+        own = plan.for_cadence(cadence.get(r.user.pk) if r.user is not None else None)
+        if own is None:
+            at_once.append(r)
+            continue
+        j = digest_join(
+            platform=event.platform,
+            plan=own,
+            recipient=r.recipient(),
+            recipient_timezone=getattr(r.user, "timezone", "") or "",
+            event_id=str(event.pk),
+            context={**context, **r.context},
+            channels=channels,
         )
-        for r in resolved
-    ]
-    at_once = [r for r, j in joined if j.send_now]
+        joined.append(j)
+        if j.send_now:
+            at_once.append(r)
     result["digest"] = {
         "mode": plan.mode,
         "channels": channels,
-        "joined": len(joined) - len(at_once),
+        "joined": sum(1 for j in joined if not j.send_now),
         "sent_at_once": len(at_once),
-        "goes_out_at": _iso(min(j.window_end for _, j in joined)) if joined else None,
+        "goes_out_at": _iso(min(j.window_end for j in joined)) if joined else None,
     }
     return at_once
 

@@ -10,7 +10,7 @@ from notifications.admin_scoping import PlatformScopedAdmin
 from notifications.models import Channel
 from templates_app import defaults
 from templates_app.digests.rules import rule_validate
-from templates_app.models import DigestBucket, DigestRule
+from templates_app.models import Cadence, DigestBucket, DigestCadence, DigestRule
 
 
 class DigestRuleForm(forms.ModelForm):
@@ -37,8 +37,19 @@ class DigestRuleForm(forms.ModelForm):
             "mode",
             "channels",
             "key_context",
+            "learner_cadences",
             *defaults.DIGEST_TEMPLATE_FIELDS,
         ]
+
+    learner_cadences = forms.MultipleChoiceField(
+        choices=Cadence.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Cadences learners may pick for themselves in their preferences; none: everyone follows this rule.",
+    )
+
+    def clean_learner_cadences(self):
+        return list(self.cleaned_data["learner_cadences"])
 
     def clean_channels(self):
         return self.cleaned_data["channels"] or None
@@ -67,6 +78,7 @@ class DigestRuleAdmin(PlatformScopedAdmin):
             "Window, key and mode (blank: the shipped default's)",
             {"fields": ["window_minutes", "daily_at", "timezone", "mode", "channels", "key_context"]},
         ),
+        ("What learners may choose", {"fields": ["learner_cadences"]}),
         (
             "Digest template (blank: the shipped one; renders with `items` and `count`)",
             {"fields": list(defaults.DIGEST_TEMPLATE_FIELDS), "classes": ["collapse"]},
@@ -95,3 +107,11 @@ class DigestBucketAdmin(PlatformScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # written by events and the sweep only
+
+
+@admin.register(DigestCadence)
+class DigestCadenceAdmin(PlatformScopedAdmin):
+    list_display = ["user", "notification_type", "cadence", "platform", "updated_at"]
+    list_filter = ["cadence", "platform"]
+    search_fields = ["user__username", "notification_type"]
+    autocomplete_fields = ["user", "platform"]

@@ -11,7 +11,7 @@ when the rule names none, the recipient's.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,12 +19,14 @@ from django.core.exceptions import ValidationError
 
 from notifications.models import Channel, Platform
 from templates_app import defaults
-from templates_app.models import DigestMode, DigestRule
+from templates_app.models import Cadence, DigestCadence, DigestMode, DigestRule
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # A window longer than a week is not a digest any more.
 MAX_WINDOW_MINUTES = 7 * 24 * 60
+# A learner's daily or weekly (Monday) digest goes out at the rule's daily time, else at this local time.
+CADENCE_AT = time(18, 0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,25 @@ class DigestPlan:
     channels: tuple[str, ...]
     key_context: str
     template: dict[str, str]
+    # Cadences a learner may pick for this type (see `for_cadence`).
+    learner_cadences: tuple[str, ...] = ()
+    # With `daily_at`: only on this weekday (0 = Monday), a weekly window.
+    weekday: int | None = None
+
+    def for_cadence(self, cadence: str | None) -> DigestPlan | None:
+        """This plan as a learner's cadence reshapes it; None for `immediate` (the learner gets every event live).
+
+        A cadence the rule does not offer (it was withdrawn since the learner
+        chose it) leaves the plan as it is.
+        """
+        if not cadence or cadence not in self.learner_cadences:
+            return self
+        if cadence == Cadence.IMMEDIATE:
+            return None
+        if cadence == Cadence.HOURLY:
+            return replace(self, window_minutes=60, daily_at=None, weekday=None)
+        at = self.daily_at or CADENCE_AT
+        return replace(self, window_minutes=None, daily_at=at, weekday=0 if cadence == Cadence.WEEKLY else None)
 
     def digested(self, channels) -> list[str]:
         return [c for c in channels if c in self.channels]
@@ -53,18 +74,23 @@ class DigestPlan:
             start = _EPOCH + ((at - _EPOCH) // size) * size
             return start, start + size
         zone = self.zone_for(recipient_timezone)
-        local = at.astimezone(zone)
-        end = _local(local.date(), self.daily_at, zone)
+        day = at.astimezone(zone).date()
+        if self.weekday is not None:
+            day += timedelta(days=(self.weekday - day.weekday()) % 7)
+        end = _local(day, self.daily_at, zone)
         if end <= at:
-            end = _local(local.date() + timedelta(days=1), self.daily_at, zone)
-        return _local(end.astimezone(zone).date() - timedelta(days=1), self.daily_at, zone), end
+            end = _local(day + self._step(), self.daily_at, zone)
+        return _local(end.astimezone(zone).date() - self._step(), self.daily_at, zone), end
 
     def window_after(self, end: datetime, *, recipient_timezone: str = "") -> tuple[datetime, datetime]:
         """The window that follows the one ending at `end` (for an event that found its bucket closed)."""
         if self.window_minutes:
             return end, end + timedelta(minutes=self.window_minutes)
         zone = self.zone_for(recipient_timezone)
-        return end, _local(end.astimezone(zone).date() + timedelta(days=1), self.daily_at, zone)
+        return end, _local(end.astimezone(zone).date() + self._step(), self.daily_at, zone)
+
+    def _step(self) -> timedelta:
+        return timedelta(days=1 if self.weekday is None else 7)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -123,6 +149,18 @@ def plan_from(rule: DigestRule) -> DigestPlan | None:
         channels=tuple(str(c) for c in channels),
         key_context=key_context or "",
         template=template,
+        learner_cadences=tuple(rule.learner_cadences or ()),
+    )
+
+
+def cadences_of(*, platform: Platform, plan: DigestPlan, user_ids) -> dict[int, str]:
+    """{user id: cadence} of the given users who chose one for the plan's type (one query, none if none offered)."""
+    if not plan.learner_cadences or not user_ids:
+        return {}
+    return dict(
+        DigestCadence.objects.filter(
+            platform=platform, notification_type=plan.notification_type, user_id__in=list(user_ids)
+        ).values_list("user_id", "cadence")
     )
 
 
@@ -140,6 +178,9 @@ def rule_validate(rule: DigestRule) -> None:
             ZoneInfo(rule.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             errors["timezone"] = [f"Unknown time zone {rule.timezone!r}."]
+    cadences = rule.learner_cadences or []
+    if not isinstance(cadences, list) or any(c not in Cadence.values for c in cadences):
+        errors["learner_cadences"] = [f"A list of cadences among {', '.join(Cadence.values)}."]
     if rule.channels is not None:
         if not isinstance(rule.channels, list) or any(c not in Channel.values for c in rule.channels):
             errors["channels"] = [f"A list of channels among {', '.join(Channel.values)}."]

@@ -19,7 +19,7 @@ from templates_app.automation.events import event_notify
 from templates_app.digests import buckets
 from templates_app.digests.rules import DigestPlan, digest_plan, plan_from, rule_validate
 from templates_app.messages import render_fields
-from templates_app.models import DigestBucket, DigestRule, DigestStatus
+from templates_app.models import DigestBucket, DigestCadence, DigestRule, DigestStatus, UserNotificationPreference
 
 pytestmark = pytest.mark.django_db
 ENROLL = "ADMIN_NOTIF_COURSE_ENROLLMENT"
@@ -345,3 +345,63 @@ def test_the_schema_documents_buckets_and_the_events_digest_field(tmp_path):
     listing = schema["paths"]["/api/notification/v1/orgs/{org}/digests/"]["get"]
     assert {"200", "400", "401", "403", "404"} <= set(listing["responses"])
     assert "digest" in schema["components"]["schemas"]["EventOut"]["properties"]
+
+
+PROGRESS = "USER_NOTIF_LEARNER_PROGRESS"
+PREFS = "/api/notification/v1/orgs/acme-learning/users/{}/preferences/"
+
+
+def test_weekly_windows_end_on_monday_at_the_local_time():
+    plan = _plan(daily_at=time(18, 0), learner_cadences=("weekly", "hourly", "immediate"))
+    weekly = plan.for_cadence("weekly")
+    # Wednesday 2026-03-04 in Addis Ababa: the week's digest goes out Monday 2026-03-09 18:00 local.
+    start, end = weekly.window(at=datetime(2026, 3, 4, 9, 0, tzinfo=UTC), recipient_timezone="Africa/Addis_Ababa")
+    assert (start, end) == (datetime(2026, 3, 2, 15, 0, tzinfo=UTC), datetime(2026, 3, 9, 15, 0, tzinfo=UTC))
+    assert plan.for_cadence("hourly").window_minutes == 60
+    assert plan.for_cadence("immediate") is None
+    assert plan.for_cadence("daily") is plan  # not offered: the rule's plan stands
+
+
+def test_a_learners_cadence_overrides_the_rule_within_its_offer(platform, learner, make_user, api):
+    DigestRule.objects.create(platform=platform, notification_type=PROGRESS, learner_cadences=["immediate", "weekly"])
+    other = make_user("other")
+    client = api(learner)
+    r = client.patch(
+        PREFS.format(learner.username), {"cadences": [{"type": PROGRESS, "cadence": "immediate"}]}, format="json"
+    )
+    assert r.status_code == 200, r.json()
+    item = next(p for p in r.json()["preferences"] if p["type"] == PROGRESS)
+    assert item["digest"] == {"cadence": "immediate", "cadences": ["immediate", "weekly"]}
+    # Outside the platform's offer, or on a type that is not digested: refused, nothing written.
+    for body in (
+        {"cadences": [{"type": PROGRESS, "cadence": "hourly"}]},
+        {"cadences": [{"type": "USER_NOTIF_COURSE_COMPLETION", "cadence": "weekly"}]},
+        {"cadences": [{"type": "PLATFORM_INVITATION", "cadence": "weekly"}]},
+        {
+            "preferences": [{"type": PROGRESS, "channel": "email", "enabled": False}],
+            "cadences": [{"type": PROGRESS, "cadence": "daily"}],
+        },
+    ):
+        refused = client.patch(PREFS.format(learner.username), body, format="json")
+        assert refused.status_code == 400, body
+    assert not UserNotificationPreference.objects.filter(user=learner).exists()
+
+    context = {"courses_taken": [{"name": "Python", "progress": 50}]}
+    result = event_notify(
+        platform=platform, notification_type=PROGRESS, recipients=[learner.username, other.username], context=context
+    )
+    # The learner who chose `immediate` gets it now; the other joins the platform's daily digest.
+    assert result["digest"]["sent_at_once"] == 1 and result["digest"]["joined"] == 1
+    assert Notification.objects.filter(user=learner, channel="email").count() == 1
+    assert Notification.objects.filter(user=other, channel="email").count() == 0
+    assert DigestBucket.objects.get().user == other
+
+    client.patch(PREFS.format(learner.username), {"cadences": [{"type": PROGRESS, "cadence": "weekly"}]}, format="json")
+    event_notify(platform=platform, notification_type=PROGRESS, recipients=[learner.username], context=context)
+    weekly = DigestBucket.objects.get(user=learner)
+    assert weekly.window_end - weekly.window_start == timedelta(days=7)
+    assert weekly.window_end.astimezone(UTC).weekday() == 0  # Monday 18:00 UTC (the learner's zone)
+
+    # Null follows the platform again; DELETE resets cadences with the preferences.
+    client.patch(PREFS.format(learner.username), {"cadences": [{"type": PROGRESS, "cadence": None}]}, format="json")
+    assert not DigestCadence.objects.filter(user=learner).exists()
