@@ -7,7 +7,7 @@ class TemplatesAppConfig(AppConfig):
     verbose_name = "Notification templates"
 
     def ready(self):
-        from notifications import permissions, scheduler
+        from notifications import digests, permissions, scheduler
         from notifications.pipeline import eligibility
         from templates_app.automation import periodic
         from templates_app.digests import buckets as digest_buckets
@@ -29,3 +29,4 @@ class TemplatesAppConfig(AppConfig):
         eligibility.register_recipient_filter(deliveries_filter_opted_out)
         scheduler.register(periodic.DUE_WORK)
         scheduler.register(digest_buckets.DUE_WORK)
+        digests.register(digest_buckets.DIGESTER)

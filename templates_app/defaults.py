@@ -1060,15 +1060,18 @@ DIGESTS: tuple[DigestDefault, ...] = (
 )
 DIGEST_BY_TYPE: dict[str, DigestDefault] = {d.type: d for d in DIGESTS}
 
-# A type without a shipped digest (a custom type a platform digests) gets this template.
+# A type without a shipped digest (a custom type, a bulk send's `system_alert`)
+# gets this template: the count, and each item's `title` where it has one.
+_GENERIC_LINE = "{{ item.title|default:item.message|default:'An update'|truncatechars:120 }}"
 GENERIC_DIGEST_TEMPLATE: dict[str, str] = {
     "message_title": "{% plural count 'new notification' 'new notifications' %} on {{ site_name }}",
-    "message_body": "You have {% plural count 'new notification' 'new notifications' %} on {{ site_name }}.",
+    "message_body": "You have {% plural count 'new notification' 'new notifications' %} on {{ site_name }}:"
+    + _digest_list(_GENERIC_LINE),
     "short_message_body": "{% plural count 'new notification' 'new notifications' %} on {{ site_name }}.",
     "email_subject": "{% plural count 'new notification' 'new notifications' %} on {{ site_name }}",
     "email_html_template": _email(
         "{% plural count 'new notification' 'new notifications' %}",
-        "<p>You have {% plural count 'new notification' 'new notifications' %} on {{ site_name }}.</p>",
+        _digest_html(_GENERIC_LINE),
         button_url="login_url",
         button_label="Open {{ site_name }}",
     ),

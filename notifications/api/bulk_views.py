@@ -120,6 +120,16 @@ class BulkSendView(APIView):
                 # Deliveries waiting for a retry (a provider that refused for now): neither sent nor failed yet.
                 "pending": counts.pending,
             }
+            if result.digest is not None:
+                digest = result.digest
+                payload["digest"] = {
+                    "mode": digest.mode,
+                    "joined": digest.joined,
+                    "sent_at_once": len(digest.at_once),
+                    "goes_out_at": digest.goes_out_at.isoformat().replace("+00:00", "Z")
+                    if digest.goes_out_at
+                    else None,
+                }
         return ok(self.sent_message, payload)
 
 

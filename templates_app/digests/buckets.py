@@ -24,16 +24,18 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from notifications import lifecycle
+from notifications.digests import Digester, DigestOutcome, DigestRequest
 from notifications.models import DeliveryRule, Notification
 from notifications.pipeline import Message, Recipient, Send, notification_send_many
 from notifications.scheduler import DueWorkSource, claim_rows, first_due, oldest
 from templates_app import defaults
-from templates_app.digests.rules import DigestPlan, plan_from
+from templates_app.digests.rules import DigestPlan, cadences_of, digest_plan, plan_from
 from templates_app.messages import FieldRenderError, rendered_ahead, renderer_for
 from templates_app.models import DigestBucket, DigestMode, DigestRule, DigestStatus
 
@@ -192,6 +194,60 @@ def _join_sqlite(*, platform_id, plan, key, recipient, channels, start, end, ite
             bucket.count += 1
             bucket.save(update_fields=["items", "count", "updated_at"])
         return bucket.pk, bool(mine and mine.get("live"))
+
+
+# --- the core's bulk sends -------------------------------------------------------------------
+
+
+def digests_apply(*, platform, notification_type: str, channel: str) -> bool:
+    """Whether `platform` digests `notification_type` on `channel` (the core's `Digester.applies`)."""
+    plan = digest_plan(platform=platform, notification_type=notification_type)
+    return plan is not None and channel in plan.channels
+
+
+def digests_join_send(request: DigestRequest) -> DigestOutcome:
+    """Join each recipient of a bulk send that names a digest key (the core's `Digester.join`).
+
+    The send's key splits the digests like a rule's `key_context`: sends
+    naming the same key reach a recipient as one digest per window.
+    """
+    plan = digest_plan(platform=request.platform, notification_type=request.notification_type)
+    if plan is None or request.channel not in plan.channels:
+        raise ValueError(f"{request.notification_type} is not digested on {request.channel}")
+    plan = replace(plan, key_context="digest_key")
+    context = {**request.item, "digest_key": request.digest_key}
+    cadence = cadences_of(
+        platform=request.platform, plan=plan, user_ids=[r.user_id for r in request.recipients if r.user_id]
+    )
+    zones = dict(
+        get_user_model()
+        .objects.filter(pk__in=[r.user_id for r in request.recipients if r.user_id])
+        .values_list("pk", "timezone")
+    )
+    at_once, ends, joined = [], [], 0
+    for recipient in request.recipients:
+        own = plan.for_cadence(cadence.get(recipient.user_id))
+        if own is None:
+            at_once.append(recipient)
+            continue
+        j = digest_join(
+            platform=request.platform,
+            plan=own,
+            recipient=recipient,
+            recipient_timezone=zones.get(recipient.user_id, ""),
+            event_id=request.source,
+            context=context,
+            channels=[request.channel],
+        )
+        ends.append(j.window_end)
+        if j.send_now:
+            at_once.append(recipient)
+        else:
+            joined += 1
+    return DigestOutcome(mode=plan.mode, at_once=at_once, joined=joined, goes_out_at=min(ends) if ends else None)
+
+
+DIGESTER = Digester(applies=digests_apply, join=digests_join_send)
 
 
 # --- the due-work source -----------------------------------------------------------------

@@ -405,3 +405,41 @@ def test_a_learners_cadence_overrides_the_rule_within_its_offer(platform, learne
     # Null follows the platform again; DELETE resets cadences with the preferences.
     client.patch(PREFS.format(learner.username), {"cadences": [{"type": PROGRESS, "cadence": None}]}, format="json")
     assert not DigestCadence.objects.filter(user=learner).exists()
+
+
+def test_bulk_sends_naming_a_digest_key_join_one_digest(platform, api, make_user, announced):
+    from notifications.tests.bulk_helpers import V1, envelope, error
+
+    ops = make_user("ops", role="ADMIN", admin=True)
+    students = [make_user(f"student{i}", role="STUDENT") for i in range(3)]
+    client = api(ops)
+    body = {"title": "Unit 1 posted", "message": "Read it", "role": "STUDENT", "digest_key": "course-101"}
+    # Without a rule for the send's type the key is refused, and nothing is sent.
+    refused = client.post(f"{V1}/bulk-in-app", body, format="json")
+    assert "add a digest rule" in error(refused, 400, "Invalid digest_key")["error"]
+    assert not Notification.objects.exists()
+
+    DigestRule.objects.create(
+        platform=platform, notification_type="system_alert", window_minutes=60, channels=["in_app", "email"]
+    )
+    for title in ("Unit 1 posted", "Unit 2 posted"):
+        r = client.post(f"{V1}/bulk-in-app", {**body, "title": title}, format="json")
+        data = envelope(r, 200, "Bulk in-app notification sent")
+        assert data["sent"] == 0 and data["digest"]["joined"] == 3 and data["digest"]["mode"] == "trailing"
+    # Another key is another digest; sms and scheduled sends cannot name one.
+    client.post(f"{V1}/bulk-in-app", {**body, "digest_key": "course-202"}, format="json")
+    assert client.post(f"{V1}/bulk-sms", {"message": "x", "role": "STUDENT", "digest_key": "k"}).status_code == 400
+    scheduled = {**body, "scheduled_at": "2030-06-16T07:00:00Z"}
+    assert client.post(f"{V1}/bulk-in-app", scheduled, format="json").status_code == 400
+    bad = client.post(f"{V1}/bulk-in-app", {**body, "digest_key": "no spaces"}, format="json")
+    assert bad.status_code == 400
+
+    assert not Notification.objects.filter(user__in=students).exists()
+    by_key = DigestBucket.objects.filter(digest_key__endswith="digest_key=course-101")
+    assert by_key.count() == 3 and set(by_key.values_list("count", flat=True)) == {2}
+    sweep_after(by_key.first())
+    inbox = Notification.objects.get(user=students[0], channel="in_app", source=by_key.get(user=students[0]).source)
+    assert inbox.title == "2 new notifications on Acme Learning"
+    assert "Unit 1 posted" in inbox.body and "Unit 2 posted" in inbox.body
+    assert Notification.objects.filter(channel="in_app", rule=DeliveryRule.DIGEST).count() == 6  # 3 users, 2 keys
+    assert len(announced) == 6
