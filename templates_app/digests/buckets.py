@@ -301,9 +301,15 @@ class _DigestRenderer:
         return replace(self.inner(recipient, channel, user), context=self.stored)
 
 
+# A digest template sees at most this many items (oldest first) beside the full `count`: a
+# bucket of a hundred thousand events still renders within the template's context budget.
+ITEMS_RENDERED = 200
+
+
 def digest_items(bucket: DigestBucket) -> list[dict]:
-    """The contexts the digest carries, oldest first (a leading event that went out live is left out)."""
-    return [item.get("context") or {} for item in bucket.items if not item.get("live")]
+    """The contexts the digest lists, oldest first (a leading event that went out live is left out)."""
+    items = (item.get("context") or {} for item in bucket.items if not item.get("live"))
+    return [context for context, _ in zip(items, range(ITEMS_RENDERED), strict=False)]
 
 
 def _templates_for(buckets: list[DigestBucket]) -> dict[tuple[int, str], dict[str, str]]:

@@ -443,3 +443,26 @@ def test_bulk_sends_naming_a_digest_key_join_one_digest(platform, api, make_user
     assert "Unit 1 posted" in inbox.body and "Unit 2 posted" in inbox.body
     assert Notification.objects.filter(channel="in_app", rule=DeliveryRule.DIGEST).count() == 6  # 3 users, 2 keys
     assert len(announced) == 6
+
+
+def test_a_digest_template_that_cannot_render_fails_its_bucket_only(platform, admin, make_user, announced):
+    DigestRule.objects.create(platform=platform, notification_type=ENROLL, message_title="{% if %}")
+    DigestRule.objects.create(platform=platform, notification_type=PROGRESS)
+    enrollment(platform, admin, 2)
+    plan = digest_plan(platform=platform, notification_type=PROGRESS)
+    good = buckets.digest_join(
+        platform=platform,
+        plan=plan,
+        recipient=Recipient(user_id=admin.pk),
+        recipient_timezone="",
+        event_id="p",
+        context={"courses_taken": []},
+    )
+    broken = DigestBucket.objects.get(notification_type=ENROLL)
+    latest = max(broken.window_end, good.window_end)
+    scheduler.sweep(now=latest + timedelta(seconds=1))
+    broken.refresh_from_db()
+    assert broken.status == DigestStatus.FAILED and "message_title" in broken.error
+    assert not Notification.objects.filter(source=broken.source).exists()
+    assert DigestBucket.objects.get(pk=good.bucket_id).status == DigestStatus.SENT
+    assert [a["notification_type"] for a in announced] == [PROGRESS]
