@@ -3,7 +3,8 @@
 `python -m bench policies [--size N]` runs the delivery-policies benchmark (bench/policies.py).
 
 `python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options);
-`python -m bench chaos [...]` the fault benchmark (bench/chaos.py, its own options).
+`python -m bench chaos [...]` the fault benchmark (bench/chaos.py, its own options);
+`python -m bench digests [...]` the digest benchmark (bench/digests.py, its own options).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def main() -> None:
 
         sys.argv = ["python -m bench websockets", *sys.argv[2:]]
         websockets.main()
+        return
+    if sys.argv[1:2] == ["digests"]:
+        from bench import digests
+
+        digests.main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["chaos"]:
         from bench import chaos

@@ -17,8 +17,9 @@ from notifications.models import Platform
 from notifications.sanitize import sanitize_html
 from templates_app import defaults, selectors
 
-# Registers the admin of mentors, learner activity and received events.
+# Registers the admin of mentors, learner activity and received events, and of digests.
 from templates_app.automation import admin as _automation_admin  # noqa: F401
+from templates_app.digests import admin as _digests_admin  # noqa: F401
 from templates_app.messages import FieldRenderError
 from templates_app.models import (
     NotificationChannel,

@@ -7,10 +7,11 @@ class TemplatesAppConfig(AppConfig):
     verbose_name = "Notification templates"
 
     def ready(self):
-        from notifications import permissions, scheduler
+        from notifications import digests, permissions, scheduler
         from notifications.pipeline import eligibility, policies, rules
         from templates_app import selectors
         from templates_app.automation import periodic
+        from templates_app.digests import buckets as digest_buckets
         from templates_app.services import delivery_rules, templates
         from templates_app.services.preferences import deliveries_filter_opted_out
 
@@ -42,3 +43,5 @@ class TemplatesAppConfig(AppConfig):
                     delivery_rules.quiet_hours_forget, sender=model, dispatch_uid=f"quiet_hours_forget_{model.__name__}"
                 )
         scheduler.register(periodic.DUE_WORK)
+        scheduler.register(digest_buckets.DUE_WORK)
+        digests.register(digest_buckets.DIGESTER)

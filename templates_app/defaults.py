@@ -939,3 +939,142 @@ def known_variables(notification_type: str, available_context: dict | None = Non
     if available_context:
         names |= set(available_context)
     return names
+
+
+# --- digests ------------------------------------------------------------------------------
+#
+# A digest collects a type's events for one recipient over a window and sends
+# them as one message per channel. Each digest-worthy type ships a default
+# rule and a digest template here; a platform turns digesting on for a type
+# with its own `DigestRule`, whose blank fields inherit these. Critical types
+# are never digested (human support requests among them: each one is sent).
+
+DIGEST_LEADING, DIGEST_TRAILING = "leading", "trailing"
+# The fields of a digest template; they render with `items` (each event's
+# context, oldest first) and `count` beside the usual globals.
+DIGEST_TEMPLATE_FIELDS = ("message_title", "message_body", "short_message_body", "email_subject", "email_html_template")
+# How many items a shipped digest lists before "and N more".
+DIGEST_LISTED = 20
+
+
+@dataclass(frozen=True)
+class DigestDefault:
+    type: str
+    # A window of this many minutes (aligned to the clock: 60 is every full
+    # hour), or daily at `daily_at` ("HH:MM") in the recipient's time zone.
+    window_minutes: int | None
+    daily_at: str | None
+    mode: str
+    # The channels collected into the digest; the type's other channels stay live.
+    channels: tuple[str, ...]
+    # A context value that splits a recipient's digests (one per course, say); "" for one per recipient.
+    key_context: str
+    message_title: str
+    message_body: str
+    short_message_body: str
+    email_subject: str
+    email_html_template: str
+
+    def template(self) -> dict[str, str]:
+        return {f: getattr(self, f) for f in DIGEST_TEMPLATE_FIELDS}
+
+
+def _digest_list(line: str) -> str:
+    return (
+        f'{{% for item in items|slice:":{DIGEST_LISTED}" %}}\n- {line}{{% endfor %}}'
+        f"{{% if count > {DIGEST_LISTED} %}}\n…and {{{{ count|add:'-{DIGEST_LISTED}' }}}} more.{{% endif %}}"
+    )
+
+
+def _digest_html(line: str) -> str:
+    return (
+        f'<ul>{{% for item in items|slice:":{DIGEST_LISTED}" %}}<li>{line}</li>{{% endfor %}}</ul>'
+        f"{{% if count > {DIGEST_LISTED} %}}<p>…and {{{{ count|add:'-{DIGEST_LISTED}' }}}} more.</p>{{% endif %}}"
+    )
+
+
+_ENROLL_LINE = "{{ item.student_name }} ({{ item.student_email }}) enrolled in {{ item.course_name }}"
+
+DIGESTS: tuple[DigestDefault, ...] = (
+    DigestDefault(
+        type="ADMIN_NOTIF_COURSE_ENROLLMENT",
+        window_minutes=60,
+        daily_at=None,
+        mode=DIGEST_TRAILING,
+        channels=(EMAIL, SMS, PUSH),
+        key_context="",
+        message_title="{% plural count 'new enrollment' 'new enrollments' %} on {{ site_name }}",
+        message_body="{% plural count 'new enrollment' 'new enrollments' %}:" + _digest_list(_ENROLL_LINE),
+        short_message_body="{% plural count 'new enrollment' 'new enrollments' %} on {{ site_name }}.",
+        email_subject="{% plural count 'new enrollment' 'new enrollments' %} on {{ site_name }}",
+        email_html_template=_email("{% plural count 'new enrollment' 'new enrollments' %}", _digest_html(_ENROLL_LINE)),
+    ),
+    DigestDefault(
+        type="USER_NOTIF_LEARNER_PROGRESS",
+        window_minutes=None,
+        daily_at="18:00",
+        mode=DIGEST_TRAILING,
+        channels=(EMAIL, SMS, PUSH),
+        key_context="",
+        message_title="Your learning progress on {{ site_name }}",
+        message_body=(
+            "Hi {{ username }}, {% plural count 'progress update' 'progress updates' %} since the last summary:"
+            + _digest_list(
+                "{% for course in item.courses_taken %}{% course_line course %}{% if not forloop.last %}, "
+                "{% endif %}{% empty %}no course activity{% endfor %}"
+            )
+        ),
+        short_message_body="{% plural count 'progress update' 'progress updates' %} on {{ site_name }}.",
+        email_subject="Your learning progress on {{ site_name }}",
+        email_html_template=_email(
+            "Your progress, {{ username }}",
+            "<p>{% plural count 'progress update' 'progress updates' %} since the last summary.</p>"
+            + _digest_html(
+                "{% for course in item.courses_taken %}{% item_name course %} "
+                "({% course_progress course %}){% if not forloop.last %}, {% endif %}"
+                "{% empty %}No course activity{% endfor %}"
+            ),
+            button_url="skills_url",
+            button_label="Continue learning",
+        ),
+    ),
+    DigestDefault(
+        type="USER_NOTIF_USER_INACTIVITY",
+        window_minutes=None,
+        daily_at="09:00",
+        mode=DIGEST_LEADING,
+        channels=(EMAIL, SMS, PUSH),
+        key_context="",
+        message_title="We miss you on {{ site_name }}",
+        message_body=(
+            "Hi {{ username }},\n\nWe have reminded you {% plural count 'more time' 'more times' %} since our "
+            "last message. Pick up where you left off: {{ login_url }}"
+        ),
+        short_message_body="Your courses on {{ site_name }} are waiting for you.",
+        email_subject="We miss you, {{ username }}",
+        email_html_template=_email(
+            "We miss you, {{ username }}",
+            "<p>Your courses are waiting for you.</p>",
+            button_url="login_url",
+            button_label="Pick up where you left off",
+        ),
+    ),
+)
+DIGEST_BY_TYPE: dict[str, DigestDefault] = {d.type: d for d in DIGESTS}
+
+# A type without a shipped digest (a custom type, a bulk send's `system_alert`)
+# gets this template: the count, and each item's `title` where it has one.
+_GENERIC_LINE = "{{ item.title|default:item.message|default:'An update'|truncatechars:120 }}"
+GENERIC_DIGEST_TEMPLATE: dict[str, str] = {
+    "message_title": "{% plural count 'new notification' 'new notifications' %} on {{ site_name }}",
+    "message_body": "You have {% plural count 'new notification' 'new notifications' %} on {{ site_name }}:"
+    + _digest_list(_GENERIC_LINE),
+    "short_message_body": "{% plural count 'new notification' 'new notifications' %} on {{ site_name }}.",
+    "email_subject": "{% plural count 'new notification' 'new notifications' %} on {{ site_name }}",
+    "email_html_template": _email(
+        "{% plural count 'new notification' 'new notifications' %}",
+        _digest_html(_GENERIC_LINE),
+        button_url="login_url",
+        button_label="Open {{ site_name }}",
+    ),
+}

@@ -281,3 +281,145 @@ class NotificationEvent(models.Model):
     def source(self) -> str:
         """The delivery pipeline's idempotency key for this event's deliveries."""
         return f"event:{self.pk}"
+
+
+# --- digests ------------------------------------------------------------------------------
+
+
+class DigestMode(models.TextChoices):
+    LEADING = "leading", "Leading: the first event goes out at once, the rest are collected"
+    TRAILING = "trailing", "Trailing: everything waits for the window's end"
+
+
+class DigestRule(models.Model):
+    """A platform's digest of one type: collected events go out as one message per channel.
+
+    Blank fields inherit the type's shipped default (`defaults.DIGESTS`), as a
+    template copy inherits its default; a type without a shipped default needs
+    its window, channels and mode here. Critical types are never digested.
+    """
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="digest_rules")
+    notification_type = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    window_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A window of this many minutes, aligned to the clock (60: every full hour)."
+    )
+    daily_at = models.TimeField(
+        null=True, blank=True, help_text="Or: daily at this local time (in `timezone`, else the recipient's)."
+    )
+    timezone = models.CharField(max_length=64, blank=True, help_text="IANA zone of `daily_at`; blank: the recipient's.")
+    mode = models.CharField(max_length=10, choices=DigestMode.choices, blank=True)
+    channels = models.JSONField(
+        null=True, blank=True, help_text="Channels collected into the digest; the others stay live. Null: inherit."
+    )
+    key_context = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text="A context variable (course_id) that splits a recipient's digests; empty: one per recipient.",
+    )
+    learner_cadences = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Cadences learners may choose for themselves among "immediate", "hourly", "daily", "weekly"; '
+        "empty: everyone follows this rule.",
+    )
+    # The digest template; blank fields inherit the shipped digest template.
+    message_title = models.CharField(max_length=500, blank=True)
+    message_body = models.TextField(blank=True)
+    short_message_body = models.TextField(blank=True)
+    email_subject = models.CharField(max_length=500, blank=True)
+    email_html_template = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform", "notification_type"], name="uniq_digest_rule")]
+
+    def __str__(self) -> str:
+        return f"digest of {self.notification_type} @ {self.platform}"
+
+
+class Cadence(models.TextChoices):
+    IMMEDIATE = "immediate", "Immediately, one message per event"
+    HOURLY = "hourly", "An hourly digest"
+    DAILY = "daily", "A daily digest"
+    WEEKLY = "weekly", "A weekly digest"
+
+
+class DigestCadence(models.Model):
+    """A learner's own cadence for one digested type, within the cadences the platform's rule offers."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="digest_cadences")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digest_cadences")
+    notification_type = models.CharField(max_length=100)
+    cadence = models.CharField(max_length=10, choices=Cadence.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "user", "notification_type"], name="uniq_digest_cadence")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.notification_type}: {self.cadence}"
+
+
+class DigestStatus(models.TextChoices):
+    OPEN = "open", "Open: collecting"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    EMPTY = "empty", "Closed with nothing to send"
+    FAILED = "failed", "Failed"
+
+
+class DigestBucket(models.Model):
+    """The events of one digest key in one window, and the digest they become.
+
+    Events join with one upsert on (platform, digest_key, window_end); the
+    due-work sweep claims the bucket under a lease once its window has ended
+    and hands it to the pipeline under the source `digest:<id>`.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="digest_buckets")
+    notification_type = models.CharField(max_length=100)
+    # "<type>|<recipient key>" plus "|<name>=<value>" when the rule splits by a context value.
+    digest_key = models.CharField(max_length=400)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="digest_buckets"
+    )
+    address = models.CharField(max_length=320, blank=True)
+    channels = models.JSONField(default=list)
+    mode = models.CharField(max_length=10, choices=DigestMode.choices)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField(help_text="When the digest goes out.")
+    # [{"event_id", "received_at", "context", "live"?}]; `live` marks the leading event already sent.
+    items = models.JSONField(default=list)
+    # Items the digest will carry (a leading event is not counted: it went out at once).
+    count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=DigestStatus.choices, default=DigestStatus.OPEN)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["window_end", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "digest_key", "window_end"], name="uniq_digest_bucket")
+        ]
+        indexes = [
+            models.Index(fields=["window_end"], condition=Q(status="open"), name="digest_open_due"),
+            models.Index(fields=["claimed_until"], condition=Q(status="sending"), name="digest_sending_lease"),
+            models.Index(fields=["platform", "status", "window_end"], name="digest_platform_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"digest {self.pk} {self.notification_type} ({self.count})"
+
+    @property
+    def source(self) -> str:
+        """The pipeline's idempotency key of this digest's deliveries."""
+        return f"digest:{self.pk}"

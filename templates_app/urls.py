@@ -4,6 +4,7 @@ from django.urls import path
 
 from templates_app.api import views
 from templates_app.automation import api as automation_api
+from templates_app.digests import api as digests_api
 
 T = "platforms/<slug:platform_key>/templates/"
 
@@ -31,5 +32,6 @@ urlpatterns = [
         "orgs/<slug:org>/mentors/<str:unique_id>/", automation_api.MentorDetailView.as_view(), name="templates-mentor"
     ),
     path("orgs/<slug:org>/learner-activity/", automation_api.LearnerActivityView.as_view(), name="templates-activity"),
+    path("orgs/<slug:org>/digests/", digests_api.DigestBucketListView.as_view(), name="templates-digests"),
     path("unsubscribe/<str:token>/", views.UnsubscribeView.as_view(), name="templates-unsubscribe"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from notifications.bounds import BIGINT_MAX
@@ -96,6 +97,12 @@ class BulkEmailRequestSerializer(serializers.Serializer):
     file = serializers.ListField(
         child=serializers.FileField(), required=False, help_text="Attachment(s); kept for scheduled sends too"
     )
+    digest_key = serializers.CharField(
+        required=False,
+        help_text="Sends now only: each recipient's message joins their digest of this key (letters, digits, "
+        "`_.:-`, at most 100), under the platform's digest rule for the send's type (`system_alert` for email, "
+        "`type` for in-app); 400 when the platform does not digest it.",
+    )
 
 
 class BulkPushRequestSerializer(serializers.Serializer):
@@ -116,6 +123,12 @@ class BulkInAppRequestSerializer(serializers.Serializer):
     scheduled_at = _SCHEDULED_AT
     type = serializers.CharField(required=False, default="system_alert")
     level = serializers.ChoiceField(choices=Level.choices, required=False, default=Level.INFO)
+    digest_key = serializers.CharField(
+        required=False,
+        help_text="Sends now only: each recipient's message joins their digest of this key (letters, digits, "
+        "`_.:-`, at most 100), under the platform's digest rule for the send's type (`system_alert` for email, "
+        "`type` for in-app); 400 when the platform does not digest it.",
+    )
 
 
 class ScheduledPatchRequestSerializer(serializers.Serializer):
@@ -161,6 +174,17 @@ class ImmediateResultSerializer(serializers.Serializer):
     suppressed = serializers.IntegerField(
         help_text="Deliveries held back by a delivery rule (a frequency cap that drops, a suppression list); "
         "never sent. The job's deliveries show each one's rule."
+    )
+    digest = inline_serializer(
+        "BulkDigestOut",
+        {
+            "mode": serializers.ChoiceField(choices=["leading", "trailing"]),
+            "joined": serializers.IntegerField(help_text="Recipients whose digest the send joined (sent later)"),
+            "sent_at_once": serializers.IntegerField(help_text="Recipients it went to now, counted above"),
+            "goes_out_at": serializers.DateTimeField(allow_null=True),
+        },
+        required=False,
+        help_text="Only when the send named a digest_key.",
     )
 
 

@@ -123,6 +123,16 @@ class BulkSendView(APIView):
                 # Held back by a delivery rule (frequency cap, suppression list); never sent.
                 "suppressed": counts.suppressed,
             }
+            if result.digest is not None:
+                digest = result.digest
+                payload["digest"] = {
+                    "mode": digest.mode,
+                    "joined": digest.joined,
+                    "sent_at_once": len(digest.at_once),
+                    "goes_out_at": digest.goes_out_at.isoformat().replace("+00:00", "Z")
+                    if digest.goes_out_at
+                    else None,
+                }
         return ok(self.sent_message, payload)
 
 

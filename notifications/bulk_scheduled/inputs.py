@@ -10,6 +10,7 @@ same function.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,6 +88,8 @@ class BulkInput:
     files: list = field(default_factory=list)
     # Where a delivery that cannot reach a member goes instead (a bulk channel name, "" : none).
     fallback_channel: str = ""
+    # Email and in-app sends now: join each recipient's digest of this key instead of sending at once.
+    digest_key: str = ""
 
 
 # Which direct-address field each channel takes (the document's "Combining targets" table).
@@ -330,6 +333,7 @@ def bulk_input_parse(channel: str, data: Mapping, files: Sequence = (), *, now: 
         files = _attachments(files)
     else:
         files = []
+    digest_key = digest_key_parse(channel, data, scheduled=scheduled_at is not None, files=files)
     return BulkInput(
         channel=channel,
         content=content,
@@ -337,4 +341,24 @@ def bulk_input_parse(channel: str, data: Mapping, files: Sequence = (), *, now: 
         scheduled_at=scheduled_at,
         files=files,
         fallback_channel=fallback_channel,
+        digest_key=digest_key,
     )
+
+
+DIGEST_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def digest_key_parse(channel: str, data: Mapping, *, scheduled: bool, files: Sequence) -> str:
+    """`digest_key`: email and in-app sends now only, letters, digits and `_.:-`, at most 100."""
+    key = _text(data, "digest_key")
+    if not key:
+        return ""
+    if channel not in (ScheduledChannel.EMAIL, ScheduledChannel.IN_APP):
+        raise BulkInputError("Invalid digest_key", "digest_key is for email and in-app sends")
+    if scheduled:
+        raise BulkInputError("Invalid digest_key", "digest_key is for sends now, not scheduled sends")
+    if files:
+        raise BulkInputError("Invalid digest_key", "a digested email carries no attachments")
+    if not DIGEST_KEY.match(key):
+        raise BulkInputError("Invalid digest_key", "digest_key: 1 to 100 letters, digits and _ . : -")
+    return key

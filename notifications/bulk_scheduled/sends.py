@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from notifications.bulk_scheduled import selectors
 from notifications.bulk_scheduled.files import attachments_store, push_image_store
 from notifications.bulk_scheduled.inputs import BulkInput, BulkInputError, Content
+from notifications.digests import DigestOutcome, DigestRequest, digest_join_send, digests_apply
 from notifications.models import DELIVERY_CHANNEL, ImmediateSend, Platform, ScheduledChannel
 from notifications.pipeline import Message, SendResult, notification_send
 
@@ -23,6 +24,8 @@ class BulkSendResult:
     target_users: int
     image_url: str = ""
     record_id: uuid.UUID | None = None
+    # Set when the send named a digest key: where its recipients went.
+    digest: DigestOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,14 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
     )
     if not recipients:
         raise BulkInputError("No target users found", "no member of this platform matches user_ids or role")
+    channel = DELIVERY_CHANNEL[data.channel]
+    if data.digest_key and not digests_apply(
+        platform=platform, notification_type=data.content.notification_type, channel=channel
+    ):
+        raise BulkInputError(
+            "Invalid digest_key",
+            f"this platform does not digest {data.content.notification_type} on {channel}: add a digest rule first",
+        )
     image_url = ""
     if data.channel == ScheduledChannel.PUSH and data.files:
         image_url = push_image_store(image=data.files[0], base_url=base_url)
@@ -89,10 +100,25 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
     source = record.source
     if data.channel == ScheduledChannel.EMAIL and data.files:
         attachments_store(source=source, files=data.files)
+    digest = None
+    if data.digest_key:
+        # Each recipient joins their digest of this key; the first of a leading window still goes now.
+        digest = digest_join_send(
+            DigestRequest(
+                platform=platform,
+                notification_type=data.content.notification_type,
+                channel=channel,
+                digest_key=data.digest_key,
+                source=source,
+                recipients=recipients,
+                item={"title": data.content.title, "message": data.content.message},
+            )
+        )
+        recipients = digest.at_once
     counts = notification_send(
         platform=platform,
         source=source,
-        channels=[DELIVERY_CHANNEL[data.channel]],
+        channels=[channel],
         recipients=recipients,
         message=message_for(data.channel, data.content, image_url=image_url),
         fallback_channel=fallback_for(data.fallback_channel),
@@ -100,7 +126,9 @@ def bulk_send(*, platform: Platform, data: BulkInput, base_url: str = "", create
     ImmediateSend.objects.filter(pk=record.pk).update(
         total_recipients=counts.total_recipients, sent_count=counts.sent, failed_count=counts.failed
     )
-    return BulkSendResult(counts=counts, target_users=user_count, image_url=image_url, record_id=record.pk)
+    return BulkSendResult(
+        counts=counts, target_users=user_count, image_url=image_url, record_id=record.pk, digest=digest
+    )
 
 
 def bulk_preview(*, platform: Platform, data: BulkInput) -> BulkPreview:

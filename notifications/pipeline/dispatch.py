@@ -79,7 +79,7 @@ def unleased(now: datetime) -> Q:
 
 # Rules that hold a row until its `next_attempt_at` (`rules.Decision.defer`). Rows
 # other rules wrote (a fallback, an escalation) go at once like any first try.
-HOLDING_RULES = (DeliveryRule.QUIET_HOURS, DeliveryRule.FREQUENCY_CAP, DeliveryRule.DIGEST)
+HOLDING_RULES = (DeliveryRule.QUIET_HOURS, DeliveryRule.FREQUENCY_CAP)
 
 
 def _free(now: datetime) -> Q:

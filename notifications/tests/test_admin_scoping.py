@@ -42,6 +42,9 @@ from notifications.models import (
 )
 from notifications.tests.factories import PlatformFactory, make_member
 from templates_app.models import (
+    DigestBucket,
+    DigestCadence,
+    DigestRule,
     LearnerActivity,
     Mentor,
     NotificationEvent,
@@ -110,6 +113,19 @@ def rows_for(platform: Platform, user: User) -> dict:
         ProgramMember: ProgramMember.objects.create(program=program, user=user),
         PathwayMember: PathwayMember.objects.create(pathway=pathway, user=user),
         Build: build,
+        DigestRule: DigestRule.objects.create(platform=platform, notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT"),
+        DigestCadence: DigestCadence.objects.create(
+            platform=platform, user=user, notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT", cadence="daily"
+        ),
+        DigestBucket: DigestBucket.objects.create(
+            platform=platform,
+            notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT",
+            digest_key=f"ADMIN_NOTIF_COURSE_ENROLLMENT|user:{user.pk}",
+            user=user,
+            mode="trailing",
+            window_start=now,
+            window_end=now + timedelta(hours=1),
+        ),
         BuildRecipient: BuildRecipient.objects.create(build=build, user=user, recipient_key=f"user:{user.pk}"),
         WebhookEndpoint: endpoint,
         WebhookMessage: WebhookMessage.objects.create(

@@ -173,6 +173,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("templates-mentor", "DELETE"): admin_only(200),
     ("templates-activity", "GET"): admin_only(200),
     ("templates-activity", "POST"): admin_only(400),
+    ("templates-digests", "GET"): admin_only(200),
     ("templates-unsubscribe", "GET"): public(404),  # the signed token is the credential; this one is bad
     ("templates-unsubscribe", "POST"): public(404),
     # -- builder -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import re
 import zoneinfo
 
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from notifications.models import Channel
@@ -450,6 +451,16 @@ class DeliveryCountsOut(serializers.Serializer):
     opted_out = serializers.IntegerField()
 
 
+class DigestJoinOut(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["leading", "trailing"])
+    channels = serializers.ListField(child=serializers.CharField(), help_text="The channels collected into digests.")
+    joined = serializers.IntegerField(help_text="Recipients whose digest the event joined (sent later).")
+    sent_at_once = serializers.IntegerField(
+        help_text="Recipients to whom it went out at once on those channels too (the first of a leading window)."
+    )
+    goes_out_at = serializers.DateTimeField(allow_null=True, help_text="When the earliest of those digests goes out.")
+
+
 class EventOut(serializers.Serializer):
     id = serializers.UUIDField()
     event_id = serializers.CharField()
@@ -465,6 +476,11 @@ class EventOut(serializers.Serializer):
     pending = serializers.IntegerField()
     suppressed = serializers.IntegerField()
     opted_out = serializers.IntegerField()
+    digest = DigestJoinOut(
+        allow_null=True,
+        help_text="Set when the type is digested on this platform: its digested channels are not in `deliveries` "
+        "for the recipients who joined a digest. Null otherwise.",
+    )
 
 
 # --- preferences ------------------------------------------------------------------------
@@ -484,8 +500,18 @@ class QuietHoursIO(serializers.Serializer):
     )
 
 
+class CadenceChangeIn(serializers.Serializer):
+    type = serializers.CharField(max_length=100, help_text="A digested notification type.")
+    cadence = serializers.ChoiceField(
+        choices=["immediate", "hourly", "daily", "weekly"],
+        allow_null=True,
+        help_text="One the platform's digest rule offers; null: follow the platform's rule again.",
+    )
+
+
 class PreferencesIn(StrictSerializer):
     preferences = PreferenceChangeIn(many=True, allow_empty=False, required=False)
+    cadences = CadenceChangeIn(many=True, allow_empty=False, required=False)
     time_zone = serializers.CharField(
         required=False, max_length=64, validators=[_timezone], help_text="The user's IANA time zone"
     )
@@ -498,9 +524,9 @@ class PreferencesIn(StrictSerializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        if not {"preferences", "time_zone", "quiet_hours"} & set(attrs):
+        if not {"preferences", "cadences", "time_zone", "quiet_hours"} & set(attrs):
             raise serializers.ValidationError(
-                {"preferences": ["Give at least one of preferences, time_zone, quiet_hours."]}
+                {"preferences": ["Give at least one of preferences, cadences, time_zone, quiet_hours."]}
             )
         return attrs
 
@@ -511,6 +537,17 @@ class PreferenceOut(serializers.Serializer):
     is_critical = serializers.BooleanField()
     is_enabled_on_platform = serializers.BooleanField()
     channels = serializers.DictField(child=serializers.BooleanField())
+    digest = inline_serializer(
+        "PreferenceDigestOut",
+        {
+            "cadence": serializers.CharField(allow_null=True, help_text="The user's own cadence; null: the rule's."),
+            "cadences": serializers.ListField(
+                child=serializers.CharField(), help_text="The cadences the platform lets its users choose."
+            ),
+        },
+        allow_null=True,
+        help_text="Set when the platform digests this type.",
+    )
 
 
 class PreferencesOut(serializers.Serializer):

@@ -403,6 +403,7 @@ def _preference_target(request, username: str):
 def _preferences_out(platform: Platform, user) -> dict:
     rows = selectors.preferences_for(platform=platform, user=user)
     channels = list(Channel.values)
+    digests = preference_services.digest_choices(platform=platform, user=user)
     items = []
     for e in selectors.templates_for_platform(platform=platform):
         items.append(
@@ -414,6 +415,7 @@ def _preferences_out(platform: Platform, user) -> dict:
                 "channels": {
                     c: selectors.effective_choice(rows, notification_type=e.type, channel=c) for c in channels
                 },
+                "digest": digests.get(e.type),
             }
         )
     all_types = {c: selectors.effective_choice(rows, notification_type=ALL_TYPES, channel=c) for c in channels}
@@ -449,7 +451,10 @@ class PreferencesView(APIView):
         "is not critical. Critical types cannot be turned off (400). "
         '`"time_zone": "Africa/Addis_Ababa"` sets the user\'s IANA zone; `"quiet_hours": {"start": "22:00", '
         '"end": "07:00"}` their quiet hours on this platform (`null`: the platform\'s default). An unknown '
-        "zone or a time not in HH:MM is a 400 and changes nothing.",
+        "zone or a time not in HH:MM is a 400 and changes nothing. `cadences` "
+        '(`[{"type": "USER_NOTIF_LEARNER_PROGRESS", "cadence": "weekly"}]`) set the user\'s own digest cadence '
+        "of a type the platform digests, among those its rule offers (`immediate`, `hourly`, `daily`, "
+        "`weekly`; null follows the platform again).",
         request=s.PreferencesIn,
         responses={200: s.PreferencesOut, 400: FIELD_ERRORS, 404: DRF_ERROR},
     )
@@ -459,10 +464,15 @@ class PreferencesView(APIView):
         ser.is_valid(raise_exception=True)
         data = ser.validated_data
         try:
+            # One transaction: a refused change leaves the rest of the same request unwritten too.
             with transaction.atomic():
-                if "preferences" in data:
+                if data.get("preferences"):
                     preference_services.preferences_update(
                         platform=platform, user=user, changes=[dict(c) for c in data["preferences"]]
+                    )
+                if data.get("cadences"):
+                    preference_services.cadences_update(
+                        platform=platform, user=user, changes=[dict(c) for c in data["cadences"]]
                     )
                 preference_services.delivery_schedule_update(platform=platform, user=user, changes=data)
         except DjangoValidationError as exc:

@@ -23,11 +23,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from notifications.models import Platform
-from notifications.pipeline import Recipient, SendResult, eligibility, notification_send
+from notifications.pipeline import Recipient, SendResult, eligibility, notification_send, send_counts
 from notifications.selectors import platform_members
 from templates_app import defaults, selectors
+from templates_app.digests.buckets import digest_join
+from templates_app.digests.rules import DigestPlan, cadences_of, digest_plan
 from templates_app.messages import platform_globals, rendered_ahead, renderer_for
-from templates_app.models import EventStatus, Mentor, NotificationEvent
+from templates_app.models import Cadence, DigestMode, EventStatus, Mentor, NotificationEvent
 from templates_app.rendering import TemplateError, render
 from templates_app.selectors import EffectiveTemplate
 from templates_app.services.configs import HUMAN_SUPPORT, POLICY
@@ -205,6 +207,8 @@ def _result(
         "pending": 0,
         "suppressed": 0,
         "opted_out": 0,
+        # How the event joined its recipients' digests; None when its type is not digested.
+        "digest": None,
     }
 
 
@@ -315,35 +319,118 @@ def event_notify(
     if not chosen:
         return finish(EventStatus.SKIPPED, "No channel left to deliver over.", result)
 
+    # A digested type sends its live channels now; its digested channels join
+    # each recipient's digest (a leading window's first event goes out at once).
+    plan = digest_plan(platform=platform, notification_type=notification_type)
+    digested = plan.digested(chosen) if plan is not None else []
+    live = [c for c in chosen if c not in digested]
+    # Digested channels render too when some recipient may get them at once.
+    at_once_possible = plan is not None and (
+        plan.mode == DigestMode.LEADING or Cadence.IMMEDIATE in plan.learner_cadences
+    )
+    rendered = live + (digested if at_once_possible else [])
     # Every message is rendered before anything is written: a template that
     # cannot render fails the event (400) with nothing sent.
     messages = rendered_ahead(
         render=renderer_for(
             platform=platform,
-            channels=chosen,
+            channels=rendered,
             template=effective.template,
             content={"email_subject": subject_override} if subject_override else None,
             context=_template_content_rendered(platform=platform, context=context),
             error=partial(_render_failed, effective.type),
         ),
-        audience=((r.recipient(), r.user) for r in resolved),
-        channels=chosen,
+        audience=((r.recipient(), r.user) for r in resolved) if rendered else (),
+        channels=rendered,
     )
+    at_once = resolved
+    if digested:
+        at_once = _digests_join(
+            event=event, plan=plan, channels=digested, resolved=resolved, context=context, result=result
+        )
     # Users and bare addresses in one call: the pipeline gives an address only the channels it serves.
-    counts = notification_send(
-        platform=platform,
-        source=event.source,
-        channels=chosen,
-        recipients=messages.recipients,
-        render=messages,
-    )
+    if live:
+        notification_send(
+            platform=platform, source=event.source, channels=live, recipients=messages.recipients, render=messages
+        )
+    if digested and at_once:
+        keys = {r.key() for r in at_once}
+        notification_send(
+            platform=platform,
+            source=event.source,
+            channels=digested,
+            recipients=[r for r in messages.recipients if r.key() in keys],
+            render=messages,
+        )
+    counts = send_counts(source=event.source)
     addresses = eligibility.address_channels(chosen)
     expected = {
-        c: sum(1 for r in resolved if r.user is not None or c in addresses[eligibility.address_kind(r.address)])
+        c: sum(
+            1
+            for r in (at_once if c in digested else resolved)
+            if r.user is not None or c in addresses[eligibility.address_kind(r.address)]
+        )
         for c in chosen
     }
     _fill_counts(result, counts=counts, expected=expected)
     return finish(EventStatus.PROCESSED, "", result)
+
+
+def _digests_join(
+    *,
+    event: NotificationEvent,
+    plan: DigestPlan,
+    channels: list[str],
+    resolved: list[EventRecipient],
+    context: dict,
+    result: dict,
+) -> list[EventRecipient]:
+    """Add the event to each recipient's digest; returns the recipients it goes to at once.
+
+    At once: the first event of a leading window, and learners whose own cadence is `immediate`.
+
+    An event re-posted after it was processed has joined already: it joins
+    nothing again (its bucket may have closed since) and sends only what its
+    live channels still owe.
+    """
+    done = (event.result or {}).get("digest")
+    if done:
+        result["digest"] = done
+        return []
+    # A learner's own cadence (where the rule offers one) reshapes the window, or sends live (`immediate`).
+    cadence = cadences_of(
+        platform=event.platform, plan=plan, user_ids=[r.user.pk for r in resolved if r.user is not None]
+    )
+    joined, at_once = [], []
+    for r in resolved:
+        own = plan.for_cadence(cadence.get(r.user.pk) if r.user is not None else None)
+        if own is None:
+            at_once.append(r)
+            continue
+        j = digest_join(
+            platform=event.platform,
+            plan=own,
+            recipient=r.recipient(),
+            recipient_timezone=getattr(r.user, "timezone", "") or "",
+            event_id=str(event.pk),
+            context={**context, **r.context},
+            channels=channels,
+        )
+        joined.append(j)
+        if j.send_now:
+            at_once.append(r)
+    result["digest"] = {
+        "mode": plan.mode,
+        "channels": channels,
+        "joined": sum(1 for j in joined if not j.send_now),
+        "sent_at_once": len(at_once),
+        "goes_out_at": _iso(min(j.window_end for j in joined)) if joined else None,
+    }
+    return at_once
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _fill_counts(result: dict, *, counts: SendResult, expected: dict[str, int]) -> None:

@@ -10,8 +10,16 @@ from django.db import transaction
 
 from notifications.models import Channel, Platform
 from templates_app import defaults
+from templates_app.digests.rules import digest_plan, plan_from
 from templates_app.messages import UNSUBSCRIBE_SALT
-from templates_app.models import ALL_TYPES, NotificationTemplate, QuietHours, UserNotificationPreference
+from templates_app.models import (
+    ALL_TYPES,
+    DigestCadence,
+    DigestRule,
+    NotificationTemplate,
+    QuietHours,
+    UserNotificationPreference,
+)
 from templates_app.selectors import effective_choice
 
 # An unsubscribe link stays valid this long (a year: emails are read late).
@@ -91,7 +99,57 @@ def delivery_schedule_of(*, platform: Platform, user) -> dict:
     }
 
 
+def cadences_update(*, platform: Platform, user, changes: list[dict]) -> None:
+    """Apply `[{"type", "cadence"}]`: the user's own digest cadence per type, null to follow the platform.
+
+    Only a cadence the platform's digest rule for the type offers is taken;
+    critical types are never digested. Nothing is written unless every change is valid.
+    """
+    errors: list[str] = []
+    for index, change in enumerate(changes):
+        type_, cadence = change["type"], change["cadence"]
+        if type_ in defaults.CRITICAL_TYPES:
+            errors.append(f"[{index}].type: {type_} is a critical notification type: it is never digested.")
+            continue
+        plan = digest_plan(platform=platform, notification_type=type_)
+        if plan is None:
+            errors.append(f"[{index}].type: {type_!r} is not digested on this platform.")
+        elif cadence is not None and cadence not in plan.learner_cadences:
+            offered = ", ".join(plan.learner_cadences) or "none"
+            errors.append(f"[{index}].cadence: {cadence!r} is not offered for {type_} (offered: {offered}).")
+    if errors:
+        raise ValidationError({"cadences": errors})
+    with transaction.atomic():
+        for change in changes:
+            scope = {"platform": platform, "user": user, "notification_type": change["type"]}
+            if change["cadence"] is None:
+                DigestCadence.objects.filter(**scope).delete()
+            else:
+                DigestCadence.objects.update_or_create(**scope, defaults={"cadence": change["cadence"]})
+
+
+def digest_choices(*, platform: Platform, user) -> dict[str, dict]:
+    """{type: {"cadence", "cadences"}} for each type the platform digests: the user's choice and the offer."""
+    chosen = dict(
+        DigestCadence.objects.filter(platform=platform, user=user).values_list("notification_type", "cadence")
+    )
+    out = {}
+    for rule in DigestRule.objects.filter(platform=platform, enabled=True).exclude(
+        notification_type__in=defaults.CRITICAL_TYPES
+    ):
+        plan = plan_from(rule)
+        if plan is not None:
+            cadence = chosen.get(rule.notification_type)
+            out[rule.notification_type] = {
+                "cadence": cadence if cadence in plan.learner_cadences else None,
+                "cadences": list(plan.learner_cadences),
+            }
+    return out
+
+
 def preferences_reset(*, platform: Platform, user) -> int:
+    """Back to receiving everything, each type at the platform's cadence."""
+    DigestCadence.objects.filter(platform=platform, user=user).delete()
     deleted, _ = UserNotificationPreference.objects.filter(platform=platform, user=user).delete()
     return deleted
 
