@@ -17,12 +17,14 @@ from notifications.credentials import tokens_revoke
 from notifications.models import (
     Attachment,
     AuthToken,
+    DeliveryReceipt,
     DeviceRegistration,
     InboxCounter,
     Membership,
     Notification,
     Platform,
     PlatformSMTPSettings,
+    Suppression,
     User,
 )
 from notifications.smtp import TargetRefused, smtp_target_resolve
@@ -143,8 +145,38 @@ class AuthTokenAdmin(SuperuserOnlyAdmin):
         self.message_user(request, f"Revoked {n} token(s).", messages.SUCCESS)
 
 
+class DeliveryReceiptInline(PlatformScopedInline):
+    """What the provider reported after taking the delivery; written by its receipts only."""
+
+    model = DeliveryReceipt
+    platform_lookup = "platform"
+    can_delete = False
+    extra = 0
+    max_num = 0
+    fields = readonly_fields = [
+        "provider",
+        "provider_status",
+        "detail",
+        "delivered_at",
+        "opened_at",
+        "clicked_at",
+        "bounced_at",
+        "deferred_at",
+        "complained_at",
+        "unsubscribed_at",
+        "last_event_at",
+    ]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Notification)
 class NotificationAdmin(PlatformScopedAdmin):
+    inlines = [DeliveryReceiptInline]
     list_display = [
         "created_at",
         "platform",
@@ -157,7 +189,7 @@ class NotificationAdmin(PlatformScopedAdmin):
         "next_attempt_at",
         "source",
     ]
-    list_filter = ["platform", "channel", "delivery_status", "status", "notification_type", "level"]
+    list_filter = ["platform", "channel", "delivery_status", "rule", "status", "notification_type", "level"]
     search_fields = ["id", "recipient_key", "address", "title", "source", "user__username", "provider_message_id"]
     readonly_fields = ["id", "created_at", "updated_at", "sent_at", "read_at", "claimed_until", "next_attempt_at"]
     raw_id_fields = ["user"]
@@ -227,6 +259,32 @@ class PlatformSMTPSettingsAdmin(PlatformScopedAdmin):
     def has_password(self, obj):
         # False also when SECRET_KEY changed since it was stored: enter it again.
         return bool(obj.password)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(PlatformScopedAdmin):
+    """A platform's suppression list: receipts and unsubscribe links add entries; deleting one lifts it."""
+
+    list_display = ["address", "channel", "reason", "notification_type", "source", "platform", "created_at"]
+    list_filter = ["platform", "channel", "reason"]
+    search_fields = ["address", "source", "platform__key"]
+    autocomplete_fields = ["platform"]
+    list_select_related = ["platform"]
+    raw_id_fields = ["notification"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        # An entry is a record of what happened: lift it (delete) rather than edit it.
+        if obj is not None:
+            return [f.name for f in self.model._meta.fields]
+        return ["notification"]
+
+    @admin.action(description="Lift selected entries (send to these addresses again)")
+    def lift(self, request, queryset):
+        n, _ = self.get_queryset(request).filter(pk__in=queryset.values("pk")).delete()
+        self.message_user(request, f"Lifted {n} entr{'y' if n == 1 else 'ies'}.", messages.SUCCESS)
+
+    actions = ["lift"]
 
 
 @admin.register(DeviceRegistration)

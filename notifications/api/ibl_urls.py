@@ -1,4 +1,4 @@
-"""`/api/notification/v1/`: the IBL inbox, push devices and platform SMTP.
+"""`/api/notification/v1/`: the IBL inbox, push devices, platform SMTP and the suppression list.
 
 Paths are the document's, trailing slashes included; `mark-all-as-read` has
 none there and none here (APPEND_SLASH is off, so neither form redirects).
@@ -6,7 +6,7 @@ none there and none here (APPEND_SLASH is off, so neither form redirects).
 
 from django.urls import path
 
-from notifications.api import ibl_devices, ibl_inbox, ibl_smtp
+from notifications.api import ibl_devices, ibl_inbox, ibl_smtp, ibl_suppressions
 
 USER = "orgs/<str:org>/users/<str:user_id>/"
 
@@ -37,4 +37,14 @@ urlpatterns = [
     path(USER + "register-fcm-token/", ibl_devices.RegisterFCMTokenView.as_view(), name="ibl-register-fcm-token"),
     path("platforms/<str:platform_key>/config/smtp/", ibl_smtp.SMTPSettingsView.as_view(), name="ibl-smtp-settings"),
     path("platforms/<str:platform_key>/config/test-smtp/", ibl_smtp.SMTPTestView.as_view(), name="ibl-smtp-test"),
+    path(
+        "platforms/<str:platform_key>/suppressions/",
+        ibl_suppressions.SuppressionListView.as_view(),
+        name="ibl-suppressions",
+    ),
+    path(
+        "platforms/<str:platform_key>/suppressions/<int:suppression_id>/",
+        ibl_suppressions.SuppressionDetailView.as_view(),
+        name="ibl-suppression",
+    ),
 ]

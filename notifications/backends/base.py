@@ -20,6 +20,8 @@ class Result:
     ok: bool
     error: str = ""
     provider_message_id: str = ""
+    # Who took it, when the backend can route to several (anymail's esp_name, "smtp").
+    provider: str = ""
     # Worth trying again later (provider 5xx, 429, timeouts) ...
     retryable: bool = False
     # ... and not before this many seconds, when the provider said so (Retry-After).
@@ -29,8 +31,8 @@ class Result:
     units_failed: int = 0
 
     @classmethod
-    def sent(cls, provider_message_id: str = "", *, units: int = 1) -> Result:
-        return cls(ok=True, provider_message_id=provider_message_id, units_sent=units)
+    def sent(cls, provider_message_id: str = "", *, units: int = 1, provider: str = "") -> Result:
+        return cls(ok=True, provider_message_id=provider_message_id, units_sent=units, provider=provider)
 
     @classmethod
     def failed(cls, error: str, *, retryable: bool = False, retry_after: float | None = None, units: int = 1) -> Result:

@@ -356,6 +356,9 @@ class Notification(models.Model):
     rule = models.CharField(max_length=20, choices=DeliveryRule.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     provider_message_id = models.CharField(max_length=255, blank=True)
+    # Who took the delivery: anymail's esp_name ("Postmark", "Mailgun", ...) or "smtp".
+    # Receipts find their row by (provider, provider_message_id).
+    provider = models.CharField(max_length=40, blank=True)
     # Push counts devices: how many of this user's device tokens took it.
     units_sent = models.PositiveIntegerField(default=0)
     units_failed = models.PositiveIntegerField(default=0)
@@ -395,6 +398,11 @@ class Notification(models.Model):
                 fields=["source", "channel", "id"], name="delivery_pending", condition=Q(delivery_status="pending")
             ),
             models.Index(fields=["next_attempt_at"], name="delivery_due", condition=Q(delivery_status="pending")),
+            # Receipts look a delivery up by the id its provider gave it. Rows get
+            # one only when sent, so the fan-out's INSERTs never touch this index.
+            models.Index(
+                fields=["provider_message_id"], name="delivery_provider_id", condition=~Q(provider_message_id="")
+            ),
         ]
         permissions = [
             ("ibl_notification_list", "Ibl.Notifications/Notification/list"),

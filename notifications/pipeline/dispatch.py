@@ -120,6 +120,7 @@ def _outcome(delivery: Notification, result: Result, now: datetime) -> Outcome:
         error="" if result.ok else result.error[:2000],
         attempts=attempts,
         provider_message_id=result.provider_message_id[:255],
+        provider=result.provider[:40],
         units_sent=result.units_sent,
         units_failed=result.units_failed,
         sent_at=now if result.ok else None,

@@ -104,3 +104,5 @@ class Outcome(NamedTuple):
     units_failed: int
     sent_at: datetime | None
     next_attempt_at: datetime | None
+    # Who took it (anymail's esp_name, "smtp"); last, with a default, so older positional uses still fit.
+    provider: str = ""

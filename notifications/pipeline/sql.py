@@ -288,11 +288,12 @@ def record(outcomes: list[Outcome], *, now) -> None:
     # instead of looking up these few ids by primary key.
     sql = (
         f"UPDATE {table} AS n SET delivery_status = v.status, error = v.error, attempts = v.attempts, "
-        "provider_message_id = v.message_id, units_sent = v.units_sent, units_failed = v.units_failed, "
-        "sent_at = v.sent_at, claimed_until = NULL, next_attempt_at = v.next_at, updated_at = %s "
+        "provider_message_id = v.message_id, provider = v.provider, units_sent = v.units_sent, "
+        "units_failed = v.units_failed, sent_at = v.sent_at, claimed_until = NULL, next_attempt_at = v.next_at, "
+        "updated_at = %s "
         "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::int[], %s::int[], "
-        "%s::timestamptz[], %s::timestamptz[], %s::text[]) "
-        "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at, was) "
+        "%s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[]) "
+        "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at, provider, was) "
         "WHERE n.id = v.id AND n.delivery_status = v.was"
     )
     connection.ensure_connection()
