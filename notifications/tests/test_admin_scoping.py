@@ -37,6 +37,7 @@ from notifications.models import (
     Platform,
     PlatformSMTPSettings,
     ScheduledNotification,
+    Suppression,
     User,
 )
 from notifications.tests.factories import PlatformFactory, make_member
@@ -101,6 +102,9 @@ def rows_for(platform: Platform, user: User) -> dict:
         UserGroupMember: UserGroupMember.objects.create(group=group, user=user),
         ProgramMember: ProgramMember.objects.create(program=program, user=user),
         PathwayMember: PathwayMember.objects.create(pathway=pathway, user=user),
+        Suppression: Suppression.objects.create(
+            platform=platform, channel="email", address=f"gone@{platform.key}.example", reason="hard_bounce"
+        ),
         Build: build,
         BuildRecipient: BuildRecipient.objects.create(build=build, user=user, recipient_key=f"user:{user.pk}"),
     }

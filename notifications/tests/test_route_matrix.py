@@ -38,6 +38,7 @@ from notifications.models import (
     PlatformSMTPSettings,
     Role,
     ScheduledNotification,
+    Suppression,
 )
 from notifications.tests.factories import PlatformFactory, make_member
 from templates_app.models import Mentor
@@ -130,6 +131,11 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("ibl-smtp-settings", "PATCH"): admin_only(400),
     ("ibl-smtp-settings", "DELETE"): admin_only(200),
     ("ibl-smtp-test", "POST"): admin_only(400),
+    ("ibl-suppressions", "GET"): admin_only(200),
+    ("ibl-suppression", "GET"): admin_only(200),
+    ("ibl-suppression", "DELETE"): admin_only(204),
+    # Provider receipts: the provider's basic auth or signature is the credential (none sent here).
+    ("email-receipts", "POST"): public(403),  # receipts are off without ANYMAIL_WEBHOOK_SECRET
     # -- templates, events, preferences, mentors -------------------------------------------------
     ("templates-list", "GET"): admin_only(200),
     ("templates-list", "POST"): admin_only(400),
@@ -245,6 +251,9 @@ def world():
     # An address literal: saving it again never needs a name lookup.
     PlatformSMTPSettings.objects.create(platform=b, host="192.0.2.10", from_email="b@example.com")
     build = Build.objects.create(platform=b, created_by=admin, channels=["in_app"])
+    suppression = Suppression.objects.create(
+        platform=b, channel="email", address="gone@example.com", reason="hard_bounce", source="Postmark"
+    )
     kwargs = {
         "org": b.key,
         "platform_key": b.key,
@@ -257,6 +266,8 @@ def world():
         "build_id": str(build.pk),
         "token": "not-a-valid-unsubscribe-token",
         "path": "notification_images/missing.png",
+        "suppression_id": suppression.pk,
+        "provider": "postmark",
     }
     return {"a": a, "b": b, "callers": callers, "kwargs": kwargs}
 
@@ -320,7 +331,16 @@ def test_matrix_size():
     assert len({route for _, route, _ in ROUTES}) >= 40
 
 
-PUBLIC_ROUTES = {"healthz", "auth-token", "schema", "swagger-ui", "templates-unsubscribe", "metrics", "media"}
+PUBLIC_ROUTES = {
+    "healthz",
+    "auth-token",
+    "schema",
+    "swagger-ui",
+    "templates-unsubscribe",
+    "metrics",
+    "media",
+    "email-receipts",
+}
 # The learner's own pages: Django's session sign-in, no API view; the only token
 # they hand out is an inbox token of the signed-in user (test_inbox_page.py).
 SESSION_PAGES = {"inbox", "inbox-login", "inbox-logout", "inbox-token"}

@@ -1,0 +1,107 @@
+"""The suppression list: its API for platform admins, and the send-time skip."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifications.models import Notification, Suppression
+from notifications.pipeline import Message, Recipient, notification_send
+from notifications.suppressions import suppression_add
+from notifications.tests.factories import PlatformFactory, make_member
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/api/notification/v1/platforms/{key}/suppressions/"
+
+
+@pytest.fixture
+def boss(platform):
+    return make_member(platform=platform, username="boss", role="ADMIN", admin=True)
+
+
+def entry(platform, address, *, channel="email", reason="hard_bounce", **fields):
+    return suppression_add(
+        platform_id=platform.pk, channel=channel, address=address, reason=reason, source="Postmark", **fields
+    )[0]
+
+
+def test_admin_lists_filters_reads_and_lifts_entries(api, platform, boss):
+    gone = entry(platform, "Gone@Example.org")
+    entry(platform, "+251911234567", channel="sms", reason="invalid_number")
+    entry(platform, "spam@example.org", reason="complaint")
+    client = api(boss)
+    url = BASE.format(key=platform.key)
+
+    listed = client.get(url).json()
+    assert listed["count"] == 3
+    assert {r["address"] for r in listed["results"]} == {"gone@example.org", "+251911234567", "spam@example.org"}
+    assert [r["address"] for r in client.get(url, {"channel": "sms"}).json()["results"]] == ["+251911234567"]
+    assert [r["address"] for r in client.get(url, {"reason": "complaint"}).json()["results"]] == ["spam@example.org"]
+    assert [r["address"] for r in client.get(url, {"address": "GONE"}).json()["results"]] == ["gone@example.org"]
+    detail = client.get(f"{url}{gone.pk}/").json()
+    assert (detail["reason"], detail["source"], detail["channel"]) == ("hard_bounce", "Postmark", "email")
+
+    assert client.delete(f"{url}{gone.pk}/").status_code == 204
+    assert not Suppression.objects.filter(pk=gone.pk).exists()
+    assert client.delete(f"{url}{gone.pk}/").status_code == 404
+
+
+def test_bad_filters_are_400_and_other_platforms_entries_are_404(api, platform, boss):
+    other = PlatformFactory(key="other-school")
+    theirs = entry(other, "theirs@example.org")
+    client = api(boss)
+    url = BASE.format(key=platform.key)
+    assert client.get(url, {"reason": "nope"}).status_code == 400
+    assert client.get(url, {"channel": "push"}).status_code == 400
+    assert client.get(f"{url}{theirs.pk}/").status_code == 404
+    assert client.delete(f"{url}{theirs.pk}/").status_code == 404
+    assert Suppression.objects.filter(pk=theirs.pk).exists()
+    assert client.get(BASE.format(key=other.key)).status_code == 404  # not a member there
+
+
+def test_members_cannot_see_the_list(api, platform, make_user):
+    learner = make_user("learner")
+    assert api(learner).get(BASE.format(key=platform.key)).status_code == 403
+
+
+def test_adding_twice_keeps_the_first_entry(platform):
+    first, created = suppression_add(
+        platform_id=platform.pk, channel="email", address="a@example.org", reason="hard_bounce", source="Postmark"
+    )
+    again, created_again = suppression_add(
+        platform_id=platform.pk, channel="email", address="A@example.org", reason="complaint", source="Mailgun"
+    )
+    assert created and not created_again and again.pk == first.pk and again.reason == "hard_bounce"
+
+
+def test_a_type_scoped_entry_skips_only_that_type(platform):
+    entry(platform, "ada@example.org", reason="unsubscribed", notification_type="weekly_digest")
+
+    def send(source, notification_type):
+        notification_send(
+            platform=platform,
+            source=source,
+            channels=["email"],
+            recipients=[Recipient(address="ada@example.org")],
+            message=Message(title="Hi", body="Hi", notification_type=notification_type),
+        )
+        return Notification.objects.get(source=source)
+
+    assert send("t:1", "weekly_digest").delivery_status == "suppressed"
+    assert send("t:2", "system_alert").delivery_status == "sent"
+
+
+def test_suppressed_sms_numbers_are_skipped_too(platform, make_user):
+    learner = make_user("learner", phone_number="+251911234567")
+    entry(platform, "+251 91 123 4567", channel="sms", reason="invalid_number")
+    result = notification_send(
+        platform=platform,
+        source="sms:1",
+        channels=["sms", "in_app"],
+        recipients=[Recipient(user_id=learner.pk)],
+        message=Message(title="Hi", body="Hi"),
+    )
+    rows = {n.channel: n for n in Notification.objects.filter(source="sms:1")}
+    assert (rows["sms"].delivery_status, rows["sms"].rule) == ("suppressed", "suppression_list")
+    assert rows["in_app"].delivery_status == "sent"  # the list holds addresses; the inbox has none
+    assert result.suppressed == 1
