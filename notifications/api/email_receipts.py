@@ -8,7 +8,7 @@ where it signs); `notifications.email_receipts` does the work.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -46,6 +46,11 @@ class EmailTrackingWebhookView(APIView):
             "delivery whose provider message id it names (`matched`); events naming no delivery of ours are "
             "acknowledged and `ignored`. Re-posting an event changes nothing."
         ),
+        parameters=[
+            OpenApiParameter(
+                "provider", str, OpenApiParameter.PATH, enum=sorted(TRACKING_VIEWS), description="The email provider"
+            )
+        ],
         request=OpenApiTypes.OBJECT,
         responses={
             200: ACCEPTED,
