@@ -105,3 +105,43 @@ def test_suppressed_sms_numbers_are_skipped_too(platform, make_user):
     assert (rows["sms"].delivery_status, rows["sms"].rule) == ("suppressed", "suppression_list")
     assert rows["in_app"].delivery_status == "sent"  # the list holds addresses; the inbox has none
     assert result.suppressed == 1
+
+
+# -- the admin ---------------------------------------------------------------------------
+
+
+def test_platform_admin_sees_and_lifts_only_their_platforms_entries(client, platform):
+    from django.urls import reverse
+
+    other = PlatformFactory(key="other-school")
+    mine = entry(platform, "mine@example.org")
+    theirs = entry(other, "theirs@example.org")
+    boss = make_member(platform=platform, username="staffboss", admin=True, is_staff=True)
+    client.force_login(boss)
+    changelist = reverse("admin:notifications_suppression_changelist")
+
+    html = client.get(changelist).content.decode()
+    assert "mine@example.org" in html and "theirs@example.org" not in html
+    assert client.get(reverse("admin:notifications_suppression_change", args=[theirs.pk])).status_code in (302, 404)
+
+    r = client.post(changelist, {"action": "lift", "_selected_action": [mine.pk, theirs.pk]})
+    assert r.status_code == 302
+    assert list(Suppression.objects.values_list("address", flat=True)) == ["theirs@example.org"]
+
+
+def test_delivery_page_shows_its_receipt(client, platform):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from notifications.models import DeliveryReceipt
+
+    root = make_member(platform=platform, username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    row = Notification.objects.create(
+        platform=platform, recipient_key="email:a@example.org", address="a@example.org", channel="email", source="r:1"
+    )
+    DeliveryReceipt.objects.create(
+        notification=row, platform=platform, provider="Postmark", provider_status="opened", last_event_at=timezone.now()
+    )
+    html = client.get(reverse("admin:notifications_notification_change", args=[row.pk])).content.decode()
+    assert "Postmark" in html and "Opened" in html
