@@ -227,3 +227,35 @@ def browser(monkeypatch):
             yield instance
         finally:
             instance.close()
+
+
+class FrozenClock:
+    """`django.utils.timezone.now` held at a chosen instant; `advance` moves it on."""
+
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def set(self, when) -> None:
+        self.now = when
+
+    def advance(self, **delta) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A frozen clock for everything that asks `timezone.now()` (the pipeline, dispatch, the sweep).
+
+    Starts at the real time; tests `set` it (an aware datetime) or `advance` it.
+    The clock is outside the code under test, so only it is replaced.
+    """
+    from django.utils import timezone
+
+    frozen = FrozenClock(timezone.now())
+    monkeypatch.setattr(timezone, "now", frozen)
+    return frozen

@@ -246,6 +246,8 @@ def alert_message(*, alert: Alert) -> Message:
         short_message=f"{alert.title}: {alert.message}"[:1000],
         notification_type="event_reminder" if alert.is_event else "alert",
         level=LEVEL_FOR_TYPE.get(alert.type, Level.INFO),
+        # A critical alert goes through quiet hours and frequency caps (see notifications.pipeline.rules).
+        critical=alert.type == AlertType.CRITICAL,
         context={"alert_id": alert.pk, "alert_type": alert.type, "is_event": alert.is_event},
         # Push data values must be strings.
         data={

@@ -184,6 +184,7 @@ class NotificationAdmin(PlatformScopedAdmin):
         "recipient",
         "title",
         "delivery_status",
+        "rule",
         "status",
         "attempts",
         "next_attempt_at",

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The pipeline's row statuses as outcomes: a pending result is a retry scheduled.
-OUTCOMES = {"sent": "sent", "failed": "failed", "pending": "retry"}
+OUTCOMES = {"sent": "sent", "failed": "failed", "pending": "retry", "suppressed": "suppressed"}
 
 HISTOGRAMS = {
     "provider_latency": (

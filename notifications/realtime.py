@@ -103,18 +103,22 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def created_notification_event(payload: dict, *, platform_id: int) -> dict:
+def created_notification_event(payload: dict, *, platform_id: int, silent: bool = False) -> dict:
     """The channel-layer message a consumer turns into CREATED_NOTIFICATION.
 
     `platform_id` is not part of what the client sees: a socket is opened on one
-    platform and forwards only that platform's notifications.
+    platform and forwards only that platform's notifications. `silent`: the
+    client shows it without sound or announcement (the recipient's quiet hours).
     """
-    return {
+    event = {
         "type": "notification.created",
         "recipient_id": payload["recipient_id"],
         "platform_id": platform_id,
         "payload": payload,
     }
+    if silent:
+        event["silent"] = True
+    return event
 
 
 def inbox_changed_event(
@@ -150,6 +154,8 @@ def socket_frame(event: dict) -> str:
     """
     if event["type"] == "notification.created":
         content = {"type": "CREATED_NOTIFICATION", "recipient_id": event["recipient_id"], "payload": event["payload"]}
+        if event.get("silent"):
+            content["silent"] = True
     else:
         content = {
             "type": "INBOX_UPDATED",

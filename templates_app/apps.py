@@ -8,9 +8,9 @@ class TemplatesAppConfig(AppConfig):
 
     def ready(self):
         from notifications import permissions, scheduler
-        from notifications.pipeline import eligibility
+        from notifications.pipeline import eligibility, rules
         from templates_app.automation import periodic
-        from templates_app.services import templates
+        from templates_app.services import delivery_rules, templates
         from templates_app.services.preferences import deliveries_filter_opted_out
 
         permissions.register(
@@ -26,4 +26,5 @@ class TemplatesAppConfig(AppConfig):
         # Defaults follow the code on every migrate (deploys and fresh test databases).
         post_migrate.connect(templates.sync_defaults_after_migrate, sender=self, dispatch_uid="templates_sync_defaults")
         eligibility.register_recipient_filter(deliveries_filter_opted_out)
+        rules.register_critical_types(delivery_rules.critical_types_of)
         scheduler.register(periodic.DUE_WORK)

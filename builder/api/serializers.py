@@ -219,5 +219,6 @@ class BuildSerializer(serializers.Serializer):
 class BuildDetailSerializer(BuildSerializer):
     deliveries = serializers.DictField(
         child=serializers.DictField(child=serializers.IntegerField()),
-        help_text="Per channel: deliveries sent, failed and pending.",
+        help_text="Per channel: deliveries sent, failed, pending (a retry, or deferred by a delivery rule) "
+        "and suppressed (held back by a delivery rule).",
     )

@@ -77,8 +77,8 @@ def test_document_example(preview, send, client, people):
     assert detail["status"] == "completed"
     assert detail["progress"] == {"total": 4, "pending": 0, "sent": 4, "failed": 0, "percent": 100.0}
     assert detail["deliveries"] == {
-        "email": {"sent": 4, "failed": 0, "pending": 0},
-        "in_app": {"sent": 3, "failed": 0, "pending": 0},
+        "email": {"sent": 4, "failed": 0, "pending": 0, "suppressed": 0},
+        "in_app": {"sent": 3, "failed": 0, "pending": 0, "suppressed": 0},
     }
     listed = client.get(BASE + f"{build_id}/recipients/?search=guest").json()["results"]
     assert listed[0]["status"] == "sent"
@@ -119,7 +119,7 @@ def test_failed_deliveries_are_counted_per_recipient(preview, send, client, peop
     detail = client.get(BASE + f"{build_id}/").json()
     assert detail["status"] == "completed"
     assert detail["progress"] == {"total": 4, "pending": 0, "sent": 3, "failed": 1, "percent": 100.0}
-    assert detail["deliveries"]["email"] == {"sent": 2, "failed": 2, "pending": 0}
+    assert detail["deliveries"]["email"] == {"sent": 2, "failed": 2, "pending": 0, "suppressed": 0}
 
 
 def test_build_fails_when_nobody_can_be_reached(preview, send, client):

@@ -125,9 +125,14 @@ class ImmediateResultSerializer(serializers.Serializer):
     pending = serializers.IntegerField(
         help_text=(
             "Deliveries waiting for a retry (the provider refused for now: a timeout, a 4xx SMTP reply, "
-            "a 429 or 5xx); they become sent or failed later, as the job's deliveries show. "
-            "sent + failed + pending = total_recipients."
+            "a 429 or 5xx) or deferred by a delivery rule (the recipient's quiet hours, a frequency cap) "
+            "until their time; they become sent or failed later, as the job's deliveries show. "
+            "sent + failed + pending + suppressed = total_recipients."
         )
+    )
+    suppressed = serializers.IntegerField(
+        help_text="Deliveries held back by a delivery rule (a frequency cap that drops, a suppression list); "
+        "never sent. The job's deliveries show each one's rule."
     )
 
 
@@ -136,10 +141,13 @@ class PushResultSerializer(serializers.Serializer):
     sent = serializers.IntegerField(help_text="Device tokens that took the notification")
     failed = serializers.IntegerField(help_text="Device tokens that did not")
     image = serializers.CharField(help_text="Absolute URL of the uploaded image, or empty")
-    pending = serializers.IntegerField(help_text="Users whose push waits for a retry (FCM unavailable for now)")
+    pending = serializers.IntegerField(
+        help_text="Users whose push waits for a retry (FCM unavailable for now) or for the end of their quiet hours"
+    )
     no_device = serializers.IntegerField(
         help_text="Users without an active device: nothing was sent to them and no token counts for them"
     )
+    suppressed = serializers.IntegerField(help_text="Users whose push a delivery rule held back; never sent")
 
 
 class ScheduledNotificationSerializer(serializers.Serializer):
@@ -207,7 +215,14 @@ class DeliverySerializer(serializers.Serializer):
     recipient_id = serializers.IntegerField(allow_null=True, help_text="User id; null for a bare address")
     recipient = serializers.CharField(help_text='"user:<id>", "email:<address>" or "phone:<E.164>"')
     address = serializers.CharField(help_text="Email or phone the delivery went to (empty for push and in-app)")
-    status = serializers.ChoiceField(choices=["pending", "sent", "failed"])
+    status = serializers.ChoiceField(choices=["pending", "sent", "failed", "suppressed"])
+    rule = serializers.CharField(
+        help_text="The delivery rule that deferred or held back this delivery (quiet_hours, frequency_cap, "
+        "suppression_list, ...); empty when none acted on it"
+    )
+    next_attempt_at = serializers.CharField(
+        allow_null=True, help_text="Pending: when it goes out (a retry, or the end of quiet hours or a cap window)"
+    )
     error = serializers.CharField()
     attempts = serializers.IntegerField()
     units_sent = serializers.IntegerField(help_text="Push: device tokens reached")
@@ -224,6 +239,8 @@ class DeliverySerializer(serializers.Serializer):
             "recipient": row.recipient_key,
             "address": row.address,
             "status": row.delivery_status,
+            "rule": row.rule,
+            "next_attempt_at": timestamp(row.next_attempt_at) if row.delivery_status == "pending" else None,
             "error": row.error,
             "attempts": row.attempts,
             "units_sent": row.units_sent,
@@ -239,7 +256,8 @@ class DeliverySummarySerializer(serializers.Serializer):
     total_recipients = serializers.IntegerField()
     sent = serializers.IntegerField()
     failed = serializers.IntegerField()
-    pending = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Waiting for a retry or for a delivery rule's time")
+    suppressed = serializers.IntegerField(help_text="Held back by a delivery rule; never sent")
     units_sent = serializers.IntegerField()
     units_failed = serializers.IntegerField()
 

@@ -111,14 +111,19 @@ class BulkSendView(APIView):
                 # Users, not tokens: those waiting for a retry, and those with no device to send to.
                 "pending": counts.pending,
                 "no_device": counts.unreached,
+                # Held back by a delivery rule (frequency cap, suppression list); never sent.
+                "suppressed": counts.suppressed,
             }
         else:
             payload = {
                 "total_recipients": counts.total_recipients,
                 "sent": counts.sent,
                 "failed": counts.failed,
-                # Deliveries waiting for a retry (a provider that refused for now): neither sent nor failed yet.
+                # Deliveries waiting for a retry (a provider that refused for now) or for the end of
+                # the recipient's quiet hours or frequency-cap window: neither sent nor failed yet.
                 "pending": counts.pending,
+                # Held back by a delivery rule (frequency cap, suppression list); never sent.
+                "suppressed": counts.suppressed,
             }
         return ok(self.sent_message, payload)
 
@@ -503,6 +508,7 @@ class ScheduledDeliveriesView(APIView):
                     "sent": counts.sent,
                     "failed": counts.failed,
                     "pending": counts.pending,
+                    "suppressed": counts.suppressed,
                     "units_sent": counts.units_sent,
                     "units_failed": counts.units_failed,
                 },

@@ -14,14 +14,22 @@ import logging
 from collections.abc import Iterable
 
 from notifications.backends.base import BaseBackend, Result
+from notifications.models import DeliveryRule
 from notifications.realtime import created_notification_event, groups_send_each_sync, user_group
 from notifications.realtime_payload import created_notification_payload
 
 logger = logging.getLogger(__name__)
+QUIET_HOURS = str(DeliveryRule.QUIET_HOURS.value)
 
 
 def _event(delivery) -> dict:
-    return created_notification_event(created_notification_payload(delivery), platform_id=delivery.platform_id)
+    # A row written inside the recipient's quiet hours goes to the inbox at
+    # once but arrives silently: no sound, no screen-reader announcement.
+    return created_notification_event(
+        created_notification_payload(delivery),
+        platform_id=delivery.platform_id,
+        silent=getattr(delivery, "rule", "") == QUIET_HOURS,
+    )
 
 
 class InAppBackend(BaseBackend):

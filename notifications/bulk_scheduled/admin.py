@@ -47,6 +47,7 @@ BADGE_COLOURS = {
     "sent": "#198754",
     "failed": "#dc3545",
     "cancelled": "#adb5bd",
+    "suppressed": "#6f42c1",
 }
 CHANNEL_KEYS = {
     ScheduledChannel.SMS: "notifications.bulk_sms",
@@ -579,6 +580,15 @@ def recipient_label(row) -> str:
     return row.address or row.recipient_key
 
 
+def _rule_label(row) -> str:
+    if not row.rule:
+        return "—"
+    label = row.get_rule_display()
+    if row.delivery_status == "pending" and row.next_attempt_at is not None and row.attempts == 0:
+        return f"{label} (until {row.next_attempt_at:%Y-%m-%d %H:%M} UTC)"
+    return label
+
+
 def deliveries_table(obj):
     """The first deliveries of a job or an immediate send (anything with `source` and `platform_id`)."""
     rows = list(selectors.job_deliveries(job=obj).select_related("user")[:DELIVERIES_SHOWN])
@@ -587,12 +597,14 @@ def deliveries_table(obj):
     link = reverse("admin:notifications_notification_changelist") + f"?source={obj.source}"
     body = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
             (
                 recipient_label(r),
                 r.address or "—",
                 status_badge(r.delivery_status),
+                # Which delivery rule deferred or held the row back, and until when it waits.
+                _rule_label(r),
                 r.attempts,
                 r.sent_at.strftime("%Y-%m-%d %H:%M:%S") if r.sent_at else "—",
                 r.error or "",
@@ -601,7 +613,8 @@ def deliveries_table(obj):
         ),
     )
     return format_html(
-        "<table><thead><tr><th>recipient</th><th>address</th><th>status</th><th>attempts</th><th>sent at</th>"
+        "<table><thead><tr><th>recipient</th><th>address</th><th>status</th><th>rule</th><th>attempts</th>"
+        "<th>sent at</th>"
         "<th>error</th></tr></thead><tbody>{}</tbody></table>"
         '<p><a href="{}">All {} deliveries in the notifications list</a> (first {} shown)</p>',
         body,

@@ -3,6 +3,7 @@
 - `parts`: the typed parts callers speak in (Recipient, Message, Renderer, Send, SendResult, Outcome)
 - `front_door`: `notification_send(_many)`, where every send path ends
 - `eligibility`: who may get which channel (address channels, registered channel and recipient filters)
+- `rules`: delivery rules apps register (quiet hours, frequency caps ...): per row, go now, wait or be held back
 - `build`: the rows of one chunk of recipients, column by column
 - `write`: chunked, parallel write transactions and the after-commit announcements
 - `sql`: the `INSERT … unnest` that writes rows and the `UPDATE … unnest` that records outcomes

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 import notifications.pipeline.eligibility as eligibility
+import notifications.pipeline.rules as rules
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
 from notifications.backends import backend_class
@@ -23,7 +24,10 @@ from notifications.models import DeliveryStatus, InboxStatus
 from notifications.pipeline.parts import Message, Recipient, Renderer
 
 # Plain strings for the row columns: comparing and dumping 100k enum members costs.
-SENT, FAILED, PENDING = (str(s.value) for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING))
+SENT, FAILED, PENDING, SUPPRESSED = (
+    str(s.value)
+    for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING, DeliveryStatus.SUPPRESSED)
+)
 _UNREAD = str(InboxStatus.UNREAD.value)
 _MESSAGE_FIELDS = ("notification_type", "level", "title", "body", "html", "short_message", "data", "image_url")
 _ADDRESSED = (Channel.EMAIL, Channel.SMS)
@@ -120,6 +124,11 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
             for column in columns:
                 column[:] = [column[i] for i in keep]
     count = len(col_key)
+    decisions = (
+        _rule(job, now, col_user, col_key, col_channel, col_status, messages if per_row_message else None)
+        if count and rules.has_rules()
+        else {}
+    )
     batch = sql.Batch(count)
     batch.set("id", sql.uuid7s(count))
     batch.set("platform_id", job.platform_id)
@@ -139,7 +148,7 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     batch.set("status", _UNREAD)
     batch.set("delivery_status", col_status)
     batch.set("error", col_error)
-    batch.set("rule", "")
+    batch.set("rule", [d.rule if (d := decisions.get(i)) else "" for i in range(count)] if decisions else "")
     batch.set("provider_message_id", "")
     batch.set("claimed_until", None)
     batch.set("created_at", now)
@@ -148,13 +157,45 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     # Columns that follow from the delivery status; one value each when all rows share it.
     pending_due = now + tuning.lease()  # the sweep steps in for a writer that died
     derived = {
-        "attempts": {SENT: 1, FAILED: 0, PENDING: 0},
-        "units_sent": {SENT: 1, FAILED: 0, PENDING: 0},
-        "units_failed": {SENT: 0, FAILED: 1, PENDING: 0},
-        "next_attempt_at": {SENT: None, FAILED: None, PENDING: pending_due},
-        "sent_at": {SENT: now, FAILED: None, PENDING: None},
+        "attempts": {SENT: 1, FAILED: 0, PENDING: 0, SUPPRESSED: 0},
+        "units_sent": {SENT: 1, FAILED: 0, PENDING: 0, SUPPRESSED: 0},
+        "units_failed": {SENT: 0, FAILED: 1, PENDING: 0, SUPPRESSED: 0},
+        "next_attempt_at": {SENT: None, FAILED: None, PENDING: pending_due, SUPPRESSED: None},
+        "sent_at": {SENT: now, FAILED: None, PENDING: None, SUPPRESSED: None},
     }
     uniform = count and col_status.count(col_status[0]) == count
     for name, by_status in derived.items():
         batch.set(name, by_status[col_status[0]] if uniform else [by_status[v] for v in col_status])
+    if decisions:
+        # A deferred row waits for its rule's time, not for the writer's lease.
+        due = batch.column("next_attempt_at")
+        for i, decision in decisions.items():
+            if decision.action == rules.DEFER:
+                due[i] = decision.until
+        batch.set("next_attempt_at", due)
     return batch
+
+
+def _rule(job: WriteJob, now, col_user, col_key, col_channel, col_status, messages) -> dict[int, rules.Decision]:
+    """Ask the delivery rules about the chunk's rows; apply their statuses to `col_status` in place."""
+    if messages is None:
+        types, critical = job.message.notification_type, job.message.critical
+    else:
+        types, critical = [m.notification_type for m in messages], [m.critical for m in messages]
+    decisions = rules.decide(
+        platform=job.platform_id,
+        now=now,
+        channels=job.channels,
+        user_ids=col_user,
+        keys=col_key,
+        row_channels=col_channel,
+        types=types,
+        critical=critical,
+        skip={i for i, status in enumerate(col_status) if status == FAILED},
+    )
+    for i, decision in decisions.items():
+        if decision.action == rules.DEFER:
+            col_status[i] = PENDING
+        elif decision.action == rules.SUPPRESS:
+            col_status[i] = SUPPRESSED
+    return decisions

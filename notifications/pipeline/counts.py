@@ -38,21 +38,24 @@ def send_counts_many(*, sources: Sequence[str]) -> dict[str, SendResult]:
     )
     for row in rows:
         result = results[row["source"]]
-        per = result.per_channel.setdefault(row["channel"], {"sent": 0, "failed": 0, "pending": 0})
+        per = result.per_channel.setdefault(row["channel"], {"sent": 0, "failed": 0, "pending": 0, "suppressed": 0})
         per[row["delivery_status"]] += row["n"]
         if row["delivery_status"] == DeliveryStatus.SENT:
             result.sent += row["n"]
         elif row["delivery_status"] == DeliveryStatus.FAILED:
             result.failed += row["n"]
             result.unreached += row["none"]
+        elif row["delivery_status"] == DeliveryStatus.SUPPRESSED:
+            result.suppressed += row["n"]
         else:
+            # Rows a delivery rule deferred are pending until their time.
             result.pending += row["n"]
         result.units_sent += row["us"] or 0
         result.units_failed += row["uf"] or 0
     for source, result in results.items():
         if len(result.per_channel) <= 1:
             # One channel: one row per recipient (the unique key), no DISTINCT needed.
-            result.total_recipients = result.sent + result.failed + result.pending
+            result.total_recipients = result.sent + result.failed + result.pending + result.suppressed
         else:
             result.total_recipients = (
                 Notification.objects.filter(source=source).values("recipient_key").distinct().order_by().count()

@@ -69,8 +69,14 @@ def unleased(now: datetime) -> Q:
 
 
 def _free(now: datetime) -> Q:
-    """Pending rows nobody holds, whose first try or retry is due."""
-    due = Q(attempts=0) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    """Pending rows nobody holds, whose first try or retry is due.
+
+    A first try is due at once (its `next_attempt_at` is only the writer's
+    lease, for the sweep), unless a delivery rule deferred the row: then its
+    `next_attempt_at` is the rule's time (see `pipeline.rules`), and neither the
+    send's dispatcher nor the sweep takes it earlier.
+    """
+    due = Q(attempts=0, rule="") | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     return unleased(now) & due
 
 

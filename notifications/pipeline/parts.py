@@ -44,6 +44,9 @@ class Message:
     context: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     image_url: str = ""
+    # Goes through every delivery rule that holds messages back (quiet hours,
+    # frequency caps): a `critical` alert. Types can be critical too (see `rules`).
+    critical: bool = False
 
     def __post_init__(self):
         # Every message the pipeline writes or sends is built here, so this is
@@ -75,6 +78,9 @@ class SendResult:
     # Failed deliveries that reached no unit at all (push: users without an
     # active device; rows cancelled before they went out).
     unreached: int = 0
+    # Held back by a delivery rule (the rows' `rule` says which); never sent.
+    # Rows a rule deferred are `pending` until their time.
+    suppressed: int = 0
     per_channel: dict = field(default_factory=dict)
     # What to poll `send_counts(source=...)` with for progress.
     source: str = ""

@@ -58,7 +58,13 @@ def test_sms_immediate_by_role(client, students, outsider, admin):
     r = client.post(
         f"{V1}/bulk-sms", {"message": "Your subscription expires tomorrow.", "role": "STUDENT"}, format="json"
     )
-    assert envelope(r, 200, "Bulk SMS sent") == {"total_recipients": 3, "sent": 3, "failed": 0, "pending": 0}
+    assert envelope(r, 200, "Bulk SMS sent") == {
+        "total_recipients": 3,
+        "sent": 3,
+        "failed": 0,
+        "pending": 0,
+        "suppressed": 0,
+    }
     sent_to = sorted(m["address"] for m in locmem.outbox["sms"])
     assert sent_to == sorted(s.phone_number for s in students)
     assert all(m["body"] == "Your subscription expires tomorrow." for m in locmem.outbox["sms"])
@@ -116,7 +122,13 @@ def test_sms_union_is_deduplicated(client, students, make_user):
     }
     r = client.post(f"{V1}/bulk-sms", body, format="json")
     # 3 students + the teacher + one stranger (0911223344 and +251911223344 are one number).
-    assert envelope(r, 200, "Bulk SMS sent") == {"total_recipients": 5, "sent": 5, "failed": 0, "pending": 0}
+    assert envelope(r, 200, "Bulk SMS sent") == {
+        "total_recipients": 5,
+        "sent": 5,
+        "failed": 0,
+        "pending": 0,
+        "suppressed": 0,
+    }
     addresses = [m["address"] for m in locmem.outbox["sms"]]
     assert len(addresses) == len(set(addresses)) == 5
 
@@ -124,13 +136,25 @@ def test_sms_union_is_deduplicated(client, students, make_user):
 def test_sms_partial_failure_is_still_200(client, students):
     locmem.fail_for[students[0].phone_number] = "Invalid destination"
     r = client.post(f"{V1}/bulk-sms", {"message": "Hi", "role": "STUDENT"}, format="json")
-    assert envelope(r, 200, "Bulk SMS sent") == {"total_recipients": 3, "sent": 2, "failed": 1, "pending": 0}
+    assert envelope(r, 200, "Bulk SMS sent") == {
+        "total_recipients": 3,
+        "sent": 2,
+        "failed": 1,
+        "pending": 0,
+        "suppressed": 0,
+    }
 
 
 def test_user_without_phone_counts_as_failed(client, make_user):
     make_user("nophone", role="STUDENT", phone_number="")
     r = client.post(f"{V1}/bulk-sms", {"message": "Hi", "role": "STUDENT"}, format="json")
-    assert envelope(r, 200, "Bulk SMS sent") == {"total_recipients": 1, "sent": 0, "failed": 1, "pending": 0}
+    assert envelope(r, 200, "Bulk SMS sent") == {
+        "total_recipients": 1,
+        "sent": 0,
+        "failed": 1,
+        "pending": 0,
+        "suppressed": 0,
+    }
 
 
 # --- Bulk email (§7) -----------------------------------------------------------
@@ -148,7 +172,13 @@ def test_email_immediate_multipart_with_attachment(client, students):
         },
         format="multipart",
     )
-    assert envelope(r, 200, "Bulk email sent") == {"total_recipients": 3, "sent": 3, "failed": 0, "pending": 0}
+    assert envelope(r, 200, "Bulk email sent") == {
+        "total_recipients": 3,
+        "sent": 3,
+        "failed": 0,
+        "pending": 0,
+        "suppressed": 0,
+    }
     sent = locmem.outbox["email"]
     assert sorted(m["address"] for m in sent) == sorted(s.email for s in students)
     assert {m["title"] for m in sent} == {"New course available"}
@@ -217,7 +247,7 @@ def test_push_immediate_with_image(client, students):
         format="multipart",
     )
     data = envelope(r, 200, "Bulk push notification sent")
-    assert set(data) == {"target_users", "sent", "failed", "image", "pending", "no_device"}
+    assert set(data) == {"target_users", "sent", "failed", "image", "pending", "no_device", "suppressed"}
     assert (data["target_users"], data["sent"], data["failed"]) == (3, 3, 0)
     assert data["image"].startswith("http://testserver/media/notification_images/") and data["image"].endswith(".png")
     name = data["image"].removeprefix("http://testserver/media/")
@@ -241,6 +271,7 @@ def test_push_counts_device_tokens(client, students, settings):
         "image": "",
         "pending": 0,
         "no_device": 0,
+        "suppressed": 0,
     }
 
 
@@ -331,7 +362,7 @@ def test_in_app_immediate_writes_inbox_rows_and_broadcasts(client, students, api
             {"title": "Maintenance tonight", "message": MAINTENANCE, "role": "STUDENT"},
             format="json",
         )
-    counts = {"total_recipients": 3, "sent": 3, "failed": 0, "pending": 0}
+    counts = {"total_recipients": 3, "sent": 3, "failed": 0, "pending": 0, "suppressed": 0}
     assert envelope(r, 200, "Bulk in-app notification sent") == counts
     event = async_to_sync(layer.receive)(channel)
     assert event["type"] == "notification.created" and event["recipient_id"] == students[0].pk
@@ -656,6 +687,7 @@ def test_deliveries_of_a_job(client, students, make_user):
         "sent": 3,
         "failed": 1,
         "pending": 0,
+        "suppressed": 0,
         "units_sent": 3,
         "units_failed": 1,  # the recipient without a phone number
     }
@@ -670,6 +702,8 @@ def test_deliveries_of_a_job(client, students, make_user):
         "recipient",
         "address",
         "status",
+        "rule",
+        "next_attempt_at",
         "error",
         "attempts",
         "units_sent",

@@ -50,7 +50,13 @@ def test_bulk_email_to_a_server_refusing_connections_is_pending_not_sent_nor_fai
         format="multipart",
     )
 
-    assert envelope(r, 200, "Bulk email sent") == {"total_recipients": 2, "sent": 0, "failed": 0, "pending": 2}
+    assert envelope(r, 200, "Bulk email sent") == {
+        "total_recipients": 2,
+        "sent": 0,
+        "failed": 0,
+        "pending": 2,
+        "suppressed": 0,
+    }
 
 
 def test_console_push_counts_device_tokens_and_a_user_without_a_device_is_not_sent(client, make_user, settings, capsys):
@@ -64,6 +70,7 @@ def test_console_push_counts_device_tokens_and_a_user_without_a_device_is_not_se
         "image": "",
         "pending": 0,
         "no_device": 1,
+        "suppressed": 0,
     }
     assert capsys.readouterr().out == ""  # nothing "delivered"
 
@@ -274,7 +281,13 @@ def test_metrics_count_deliveries_by_channel_and_outcome_and_time_providers(
     before = scrape()
 
     r = client.post(f"{V1}/bulk-sms", {"message": "Hi", "role": "STUDENT"}, format="json")
-    assert envelope(r, 200, "Bulk SMS sent") == {"total_recipients": 3, "sent": 2, "failed": 1, "pending": 0}
+    assert envelope(r, 200, "Bulk SMS sent") == {
+        "total_recipients": 3,
+        "sent": 2,
+        "failed": 1,
+        "pending": 0,
+        "suppressed": 0,
+    }
     # In-app rows are delivered as they are written: counted once their transaction commits.
     with django_capture_on_commit_callbacks(execute=True):
         r = client.post(f"{V1}/bulk-in-app", {"title": "T", "message": "M", "role": "STUDENT"}, format="json")

@@ -83,8 +83,8 @@ def test_one_row_per_recipient_and_channel_counted_from_rows(platform, members):
     assert (result.total_recipients, result.sent, result.failed, result.pending) == (10, 20, 0, 0)
     assert result.source == "bulk:1"
     assert result.per_channel == {
-        "email": {"sent": 10, "failed": 0, "pending": 0},
-        "in_app": {"sent": 10, "failed": 0, "pending": 0},
+        "email": {"sent": 10, "failed": 0, "pending": 0, "suppressed": 0},
+        "in_app": {"sent": 10, "failed": 0, "pending": 0, "suppressed": 0},
     }
     assert len(locmem.outbox["email"]) == 10
     row = Notification.objects.get(source="bulk:1", channel="email", user=members[0])

@@ -65,8 +65,8 @@ def test_each_source_gets_its_own_rows_and_counts(platform, make_user):
         (2, 0, 0, 1),  # two channels, one recipient
     ]
     assert results["bulk:mixed"].per_channel == {
-        "email": {"sent": 1, "failed": 0, "pending": 0},
-        "in_app": {"sent": 1, "failed": 0, "pending": 0},
+        "email": {"sent": 1, "failed": 0, "pending": 0, "suppressed": 0},
+        "in_app": {"sent": 1, "failed": 0, "pending": 0, "suppressed": 0},
     }
     bodies = sorted(m["body"] for m in locmem.outbox["sms"])
     assert bodies == sorted(f"Class at 9 ({i})" for i in range(3) for _ in range(2))

@@ -408,7 +408,8 @@ class EventIn(StrictSerializer):
 class DeliveryCountsOut(serializers.Serializer):
     sent = serializers.IntegerField()
     failed = serializers.IntegerField()
-    pending = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Waiting for a retry or for a delivery rule's time (quiet hours)")
+    suppressed = serializers.IntegerField(help_text="Held back by a delivery rule; never sent")
     opted_out = serializers.IntegerField()
 
 
@@ -425,6 +426,7 @@ class EventOut(serializers.Serializer):
     sent = serializers.IntegerField()
     failed = serializers.IntegerField()
     pending = serializers.IntegerField()
+    suppressed = serializers.IntegerField()
     opted_out = serializers.IntegerField()
 
 

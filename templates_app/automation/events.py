@@ -203,6 +203,7 @@ def _result(
         "sent": 0,
         "failed": 0,
         "pending": 0,
+        "suppressed": 0,
         "opted_out": 0,
     }
 
@@ -348,11 +349,12 @@ def event_notify(
 def _fill_counts(result: dict, *, counts: SendResult, expected: dict[str, int]) -> None:
     """The send's counts per channel, and per channel the recipients who got no row (opted out)."""
     for channel, wanted in expected.items():
-        per = counts.per_channel.get(channel, {"sent": 0, "failed": 0, "pending": 0})
+        per = counts.per_channel.get(channel, {"sent": 0, "failed": 0, "pending": 0, "suppressed": 0})
         opted_out = max(wanted - sum(per.values()), 0)
         result["deliveries"][channel] = {**per, "opted_out": opted_out}
         result["opted_out"] += opted_out
     result["sent"], result["failed"], result["pending"] = counts.sent, counts.failed, counts.pending
+    result["suppressed"] = counts.suppressed
 
 
 def _render_failed(notification_type: str, exc: TemplateError) -> ValidationError:

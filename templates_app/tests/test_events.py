@@ -53,7 +53,7 @@ def test_event_goes_through_copy_then_default_then_nowhere(admin_api, learner):
 def test_answer_counts_deliveries_per_channel(admin_api, learner):
     body = post_event(admin_api, recipients=["jane.doe"]).json()
     assert body["channels"] == ["email", "push_notification", "in_app"]
-    assert body["deliveries"]["email"] == {"sent": 1, "failed": 0, "pending": 0, "opted_out": 0}
+    assert body["deliveries"]["email"] == {"sent": 1, "failed": 0, "pending": 0, "suppressed": 0, "opted_out": 0}
     assert body["deliveries"]["in_app"]["sent"] == 1
     # push reaches devices; the test backend reports it sent
     assert body["deliveries"]["push_notification"]["sent"] == 1
@@ -177,7 +177,7 @@ def test_custom_notification_type_end_to_end(admin_api, learner):
     body = post_event(
         admin_api, type="WEEKLY_DIGEST", recipients=["jane.doe"], context={"highlight": "3 new courses"}
     ).json()
-    assert body["deliveries"] == {"in_app": {"sent": 1, "failed": 0, "pending": 0, "opted_out": 0}}
+    assert body["deliveries"] == {"in_app": {"sent": 1, "failed": 0, "pending": 0, "suppressed": 0, "opted_out": 0}}
     assert Notification.objects.get(user=learner).title == "Your week: 3 new courses"
     assert admin_api.post(BASE + "WEEKLY_DIGEST/reset/").status_code == 400
     assert admin_api.delete(BASE + "WEEKLY_DIGEST/").json() == {

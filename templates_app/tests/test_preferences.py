@@ -107,7 +107,7 @@ def test_events_respect_opt_outs_but_not_for_critical_types(jane_api, admin_api,
         {"type": "USER_NOTIF_COURSE_ENROLLMENT", "recipients": ["jane.doe"], "context": {"course_name": "DS"}},
         format="json",
     ).json()
-    assert body["deliveries"]["email"] == {"sent": 0, "failed": 0, "pending": 0, "opted_out": 1}
+    assert body["deliveries"]["email"] == {"sent": 0, "failed": 0, "pending": 0, "suppressed": 0, "opted_out": 1}
     assert body["deliveries"]["in_app"]["opted_out"] == 1
     assert body["deliveries"]["push_notification"]["sent"] == 1
     assert body["opted_out"] == 2

@@ -417,7 +417,7 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
     }
 
     /** Add one notification; true when it was new to us. */
-    _add(n, announce) {
+    _add(n, announce, silent = false) {
       const known = this._items.get(n.id);
       if (known) {
         if (known.n.is_read !== n.is_read) this._setRead(n.id, n.is_read);
@@ -439,8 +439,9 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
       this._items.set(n.id, { n, li });
       this._emptyText.hidden = true;
       if (announce) {
-        this._live.textContent = this._fmt("announce", { title: this._headline(n) });
-        this.dispatchEvent(new CustomEvent("notify-inbox:arrived", { detail: n, bubbles: true }));
+        if (!silent) this._live.textContent = this._fmt("announce", { title: this._headline(n) });
+        // Host pages that play a sound check `silent` (the user's quiet hours).
+        this.dispatchEvent(new CustomEvent("notify-inbox:arrived", { detail: { ...n, silent }, bubbles: true }));
       }
       return true;
     }
@@ -636,7 +637,9 @@ time { grid-column: 2; font-size: .8em; color: var(--notify-muted, #5b6475); }
           return;
         }
         if (message.type === "CREATED_NOTIFICATION" && message.payload) {
-          if (this._add(message.payload, true) && !message.payload.is_read) this._setUnread(this._unread + 1);
+          // `silent`: sent inside the user's quiet hours: listed, not announced.
+          const added = this._add(message.payload, true, message.silent === true);
+          if (added && !message.payload.is_read) this._setUnread(this._unread + 1);
         } else if (message.type === "INBOX_UPDATED") {
           this._applyStatus(message.ids, message.status);
           this._setUnread(message.unread);
