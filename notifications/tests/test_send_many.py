@@ -114,6 +114,7 @@ def test_the_statements_of_a_batch_do_not_grow_with_its_sends(platform):
             notification_send_many(sends=sends)
         return len(queries.captured_queries)
 
+    statements(1, "warm")  # fills what is cached across sends (whether the platform has a suppression list)
     assert statements(40, "b") == statements(10, "a")
 
 

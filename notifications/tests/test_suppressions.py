@@ -145,3 +145,30 @@ def test_delivery_page_shows_its_receipt(client, platform):
     )
     html = client.get(reverse("admin:notifications_notification_change", args=[row.pk])).content.decode()
     assert "Postmark" in html and "Opened" in html
+
+
+def test_critical_mail_passes_an_unsubscribe_but_not_a_bounce(platform):
+    entry(platform, "bounced@example.org", reason="hard_bounce")
+    entry(platform, "optout@example.org", reason="unsubscribed")
+    notification_send(
+        platform=platform,
+        source="crit:1",
+        channels=["email"],
+        recipients=[Recipient(address="bounced@example.org"), Recipient(address="optout@example.org")],
+        message=Message(title="Password reset", body="Reset it", critical=True),
+    )
+    statuses = dict(Notification.objects.filter(source="crit:1").values_list("address", "delivery_status"))
+    assert statuses == {"bounced@example.org": "suppressed", "optout@example.org": "sent"}
+
+
+def test_lifting_an_entry_lets_the_next_send_through(api, platform, boss):
+    gone = entry(platform, "back@example.org")
+    api(boss).delete(f"{BASE.format(key=platform.key)}{gone.pk}/")
+    notification_send(
+        platform=platform,
+        source="lift:1",
+        channels=["email"],
+        recipients=[Recipient(address="back@example.org")],
+        message=Message(title="Hi", body="Hi"),
+    )
+    assert Notification.objects.get(source="lift:1").delivery_status == "sent"
