@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.files import media_serve
 from notifications.api.auth import TokenView, healthz
+from notifications.api.email_receipts import EmailTrackingWebhookView
 from notifications.metrics import metrics_view
 
 # The admin's "View site" leads learners (and everyone else) to their inbox.
@@ -18,6 +19,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/auth/token/", TokenView.as_view(), name="auth-token"),
+    # Email providers post delivery receipts here (README: "Delivery receipts").
+    path("webhooks/email/<str:provider>/tracking/", EmailTrackingWebhookView.as_view(), name="email-receipts"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("alerts.urls")),

@@ -20,6 +20,7 @@ from notifications.credentials import tokens_revoke
 from notifications.models import (
     Attachment,
     AuthToken,
+    DeliveryReceipt,
     DeviceRegistration,
     InboxCounter,
     Membership,
@@ -27,6 +28,7 @@ from notifications.models import (
     Platform,
     PlatformProviderCredentials,
     PlatformSMTPSettings,
+    Suppression,
     User,
 )
 from notifications.smtp import TargetRefused, smtp_target_resolve
@@ -147,8 +149,38 @@ class AuthTokenAdmin(SuperuserOnlyAdmin):
         self.message_user(request, f"Revoked {n} token(s).", messages.SUCCESS)
 
 
+class DeliveryReceiptInline(PlatformScopedInline):
+    """What the provider reported after taking the delivery; written by its receipts only."""
+
+    model = DeliveryReceipt
+    platform_lookup = "platform"
+    can_delete = False
+    extra = 0
+    max_num = 0
+    fields = readonly_fields = [
+        "provider",
+        "provider_status",
+        "detail",
+        "delivered_at",
+        "opened_at",
+        "clicked_at",
+        "bounced_at",
+        "deferred_at",
+        "complained_at",
+        "unsubscribed_at",
+        "last_event_at",
+    ]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Notification)
 class NotificationAdmin(PlatformScopedAdmin):
+    inlines = [DeliveryReceiptInline]
     list_display = [
         "created_at",
         "platform",
@@ -321,6 +353,32 @@ class PlatformProviderCredentialsAdmin(PlatformScopedAdmin):
                 for c in circuits_overview()
             ]
         return super().changelist_view(request, extra_context=extra_context)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(PlatformScopedAdmin):
+    """A platform's suppression list: receipts and unsubscribe links add entries; deleting one lifts it."""
+
+    list_display = ["address", "channel", "reason", "notification_type", "source", "platform", "created_at"]
+    list_filter = ["platform", "channel", "reason"]
+    search_fields = ["address", "source", "platform__key"]
+    autocomplete_fields = ["platform"]
+    list_select_related = ["platform"]
+    raw_id_fields = ["notification"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        # An entry is a record of what happened: lift it (delete) rather than edit it.
+        if obj is not None:
+            return [f.name for f in self.model._meta.fields]
+        return ["notification"]
+
+    @admin.action(description="Lift selected entries (send to these addresses again)")
+    def lift(self, request, queryset):
+        n, _ = self.get_queryset(request).filter(pk__in=queryset.values("pk")).delete()
+        self.message_user(request, f"Lifted {n} entr{'y' if n == 1 else 'ies'}.", messages.SUCCESS)
+
+    actions = ["lift"]
 
 
 @admin.register(DeviceRegistration)

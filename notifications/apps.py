@@ -34,6 +34,16 @@ class NotificationsConfig(AppConfig):
         dispatch.use_queue(tasks.DISPATCH_QUEUE)
         # A platform with push turned off sends no push, whichever path asks.
         eligibility.register_channel_filter(eligibility.push_switch)
+        # Addresses on a platform's suppression list get a suppressed row, never a send.
+        from django.db.models.signals import post_delete, post_save
+
+        from notifications import suppressions
+        from notifications.models import Suppression
+        from notifications.pipeline import rules
+
+        rules.register_rule(suppressions.SUPPRESSION_RULE)
+        post_save.connect(suppressions.suppressions_changed, sender=Suppression, dispatch_uid="suppressions_saved")
+        post_delete.connect(suppressions.suppressions_changed, sender=Suppression, dispatch_uid="suppressions_deleted")
         # Retries that fell due and rows whose dispatcher died go out through the sweep.
         scheduler.register(
             scheduler.DueWorkSource(

@@ -440,6 +440,16 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "notifications@localhost")
+# Email through an API provider instead: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend
+# (postmark, resend, amazon_ses, mailgun, brevo, sendgrid, ...) and that provider's
+# django-anymail settings as ANYMAIL_<SETTING> environment variables, e.g.
+# ANYMAIL_POSTMARK_SERVER_TOKEN; ANYMAIL_WEBHOOK_SECRET ("user:password") turns
+# on its delivery receipts at /webhooks/email/<provider>/tracking/ (README).
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and name != "ANYMAIL_"
+}
 
 # Platform SMTP servers (IBL §7.4, §11): where platform admins may point us.
 # Only public addresses on SMTP ports, so the SMTP test cannot become a port

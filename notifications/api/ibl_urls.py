@@ -1,4 +1,4 @@
-"""`/api/notification/v1/`: the IBL inbox, push devices, platform SMTP and SMS provider accounts.
+"""`/api/notification/v1/`: the IBL inbox, push devices, platform SMTP and SMS provider accounts, the suppression list.
 
 Paths are the document's, trailing slashes included; `mark-all-as-read` has
 none there and none here (APPEND_SLASH is off, so neither form redirects).
@@ -6,7 +6,7 @@ none there and none here (APPEND_SLASH is off, so neither form redirects).
 
 from django.urls import path
 
-from notifications.api import ibl_devices, ibl_inbox, ibl_providers, ibl_smtp
+from notifications.api import ibl_devices, ibl_inbox, ibl_providers, ibl_smtp, ibl_suppressions
 
 USER = "orgs/<str:org>/users/<str:user_id>/"
 
@@ -41,5 +41,15 @@ urlpatterns = [
         "platforms/<str:platform_key>/config/sms-providers/<str:provider>/",
         ibl_providers.ProviderCredentialsView.as_view(),
         name="ibl-sms-provider-credentials",
+    ),
+    path(
+        "platforms/<str:platform_key>/suppressions/",
+        ibl_suppressions.SuppressionListView.as_view(),
+        name="ibl-suppressions",
+    ),
+    path(
+        "platforms/<str:platform_key>/suppressions/<int:suppression_id>/",
+        ibl_suppressions.SuppressionDetailView.as_view(),
+        name="ibl-suppression",
     ),
 ]

@@ -31,15 +31,16 @@ class Result:
     # come after the provider acted): such a delivery is only ever retried on
     # the same provider, or it could arrive twice.
     definite: bool = False
-    # Which configured provider of the channel gave this result (set by the dispatcher).
+    # Who took it: the configured provider of the channel (set by the dispatcher), or
+    # the backend's own name for it when it has one (anymail's esp_name, "smtp").
     provider: str = ""
     # Units for channels that fan out below the recipient (push: device tokens).
     units_sent: int = 0
     units_failed: int = 0
 
     @classmethod
-    def sent(cls, provider_message_id: str = "", *, units: int = 1) -> Result:
-        return cls(ok=True, provider_message_id=provider_message_id, units_sent=units)
+    def sent(cls, provider_message_id: str = "", *, units: int = 1, provider: str = "") -> Result:
+        return cls(ok=True, provider_message_id=provider_message_id, units_sent=units, provider=provider)
 
     @classmethod
     def failed(

@@ -2,10 +2,15 @@
 
 A platform with active `PlatformSMTPSettings` sends through its own SMTP
 server; every other platform through the project's connection
-(`settings.EMAIL_BACKEND`: SMTP, console, or an API provider such as
-django-anymail). One connection per platform is opened on first use and kept
-until `close()`, so a batch costs one SMTP handshake per platform, not one per
-recipient.
+(`settings.EMAIL_BACKEND`: SMTP, console, or any email provider django-anymail
+supports, e.g. `anymail.backends.postmark.EmailBackend`). One connection per
+platform is opened on first use and kept until `close()`, so a batch costs one
+SMTP handshake (or one HTTP session) per platform, not one per recipient.
+
+Through anymail, the provider's message id and name (`esp_name`) are recorded
+on the delivery row, which is how its delivery receipts find the row later
+(`notifications.email_receipts`); a provider's 5xx, 429 or timeout is a
+retryable failure like an SMTP 4xx, a refused recipient a final one.
 
 Each recipient gets a message of their own (rendered per recipient, and an SMTP
 refusal then belongs to exactly one delivery).
@@ -19,14 +24,17 @@ import smtplib
 from dataclasses import dataclass, field
 from email.utils import formataddr, make_msgid, parseaddr
 
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends import smtp as smtp_backend
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.validators import validate_email
 from django.utils.html import strip_tags
 
 from notifications.backends.base import BaseBackend, Result
+from notifications.backends.httputil import RETRYABLE_STATUS, excerpt, retry_after
 from notifications.models import Attachment, Platform, PlatformSMTPSettings
 from notifications.sanitize import sanitize_html
 from notifications.smtp import PinnedEmailBackend, TargetRefused, smtp_target_resolve
@@ -42,9 +50,43 @@ class _Route:
     from_email: str = ""
     reply_to: list[str] = field(default_factory=list)
     label: str = "the project's mail server"
+    # Recorded on each delivery: anymail's esp_name, "smtp", or "" (console, locmem).
+    provider: str = ""
     # Set when the connection cannot be used at all; every delivery of the
     # platform in this send gets it instead of a new connection attempt each.
     failure: Result | None = None
+
+    @property
+    def connection_is_api(self) -> bool:
+        return hasattr(self.connection, "esp_name")
+
+
+def _provider_name(connection: BaseEmailBackend) -> str:
+    esp_name = getattr(connection, "esp_name", None)
+    if esp_name:
+        return str(esp_name)
+    if isinstance(connection, smtp_backend.EmailBackend):
+        return "smtp"
+    return ""
+
+
+def _provider_refusal(exc: AnymailError, address: str, route: _Route) -> Result:
+    """An anymail error as a result: the provider's trouble is retryable, a refused recipient final."""
+    if isinstance(exc, AnymailRecipientsRefused):
+        return Result.failed(f"Recipient {address} refused by {route.label}")
+    if isinstance(exc, AnymailAPIError):
+        status = exc.status_code
+        response = getattr(exc, "response", None)
+        wait = retry_after(response.headers.get("Retry-After")) if response is not None else None
+        if status is None:  # no answer at all: connection refused, timed out
+            return Result.failed(f"Cannot reach {route.label}: {excerpt(str(exc))}", retryable=True)
+        return Result.failed(
+            f"{route.label} refused the message: {excerpt(str(exc))}",
+            retryable=status in RETRYABLE_STATUS,
+            retry_after=wait,
+        )
+    # Unsupported feature, serialisation, invalid address: sending again changes nothing.
+    return Result.failed(f"{route.label} cannot send the message: {excerpt(str(exc))}")
 
 
 class _AttachmentUnavailable(Exception):
@@ -127,6 +169,8 @@ class EmailBackend(BaseBackend):
             return exc.result
         try:
             sent = route.connection.send_messages([message])
+        except AnymailError as exc:
+            return _provider_refusal(exc, delivery.address, route)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b"refused"))
             if code == 421:  # smtplib hung up on the server's "closing channel"
@@ -145,7 +189,11 @@ class EmailBackend(BaseBackend):
             return Result.failed(f"Connection to {route.label} failed: {exc}", retryable=True)
         if not sent:
             return Result.failed(f"The mail backend ({route.label}) did not send the message")
-        return Result.sent(message_id)
+        status = getattr(message, "anymail_status", None)
+        if status is not None and status.message_id:
+            # The provider's own id: its receipts name the message by it.
+            message_id = str(status.message_id)
+        return Result.sent(message_id, provider=route.provider)
 
     # -- connections --------------------------------------------------------------
 
@@ -165,8 +213,12 @@ class EmailBackend(BaseBackend):
         )
         if smtp is None:
             route.connection = get_connection(fail_silently=False)
+            route.provider = _provider_name(route.connection)
+            if route.provider and route.provider != "smtp":
+                route.label = route.provider
             return route
         route.label = f"SMTP server {smtp.host}:{smtp.port}"
+        route.provider = "smtp"
         password = smtp.password
         if password is None:
             route.failure = Result.failed(
@@ -238,18 +290,21 @@ class EmailBackend(BaseBackend):
         # covers rows an older version stored before every HTML field was.
         html = sanitize_html(delivery.html)
         body = delivery.body or _text_from_html(html)
+        headers = {
+            # RFC 3834: an automatic message; auto-responders must not answer it.
+            "Auto-Submitted": "auto-generated",
+            "X-Notification-ID": str(delivery.id),
+        }
+        if not route.connection_is_api:
+            # An API provider names the message itself (and answers with that id).
+            headers = {"Message-ID": message_id, **headers}
         message = EmailMultiAlternatives(
             subject=_one_line(delivery.title),
             body=body,
             from_email=route.from_email,
             to=[delivery.address],
             reply_to=route.reply_to,
-            headers={
-                "Message-ID": message_id,
-                # RFC 3834: an automatic message; auto-responders must not answer it.
-                "Auto-Submitted": "auto-generated",
-                "X-Notification-ID": str(delivery.id),
-            },
+            headers=headers,
         )
         if html:
             message.attach_alternative(html, "text/html")

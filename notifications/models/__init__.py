@@ -30,4 +30,10 @@ from notifications.models.devices import DeviceRegistration  # noqa: F401
 from notifications.models.idempotency import IdempotencyKey  # noqa: F401
 from notifications.models.plans import DeliveryPlan  # noqa: F401
 from notifications.models.providers import PlatformProviderCredentials, SMSProvider  # noqa: F401
+from notifications.models.receipts import (  # noqa: F401
+    DeliveryReceipt,
+    ProviderStatus,
+    Suppression,
+    SuppressionReason,
+)
 from notifications.models.smtp import PlatformSMTPSettings  # noqa: F401

@@ -383,9 +383,10 @@ class Notification(models.Model):
     rule = models.CharField(max_length=20, choices=DeliveryRule.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     provider_message_id = models.CharField(max_length=255, blank=True)
-    # The configured provider of the channel that sent the row, or whose last
-    # attempt may have sent it (a timeout): its retries stay on that provider.
-    # Empty until a provider answered (and after answers that were clear refusals).
+    # The provider that sent the row, or whose last attempt may have sent it (a
+    # timeout): its retries stay on that provider. SMS: the configured provider's
+    # name (afromessage, africastalking); email: anymail's esp_name ("Postmark",
+    # ...) or "smtp". Receipts find their row by (provider, provider_message_id).
     provider = models.CharField(max_length=40, blank=True)
     # Push counts devices: how many of this user's device tokens took it.
     units_sent = models.PositiveIntegerField(default=0)

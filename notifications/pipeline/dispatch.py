@@ -148,7 +148,8 @@ def _outcome(delivery: Notification, result: Result, now: datetime, primary: str
         sent_at=now if result.ok else None,
         next_attempt_at=next_attempt_at,
         provider=provider[:40],
-        rule=DeliveryRule.FAILOVER if result.provider and result.provider != primary else "",
+        # `primary` is empty for a channel with one provider: nothing to fail over from.
+        rule=DeliveryRule.FAILOVER if primary and result.provider and result.provider != primary else "",
     )
 
 
@@ -234,7 +235,7 @@ def _send_claimed(
             metrics.provider_latency(
                 channel=router.channel, backend=group[0][1].provider, seconds=time.perf_counter() - started
             )
-            _record(group, router.primary, follow_ups)
+            _record(group, router.failover_from, follow_ups)
             recorded.update(d.pk for d, _ in group)
             started = time.perf_counter()
     except Exception as exc:  # a broken backend must not strand claimed rows
@@ -245,7 +246,7 @@ def _send_claimed(
         in_flight = getattr(exc, "in_flight", None) or rest[0]
         failure = Result.failed(f"Backend error: {exc}"[:2000], retryable=True)
         failure.provider = getattr(exc, "provider", router.primary)
-        _record([(in_flight, failure)], router.primary)
+        _record([(in_flight, failure)], router.failover_from)
         _release([r for r in rest if r.pk != in_flight.pk])
         return len(recorded) + 1, True
     _release([r for r in claimed if r.pk not in recorded], until=router.held_until)

@@ -50,6 +50,8 @@ class ProviderRouter:
         self.channel = channel
         self.providers = list(providers)
         self.names = [p.name for p in self.providers]
+        # The provider a delivery answered by another one failed over from; none with one provider.
+        self.failover_from = self.names[0] if len(self.names) > 1 else ""
         self.primary = self.names[0]
         self._backends = {self.primary: provider_backend(channel, self.providers[0])}
         self.batch_size = self._backends[self.primary].batch_size
@@ -72,7 +74,9 @@ class ProviderRouter:
         self.held_until = None
         if len(self.providers) == 1:
             for group in self._backend(0).send_groups(deliveries):
-                yield _named(group, self.primary)
+                # A backend that names the provider itself (anymail's esp_name) keeps its name:
+                # receipts find their row by it. Pinning needs names only with several providers.
+                yield _named(group, self.primary, keep_own=True)
             return
         if time.monotonic() - self._read_at >= CIRCUIT_REFRESH_SECONDS:
             # Another worker's opening is seen within this; this router's own
@@ -177,7 +181,7 @@ class ProviderRouter:
         return False
 
 
-def _named(group: Pairs, name: str) -> Pairs:
+def _named(group: Pairs, name: str, *, keep_own: bool = False) -> Pairs:
     """The group with each result naming its provider.
 
     Set in place: a result is read by dispatch before the backend's next one
@@ -185,5 +189,6 @@ def _named(group: Pairs, name: str) -> Pairs:
     answer) came from this same provider.
     """
     for _, result in group:
-        result.provider = name
+        if not (keep_own and result.provider):
+            result.provider = name
     return group

@@ -6,6 +6,9 @@
   `/api/bulk_send` the way AfroMessage does (HTTP 200 with `acknowledge`).
 - `AfricasTalkingServer`: Africa's Talking's `/version1/messaging` (form body,
   `apiKey` header, HTTP 201 with `SMSMessageData.Recipients`).
+- `PostmarkServer`: Postmark's send API (`POST /email`) as django-anymail's
+  Postmark backend calls it: a MessageID per accepted message, 422 with
+  ErrorCode 406 for inactive (suppressed) recipients.
 - `FCMServer`: an HTTP server for Google's OAuth2 token exchange (verifies the
   service account's signed JWT) and FCM HTTP v1 `messages:send`, including its
   error bodies (UNREGISTERED, INVALID_ARGUMENT, QUOTA_EXCEEDED, ...).
@@ -648,3 +651,58 @@ class FCMServer(FakeHTTPServer):
             return Reply(status, body, {"Retry-After": wait} if wait else {})
         self.accepted.append(message["token"])
         return Reply(200, {"name": f"projects/{self.project_id}/messages/{next(self._ids)}"})
+
+
+# -- Postmark (an email provider behind django-anymail) ------------------------------
+
+
+class PostmarkServer(FakeHTTPServer):
+    """Postmark's `POST /email`: `X-Postmark-Server-Token` auth, a JSON message, a JSON answer.
+
+    Accepted: `{"To": ..., "SubmittedAt": ..., "MessageID": <uuid>, "ErrorCode": 0, "Message": "OK"}`.
+    An inactive recipient (one Postmark saw bounce or complain): HTTP 422 with
+    ErrorCode 406 and the addresses in the message, as Postmark words it.
+    """
+
+    token = "postmark-server-token"
+
+    def __init__(self):
+        super().__init__()
+        self.inactive: set[str] = set()
+        # (MessageID, the message's JSON) of every accepted message.
+        self.accepted: list[tuple[str, dict]] = []
+
+    @property
+    def anymail_settings(self) -> dict:
+        return {"POSTMARK_SERVER_TOKEN": self.token, "POSTMARK_API_URL": f"{self.url}/"}
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        if request.headers.get("x-postmark-server-token") != self.token:
+            return Reply(401, {"ErrorCode": 10, "Message": "No Account or Server API tokens were supplied."})
+        if request.path != "/email" or request.method != "POST" or not isinstance(request.json, dict):
+            return Reply(404, {"ErrorCode": 404, "Message": "Not found"})
+        to = str(request.json.get("To", ""))
+        if not to or not request.json.get("From"):
+            return Reply(422, {"ErrorCode": 300, "Message": "Invalid email request"})
+        if to.lower() in self.inactive:
+            return Reply(
+                422,
+                {
+                    "ErrorCode": 406,
+                    "Message": "You tried to send to recipient(s) that have been marked as inactive. "
+                    f"Found inactive addresses: {to.lower()}. Inactive recipients are ones that have generated "
+                    "a hard bounce, a spam complaint, or a manual suppression.",
+                },
+            )
+        message_id = str(uuid.uuid4())
+        self.accepted.append((message_id, request.json))
+        return Reply(
+            200,
+            {
+                "To": to,
+                "SubmittedAt": "2026-12-07T01:00:00.0000000Z",
+                "MessageID": message_id,
+                "ErrorCode": 0,
+                "Message": "OK",
+            },
+        )

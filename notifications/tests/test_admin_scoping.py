@@ -38,6 +38,7 @@ from notifications.models import (
     PlatformProviderCredentials,
     PlatformSMTPSettings,
     ScheduledNotification,
+    Suppression,
     User,
 )
 from notifications.tests.factories import PlatformFactory, make_member
@@ -112,6 +113,9 @@ def rows_for(platform: Platform, user: User) -> dict:
         UserGroupMember: UserGroupMember.objects.create(group=group, user=user),
         ProgramMember: ProgramMember.objects.create(program=program, user=user),
         PathwayMember: PathwayMember.objects.create(pathway=pathway, user=user),
+        Suppression: Suppression.objects.create(
+            platform=platform, channel="email", address=f"gone@{platform.key}.example", reason="hard_bounce"
+        ),
         Build: build,
         DigestRule: DigestRule.objects.create(platform=platform, notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT"),
         DigestCadence: DigestCadence.objects.create(

@@ -39,6 +39,7 @@ from notifications.models import (
     PlatformSMTPSettings,
     Role,
     ScheduledNotification,
+    Suppression,
 )
 from notifications.tests.factories import PlatformFactory, make_member
 from templates_app.models import Mentor
@@ -150,6 +151,11 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("ibl-webhook-message", "GET"): admin_only(200),
     ("ibl-webhook-message-replay", "POST"): admin_only(202),
     ("ibl-webhook-replay-failed", "POST"): admin_only(202),
+    ("ibl-suppressions", "GET"): admin_only(200),
+    ("ibl-suppression", "GET"): admin_only(200),
+    ("ibl-suppression", "DELETE"): admin_only(204),
+    # Provider receipts: the provider's basic auth or signature is the credential (none sent here).
+    ("email-receipts", "POST"): public(403),  # receipts are off without ANYMAIL_WEBHOOK_SECRET
     # -- templates, events, preferences, mentors -------------------------------------------------
     ("templates-list", "GET"): admin_only(200),
     ("templates-list", "POST"): admin_only(400),
@@ -275,6 +281,9 @@ def world():
     message = WebhookMessage.objects.create(
         platform=b, endpoint=endpoint, event_type="delivery.sent", created_at=timezone.now()
     )
+    suppression = Suppression.objects.create(
+        platform=b, channel="email", address="gone@example.com", reason="hard_bounce", source="Postmark"
+    )
     kwargs = {
         "org": b.key,
         "platform_key": b.key,
@@ -289,9 +298,14 @@ def world():
         "message_id": str(message.pk),
         "token": "not-a-valid-unsubscribe-token",
         "path": "notification_images/missing.png",
+        "suppression_id": suppression.pk,
         "provider": "africastalking",
     }
     return {"a": a, "b": b, "callers": callers, "kwargs": kwargs}
+
+
+# Routes whose URL names the same keyword for something else.
+ROUTE_KWARGS = {"email-receipts": {"provider": "postmark"}}
 
 
 def _url(route: str, kwargs: dict) -> str:
@@ -314,7 +328,7 @@ def _client(user, platform_key: str) -> APIClient:
 @pytest.mark.parametrize(("name", "route", "method"), ROUTES, ids=[f"{m} {r}" for _, r, m in ROUTES])
 def test_route_matrix(world, name, route, method):
     expected = dict(zip(CALLERS, EXPECTED[(name, method)], strict=True))
-    url = _url(route, world["kwargs"])
+    url = _url(route, {**world["kwargs"], **ROUTE_KWARGS.get(name, {})})
     got = {}
     for caller in CALLERS:
         client = _client(world["callers"][caller], world["b"].key)
@@ -363,6 +377,7 @@ PUBLIC_ROUTES = {
     "media",
     # A provider's callback: it names a provider message id, no caller or platform.
     "v1-africastalking-delivery-reports",
+    "email-receipts",
 }
 # The learner's own pages: Django's session sign-in, no API view; the only token
 # they hand out is an inbox token of the signed-in user (test_inbox_page.py).

@@ -114,7 +114,8 @@ def test_the_statements_of_a_batch_do_not_grow_with_its_sends(platform):
             notification_send_many(sends=sends)
         return len(queries.captured_queries)
 
-    # A first send also reads what is cached per process for a while (webhook subscriptions).
+    # A first send also reads what is cached per process for a while (webhook
+    # subscriptions, whether the platform has a suppression list).
     statements(1, "warm")
     assert statements(40, "b") == statements(10, "a")
 

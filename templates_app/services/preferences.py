@@ -8,7 +8,8 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from notifications.models import Channel, Platform
+from notifications.models import Channel, Platform, SuppressionReason
+from notifications.suppressions import suppression_add, unsubscribe_lift
 from templates_app import defaults
 from templates_app.digests.rules import digest_plan, plan_from
 from templates_app.messages import UNSUBSCRIBE_SALT
@@ -60,6 +61,9 @@ def preferences_update(*, platform: Platform, user, changes: list[dict]) -> None
             UserNotificationPreference.objects.update_or_create(
                 **scope, channel=channel, defaults={"enabled": bool(change["enabled"])}
             )
+            if change["enabled"] and channel in ("", Channel.EMAIL) and user.email:
+                # Switched back on: the unsubscribe link's entry on the suppression list goes too.
+                unsubscribe_lift(platform_id=platform.pk, address=user.email, notification_type=change["type"])
 
 
 def delivery_schedule_update(*, platform: Platform, user, changes: dict) -> None:
@@ -203,5 +207,16 @@ def unsubscribe_apply(token: str):
     user = get_user_model().objects.filter(pk=data.get("u")).first()
     if platform is None or user is None:
         raise BadUnsubscribeToken("unknown platform or user")
-    preferences_update(platform=platform, user=user, changes=[{"type": data["t"], "enabled": False}])
+    with transaction.atomic():
+        preferences_update(platform=platform, user=user, changes=[{"type": data["t"], "enabled": False}])
+        if user.email:
+            # The same opt-out on the platform's suppression list, where admins see every opt-out together.
+            suppression_add(
+                platform_id=platform.pk,
+                channel=Channel.EMAIL,
+                address=user.email,
+                reason=SuppressionReason.UNSUBSCRIBED,
+                source="unsubscribe_link",
+                notification_type=data["t"],
+            )
     return platform, user, data["t"]
