@@ -201,6 +201,8 @@ def test_healthz_is_503_while_due_work_waits_unclaimed_past_the_threshold(api, s
         "builder.builds",
         "proactive_learner",
         "escalations",
+        "digests",
+        "webhooks",
     }
 
     job = _due_job(platform, seconds_ago=300)
