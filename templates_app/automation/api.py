@@ -18,8 +18,8 @@ from rest_framework.views import APIView
 from notifications.api.errors import ApiError
 from notifications.api.schema import paginated
 from notifications.models import Platform
-from templates_app.api.serializers import StrictSerializer, bounded_context
-from templates_app.api.views import DRF_ERROR, FIELD_ERRORS, TAG_EVENTS, EventSender
+from templates_app.api.common import DRF_ERROR, FIELD_ERRORS, TAG_EVENTS, StrictSerializer, bounded_context
+from templates_app.api.event_views import EventSender
 from templates_app.models import ActivityKind, LearnerActivity, Mentor
 
 # --- input and response shapes ---------------------------------------------------------

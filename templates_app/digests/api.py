@@ -8,7 +8,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.views import APIView
 
 from notifications.api.schema import paginated
-from templates_app.api.views import DRF_ERROR, FIELD_ERRORS, TAG_EVENTS, TemplateReader
+from templates_app.api.common import DRF_ERROR, FIELD_ERRORS, TAG_EVENTS
+from templates_app.api.template_views import TemplateReader
 from templates_app.models import DigestBucket, DigestStatus
 
 

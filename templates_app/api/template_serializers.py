@@ -1,28 +1,18 @@
-"""Input validation and response shapes of the templates surface (IBL §7.2 and beyond)."""
+"""Input validation and response shapes of the templates endpoints (IBL §7.2)."""
 
 from __future__ import annotations
 
-import json
 import re
-import zoneinfo
 
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from notifications.models import Channel
 from templates_app import defaults
+from templates_app.api.common import StrictSerializer, _hhmm, _timezone, bounded_context
 from templates_app.selectors import MAIN_PLATFORM, EffectiveTemplate
 from templates_app.services.configs import ESCALATION_MAX_MINUTES, ESCALATION_TO, FALLBACK_FROM, delivery_policy_view
 
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CUSTOM_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{2,99}$")
-MAX_CONTEXT_BYTES = 64 * 1024
-
-
-def bounded_context(value: dict) -> dict:
-    if len(json.dumps(value, default=str)) > MAX_CONTEXT_BYTES:
-        raise serializers.ValidationError(f"Context is larger than {MAX_CONTEXT_BYTES // 1024} KB.")
-    return value
 
 
 # What the OpenAPI schema says of each template field: which are HTML and which are text.
@@ -30,23 +20,12 @@ TEXT_TEMPLATE = (
     "Text template: variables are not HTML-escaped and the result is plain text (SMS, push, in-app, "
     "the email's text part), never interpreted as HTML."
 )
+
+
 HTML_TEMPLATE = (
     "HTML template: sanitised with the one allowlist (IBL §8.3) when saved, its variables HTML-escaped "
     "(autoescape) when rendered, and the rendered HTML sanitised again."
 )
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, instead of silently ignoring a typo."""
-
-    def validate(self, attrs):
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: [f"Unknown field. Writable fields: {', '.join(sorted(self.fields))}."] for name in unknown}
-                )
-        return attrs
 
 
 # --- responses ----------------------------------------------------------------------
@@ -233,18 +212,6 @@ class PolicyIn(serializers.Serializer):
     subject = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
-def _timezone(value: str) -> str:
-    if value not in zoneinfo.available_timezones():
-        raise serializers.ValidationError(f"Unknown timezone {value!r}: use an IANA name such as Africa/Addis_Ababa.")
-    return value
-
-
-def _hhmm(value: str) -> str:
-    if not HHMM.match(value):
-        raise serializers.ValidationError("Use HH:MM (24-hour), e.g. 09:30.")
-    return value
-
-
 class TemplatePatchIn(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
@@ -396,166 +363,3 @@ class PreviewOut(serializers.Serializer):
     type = serializers.CharField()
     channels = serializers.DictField(child=RenderedOut())
     warnings = WarningOut(many=True)
-
-
-# --- events ------------------------------------------------------------------------------
-
-
-class RecipientField(serializers.JSONField):
-    """A username or email (string), a user id (integer), or {user_id|username|email, context}."""
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if isinstance(value, bool) or not isinstance(value, (str, int, dict)):
-            raise serializers.ValidationError("A recipient is a username, email, user id or object.")
-        if isinstance(value, dict):
-            keys = {"user_id", "username", "email"} & set(value)
-            if len(keys) != 1:
-                raise serializers.ValidationError("Give exactly one of user_id, username or email.")
-            if set(value) - {"user_id", "username", "email", "context"}:
-                raise serializers.ValidationError("Recipient objects take user_id, username or email, and context.")
-            if not isinstance(value.get("context", {}), dict):
-                raise serializers.ValidationError("context must be an object.")
-        if isinstance(value, str) and not value.strip():
-            raise serializers.ValidationError("Empty recipient.")
-        return value
-
-
-class EventIn(StrictSerializer):
-    type = serializers.CharField(max_length=100)
-    recipients = serializers.ListField(child=RecipientField(), required=False, default=list)
-    context = serializers.DictField(
-        required=False,
-        default=dict,
-        validators=[bounded_context],
-        help_text="Template variables. Values are text: HTML-escaped where an HTML template places them, "
-        "never interpreted as HTML.",
-    )
-    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False)
-    event_id = serializers.CharField(
-        max_length=200, required=False, help_text="Your idempotency key: the same event is never delivered twice."
-    )
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        if not attrs.get("recipients") and attrs["type"] != "HUMAN_SUPPORT_NOTIFICATION":
-            raise serializers.ValidationError({"recipients": ["This list may not be empty."]})
-        return attrs
-
-
-class DeliveryCountsOut(serializers.Serializer):
-    sent = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    pending = serializers.IntegerField(help_text="Waiting for a retry or for a delivery rule's time (quiet hours)")
-    suppressed = serializers.IntegerField(help_text="Held back by a delivery rule; never sent")
-    opted_out = serializers.IntegerField()
-
-
-class DigestJoinOut(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=["leading", "trailing"])
-    channels = serializers.ListField(child=serializers.CharField(), help_text="The channels collected into digests.")
-    joined = serializers.IntegerField(help_text="Recipients whose digest the event joined (sent later).")
-    sent_at_once = serializers.IntegerField(
-        help_text="Recipients to whom it went out at once on those channels too (the first of a leading window)."
-    )
-    goes_out_at = serializers.DateTimeField(allow_null=True, help_text="When the earliest of those digests goes out.")
-
-
-class EventOut(serializers.Serializer):
-    id = serializers.UUIDField()
-    event_id = serializers.CharField()
-    type = serializers.CharField()
-    status = serializers.ChoiceField(choices=["processed", "skipped"])
-    reason = serializers.CharField(allow_null=True)
-    template = serializers.JSONField(allow_null=True)
-    channels = serializers.ListField(child=serializers.CharField())
-    recipients = serializers.JSONField()
-    deliveries = serializers.DictField(child=DeliveryCountsOut())
-    sent = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    pending = serializers.IntegerField()
-    suppressed = serializers.IntegerField()
-    opted_out = serializers.IntegerField()
-    digest = DigestJoinOut(
-        allow_null=True,
-        help_text="Set when the type is digested on this platform: its digested channels are not in `deliveries` "
-        "for the recipients who joined a digest. Null otherwise.",
-    )
-
-
-# --- preferences ------------------------------------------------------------------------
-
-
-class PreferenceChangeIn(serializers.Serializer):
-    type = serializers.CharField(max_length=100, help_text='A notification type, or "*" for every type.')
-    channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_blank=True)
-    enabled = serializers.BooleanField()
-
-
-class QuietHoursIO(serializers.Serializer):
-    start = serializers.CharField(help_text="HH:MM (24-hour), e.g. 22:00", validators=[_hhmm])
-    end = serializers.CharField(
-        help_text="HH:MM (24-hour), e.g. 07:00; before `start` crosses midnight; equal to `start`: no quiet hours",
-        validators=[_hhmm],
-    )
-
-
-class CadenceChangeIn(serializers.Serializer):
-    type = serializers.CharField(max_length=100, help_text="A digested notification type.")
-    cadence = serializers.ChoiceField(
-        choices=["immediate", "hourly", "daily", "weekly"],
-        allow_null=True,
-        help_text="One the platform's digest rule offers; null: follow the platform's rule again.",
-    )
-
-
-class PreferencesIn(StrictSerializer):
-    preferences = PreferenceChangeIn(many=True, allow_empty=False, required=False)
-    cadences = CadenceChangeIn(many=True, allow_empty=False, required=False)
-    time_zone = serializers.CharField(
-        required=False, max_length=64, validators=[_timezone], help_text="The user's IANA time zone"
-    )
-    quiet_hours = QuietHoursIO(
-        required=False,
-        allow_null=True,
-        help_text="SMS, push and email wait until the end of this window in the user's time zone; in-app arrives "
-        "silently; critical types and alerts go through. null: the platform's default applies.",
-    )
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        if not {"preferences", "cadences", "time_zone", "quiet_hours"} & set(attrs):
-            raise serializers.ValidationError(
-                {"preferences": ["Give at least one of preferences, cadences, time_zone, quiet_hours."]}
-            )
-        return attrs
-
-
-class PreferenceOut(serializers.Serializer):
-    type = serializers.CharField()
-    name = serializers.CharField()
-    is_critical = serializers.BooleanField()
-    is_enabled_on_platform = serializers.BooleanField()
-    channels = serializers.DictField(child=serializers.BooleanField())
-    digest = inline_serializer(
-        "PreferenceDigestOut",
-        {
-            "cadence": serializers.CharField(allow_null=True, help_text="The user's own cadence; null: the rule's."),
-            "cadences": serializers.ListField(
-                child=serializers.CharField(), help_text="The cadences the platform lets its users choose."
-            ),
-        },
-        allow_null=True,
-        help_text="Set when the platform digests this type.",
-    )
-
-
-class PreferencesOut(serializers.Serializer):
-    username = serializers.CharField()
-    platform = serializers.CharField()
-    time_zone = serializers.CharField(help_text="The user's IANA time zone")
-    quiet_hours = QuietHoursIO(allow_null=True, help_text="The user's own quiet hours; null: the platform's default")
-    platform_quiet_hours = QuietHoursIO(allow_null=True, help_text="The platform's default quiet hours, if any")
-    channels = serializers.ListField(child=serializers.CharField())
-    all_types = serializers.DictField(child=serializers.BooleanField(), help_text='Choices made for "*".')
-    preferences = PreferenceOut(many=True)
