@@ -8,10 +8,11 @@ platform's server goes through `smtp_target_resolve`:
 - the port must be an SMTP port (25, 465, 587, 2525) or listed in
   `SMTP_TEST_EXTRA_PORTS`;
 - the host is resolved once and every address it resolves to must be public
-  (`ipaddress` `is_global`, and neither multicast nor reserved, looking inside
-  IPv4-mapped, NAT64, 6to4 and Teredo addresses, and outside the ranges newer
-  Pythons no longer call global: `NOT_GLOBAL`), unless the host or the
-  address is listed in `SMTP_TEST_ALLOWED_HOSTS` (names, addresses, networks);
+  (`notifications.addresses.is_public_address`: `ipaddress` `is_global`, and
+  neither multicast nor reserved, looking inside IPv4-mapped, NAT64, 6to4 and
+  Teredo addresses, and outside the ranges newer Pythons no longer call
+  global), unless the host or the address is listed in
+  `SMTP_TEST_ALLOWED_HOSTS` (names, addresses, networks);
 - the same check runs when settings are saved (API and admin), name
   resolution included, so `127.1`, `0x7f.1`, `2130706433` or a name that
   resolves to a private address is never stored; connecting checks again,
@@ -48,6 +49,7 @@ from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
 from django.core.mail.message import sanitize_address
 from django.db import transaction
 
+from notifications.addresses import _address_allowed, _allow_list
 from notifications.models import Platform, PlatformSMTPSettings
 
 logger = logging.getLogger(__name__)
@@ -68,25 +70,6 @@ TLS_FAILED = (
     "is valid for this host name."
 )
 
-# The two IPv6 prefixes that carry an IPv4 address in their last 32 bits (RFC 6052, RFC 8215).
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-# Ranges that Python 3.11's `is_global` still calls global but that are not
-# reachable public unicast (IANA special-purpose registries; later Pythons
-# agree for most of them).
-NOT_GLOBAL = tuple(
-    ipaddress.ip_network(net)
-    for net in (
-        "192.88.99.0/24",  # 6to4 relay anycast, deprecated (RFC 7526)
-        "fec0::/10",  # site-local, deprecated (RFC 3879); fec0::1 .. feff::...
-        "3fff::/20",  # documentation (RFC 9637)
-        "5f00::/16",  # SRv6 SIDs (RFC 9602)
-        "100::/64",  # discard-only (RFC 6666)
-        "2001:2::/48",  # benchmarking (RFC 5180)
-        "2001:10::/28",  # ORCHID, deprecated (RFC 4843)
-        "2001:20::/28",  # ORCHIDv2 (RFC 7343)
-    )
-)
 
 # Resolution goes through this name so tests can answer for the (outside) DNS.
 _getaddrinfo = socket.getaddrinfo
@@ -124,49 +107,6 @@ def allowed_ports() -> frozenset[int]:
     return SMTP_PORTS | frozenset(int(p) for p in settings.SMTP_TEST_EXTRA_PORTS)
 
 
-def _allow_list(entries=None) -> tuple[set[str], list]:
-    """Names and networks of an allow-list setting (SMTP_TEST_ALLOWED_HOSTS unless given another)."""
-    names: set[str] = set()
-    networks = []
-    for entry in settings.SMTP_TEST_ALLOWED_HOSTS if entries is None else entries:
-        entry = entry.strip().lower().strip("[]").rstrip(".")
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            names.add(entry)
-    return names, networks
-
-
-def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for an address on the public internet.
-
-    `is_global` alone is not enough: it is True for multicast, and in Python
-    3.11 an IPv6 address that embeds an IPv4 one is judged by its prefix, not
-    by the address it leads to.
-    """
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return is_public_address(ip.ipv4_mapped)
-        if any(ip in net for net in _NAT64):
-            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        embedded = [ip.sixtofour, *(ip.teredo or ())]
-        if any(e is not None and not is_public_address(e) for e in embedded):
-            return False
-    if any(ip.version == net.version and ip in net for net in NOT_GLOBAL):
-        return False
-    return bool(
-        ip.is_global
-        and not ip.is_multicast
-        and not ip.is_reserved
-        and not ip.is_private
-        and not ip.is_loopback
-        and not ip.is_link_local
-        and not ip.is_unspecified
-    )
-
-
 def smtp_host_normalize(host: str) -> str:
     """The host name or address as we will resolve it; TargetRefused when malformed."""
     value = (host or "").strip()
@@ -190,20 +130,6 @@ def smtp_port_check(port: int) -> None:
     if port not in ports:
         listed = ", ".join(str(p) for p in sorted(ports))
         raise TargetRefused("smtp_port", f"Port {port} is not an SMTP port. Allowed ports: {listed}.")
-
-
-def allow_list(entries) -> tuple[set[str], list]:
-    """(names, networks) of an allow-list like SMTP_TEST_ALLOWED_HOSTS, for other code dialling out."""
-    return _allow_list(entries)
-
-
-def address_allowed(ip, networks) -> bool:
-    """Public, or inside one of the allow-listed `networks`."""
-    return _address_allowed(ip, networks)
-
-
-def _address_allowed(ip, networks) -> bool:
-    return is_public_address(ip) or any(ip.version == net.version and ip in net for net in networks)
 
 
 def _refused_address() -> TargetRefused:

@@ -1,10 +1,11 @@
 """Where a webhook may be posted: public addresses only, connected to as checked.
 
 An endpoint URL names a host of the tenant's choice, reached from inside our
-network, so it gets the checks platform SMTP servers get (`notifications.smtp`):
+network, so it gets the checks platform SMTP servers get (`notifications.smtp`,
+`notifications.addresses`):
 
 - the scheme is http or https, with no user info; any port;
-- the host is resolved and every address must be public (`smtp.is_public_address`:
+- the host is resolved and every address must be public (`notifications.addresses.is_public_address`:
   no loopback, private, link-local, reserved, multicast, nor those hidden in
   IPv4-mapped, NAT64, 6to4 or Teredo addresses) unless the host, the address
   or its network is listed in `WEBHOOK_ALLOWED_HOSTS` (tests allow loopback);
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from notifications import smtp
+from notifications.addresses import address_allowed, allow_list
 
 REFUSED = "This URL does not resolve to a public address. Webhook endpoints must be reachable on the public internet."
 
@@ -81,7 +83,7 @@ def endpoint_url_check(url: str) -> str:
 
 def target_resolve(url: str) -> Target:
     scheme, host, port, path = _parts(url)
-    names, networks = smtp.allow_list(settings.WEBHOOK_ALLOWED_HOSTS)
+    names, networks = allow_list(settings.WEBHOOK_ALLOWED_HOSTS)
     listed = host.lower() in names
     try:
         literal = ipaddress.ip_address(host)
@@ -89,7 +91,7 @@ def target_resolve(url: str) -> Target:
         literal = None
         if not listed and (host.lower() == "localhost" or host.lower().endswith(".localhost")):
             raise EndpointRefused(REFUSED) from None
-    if literal is not None and not listed and not smtp.address_allowed(literal, networks):
+    if literal is not None and not listed and not address_allowed(literal, networks):
         raise EndpointRefused(REFUSED)
     try:
         infos = smtp._getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
@@ -101,7 +103,7 @@ def target_resolve(url: str) -> Target:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
         ip = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
-        if not listed and not smtp.address_allowed(ip, networks):
+        if not listed and not address_allowed(ip, networks):
             raise EndpointRefused(REFUSED)
         if (family, sockaddr) not in addresses:
             addresses.append((family, sockaddr))

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from notifications import smtp
+from notifications import addresses, smtp
 from notifications.models import PlatformSMTPSettings
 from notifications.tests.factories import PlatformFactory, make_member
 from notifications.tests.smtp_servers import (
@@ -428,7 +428,7 @@ def test_allow_listed_networks(settings, fake_dns):
     ],
 )
 def test_public_address_rules(address, public):
-    assert smtp.is_public_address(ipaddress.ip_address(address)) is public
+    assert addresses.is_public_address(ipaddress.ip_address(address)) is public
 
 
 # --- input, access, throttle ------------------------------------------------------------

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from notifications import smtp
+from notifications import addresses, smtp
 from notifications.models import PlatformSMTPSettings
 
 pytestmark = pytest.mark.django_db
@@ -70,12 +70,12 @@ def dns(monkeypatch):
 
 @pytest.mark.parametrize("address", NOT_GLOBAL)
 def test_ranges_is_global_misses_are_not_public(address):
-    assert smtp.is_public_address(ipaddress.ip_address(address)) is False
+    assert addresses.is_public_address(ipaddress.ip_address(address)) is False
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "93.184.216.34", "2a00:1450::1"])
 def test_public_unicast_stays_public(address):
-    assert smtp.is_public_address(ipaddress.ip_address(address)) is True
+    assert addresses.is_public_address(ipaddress.ip_address(address)) is True
 
 
 @pytest.mark.parametrize("host", NOT_GLOBAL)
