@@ -12,6 +12,12 @@ class NotificationsConfig(AppConfig):
         from notifications.pipeline import dispatch, due, eligibility, escalation
 
         signals.connect()
+        # A SQLite table rebuilt by a migration loses its triggers; put the counters' back.
+        from django.db.models.signals import post_migrate
+
+        from notifications.sqlite_triggers import counter_triggers_ensure
+
+        post_migrate.connect(counter_triggers_ensure, sender=self, dispatch_uid="notifications_sqlite_triggers")
         bulk_scheduled.ready()
         db.ready()
         from notifications.checks import check_channel_backends, check_metrics_networks
