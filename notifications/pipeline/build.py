@@ -35,7 +35,7 @@ SENT, FAILED, PENDING, SUPPRESSED = (
 )
 _UNREAD = str(InboxStatus.UNREAD.value)
 _MESSAGE_FIELDS = ("notification_type", "level", "title", "body", "html", "short_message", "data", "image_url")
-_ADDRESSED = (Channel.EMAIL, Channel.SMS)
+ADDRESSED = (Channel.EMAIL, Channel.SMS)
 
 
 def delivered_on_write(channel: str) -> bool:
@@ -79,7 +79,7 @@ class WriteJob:
         return found
 
 
-def _address_for(channel: str, email: str, phone: str) -> str:
+def address_for(channel: str, email: str, phone: str) -> str:
     if channel == Channel.EMAIL:
         return email or ""
     if channel == Channel.SMS:
@@ -87,7 +87,7 @@ def _address_for(channel: str, email: str, phone: str) -> str:
     return ""
 
 
-def _missing_address_error(channel: str) -> str:
+def missing_address_error(channel: str) -> str:
     return {Channel.EMAIL: "User has no email address", Channel.SMS: "User has no phone number"}.get(channel, "")
 
 
@@ -104,7 +104,7 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
         # Without a renderer nobody needs the account itself, and only email
         # and SMS (asked for, or fallen back to) need its addresses.
         wanted = (*job.channels, *(fixed_policy.fallback.values() if fixed_policy else ()))
-        addresses = any(c in _ADDRESSED for c in wanted)
+        addresses = any(c in ADDRESSED for c in wanted)
         users, known = {}, sql.contacts(user_ids, addresses=addresses)
     by_address = eligibility.address_channels(job.channels)
     per_row_message = job.render is not None or any(r.context for r in chunk)
@@ -128,9 +128,9 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
         key = r.key()
         for channel in channels:
             address = r.address
-            if not address and channel in _ADDRESSED:
-                address = _address_for(channel, email, phone)
-            error = "" if address or channel not in _ADDRESSED else _missing_address_error(channel)
+            if not address and channel in ADDRESSED:
+                address = address_for(channel, email, phone)
+            error = "" if address or channel not in ADDRESSED else missing_address_error(channel)
             col_user.append(r.user_id)
             col_key.append(key)
             col_address.append(address)
@@ -169,8 +169,8 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     primary_of: dict[int, int] = {}
     for index, r, to in sorted(unreachable, key=lambda u: u[0]):
         email, phone = known.get(r.user_id, ("", ""))
-        address = _address_for(to, email, phone)
-        error = "" if address or to not in _ADDRESSED else _missing_address_error(to)
+        address = address_for(to, email, phone)
+        error = "" if address or to not in ADDRESSED else missing_address_error(to)
         primary_of[len(col_key)] = index
         col_user.append(r.user_id)
         col_key.append(col_key[index])

@@ -40,14 +40,18 @@ import notifications.pipeline.eligibility as eligibility
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
 from notifications import metrics
-from notifications.channels import Channel
 from notifications.models import DeliveryPlan, InboxStatus, Notification
-from notifications.pipeline.build import FAILED, PENDING, SENT, delivered_on_write
+from notifications.pipeline.build import (
+    ADDRESSED,
+    FAILED,
+    PENDING,
+    SENT,
+    address_for,
+    delivered_on_write,
+    missing_address_error,
+)
 from notifications.pipeline.policies import FALLBACK, allowed_channels
 from notifications.pipeline.write import direct_channels, write_chunk
-
-_ADDRESSED = (str(Channel.EMAIL), str(Channel.SMS))
-
 
 # --- follow-up rows ------------------------------------------------------------------
 
@@ -67,10 +71,6 @@ COPIED = (
     "data",
     "image_url",
 )
-
-
-def _address(channel: str, email: str, phone: str) -> str:
-    return email if channel == Channel.EMAIL else phone if channel == Channel.SMS else ""
 
 
 def follow_up_batch(
@@ -102,10 +102,8 @@ def follow_up_batch(
     for i in keep:
         channel = channels[i]
         email, phone = contacts.get(originals[i]["user_id"], ("", ""))
-        address = _address(channel, email, phone)
-        error = ""
-        if channel in _ADDRESSED and not address:
-            error = "User has no email address" if channel == Channel.EMAIL else "User has no phone number"
+        address = address_for(channel, email, phone)
+        error = "" if address or channel not in ADDRESSED else missing_address_error(channel)
         status = FAILED if error else SENT if delivered_on_write(channel) else PENDING
         for name, value in (("channel", channel), ("address", address), ("delivery_status", status), ("error", error)):
             columns[name].append(value)
