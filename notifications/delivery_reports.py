@@ -1,64 +1,112 @@
-"""Delivery reports providers post back after they accepted a message.
+"""Delivery reports SMS providers post back after they accepted a message.
 
 Africa's Talking calls its dashboard's delivery-report URL with `id` (the
 `messageId` it answered the send with), `status`, `phoneNumber`,
-`networkCode` and, for Rejected and Failed, `failureReason`. The report is
-unauthenticated, so it can only ever touch the row whose provider and
-provider message id it names, and only move it the one way a report can:
-from sent to failed (Rejected, Failed: final answers of the network). Success
-leaves the row sent; Sent, Submitted and Buffered are steps on the way.
-Applying a report twice changes nothing the second time.
+`networkCode` and, for Rejected and Failed, `failureReason`. Each report
+becomes a `ReceiptEvent` recorded by `notifications.receipts` on the one row
+whose provider and provider message id it names (and whose number it names,
+when it gives one), exactly as email receipts are:
+
+- Sent, Submitted: `sent`; Buffered (queued by the network): `deferred`;
+  Success (on the handset): `delivered`, announced once as `delivery.delivered`.
+- Rejected, Failed (and AbsentSubscriber, Expired, which newer accounts
+  report as statuses): `failed`, and the row, if still sent, moves to failed
+  with the reason, announced once as `delivery.failed`.
+- A final failure whose reason says the number itself is bad or refuses us
+  (`PERMANENT_REASONS`: InvalidPhoneNumber, UserDoesNotExist, UserInBlackList)
+  is a `bounced` receipt instead: the number goes on the row's platform's
+  suppression list (reason `invalid_number`) and `delivery.bounced` is
+  announced once. Reasons that can pass (UserIsInactive, UserAccountSuspended,
+  InsufficientCredit, DeliveryFailure, AbsentSubscriber, ...) suppress nothing.
+
+The report is unauthenticated (Africa's Talking signs nothing), so it can
+only ever touch the row its (unguessable) message id names. Applying a report
+twice changes nothing the second time.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
 from notifications import lifecycle
-from notifications.models import DeliveryStatus, Notification
+from notifications.channels import Channel
+from notifications.models import DeliveryStatus, Notification, ProviderStatus
+from notifications.receipts import ReceiptEvent, receipts_record
 
-AFRICASTALKING_FINAL_FAILURES = frozenset({"Rejected", "Failed"})
-AFRICASTALKING_STATUSES = frozenset({"Sent", "Submitted", "Buffered", "Success", *AFRICASTALKING_FINAL_FAILURES})
+AFRICASTALKING = "africastalking"
+# Africa's Talking's delivery-report statuses -> our provider status.
+AFRICASTALKING_STATUSES = {
+    "Sent": ProviderStatus.SENT,
+    "Submitted": ProviderStatus.SENT,
+    "Buffered": ProviderStatus.DEFERRED,
+    "Success": ProviderStatus.DELIVERED,
+    "Rejected": ProviderStatus.FAILED,
+    "Failed": ProviderStatus.FAILED,
+    "AbsentSubscriber": ProviderStatus.FAILED,
+    "Expired": ProviderStatus.FAILED,
+}
+AFRICASTALKING_FINAL_FAILURES = frozenset(s for s, ours in AFRICASTALKING_STATUSES.items() if ours == "failed")
+# failureReasons that say the number itself cannot, or must not, get our SMS (compared case-insensitively:
+# the docs spell both UserInBlackList and UserInBlacklist).
+PERMANENT_REASONS = frozenset({"invalidphonenumber", "userdoesnotexist", "userinblacklist"})
 
 
-def africastalking_report_apply(*, message_id: str, status: str, failure_reason: str = "") -> int:
-    """Apply one Africa's Talking delivery report; returns how many rows it changed (0 or 1)."""
-    if not message_id:
-        return 0
-    # By the partial index on provider_message_id (its condition spelled out for the planner).
-    rows = Notification.objects.exclude(provider_message_id="").filter(
-        provider_message_id=message_id, channel="sms", provider="africastalking", delivery_status=DeliveryStatus.SENT
+@dataclass(frozen=True)
+class ReportApplied:
+    matched: int  # 1 when the report named a delivery of ours
+    updated: int  # 1 when it moved that delivery from sent to failed
+
+
+def africastalking_report_apply(
+    *, message_id: str, status: str, failure_reason: str = "", phone_number: str = "", network_code: str = ""
+) -> ReportApplied:
+    """Apply one Africa's Talking delivery report to the delivery it names."""
+    ours = AFRICASTALKING_STATUSES.get(status)
+    if not message_id or ours is None:
+        return ReportApplied(matched=0, updated=0)
+    final_failure = status in AFRICASTALKING_FINAL_FAILURES
+    permanent = final_failure and failure_reason.strip().lower() in PERMANENT_REASONS
+    detail = status + (f": {failure_reason}" if failure_reason else "")
+    if network_code:
+        detail += f" (network {network_code})"
+    event = ReceiptEvent(
+        status=ProviderStatus.BOUNCED if permanent else ours,
+        message_id=message_id,
+        recipient=phone_number,
+        timestamp=timezone.now(),  # reports carry no time of their own
+        detail=detail,
+        permanent=True,
     )
-    if status not in AFRICASTALKING_FINAL_FAILURES:
-        if status == "Success":
-            for row in rows.only("id", "platform_id"):
-                _announce(lifecycle.delivery_delivered, row, status=status, reason="")
-        return 0
-    reason = f" ({failure_reason})" if failure_reason else ""
-    error = f"Africa's Talking delivery report: {status}{reason}"[:2000]
     with transaction.atomic():
-        changed = list(rows.select_for_update().only("id", "platform_id"))
-        if changed:
-            Notification.objects.filter(pk__in=[r.pk for r in changed], delivery_status=DeliveryStatus.SENT).update(
-                delivery_status=DeliveryStatus.FAILED, error=error, updated_at=timezone.now()
-            )
-            for row in changed:
-                transaction.on_commit(partial(_announce, lifecycle.delivery_failed, row, status=status, reason=reason))
-    return len(changed)
+        recorded = receipts_record(provider=AFRICASTALKING, channel=Channel.SMS, events=[event])
+        if not recorded.matched:
+            return ReportApplied(matched=0, updated=0)
+        updated = _fail_if_sent(message_id=message_id, detail=detail) if final_failure else 0
+    return ReportApplied(matched=1, updated=updated)
 
 
-def _announce(signal, row: Notification, *, status: str, reason: str) -> None:
-    lifecycle.announce(
-        signal,
-        platform_id=row.platform_id,
-        payload={
-            "id": str(row.pk),
-            "channel": "sms",
-            "provider": "africastalking",
-            "status": status,
-            "reason": reason.strip(" ()"),
-        },
+def _fail_if_sent(*, message_id: str, detail: str) -> int:
+    """Move the sent row to failed (a final answer of the network); 0 when it already moved."""
+    rows = Notification.objects.exclude(provider_message_id="").filter(
+        provider_message_id=message_id[:255],
+        channel=Channel.SMS,
+        provider=AFRICASTALKING,
+        delivery_status=DeliveryStatus.SENT,
     )
+    changed = list(rows.select_for_update().values_list("pk", flat=True))
+    if not changed:
+        return 0
+    error = f"Africa's Talking delivery report: {detail}"[:2000]
+    Notification.objects.filter(pk__in=changed).update(
+        delivery_status=DeliveryStatus.FAILED, error=error, updated_at=timezone.now()
+    )
+    fields = lifecycle.payload_fields(lifecycle.delivery_failed.name)
+    for row in Notification.objects.filter(pk__in=changed).values("id", "platform_id", *fields):
+        payload = lifecycle.notification_payload(lifecycle.delivery_failed.name, row)
+        announce = partial(lifecycle.announce, lifecycle.delivery_failed, platform_id=row["platform_id"])
+        transaction.on_commit(partial(announce, payload=payload))
+    return len(changed)

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from notifications import lifecycle
 from notifications.models import DeliveryReceipt, Notification, ProviderStatus, SuppressionReason
-from notifications.suppressions import suppression_add
+from notifications.suppressions import address_normalize, suppression_add
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +83,17 @@ def receipts_record(*, provider: str, channel: str, events: Iterable[ReceiptEven
 def _row_for(*, provider: str, channel: str, event: ReceiptEvent) -> Notification | None:
     if not event.message_id or event.status not in ProviderStatus.values:
         return None
+    # By the partial index on provider_message_id (its condition spelled out for the planner).
     row = (
-        Notification.objects.filter(provider=provider, provider_message_id=event.message_id[:255], channel=channel)
+        Notification.objects.exclude(provider_message_id="")
+        .filter(provider=provider, provider_message_id=event.message_id[:255], channel=channel)
         .only("id", "platform_id", "address", "channel", "source", "notification_type", "provider_message_id")
         .first()
     )
     if row is None:
         return None
-    if event.recipient and row.address.strip().lower() != event.recipient.strip().lower():
+    named = address_normalize(channel=channel, address=event.recipient)
+    if named and address_normalize(channel=channel, address=row.address) != named:
         # The id names a delivery to someone else: not this receipt's row.
         logger.warning("%s receipt for %s names delivery %s of another address", provider, event.recipient, row.pk)
         return None

@@ -1,8 +1,8 @@
 """Callbacks providers make to us: Africa's Talking's SMS delivery reports.
 
 Unauthenticated by nature (Africa's Talking signs nothing). What keeps a forged
-report harmless: it can only mark failed the one sent row whose Africa's
-Talking message id it names (ids are not guessable), nothing else. When
+report harmless: it can only touch the one row whose Africa's Talking message
+id it names (ids are not guessable), nothing else (`notifications.delivery_reports`). When
 `AFRICASTALKING["CALLBACK_TOKEN"]` is set, the callback URL registered in the
 dashboard must carry it as `?token=...` and other calls are refused (403).
 """
@@ -35,7 +35,14 @@ class AfricasTalkingReportSerializer(serializers.Serializer):
 
 
 REPORT_RESULT = envelope_schema(
-    "DeliveryReportResult", inline_serializer("DeliveryReportData", {"updated": serializers.IntegerField()})
+    "DeliveryReportResult",
+    inline_serializer(
+        "DeliveryReportData",
+        {
+            "matched": serializers.IntegerField(help_text="1 when the report named an SMS of ours, else 0"),
+            "updated": serializers.IntegerField(help_text="1 when it moved that SMS from sent to failed, else 0"),
+        },
+    ),
 )
 
 
@@ -58,9 +65,13 @@ class AfricasTalkingDeliveryReportView(APIView):
         summary="Africa's Talking SMS delivery report (callback)",
         description=(
             "Register this URL under SMS > Callback URLs > Delivery Reports in the Africa's Talking dashboard "
-            "(with `?token=` when AFRICASTALKING_CALLBACK_TOKEN is set). A final failure (Rejected, Failed) marks "
-            "the sent SMS whose Africa's Talking message id is `id` as failed, with the reason; other statuses "
-            "change nothing. Reports for unknown ids are accepted and ignored; repeating a report is harmless."
+            "(with `?token=` when AFRICASTALKING_CALLBACK_TOKEN is set). The report is recorded as a delivery "
+            "receipt of the SMS whose Africa's Talking message id is `id` (and whose number is `phoneNumber`): "
+            "Success is `delivered` (`delivery.delivered`); a final failure (Rejected, Failed, AbsentSubscriber, "
+            "Expired) is `failed` and moves the sent SMS to failed with the reason (`delivery.failed`); a final "
+            "failure for InvalidPhoneNumber, UserDoesNotExist or UserInBlackList is `bounced` and puts the number "
+            "on the platform's suppression list (`delivery.bounced`). Reports for unknown ids are answered 200 "
+            "and change nothing (`matched` 0); repeating a report changes nothing."
         ),
         auth=[],
         parameters=[OpenApiParameter("token", str, required=False, description="AFRICASTALKING_CALLBACK_TOKEN")],
@@ -86,7 +97,11 @@ class AfricasTalkingDeliveryReportView(APIView):
             messages = [f"{field}: {' '.join(map(str, errors))}" for field, errors in report.errors.items()]
             raise ApiError("Invalid delivery report", status=400, error="; ".join(messages))
         values = report.validated_data
-        updated = africastalking_report_apply(
-            message_id=values["id"], status=values["status"], failure_reason=values.get("failureReason", "")
+        applied = africastalking_report_apply(
+            message_id=values["id"],
+            status=values["status"],
+            failure_reason=values.get("failureReason", ""),
+            phone_number=values.get("phoneNumber", ""),
+            network_code=values.get("networkCode", ""),
         )
-        return ok("Delivery report received", {"updated": updated})
+        return ok("Delivery report received", {"matched": applied.matched, "updated": applied.updated})

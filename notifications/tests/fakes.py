@@ -485,6 +485,21 @@ class AfricasTalkingServer(FakeHTTPServer):
         message = f"Sent to {sent}/{len(numbers)} Total Cost: KES {0.8 * sent:.4f}"
         return Reply(201, {"SMSMessageData": {"Message": message, "Recipients": recipients}})
 
+    @staticmethod
+    def delivery_report(
+        callback_url: str, *, message_id: str, status: str, phone: str, failure_reason: str = "", network: str = "63902"
+    ):
+        """POST a delivery report to `callback_url` as Africa's Talking does: a url-encoded form, no signature.
+
+        `failureReason` only comes with Rejected and Failed. Returns the `requests` response.
+        """
+        import requests
+
+        form = {"id": message_id, "status": status, "phoneNumber": phone, "networkCode": network}
+        if failure_reason:
+            form["failureReason"] = failure_reason
+        return requests.post(callback_url, data=form, timeout=10)
+
 
 # -- FCM ----------------------------------------------------------------------------------
 

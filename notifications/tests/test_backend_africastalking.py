@@ -215,22 +215,22 @@ def test_a_failed_report_marks_the_sent_row_failed_once(client, sent_row, django
         fields = {"id": sent_row.provider_message_id, "status": "Failed", "phoneNumber": "+251911000001"}
         with django_capture_on_commit_callbacks(execute=True):
             r = report(client, **fields, failureReason="UserInBlackList", networkCode="63902")
-        assert r.status_code == 200 and r.json()["data"] == {"updated": 1}
+        assert r.status_code == 200 and r.json()["data"] == {"matched": 1, "updated": 1}
         sent_row.refresh_from_db()
         assert sent_row.delivery_status == DeliveryStatus.FAILED
-        assert sent_row.error == "Africa's Talking delivery report: Failed (UserInBlackList)"
+        assert sent_row.error == "Africa's Talking delivery report: Failed: UserInBlackList (network 63902)"
 
         again = report(client, **fields, failureReason="UserInBlackList")
-        assert again.status_code == 200 and again.json()["data"] == {"updated": 0}
+        assert again.status_code == 200 and again.json()["data"] == {"matched": 1, "updated": 0}
     finally:
         lifecycle.delivery_failed.disconnect(dispatch_uid="t")
-    assert [p["id"] for p in seen] == [str(sent_row.pk)]
+    assert [(p["notification_id"], p["delivery_status"]) for p in seen] == [(str(sent_row.pk), "failed")]
 
 
 def test_interim_and_success_reports_leave_the_row_sent(client, sent_row):
     for status in ("Sent", "Submitted", "Buffered", "Success"):
         r = report(client, id=sent_row.provider_message_id, status=status)
-        assert r.status_code == 200 and r.json()["data"] == {"updated": 0}
+        assert r.status_code == 200 and r.json()["data"] == {"matched": 1, "updated": 0}
     sent_row.refresh_from_db()
     assert sent_row.delivery_status == DeliveryStatus.SENT
 
@@ -246,8 +246,8 @@ def test_a_report_touches_only_the_row_of_its_provider_and_id(client, sent_row, 
         provider="afromessage",
         provider_message_id="shared-id",
     )
-    assert report(client, id="shared-id", status="Failed").json()["data"] == {"updated": 0}
-    assert report(client, id="ATXid_unknown", status="Rejected").json()["data"] == {"updated": 0}
+    assert report(client, id="shared-id", status="Failed").json()["data"] == {"matched": 0, "updated": 0}
+    assert report(client, id="ATXid_unknown", status="Rejected").json()["data"] == {"matched": 0, "updated": 0}
     other.refresh_from_db()
     sent_row.refresh_from_db()
     assert other.delivery_status == sent_row.delivery_status == DeliveryStatus.SENT
@@ -281,4 +281,4 @@ def test_callback_token_when_configured(client, sent_row, settings):
     assert report(client, **fields).status_code == 403
     assert report(client, f"{REPORTS}?token=wrong", **fields).status_code == 403
     r = report(client, f"{REPORTS}?token=s3cret", **fields)
-    assert r.status_code == 200 and r.json()["data"] == {"updated": 1}
+    assert r.status_code == 200 and r.json()["data"] == {"matched": 1, "updated": 1}
