@@ -85,22 +85,23 @@ def africastalking_report_apply(
         recorded = receipts_record(provider=AFRICASTALKING, channel=Channel.SMS, events=[event])
         if not recorded.matched:
             return ReportApplied(matched=0, updated=0)
-        updated = _fail_if_sent(message_id=message_id, detail=detail) if final_failure else 0
+        error = f"Africa's Talking delivery report: {detail}"
+        updated = _fail_if_sent(provider=AFRICASTALKING, message_id=message_id, error=error) if final_failure else 0
     return ReportApplied(matched=1, updated=updated)
 
 
-def _fail_if_sent(*, message_id: str, detail: str) -> int:
+def _fail_if_sent(*, provider: str, message_id: str, error: str) -> int:
     """Move the sent row to failed (a final answer of the network); 0 when it already moved."""
     rows = Notification.objects.exclude(provider_message_id="").filter(
         provider_message_id=message_id[:255],
         channel=Channel.SMS,
-        provider=AFRICASTALKING,
+        provider=provider,
         delivery_status=DeliveryStatus.SENT,
     )
     changed = list(rows.select_for_update().values_list("pk", flat=True))
     if not changed:
         return 0
-    error = f"Africa's Talking delivery report: {detail}"[:2000]
+    error = error[:2000]
     Notification.objects.filter(pk__in=changed).update(
         delivery_status=DeliveryStatus.FAILED, error=error, updated_at=timezone.now()
     )
@@ -110,3 +111,59 @@ def _fail_if_sent(*, message_id: str, detail: str) -> int:
         announce = partial(lifecycle.announce, lifecycle.delivery_failed, platform_id=row["platform_id"])
         transaction.on_commit(partial(announce, payload=payload))
     return len(changed)
+
+
+# -- AfroMessage ------------------------------------------------------------------------------
+#
+# AfroMessage documents the `callback` parameter of its send API but not what it sends
+# there. What is assumed (README, "SMS providers and failover"): a GET or POST whose query,
+# form or JSON body carries `status`, with `message_id` and `to` as in its send answer.
+# The URL is ours and signed per delivery (`notifications.callback_urls`), so the report
+# is tied to its delivery whatever fields it brings; a `message_id`, when given, must be
+# that delivery's. Status words are read loosely (case and punctuation ignored, DLR
+# spellings too); a word we do not know is recorded as `unknown`, the word kept in the
+# receipt's detail, changing nothing else. No failure reason is documented, so
+# AfroMessage reports never put a number on the suppression list.
+
+AFROMESSAGE = "afromessage"
+AFROMESSAGE_STATUSES = {
+    **dict.fromkeys(("delivered", "delivrd", "success", "successful"), ProviderStatus.DELIVERED),
+    **dict.fromkeys(
+        ("failed", "failure", "undelivered", "undeliv", "undeliverable", "expired", "rejected", "rejectd"),
+        ProviderStatus.FAILED,
+    ),
+    **dict.fromkeys(("send", "sent", "submitted", "accepted", "pending", "queued", "enroute"), ProviderStatus.SENT),
+}
+
+
+def afromessage_status(raw: str) -> str:
+    """AfroMessage's status word -> our provider status (`unknown` for a word we do not know)."""
+    word = "".join(ch for ch in raw.lower() if ch.isalpha())
+    return AFROMESSAGE_STATUSES.get(word, ProviderStatus.UNKNOWN)
+
+
+def afromessage_report_apply(*, notification_id, status: str, message_id: str = "", phone: str = "") -> ReportApplied:
+    """Apply one AfroMessage status report to the delivery its callback URL was signed for."""
+    row = (
+        Notification.objects.filter(pk=notification_id, channel=Channel.SMS, provider=AFROMESSAGE)
+        .exclude(provider_message_id="")
+        .only("id", "provider_message_id")
+        .first()
+    )
+    # No row: another provider took it over, or the report came before its send was recorded.
+    if row is None or (message_id and message_id != row.provider_message_id):
+        return ReportApplied(matched=0, updated=0)
+    ours = afromessage_status(status)
+    detail = f"AfroMessage: {status}"
+    event = ReceiptEvent(
+        status=ours, message_id=row.provider_message_id, recipient=phone, timestamp=timezone.now(), detail=detail
+    )
+    with transaction.atomic():
+        recorded = receipts_record(provider=AFROMESSAGE, channel=Channel.SMS, events=[event])
+        if not recorded.matched:
+            return ReportApplied(matched=0, updated=0)
+        updated = 0
+        if ours == ProviderStatus.FAILED:
+            error = f"AfroMessage status report: {status}"
+            updated = _fail_if_sent(provider=AFROMESSAGE, message_id=row.provider_message_id, error=error)
+    return ReportApplied(matched=1, updated=updated)

@@ -354,6 +354,9 @@ AFROMESSAGE = {
     "SENDER_ID": env("AFROMESSAGE_SENDER_ID"),
     "SENDER_NAME": env("AFROMESSAGE_SENDER_NAME"),
     "TIMEOUT": env_int("AFROMESSAGE_TIMEOUT", 10),
+    # This service's public origin (https://notify.example.org): when set, single sends pass AfroMessage a
+    # signed status-report URL of ours as `callback`, and its reports become delivery receipts.
+    "CALLBACK_BASE_URL": env("AFROMESSAGE_CALLBACK_BASE_URL"),
 }
 # Africa's Talking: a second SMS provider (sandbox: https://api.sandbox.africastalking.com/version1).
 AFRICASTALKING = {

@@ -17,6 +17,11 @@ urlpatterns = [
         provider_callbacks.AfricasTalkingDeliveryReportView.as_view(),
         name="v1-africastalking-delivery-reports",
     ),
+    path(
+        "providers/afromessage/status-reports",
+        provider_callbacks.AfroMessageStatusReportView.as_view(),
+        name="v1-afromessage-status-reports",
+    ),
     path("notifications/bulk-sms", bulk_views.BulkSmsView.as_view(), name="v1-bulk-sms"),
     path("notifications/bulk-email", bulk_views.BulkEmailView.as_view(), name="v1-bulk-email"),
     path("notifications/bulk-push", bulk_views.BulkPushView.as_view(), name="v1-bulk-push"),

@@ -18,7 +18,11 @@ Settings: `settings.AFROMESSAGE` (BASE_URL, TOKEN, SENDER_ID, SENDER_NAME,
 TIMEOUT), each overridable by the backend's OPTIONS; OPTIONS may also set
 METHOD ("POST" or "GET" for single sends), BULK (use bulk_send, default on),
 BULK_MIN (fewest recipients of one text worth a bulk call, default 2) and
-CALLBACK (a status callback URL AfroMessage calls for single sends). A
+CALLBACK (a fixed status callback URL passed on single sends). With
+`AFROMESSAGE["CALLBACK_BASE_URL"]` (our public origin) set, each single send
+passes instead its own signed URL of our status-report endpoint
+(`notifications.callback_urls`), so AfroMessage's reports become receipts;
+bulk_send calls carry none (their recipients share one campaign id). A
 platform with its own active AfroMessage credentials
 (`PlatformProviderCredentials`) sends on its own token and sender.
 
@@ -45,6 +49,7 @@ from notifications.backends.httputil import (
     refused_before_sending,
     retry_after,
 )
+from notifications.callback_urls import afromessage_callback_url
 from notifications.phones import normalize
 
 PROVIDER = "afromessage"
@@ -75,6 +80,7 @@ class AfroMessageBackend(BaseBackend):
         self.use_bulk = bool(conf.get("BULK", True))
         self.bulk_min = max(int(conf.get("BULK_MIN", 2)), 2)
         self.callback = conf.get("CALLBACK") or ""
+        self.callback_base = str(conf.get("CALLBACK_BASE_URL") or "").rstrip("/")
         self.session: requests.Session | None = None
 
     def open(self) -> None:
@@ -130,7 +136,7 @@ class AfroMessageBackend(BaseBackend):
                     result = self._bulk_send(account, [numbers[j][0] for j in group], text, campaign=delivery.source)
                     known.update(dict.fromkeys(group, result))
                 else:
-                    known[i] = self._send(account, phone, text)
+                    known[i] = self._send(account, phone, text, callback=self._callback(delivery))
             yield known.pop(i)
 
     # -- the two calls --------------------------------------------------------------
@@ -144,10 +150,15 @@ class AfroMessageBackend(BaseBackend):
             params["sender"] = account.sender_name
         return params
 
-    def _send(self, account: Account, phone: str, text: str) -> Result:
+    def _callback(self, delivery) -> str:
+        if self.callback_base:
+            return afromessage_callback_url(base_url=self.callback_base, notification_id=delivery.pk)
+        return self.callback
+
+    def _send(self, account: Account, phone: str, text: str, *, callback: str = "") -> Result:
         params = {"to": phone, "message": text, **self._identity(account)}
-        if self.callback:
-            params["callback"] = self.callback
+        if callback:
+            params["callback"] = callback
         url = f"{self.base_url}/send"
         if self.method == "GET":
             return self._call(account, "GET", url, params=params)

@@ -362,6 +362,8 @@ class AfroMessageServer(FakeHTTPServer):
         super().__init__()
         # Numbers AfroMessage refuses, with its reason.
         self.reject: dict[str, str] = {}
+        # message_id -> the `callback` URL its single send gave (when it gave one).
+        self.callbacks: dict[str, str] = {}
 
     @property
     def base_url(self) -> str:
@@ -391,11 +393,14 @@ class AfroMessageServer(FakeHTTPServer):
                 return self._error(["'to' and 'message' are required"], request.path)
             if to in self.reject:
                 return self._error([self.reject[to]], request.path)
+            message_id = str(uuid.uuid4())
+            if params.get("callback"):
+                self.callbacks[message_id] = str(params["callback"])
             return Reply(
                 200,
                 {
                     "acknowledge": "success",
-                    "response": {"status": "Send", "message_id": str(uuid.uuid4()), "message": message, "to": to},
+                    "response": {"status": "Send", "message_id": message_id, "message": message, "to": to},
                 },
             )
         if request.path == "/api/bulk_send" and request.method == "POST":
@@ -414,6 +419,21 @@ class AfroMessageServer(FakeHTTPServer):
                 },
             )
         return Reply(404, {"acknowledge": "error", "response": {"errors": ["Not found"]}})
+
+    def status_report(self, message_id: str, *, status: str, to: str, method: str = "POST"):
+        """Call the `callback` URL the send of `message_id` gave, with a status report; returns the response.
+
+        AfroMessage documents the `callback` parameter, not the report it sends
+        there: this one is the README's assumption, the fields of its send answer
+        (`message_id`, `status`, `to`), as a JSON body or (GET) a query string.
+        """
+        import requests
+
+        fields = {"message_id": message_id, "status": status, "to": to}
+        url = self.callbacks[message_id]
+        if method == "GET":
+            return requests.get(url, params=fields, timeout=10)
+        return requests.post(url, json=fields, timeout=10)
 
 
 # -- Africa's Talking ---------------------------------------------------------------------

@@ -97,6 +97,9 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("v1-inbox-tokens", "POST"): admin_only(400),  # no user named
     # Africa's Talking's delivery reports: unauthenticated; the empty body is no report.
     ("v1-africastalking-delivery-reports", "POST"): public(400),
+    # AfroMessage's status reports: the URL must carry the delivery id we signed; none here.
+    ("v1-afromessage-status-reports", "GET"): public(403),
+    ("v1-afromessage-status-reports", "POST"): public(403),
     # -- /alerts -------------------------------------------------------------------------------
     ("alerts", "GET"): members(200),
     ("alerts", "POST"): members(400),
@@ -377,6 +380,7 @@ PUBLIC_ROUTES = {
     "media",
     # A provider's callback: it names a provider message id, no caller or platform.
     "v1-africastalking-delivery-reports",
+    "v1-afromessage-status-reports",
     "email-receipts",
 }
 # The learner's own pages: Django's session sign-in, no API view; the only token

@@ -232,3 +232,121 @@ def test_the_token_is_checked_over_http(africastalking, live_url, platform):
     for url in (f"{live_url}{REPORTS}", f"{live_url}{REPORTS}?token=guess"):
         assert report(url, sms, "Failed", "InvalidPhoneNumber").status_code == 403
     assert not DeliveryReceipt.objects.exists() and not Suppression.objects.exists()
+
+
+# -- AfroMessage: its `callback`, a URL of ours signed per delivery ------------------------------
+
+AFRO_REPORTS = "/api/v1/providers/afromessage/status-reports"
+
+
+@pytest.fixture
+def afromessage(settings, afromessage_server, live_url):
+    settings.AFROMESSAGE = {**afromessage_server.settings, "CALLBACK_BASE_URL": live_url}
+    settings.NOTIFICATION_BACKENDS = backend_settings(
+        settings.NOTIFICATION_BACKENDS, sms="notifications.backends.sms.AfroMessageBackend"
+    )
+    return afromessage_server
+
+
+def test_each_single_send_passes_its_own_signed_callback(afromessage, live_url, platform):
+    send(platform, "afro:one", ADA)
+    send(platform, "afro:two", BO)
+    ada, bo = row("afro:one", ADA), row("afro:two", BO)
+
+    assert set(afromessage.callbacks) == {ada.provider_message_id, bo.provider_message_id}
+    url = afromessage.callbacks[ada.provider_message_id]
+    assert url.startswith(f"{live_url}{AFRO_REPORTS}?d=") and str(ada.pk) in url
+    assert afromessage.callbacks[bo.provider_message_id] != url
+
+
+def test_a_delivered_report_is_a_receipt_announced_once(afromessage, platform, announced):
+    send(platform, "afro:ok", ADA)
+    sms = row("afro:ok", ADA)
+
+    first = afromessage.status_report(sms.provider_message_id, status="Delivered", to=ADA)
+    again = afromessage.status_report(sms.provider_message_id, status="DELIVRD", to=ADA, method="GET")
+
+    assert first.status_code == again.status_code == 200
+    assert first.json()["data"] == again.json()["data"] == {"matched": 1, "updated": 0}
+    receipt = DeliveryReceipt.objects.get(pk=sms.pk)
+    assert (receipt.provider, receipt.provider_status) == ("afromessage", "delivered")
+    assert [(name, pid) for name, pid, _ in announced] == [("delivery.delivered", platform.pk)]
+
+
+def test_a_failed_report_fails_the_sms_without_suppressing(afromessage, platform, announced):
+    send(platform, "afro:fail", ADA)
+    sms = row("afro:fail", ADA)
+
+    first = afromessage.status_report(sms.provider_message_id, status="Failed", to=ADA)
+    again = afromessage.status_report(sms.provider_message_id, status="Failed", to=ADA)
+
+    assert first.json()["data"] == {"matched": 1, "updated": 1}
+    assert again.json()["data"] == {"matched": 1, "updated": 0}
+    sms.refresh_from_db()
+    assert (sms.delivery_status, sms.error) == ("failed", "AfroMessage status report: Failed")
+    assert DeliveryReceipt.objects.get(pk=sms.pk).provider_status == "failed"
+    assert not Suppression.objects.exists()  # AfroMessage documents no reasons to tell a bad number by
+    assert [name for name, _, _ in announced] == ["delivery.failed"]
+
+
+def test_an_unknown_status_word_is_recorded_as_unknown(afromessage, platform, announced):
+    send(platform, "afro:odd", ADA)
+    sms = row("afro:odd", ADA)
+
+    assert afromessage.status_report(sms.provider_message_id, status="Teleported", to=ADA).status_code == 200
+
+    receipt = DeliveryReceipt.objects.get(pk=sms.pk)
+    assert (receipt.provider_status, receipt.detail) == ("unknown", "AfroMessage: Teleported")
+    sms.refresh_from_db()
+    assert sms.delivery_status == DeliveryStatus.SENT and announced == []
+
+
+def test_a_url_we_did_not_sign_is_refused_and_another_message_is_not_matched(afromessage, live_url, platform):
+    send(platform, "afro:sig", ADA)
+    send(platform, "afro:sig2", BO)
+    ada, bo = row("afro:sig", ADA), row("afro:sig2", BO)
+    signed = afromessage.callbacks[ada.provider_message_id]
+    report = {"message_id": ada.provider_message_id, "status": "Failed"}
+
+    for url in (
+        f"{live_url}{AFRO_REPORTS}",
+        f"{live_url}{AFRO_REPORTS}?d={ada.pk}",
+        f"{live_url}{AFRO_REPORTS}?d={ada.pk}:forged",
+        signed.replace(str(ada.pk), str(bo.pk)),
+    ):
+        assert requests.post(url, json=report, timeout=10).status_code == 403, url
+    # Ada's URL with Bo's message id: not Ada's report, and never Bo's.
+    other = requests.post(signed, json={"message_id": bo.provider_message_id, "status": "Failed"}, timeout=10)
+    assert other.status_code == 200 and other.json()["data"] == {"matched": 0, "updated": 0}
+    assert not DeliveryReceipt.objects.exists()
+    assert set(
+        Notification.objects.filter(source__startswith="afro:sig").values_list("delivery_status", flat=True)
+    ) == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("", "application/json"),
+        ("{}", "application/json"),
+        ('["status"]', "application/json"),
+        ('{"status": {"$ne": 1}}', "application/json"),
+        ('{"status": "' + "x" * 100 + '"}', "application/json"),
+        ("not json", "application/json"),
+        ("status=", "application/x-www-form-urlencoded"),
+        ("<xml/>", "text/xml"),
+    ],
+)
+def test_afromessage_junk_is_a_4xx_never_a_500(afromessage, platform, body, content_type):
+    send(platform, "afro:junk", ADA)
+    sms = row("afro:junk", ADA)
+    url = afromessage.callbacks[sms.provider_message_id]
+    r = requests.post(url, data=body.encode(), headers={"Content-Type": content_type}, timeout=10)
+    assert r.status_code in (400, 415), r.text
+    assert not DeliveryReceipt.objects.exists()
+
+
+def test_bulk_sends_carry_no_callback(afromessage, platform):
+    send(platform, "afro:bulk", ADA, BO)  # one text to two numbers: one bulk_send call
+    assert [r.path for r in afromessage.requests] == ["/api/bulk_send"]
+    assert "callback" not in afromessage.requests[0].params and afromessage.callbacks == {}
