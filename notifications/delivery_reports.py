@@ -35,6 +35,7 @@ from django.utils import timezone
 from notifications import lifecycle
 from notifications.channels import Channel
 from notifications.models import DeliveryStatus, Notification, ProviderStatus
+from notifications.phones import normalize
 from notifications.receipts import ReceiptEvent, receipts_record
 
 AFRICASTALKING = "africastalking"
@@ -76,7 +77,7 @@ def africastalking_report_apply(
     event = ReceiptEvent(
         status=ProviderStatus.BOUNCED if permanent else ours,
         message_id=message_id,
-        recipient=phone_number,
+        recipient=reported_number(phone_number),
         timestamp=timezone.now(),  # reports carry no time of their own
         detail=detail,
         permanent=True,
@@ -88,6 +89,14 @@ def africastalking_report_apply(
         error = f"Africa's Talking delivery report: {detail}"
         updated = _fail_if_sent(provider=AFRICASTALKING, message_id=message_id, error=error) if final_failure else 0
     return ReportApplied(matched=1, updated=updated)
+
+
+def reported_number(raw: str) -> str:
+    """A number as a report gives it; international digits without their "+" (251911...) get it back."""
+    raw = raw.strip()
+    if raw.isdigit() and normalize(raw) is None and normalize(f"+{raw}") is not None:
+        return f"+{raw}"
+    return raw
 
 
 def _fail_if_sent(*, provider: str, message_id: str, error: str) -> int:
@@ -156,7 +165,11 @@ def afromessage_report_apply(*, notification_id, status: str, message_id: str = 
     ours = afromessage_status(status)
     detail = f"AfroMessage: {status}"
     event = ReceiptEvent(
-        status=ours, message_id=row.provider_message_id, recipient=phone, timestamp=timezone.now(), detail=detail
+        status=ours,
+        message_id=row.provider_message_id,
+        recipient=reported_number(phone),
+        timestamp=timezone.now(),
+        detail=detail,
     )
     with transaction.atomic():
         recorded = receipts_record(provider=AFROMESSAGE, channel=Channel.SMS, events=[event])

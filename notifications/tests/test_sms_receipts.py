@@ -105,6 +105,13 @@ def test_success_is_a_delivered_receipt_announced_once(africastalking, callback,
     assert payload["provider_message_id"] == sms.provider_message_id
 
 
+@pytest.mark.parametrize("phone", [ADA, ADA.lstrip("+"), "0911000001"])
+def test_the_reported_number_matches_in_any_of_its_spellings(africastalking, callback, platform, phone):
+    send(platform, "sms:spell", ADA)
+    sms = row("sms:spell", ADA)
+    assert report(callback, sms, "Success", phone=phone).json()["data"] == {"matched": 1, "updated": 0}
+
+
 def test_interim_reports_record_the_status_without_announcing(africastalking, callback, platform, announced):
     send(platform, "sms:steps", ADA)
     sms = row("sms:steps", ADA)
