@@ -1,8 +1,9 @@
 """A platform's suppression list: who it no longer sends to, why, lifting entries, and the delivery rule.
 
 Entries come from receipts (a hard bounce, a complaint, an unsubscribe at the
-provider, an SMS "invalid number" report: `notifications.receipts`) and from
-the one-click unsubscribe link (`templates_app`, for the link's one type). The
+provider, an SMS "invalid number" report: `notifications.receipts`), from
+providers refusing an address at send time (dispatch: `refusals_suppress`) and
+from the one-click unsubscribe link (`templates_app`, for the link's one type). The
 front door consults the list when it writes rows, through the delivery rule
 registered here (`notifications.pipeline.rules`): a suppressed recipient's row
 is written `suppressed` with rule `suppression_list` and never sent, so it is
@@ -16,6 +17,7 @@ only an unsubscribe lets critical mail through.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -65,6 +67,59 @@ def suppression_add(
             return Suppression.objects.get_or_create(**key, defaults=fields)
     except IntegrityError:  # a concurrent receipt listed it between the get and the create
         return Suppression.objects.get(**key), False
+
+
+class AddressRefusal(NamedTuple):
+    """A provider refused a delivery's address at send time, for good (`Result.address_refused`)."""
+
+    platform_id: int
+    channel: str
+    address: str
+    provider: str
+    detail: str
+    notification_id: object
+
+
+# What a refusal at send time lists the address as: the reason a receipt saying the same gives.
+REFUSAL_REASONS = {Channel.EMAIL: SuppressionReason.HARD_BOUNCE, Channel.SMS: SuppressionReason.INVALID_NUMBER}
+
+
+def refusals_suppress(*, refusals: Iterable[AddressRefusal]) -> None:
+    """List every refused address on its delivery's platform, in one INSERT ... ON CONFLICT DO NOTHING.
+
+    A batch answered again (its lease ran out and another dispatcher sent it
+    too) or an address already listed (by a receipt, an earlier batch, two
+    sends in one batch) adds nothing: the first entry stays, as with
+    `suppression_add`.
+    """
+    entries: dict[tuple, Suppression] = {}
+    for refusal in refusals:
+        reason = REFUSAL_REASONS.get(refusal.channel)
+        address = address_normalize(channel=refusal.channel, address=refusal.address)
+        if reason is None or not address:
+            continue
+        key = (refusal.platform_id, refusal.channel, address)
+        entries.setdefault(
+            key,
+            Suppression(
+                platform_id=refusal.platform_id,
+                channel=refusal.channel,
+                address=address,
+                notification_type="",
+                reason=reason,
+                source=refusal.provider[:60],
+                detail=refusal.detail[:1000],
+                notification_id=refusal.notification_id,
+            ),
+        )
+    if not entries:
+        return
+    # A savepoint when the caller is in a transaction: a failure here leaves the caller's work usable.
+    with transaction.atomic():
+        Suppression.objects.bulk_create(entries.values(), ignore_conflicts=True)
+    # A bulk insert sends no post_save: drop the cached "no entries" answers here.
+    for platform_id in {platform_id for platform_id, _, _ in entries}:
+        _listed_forget(platform_id)
 
 
 def suppressions_for(
@@ -148,7 +203,8 @@ _LISTED_SECONDS = 300
 def platform_has_suppressions(*, platform_id: int) -> bool:
     """Whether the platform's list has any entry: a cache read per chunk, so a platform without one pays nothing.
 
-    Every write of an entry drops the cached answer (`suppressions_changed`, connected to the model's signals).
+    Every write of an entry drops the cached answer (`suppressions_changed`, connected to the model's signals;
+    `refusals_suppress` for its bulk insert).
     """
     key = _LISTED_KEY.format(platform_id)
     listed = cache.get(key)
@@ -159,7 +215,11 @@ def platform_has_suppressions(*, platform_id: int) -> bool:
 
 
 def suppressions_changed(sender, instance, **kwargs) -> None:
-    key = _LISTED_KEY.format(instance.platform_id)
+    _listed_forget(instance.platform_id)
+
+
+def _listed_forget(platform_id: int) -> None:
+    key = _LISTED_KEY.format(platform_id)
     cache.delete(key)
     # Again once committed: a send in another process may have cached "no entries" in between.
     transaction.on_commit(lambda: cache.delete(key))

@@ -31,6 +31,12 @@ class Result:
     # come after the provider acted): such a delivery is only ever retried on
     # the same provider, or it could arrive twice.
     definite: bool = False
+    # The provider refused the recipient's address itself, for good: an unknown
+    # mailbox (SMTP 5.1.1), an invalid or blacklisted number. Every later send
+    # to it would be refused too, so dispatch puts it on the platform's
+    # suppression list. Never set for a refusal of the message or the sender
+    # (spam, policy, relay: 5.7.x), which says nothing about the address.
+    address_refused: bool = False
     # Who took it: the configured provider of the channel (set by the dispatcher), or
     # the backend's own name for it when it has one (anymail's esp_name, "smtp").
     provider: str = ""
@@ -51,9 +57,16 @@ class Result:
         retry_after: float | None = None,
         units: int = 1,
         definite: bool = False,
+        address_refused: bool = False,
     ) -> Result:
         return cls(
-            ok=False, error=error, retryable=retryable, retry_after=retry_after, units_failed=units, definite=definite
+            ok=False,
+            error=error,
+            retryable=retryable,
+            retry_after=retry_after,
+            units_failed=units,
+            definite=definite,
+            address_refused=address_refused,
         )
 
 

@@ -15,6 +15,11 @@ deliveries a provider definitely refused to the next one (see
 `pipeline/failover.py`). A failed-over row is recorded with `rule=failover`
 and the provider that answered it.
 
+A failure whose provider refused the address itself (`Result.address_refused`:
+an unknown mailbox, an invalid or blacklisted number) also puts the address on
+its platform's suppression list, one insert per group of results
+(`suppressions.refusals_suppress`), so later sends skip it.
+
 Small sends are dispatched in the caller; large ones are split into chunks of
 row ids handed to the queue the core registers at start-up (`use_queue`;
 `notifications.tasks` puts them on Celery), after the rows are committed.
@@ -36,7 +41,7 @@ from django.utils import timezone
 import notifications.pipeline.retry as retry
 import notifications.pipeline.sql as sql
 import notifications.pipeline.tuning as tuning
-from notifications import lifecycle, metrics
+from notifications import lifecycle, metrics, suppressions
 from notifications.backends import providers
 from notifications.backends.base import Result
 from notifications.channels import settings_key
@@ -169,6 +174,7 @@ def _record(
     sql.record(outcomes, now=now)
     metrics.deliveries_recorded(channel=pairs[0][0].channel, statuses=[o.delivery_status for o in outcomes])
     _outcomes_announce(pairs, outcomes)
+    _refused_addresses_suppress(pairs, outcomes)
     refused = [
         delivery
         for (delivery, result), outcome in zip(pairs, outcomes, strict=True)
@@ -185,6 +191,30 @@ def _record(
         return
     for channel, ids in written.items():
         follow_ups.setdefault(channel, []).extend(ids)
+
+
+def _refused_addresses_suppress(pairs: Sequence[tuple[Notification, Result]], outcomes: Sequence[Outcome]) -> None:
+    """List the addresses the provider refused for good; the outcomes are recorded whatever happens here."""
+    refusals = [
+        suppressions.AddressRefusal(
+            platform_id=delivery.platform_id,
+            channel=delivery.channel,
+            address=delivery.address,
+            provider=result.provider,
+            detail=outcome.error,
+            notification_id=delivery.pk,
+        )
+        for (delivery, result), outcome in zip(pairs, outcomes, strict=True)
+        if result.address_refused and outcome.delivery_status == FAILED and delivery.address
+    ]
+    if not refusals:
+        return
+    try:
+        suppressions.refusals_suppress(refusals=refusals)
+    except Exception:
+        # Like a fallback that could not be written: the results must not look
+        # unrecorded. The address is refused again (and listed) on its next send.
+        logger.exception("listing %s addresses refused by the provider failed", len(refusals))
 
 
 def _outcomes_announce(pairs: Sequence[tuple[Notification, Result]], outcomes: Sequence[Outcome]) -> None:
