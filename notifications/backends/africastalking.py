@@ -17,9 +17,11 @@ InvalidSenderId, 403 InvalidPhoneNumber, 404 UnsupportedNumberType, 405
 InsufficientBalance, 406 UserInBlacklist, 407 CouldNotRoute, 409
 DoNotDisturbRejection, 502 RejectedByGateway (refused for good); 500
 InternalServerError and 501 GatewayError (refused for now: retried, and, as
-a clear refusal, another provider may take them). Africa's Talking later posts
-delivery reports to the callback URL set in its dashboard
-(`/api/v1/providers/africastalking/delivery-reports/`, see
+a clear refusal, another provider may take them). 403 and 406 refuse the
+number itself (`Result.address_refused`): dispatch lists it on the platform's
+suppression list (`invalid_number`), as a delivery report saying so does.
+Africa's Talking later posts delivery reports to the callback URL set in its
+dashboard (`/api/v1/providers/africastalking/delivery-reports/`, see
 `notifications/api/provider_callbacks.py`).
 
 Settings: `settings.AFRICASTALKING` (BASE_URL, USERNAME, API_KEY, SENDER_ID,
@@ -50,6 +52,9 @@ PROVIDER = "africastalking"
 ACCEPTED = frozenset({100, 101, 102})
 # Africa's Talking's own trouble with one number: not sent, worth trying again.
 REFUSED_FOR_NOW = frozenset({500, 501})
+# The number itself is refused for good: 403 InvalidPhoneNumber, 406 UserInBlacklist (the
+# subscriber blocked our messages). Like the delivery report's reasons of the same names.
+NUMBER_REFUSED = frozenset({403, 406})
 
 
 class AfricasTalkingBackend(BaseBackend):
@@ -181,7 +186,7 @@ def _recipient_result(entry: dict) -> Result:
         return Result.sent(str(entry.get("messageId") or ""))
     if code in REFUSED_FOR_NOW:
         return Result.failed(f"Africa's Talking refused for now: {code} {label}".strip(), retryable=True, definite=True)
-    return Result.failed(f"Africa's Talking refused: {code} {label}".strip())
+    return Result.failed(f"Africa's Talking refused: {code} {label}".strip(), address_refused=code in NUMBER_REFUSED)
 
 
 def _missing(data) -> Result:
