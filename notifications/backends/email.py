@@ -14,12 +14,21 @@ retryable failure like an SMTP 4xx, a refused recipient a final one.
 
 Each recipient gets a message of their own (rendered per recipient, and an SMTP
 refusal then belongs to exactly one delivery).
+
+A refusal that says the address itself does not exist is marked
+`Result.address_refused`, and dispatch lists the address (`hard_bounce`): an
+SMTP server refusing the recipient with an enhanced status of bad address
+(5.1.1 and its kin, `ADDRESS_STATUSES`) or, without one, a 550 whose text
+says the user is unknown; an anymail provider answering the recipient
+`invalid`. Refusals for policy, spam or relaying (5.7.x and the like) and
+anymail's `rejected` (the provider's own block list) are not marked.
 """
 
 from __future__ import annotations
 
 import html as html_lib
 import logging
+import re
 import smtplib
 from dataclasses import dataclass, field
 from email.utils import formataddr, make_msgid, parseaddr
@@ -70,10 +79,12 @@ def _provider_name(connection: BaseEmailBackend) -> str:
     return ""
 
 
-def _provider_refusal(exc: AnymailError, address: str, route: _Route) -> Result:
+def _provider_refusal(exc: AnymailError, address: str, route: _Route, message=None) -> Result:
     """An anymail error as a result: the provider's trouble is retryable, a refused recipient final."""
     if isinstance(exc, AnymailRecipientsRefused):
-        return Result.failed(f"Recipient {address} refused by {route.label}")
+        invalid = _anymail_status(message, address) == "invalid"
+        what = "invalid address" if invalid else "refused"
+        return _named(Result.failed(f"Recipient {address} {what} by {route.label}", address_refused=invalid), route)
     if isinstance(exc, AnymailAPIError):
         status = exc.status_code
         response = getattr(exc, "response", None)
@@ -89,16 +100,70 @@ def _provider_refusal(exc: AnymailError, address: str, route: _Route) -> Result:
     return Result.failed(f"{route.label} cannot send the message: {excerpt(str(exc))}")
 
 
+def _named(result: Result, route: _Route) -> Result:
+    """The result naming who refused (anymail's esp_name, "smtp"), as a sent one names who took it."""
+    # The suppression list's entry for a refused address says which provider refused it.
+    if route.provider:
+        result.provider = route.provider
+    return result
+
+
+def _anymail_status(message, address: str) -> str:
+    """anymail's status for `address` in the message's answer ("invalid", "rejected", ...), or ""."""
+    recipients = getattr(getattr(message, "anymail_status", None), "recipients", None) or {}
+    wanted = address.lower()
+    for email, status in recipients.items():
+        if email.lower() == wanted:
+            return str(getattr(status, "status", "") or "")
+    return ""
+
+
+# RFC 3463 enhanced status codes (class 5) that say the recipient's address is bad: other
+# address status, bad mailbox, bad system (domain), bad mailbox syntax, mailbox moved
+# without forwarding, domain accepts no mail (null MX, RFC 7505). Not X.1.7 / X.1.8:
+# those are about the *sender's* address.
+ADDRESS_STATUSES = frozenset({"1.0", "1.1", "1.2", "1.3", "1.6", "1.10"})
+_ENHANCED = re.compile(r"\s*([245])\.(\d{1,3}\.\d{1,3})(?!\d)")
+# Without an enhanced code: the wordings servers use for a mailbox that does not exist.
+_UNKNOWN_USER = re.compile(
+    r"user unknown|unknown user|no such (?:user|mailbox|recipient|address)|recipient unknown|unknown recipient"
+    r"|(?:mailbox|user|account|address|recipient) (?:not found|does not exist|doesn't exist)",
+    re.IGNORECASE,
+)
+
+
+def smtp_address_refused(code: int, reply: str) -> bool:
+    """Whether an SMTP refusal of RCPT TO says the recipient's address does not exist (for good).
+
+    The enhanced status code decides when the reply has one (a 550 5.7.1
+    "user unknown" is a policy refusal); only a reply without one is read
+    for its words, and then only a 550 or 551 (553 is as often syntax or policy).
+    """
+    enhanced = _ENHANCED.match(reply)
+    if enhanced:
+        return code // 100 == 5 and enhanced.group(1) == "5" and enhanced.group(2) in ADDRESS_STATUSES
+    if code not in (550, 551) or "sender" in reply.lower():
+        return False
+    return bool(_UNKNOWN_USER.search(reply))
+
+
 class _AttachmentUnavailable(Exception):
     def __init__(self, result: Result):
         super().__init__(result.error)
         self.result = result
 
 
-def _smtp_reply(prefix: str, code: int, reply: bytes | str) -> Result:
-    """An SMTP reply as a result: 4xx is temporary (try later), anything else is final."""
+def _smtp_reply(prefix: str, code: int, reply: bytes | str, *, recipient: bool = False) -> Result:
+    """An SMTP reply as a result: 4xx is temporary (try later), anything else is final.
+
+    `recipient`: the reply refused RCPT TO, so it may say the address does not exist.
+    """
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-    return Result.failed(f"{prefix}: {code} {text}".strip(), retryable=400 <= code < 500)
+    return Result.failed(
+        f"{prefix}: {code} {text}".strip(),
+        retryable=400 <= code < 500,
+        address_refused=recipient and smtp_address_refused(code, text),
+    )
 
 
 def _one_line(value: str) -> str:
@@ -170,12 +235,12 @@ class EmailBackend(BaseBackend):
         try:
             sent = route.connection.send_messages([message])
         except AnymailError as exc:
-            return _provider_refusal(exc, delivery.address, route)
+            return _provider_refusal(exc, delivery.address, route, message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b"refused"))
             if code == 421:  # smtplib hung up on the server's "closing channel"
                 self._close_connection(route)
-            return _smtp_reply(f"Recipient {delivery.address} refused", code, reply)
+            return _named(_smtp_reply(f"Recipient {delivery.address} refused", code, reply, recipient=True), route)
         except smtplib.SMTPResponseException as exc:
             # MAIL FROM refused, DATA rejected, ...: the server answered and the
             # connection stays usable, unless it said it is closing it (421).
