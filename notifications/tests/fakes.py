@@ -8,7 +8,8 @@
   `apiKey` header, HTTP 201 with `SMSMessageData.Recipients`).
 - `PostmarkServer`: Postmark's send API (`POST /email`) as django-anymail's
   Postmark backend calls it: a MessageID per accepted message, 422 with
-  ErrorCode 406 for inactive (suppressed) recipients.
+  ErrorCode 406 for inactive (suppressed) recipients and ErrorCode 300
+  ("Invalid 'To' address") for addresses it calls invalid.
 - `FCMServer`: an HTTP server for Google's OAuth2 token exchange (verifies the
   service account's signed JWT) and FCM HTTP v1 `messages:send`, including its
   error bodies (UNREGISTERED, INVALID_ARGUMENT, QUOTA_EXCEEDED, ...).
@@ -696,7 +697,8 @@ class PostmarkServer(FakeHTTPServer):
 
     Accepted: `{"To": ..., "SubmittedAt": ..., "MessageID": <uuid>, "ErrorCode": 0, "Message": "OK"}`.
     An inactive recipient (one Postmark saw bounce or complain): HTTP 422 with
-    ErrorCode 406 and the addresses in the message, as Postmark words it.
+    ErrorCode 406 and the addresses in the message, as Postmark words it. An
+    address in `invalid`: HTTP 422 with ErrorCode 300, "Invalid 'To' address: '...'."
     """
 
     token = "postmark-server-token"
@@ -704,6 +706,7 @@ class PostmarkServer(FakeHTTPServer):
     def __init__(self):
         super().__init__()
         self.inactive: set[str] = set()
+        self.invalid: set[str] = set()
         # (MessageID, the message's JSON) of every accepted message.
         self.accepted: list[tuple[str, dict]] = []
 
@@ -719,6 +722,8 @@ class PostmarkServer(FakeHTTPServer):
         to = str(request.json.get("To", ""))
         if not to or not request.json.get("From"):
             return Reply(422, {"ErrorCode": 300, "Message": "Invalid email request"})
+        if to.lower() in self.invalid:
+            return Reply(422, {"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."})
         if to.lower() in self.inactive:
             return Reply(
                 422,
