@@ -78,7 +78,8 @@ def events_record(events: list[tuple[int, str, dict]]) -> int:
         live = set(WebhookEndpoint.objects.filter(pk__in={r.endpoint_id for r in rows}).values_list("pk", flat=True))
         rows = [r for r in rows if r.endpoint_id in live]
         WebhookMessage.objects.bulk_create(rows, batch_size=1000)
-    delivery.messages_enqueue(ids=[str(r.id) for r in rows])
+    # By endpoint, so a task's chunk goes to as few endpoints (connections) as possible.
+    delivery.messages_enqueue(ids=[str(r.id) for r in sorted(rows, key=lambda r: r.endpoint_id)])
     return len(rows)
 
 
@@ -151,7 +152,7 @@ def _record_postgresql(platform_id, event_type, notification_ids, endpoints, now
         CROSS JOIN unnest(%(endpoints)s::bigint[]) AS e(id)
         WHERE n.id = ANY(%(ids)s::uuid[]) AND n.platform_id = %(platform_id)s
           AND e.id IN (SELECT id FROM {WebhookEndpoint._meta.db_table} WHERE platform_id = %(platform_id)s)
-        RETURNING id
+        RETURNING id, endpoint_id
     """
     params = {
         "event_type": event_type,
@@ -164,7 +165,8 @@ def _record_postgresql(platform_id, event_type, notification_ids, endpoints, now
     }
     with connection.cursor() as cursor:
         cursor.execute(query, params)
-        return [str(row[0]) for row in cursor.fetchall()]
+        # By endpoint, so a task's chunk goes to as few endpoints (connections) as possible.
+        return [str(pk) for pk, _endpoint in sorted(cursor.fetchall(), key=lambda row: row[1])]
 
 
 def _record_generic(platform_id, event_type, notification_ids, endpoints, now, claimed_until) -> list[str]:
@@ -191,7 +193,7 @@ def _record_generic(platform_id, event_type, notification_ids, endpoints, now, c
         if endpoint_id in live
     ]
     WebhookMessage.objects.bulk_create(messages, batch_size=1000)
-    return [str(m.id) for m in messages]
+    return [str(m.id) for m in sorted(messages, key=lambda m: m.endpoint_id)]
 
 
 def on_event(sender, *, signal, platform_id: int, payload: dict | None, notification_ids=None, **kwargs) -> None:

@@ -9,10 +9,11 @@ network, so it gets the checks platform SMTP servers get (`notifications.smtp`,
   no loopback, private, link-local, reserved, multicast, nor those hidden in
   IPv4-mapped, NAT64, 6to4 or Teredo addresses) unless the host, the address
   or its network is listed in `WEBHOOK_ALLOWED_HOSTS` (tests allow loopback);
-- the check runs when an endpoint is saved (API and admin), and again before
-  every attempt, since a name may resolve differently later;
+- the check runs when an endpoint is saved (API and admin), and again in
+  every delivery task (for its batch), since a name may resolve differently later;
 - the connection goes to the checked addresses, never to a fresh resolution
-  (no DNS rebinding); TLS still verifies the certificate against the name;
+  (no DNS rebinding); TLS still verifies the certificate against the name
+  (SNI and Host carry the name); connections are kept alive for a task's batch;
 - redirects are not followed (a 3xx is a failed attempt); every socket
   operation times out after `WEBHOOK_TIMEOUT_SECONDS` and a whole attempt
   after twice that (`delivery`'s watchdog: a receiver trickling its answer).
@@ -117,6 +118,9 @@ def _connect(target: Target, timeout: float) -> socket.socket:
     for family, sockaddr in target.addresses:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
+        # http.client writes the headers and the body in two sends: without this, on a kept-alive
+        # connection the body waits for the receiver's delayed ACK of the headers (~40 ms a request).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.connect(sockaddr)
         except OSError as exc:
