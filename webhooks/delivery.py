@@ -33,7 +33,7 @@ from itertools import groupby
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -174,15 +174,64 @@ class _Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+class _Watchdog:
+    """Bounds each attempt's whole duration: socket timeouts bound each read, but a receiver that
+    trickles its answer a byte at a time would hold a worker. One thread per task checks the
+    attempts in flight (a timer thread per attempt cost more than the attempt on a busy machine)."""
+
+    TICK = 0.1
+
+    def __init__(self):
+        self.deadlines: dict[int, tuple[float, object]] = {}  # id(poster) -> (deadline, connection)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, poster, connection, seconds: float) -> None:
+        with self.lock:
+            self.deadlines[id(poster)] = (time.monotonic() + seconds, connection)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="webhook-watchdog", daemon=True)
+                self.thread.start()
+
+    def done(self, poster) -> None:
+        with self.lock:
+            self.deadlines.pop(id(poster), None)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.TICK):
+            now = time.monotonic()
+            # Under the lock: a poster that finished meanwhile has reused its connection for the next attempt.
+            with self.lock:
+                late = [key for key, (deadline, _connection) in self.deadlines.items() if deadline <= now]
+                for key in late:
+                    _expire(self.deadlines.pop(key)[1])
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def _expire(connection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class _Poster:
     """Posts to one checked target over one kept-alive connection, reconnecting when it drops.
 
     Used by one thread at a time; touches no database (posting threads hold no connection).
     """
 
-    def __init__(self, target: targets.Target, signer: Webhook):
+    def __init__(self, target: targets.Target, signer: Webhook, watchdog: _Watchdog):
         self.target = target
         self.signer = signer
+        self.watchdog = watchdog
         self.connection = None
 
     def post(self, message: WebhookMessage) -> _Answer:
@@ -197,11 +246,7 @@ class _Poster:
         for second_try in (False, True):
             if self.connection is None:
                 self.connection = targets.connection_open(self.target)
-            # Socket timeouts bound each read; this bounds the whole attempt (twice that), so a
-            # receiver that trickles its answer a byte at a time cannot hold a worker.
-            watchdog = threading.Timer(2 * float(settings.WEBHOOK_TIMEOUT_SECONDS), self._expire, [self.connection])
-            watchdog.daemon = True
-            watchdog.start()
+            self.watchdog.watch(self, self.connection, 2 * float(settings.WEBHOOK_TIMEOUT_SECONDS))
             try:
                 self.connection.request("POST", self.target.path, body=body, headers=headers)
                 response = self.connection.getresponse()
@@ -219,17 +264,8 @@ class _Poster:
                 self.close()
                 return answer(None, f"Bad answer: {type(exc).__name__}")
             finally:
-                watchdog.cancel()
+                self.watchdog.done(self)
         return answer(None, "Connection failed")
-
-    @staticmethod
-    def _expire(connection) -> None:
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def close(self) -> None:
         if self.connection is not None:
@@ -249,6 +285,7 @@ class _Sender:
         self.refused = ""
         self.posters: list[_Poster] = []
         self.pool: ThreadPoolExecutor | None = None
+        self.watchdog = _Watchdog()
         secret = endpoint.secret
         if not secret:
             self.refused = "The endpoint's secret is unreadable (SECRET_KEY changed): rotate it."
@@ -261,7 +298,7 @@ class _Sender:
             return
         signer = Webhook(secret)
         width = max(1, int(getattr(settings, "WEBHOOK_DELIVERY_CONNECTIONS", 4)))
-        self.posters = [_Poster(target, signer) for _ in range(width)]
+        self.posters = [_Poster(target, signer, self.watchdog) for _ in range(width)]
 
     def post_all(self, messages: Sequence[WebhookMessage]) -> list[_Answer]:
         """One attempt per message, in the messages' order."""
@@ -286,6 +323,7 @@ class _Sender:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+        self.watchdog.stop()
         for poster in self.posters:
             poster.close()
 
@@ -325,20 +363,38 @@ def _record(messages: Sequence[WebhookMessage], answers: Sequence[_Answer], toke
             message.next_attempt_at = answer.at + WEBHOOKS.backoff(message.attempts)
     with transaction.atomic():
         WebhookAttempt.objects.bulk_create(attempts)
-        WebhookMessage.objects.filter(claim_token=token).bulk_update(list(messages), fields=_RECORDED)
+        _messages_update(messages, token)
     return delivered
 
 
-_RECORDED = [
-    "status",
-    "attempts",
-    "last_status_code",
-    "last_error",
-    "delivered_at",
-    "next_attempt_at",
-    "claimed_until",
-    "claim_token",
-]
+_RECORDED = ["status", "attempts", "last_status_code", "last_error", "delivered_at", "next_attempt_at"]
+
+
+def _messages_update(messages: Sequence[WebhookMessage], token: uuid.UUID) -> None:
+    """Write the messages' new states and release them, where this task still holds them.
+
+    PostgreSQL gets one UPDATE ... FROM unnest (Django's bulk_update builds a
+    CASE per field and row, which costs more than the HTTP requests); other
+    databases one UPDATE per message.
+    """
+    if connection.vendor != "postgresql":
+        for message in messages:
+            WebhookMessage.objects.filter(pk=message.pk, claim_token=token).update(
+                **{name: getattr(message, name) for name in _RECORDED}, claimed_until=None, claim_token=None
+            )
+        return
+    table = connection.ops.quote_name(WebhookMessage._meta.db_table)
+    sql = (
+        f"UPDATE {table} AS m SET status = v.status, attempts = v.attempts, last_status_code = v.code, "
+        "last_error = v.error, delivered_at = v.delivered_at, next_attempt_at = v.next_at, "
+        "claimed_until = NULL, claim_token = NULL "
+        "FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::int[], %s::text[], %s::timestamptz[], "
+        "%s::timestamptz[]) AS v(id, status, attempts, code, error, delivered_at, next_at) "
+        "WHERE m.id = v.id AND m.claim_token = %s"
+    )
+    columns = [[m.pk for m in messages]] + [[getattr(m, name) for m in messages] for name in _RECORDED]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*columns, token])
 
 
 def _claimable(now: datetime) -> Q:
