@@ -10,9 +10,13 @@ the message is failed and can be replayed. An endpoint whose attempts have all
 failed for `WEBHOOK_DISABLE_AFTER_SECONDS` is disabled, its pending messages
 failed, and the platform's admins are told through the notification pipeline.
 
-Tasks hold messages under a lease (`claimed_until`): a worker that dies leaves
-them to the sweep once it runs out, so a message may arrive twice, never zero
-times; receivers de-duplicate on `webhook-id`. This module does not know
+A task claims its messages first (`messages_claim`: SKIP LOCKED, its own
+`claim_token`, a lease in `claimed_until`), so two tasks never send a message
+at once; a worker that dies leaves them to the sweep once the lease runs out,
+so a message may arrive twice, never zero times; receivers de-duplicate on
+`webhook-id`. A task posts an endpoint's messages over a few kept-alive
+connections and records them in groups (one INSERT of attempts, one UPDATE of
+messages per `RECORD_EVERY`). This module does not know
 Celery: `webhooks.tasks` hands it a queue at start-up (`use_queue`).
 """
 
