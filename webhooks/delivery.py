@@ -430,11 +430,14 @@ def messages_claim(*, ids: Sequence[str], token: uuid.UUID, now: datetime | None
             )
     if not claimed:
         return []
-    return list(
-        WebhookMessage.objects.filter(pk__in=claimed, claim_token=token)
-        .select_related("endpoint")
-        .order_by("endpoint_id", "created_at", "pk")
+    messages = list(
+        WebhookMessage.objects.filter(pk__in=claimed, claim_token=token).order_by("endpoint_id", "created_at", "pk")
     )
+    # One instance per endpoint (not one per message, as select_related would make).
+    endpoints = WebhookEndpoint.objects.in_bulk({m.endpoint_id for m in messages})
+    for message in messages:
+        message.endpoint = endpoints[message.endpoint_id]
+    return messages
 
 
 def _release(messages: Sequence[WebhookMessage], *, token: uuid.UUID, at: datetime) -> None:
