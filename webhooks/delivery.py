@@ -559,8 +559,10 @@ def _replay(queryset) -> int:
     """Start a new round of attempts for these messages, now; returns how many."""
     now = timezone.now()
     until = now + lease()
+    # A message a task is sending right now is left to it: a replay must not send it beside that task.
+    sending = Q(claim_token__isnull=False, claimed_until__gt=now)
     with transaction.atomic():
-        ids = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        ids = [str(pk) for pk in queryset.exclude(sending).values_list("pk", flat=True)]
         if ids:
             WebhookMessage.objects.filter(pk__in=ids).update(
                 status=MessageStatus.PENDING,

@@ -169,3 +169,16 @@ def test_an_endpoint_that_never_answers_costs_one_group_of_attempts(loopback_all
     assert rest.count() == 6
     assert set(rest.values_list("next_attempt_at", "claimed_until", "claim_token")) == {(retry, None, None)}
     assert WebhookEndpoint.objects.get().failing_since is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_leaves_a_message_being_sent_to_its_task(loopback_allowed):
+    with WebhookReceiver() as receiver:
+        endpoint = endpoint_at(receiver.url + "/hooks")
+        receiver.secret = endpoint.secret
+        sending, idle = handed_over(endpoint, 2)
+        delivery.messages_claim(ids=[sending], token=uuid.uuid4())
+        WebhookMessage.objects.filter(pk=idle).update(status=MessageStatus.FAILED, claimed_until=None)
+        assert delivery.messages_replay_failed(endpoint=endpoint) == 1
+        delivery.message_replay(message=WebhookMessage.objects.get(pk=sending))
+        assert set(receiver.accepted) == {f"msg_{uuid.UUID(idle).hex}"}
