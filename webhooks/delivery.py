@@ -447,13 +447,20 @@ def _release(messages: Sequence[WebhookMessage], *, token: uuid.UUID, at: dateti
     )
 
 
+def _groups(messages: list[WebhookMessage], first: int):
+    """(group, rest) pairs: a first small group (one attempt per connection: is anyone there?), then RECORD_EVERY."""
+    start, size = 0, max(1, min(first, RECORD_EVERY))
+    while start < len(messages):
+        yield messages[start : start + size], messages[start + size :]
+        start, size = start + size, RECORD_EVERY
+
+
 def _endpoint_deliver(endpoint: WebhookEndpoint, messages: list[WebhookMessage], token: uuid.UUID) -> int:
-    """Post an endpoint's claimed messages, recording every RECORD_EVERY; returns how many were delivered."""
+    """Post an endpoint's claimed messages, recording each group; returns how many were delivered."""
     delivered = 0
     sender = _Sender(endpoint) if endpoint.is_active else None
     try:
-        for start in range(0, len(messages), RECORD_EVERY):
-            group, rest = messages[start : start + RECORD_EVERY], messages[start + RECORD_EVERY :]
+        for group, rest in _groups(messages, first=len(sender.posters) if sender else 1):
             if not endpoint.is_active:
                 WebhookMessage.objects.filter(pk__in=[m.pk for m in group + rest], claim_token=token).update(**DISABLED)
                 break
@@ -463,8 +470,10 @@ def _endpoint_deliver(endpoint: WebhookEndpoint, messages: list[WebhookMessage],
             _endpoint_health(endpoint, ok=any(a.ok for a in answers), now=now)
             if rest and endpoint.is_active and all(a.status_code is None for a in answers):
                 # Not one answer in a whole group (down, refused, timing out): the rest of the batch
-                # waits for the same retry, unattempted, instead of each waiting out its timeout now.
-                _release(rest, token=token, at=min(m.next_attempt_at for m in group))
+                # waits for the same retry, unattempted, instead of each waiting out its timeout now
+                # (and the task outliving its lease).
+                retries = [m.next_attempt_at for m in group if m.next_attempt_at is not None]
+                _release(rest, token=token, at=min(retries, default=now + WEBHOOKS.backoff(1)))
                 break
     finally:
         if sender is not None:

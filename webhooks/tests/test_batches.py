@@ -132,9 +132,11 @@ def test_every_attempt_of_a_batch_is_logged_with_its_answer(loopback_allowed, dj
         endpoint = endpoint_at(receiver.url + "/hooks")
         receiver.secret = endpoint.secret
         ids = handed_over(endpoint, 30)
-        # The claim (SELECT ... FOR UPDATE, UPDATE, read), then one INSERT of attempts and one
-        # UPDATE of messages for the group, each transaction's BEGIN and COMMIT counted.
-        with django_assert_max_num_queries(10):
+        # The claim (SELECT ... FOR UPDATE, UPDATE, read messages, read endpoints), then per group (the
+        # first of one message per connection, then the other 26) one INSERT of attempts and one
+        # UPDATE of messages; each transaction's BEGIN and COMMIT counted; the endpoint's failing
+        # streak started (the first group answered 500 only) and ended (the second had 200s).
+        with django_assert_max_num_queries(16):
             assert delivery.messages_deliver(ids=ids) == 23
     attempts = {a.message_id: a for a in WebhookAttempt.objects.all()}
     assert len(attempts) == 30
@@ -156,17 +158,17 @@ def test_every_attempt_of_a_batch_is_logged_with_its_answer(loopback_allowed, dj
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_endpoint_that_never_answers_costs_one_group_of_attempts(loopback_allowed, monkeypatch):
-    monkeypatch.setattr(delivery, "RECORD_EVERY", 4)
+def test_an_endpoint_that_never_answers_costs_one_attempt_per_connection(loopback_allowed):
+    loopback_allowed.WEBHOOK_DELIVERY_CONNECTIONS = 2
     endpoint = endpoint_at(f"http://127.0.0.1:{closed_port()}/hooks")
     ids = handed_over(endpoint, 10)
     assert delivery.messages_deliver(ids=ids) == 0
     attempted = WebhookMessage.objects.filter(attempts=1)
-    assert attempted.count() == 4 == WebhookAttempt.objects.filter(status_code=None).count()
+    assert attempted.count() == 2 == WebhookAttempt.objects.filter(status_code=None).count()
     retry = min(attempted.values_list("next_attempt_at", flat=True))
     # The rest wait for the same retry without an attempt spent, claimable again then.
     rest = WebhookMessage.objects.filter(attempts=0)
-    assert rest.count() == 6
+    assert rest.count() == 8
     assert set(rest.values_list("next_attempt_at", "claimed_until", "claim_token")) == {(retry, None, None)}
     assert WebhookEndpoint.objects.get().failing_since is not None
 
