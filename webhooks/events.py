@@ -64,7 +64,8 @@ def _message_rows(events: list[tuple[int, str, dict]], now, claimed_until) -> li
 def events_record(events: list[tuple[int, str, dict]]) -> int:
     """Write the messages these events owe, in bulk, and queue them; returns how many were written."""
     now = timezone.now()
-    # Written claimed for the task they are handed to; if it is lost, the sweep takes them after the lease.
+    # Written leased for the task they are handed to (which claims them); if it is lost, the sweep
+    # takes them after the lease.
     claimed_until = now + delivery.lease()
     rows = _message_rows(events, now, claimed_until)
     if not rows:
