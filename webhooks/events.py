@@ -8,8 +8,8 @@ no payloads and writes nothing.
 
 The listener turns each announced event into one message per subscribed
 endpoint. Inside a transaction (every `lifecycle.announce_many`) messages are
-gathered and written after commit with one bulk INSERT per batch, already
-claimed, and handed to Celery in chunks (`delivery.messages_enqueue`); the
+gathered and written after commit with one bulk INSERT per batch, leased for
+their task, and handed to Celery in chunks (`delivery.messages_enqueue`); the
 sweep is the safety net for chunks whose task is lost. Events in the bulk form
 (ids of notification rows: a fan-out, a dispatch batch) cost the sender one
 task per 10,000 ids: the task writes their messages with one
