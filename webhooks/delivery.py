@@ -10,9 +10,13 @@ the message is failed and can be replayed. An endpoint whose attempts have all
 failed for `WEBHOOK_DISABLE_AFTER_SECONDS` is disabled, its pending messages
 failed, and the platform's admins are told through the notification pipeline.
 
-Tasks hold messages under a lease (`claimed_until`): a worker that dies leaves
-them to the sweep once it runs out, so a message may arrive twice, never zero
-times; receivers de-duplicate on `webhook-id`. This module does not know
+A task claims its messages first (`messages_claim`: SKIP LOCKED, its own
+`claim_token`, a lease in `claimed_until`), so two tasks never send a message
+at once; a worker that dies leaves them to the sweep once the lease runs out,
+so a message may arrive twice, never zero times; receivers de-duplicate on
+`webhook-id`. A task posts an endpoint's messages over a few kept-alive
+connections and records them in groups (one INSERT of attempts, one UPDATE of
+messages per `RECORD_EVERY`). This module does not know
 Celery: `webhooks.tasks` hands it a queue at start-up (`use_queue`).
 """
 
@@ -24,13 +28,16 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -53,8 +60,11 @@ WEBHOOKS = RetryPolicy(
     cap_setting="WEBHOOK_RETRY_CAP_SECONDS",
     jitter=0.1,
 )
-# Messages one task delivers (the sweep's and the write path's chunks).
-CHUNK = 100
+# Messages one task claims and delivers (the write path's chunks).
+CHUNK = 500
+# Attempts recorded together (one INSERT of attempts, one UPDATE of messages): a killed
+# worker loses at most this many attempts' log lines (their messages are retried after the lease).
+RECORD_EVERY = 100
 USER_AGENT = "notify-webhooks/1"
 # Bytes of a receiver's answer read (and thrown away) before a kept-alive connection is reused.
 MAX_ANSWER = 64 * 1024
@@ -64,6 +74,7 @@ DISABLED = {
     "last_error": "Endpoint disabled",
     "next_attempt_at": None,
     "claimed_until": None,
+    "claim_token": None,
 }
 
 
@@ -116,7 +127,7 @@ def messages_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[s
     ids = scheduler.claim_rows(
         WebhookMessage.objects.filter(_due(now)),
         limit=limit,
-        updates={"claimed_until": until, "next_attempt_at": until},
+        updates={"claimed_until": until, "next_attempt_at": until, "claim_token": None},
         order_by=("next_attempt_at",),
     )
     return [str(pk) for pk in ids]
@@ -144,8 +155,8 @@ def message_body(message: WebhookMessage) -> bytes:
     ).encode()
 
 
-def message_headers(message: WebhookMessage, body: bytes, *, secret: str, at: datetime) -> dict[str, str]:
-    signature = Webhook(secret).sign(msg_id=message.webhook_id, timestamp=at, data=body)
+def message_headers(message: WebhookMessage, body: bytes, *, signer: Webhook, at: datetime) -> dict[str, str]:
+    signature = signer.sign(msg_id=message.webhook_id, timestamp=at, data=body)
     return {
         "webhook-id": message.webhook_id,
         "webhook-timestamp": str(int(at.timestamp())),
@@ -160,41 +171,86 @@ class _Answer:
     status_code: int | None
     error: str
     duration_ms: int
+    at: datetime
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class _Watchdog:
+    """Bounds each attempt's whole duration: socket timeouts bound each read, but a receiver that
+    trickles its answer a byte at a time would hold a worker. One thread per task checks the
+    attempts in flight (a timer thread per attempt cost more than the attempt on a busy machine)."""
+
+    TICK = 0.1
+
+    def __init__(self):
+        self.deadlines: dict[int, tuple[float, object]] = {}  # id(poster) -> (deadline, connection)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, poster, connection, seconds: float) -> None:
+        with self.lock:
+            self.deadlines[id(poster)] = (time.monotonic() + seconds, connection)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="webhook-watchdog", daemon=True)
+                self.thread.start()
+
+    def done(self, poster) -> None:
+        with self.lock:
+            self.deadlines.pop(id(poster), None)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.TICK):
+            now = time.monotonic()
+            # Under the lock: a poster that finished meanwhile has reused its connection for the next attempt.
+            with self.lock:
+                late = [key for key, (deadline, _connection) in self.deadlines.items() if deadline <= now]
+                for key in late:
+                    _expire(self.deadlines.pop(key)[1])
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def _expire(connection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class _Poster:
-    """Posts to one endpoint over one kept-alive connection, reconnecting when it drops."""
+    """Posts to one checked target over one kept-alive connection, reconnecting when it drops.
 
-    def __init__(self, endpoint: WebhookEndpoint):
-        self.endpoint = endpoint
+    Used by one thread at a time; touches no database (posting threads hold no connection).
+    """
+
+    def __init__(self, target: targets.Target, signer: Webhook, watchdog: _Watchdog):
+        self.target = target
+        self.signer = signer
+        self.watchdog = watchdog
         self.connection = None
-        self.target = None
 
     def post(self, message: WebhookMessage) -> _Answer:
+        at = timezone.now()
         started = time.perf_counter()
 
         def answer(code, error=""):
-            return _Answer(code, error[:300], int((time.perf_counter() - started) * 1000))
+            return _Answer(code, error[:300], int((time.perf_counter() - started) * 1000), at)
 
-        secret = self.endpoint.secret
-        if not secret:
-            return answer(None, "The endpoint's secret is unreadable (SECRET_KEY changed): rotate it.")
-        if self.target is None:
-            try:
-                # Checked again before every batch: a name may point somewhere else by now.
-                self.target = targets.target_resolve(self.endpoint.url)
-            except targets.EndpointRefused as exc:
-                return answer(None, exc.message)
         body = message_body(message)
-        headers = message_headers(message, body, secret=secret, at=timezone.now())
+        headers = message_headers(message, body, signer=self.signer, at=at)
         for second_try in (False, True):
             if self.connection is None:
                 self.connection = targets.connection_open(self.target)
-            # Socket timeouts bound each read; this bounds the whole attempt (twice that), so a
-            # receiver that trickles its answer a byte at a time cannot hold a worker.
-            watchdog = threading.Timer(2 * float(settings.WEBHOOK_TIMEOUT_SECONDS), self._expire, [self.connection])
-            watchdog.daemon = True
-            watchdog.start()
+            self.watchdog.watch(self, self.connection, 2 * float(settings.WEBHOOK_TIMEOUT_SECONDS))
             try:
                 self.connection.request("POST", self.target.path, body=body, headers=headers)
                 response = self.connection.getresponse()
@@ -212,17 +268,8 @@ class _Poster:
                 self.close()
                 return answer(None, f"Bad answer: {type(exc).__name__}")
             finally:
-                watchdog.cancel()
+                self.watchdog.done(self)
         return answer(None, "Connection failed")
-
-    @staticmethod
-    def _expire(connection) -> None:
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def close(self) -> None:
         if self.connection is not None:
@@ -233,58 +280,221 @@ class _Poster:
         self.connection = None
 
 
-def _record(message: WebhookMessage, answer: _Answer, now: datetime) -> bool:
-    """Record one attempt on the message; True when it was delivered."""
-    WebhookAttempt.objects.create(
-        message=message,
-        created_at=now,
-        status_code=answer.status_code,
-        error=answer.error,
-        duration_ms=answer.duration_ms,
+class _Sender:
+    """One endpoint's messages in one task: up to `WEBHOOK_DELIVERY_CONNECTIONS` kept-alive
+    connections, each in a thread of its own, all to the address checked for this task."""
+
+    def __init__(self, endpoint: WebhookEndpoint):
+        self.endpoint = endpoint
+        self.refused = ""
+        self.posters: list[_Poster] = []
+        self.pool: ThreadPoolExecutor | None = None
+        self.watchdog = _Watchdog()
+        secret = endpoint.secret
+        if not secret:
+            self.refused = "The endpoint's secret is unreadable (SECRET_KEY changed): rotate it."
+            return
+        try:
+            # Checked again for every task: a name may point somewhere else by now.
+            target = targets.target_resolve(endpoint.url)
+        except targets.EndpointRefused as exc:
+            self.refused = exc.message
+            return
+        signer = Webhook(secret)
+        width = max(1, int(getattr(settings, "WEBHOOK_DELIVERY_CONNECTIONS", 4)))
+        self.posters = [_Poster(target, signer, self.watchdog) for _ in range(width)]
+
+    def post_all(self, messages: Sequence[WebhookMessage]) -> list[_Answer]:
+        """One attempt per message, in the messages' order."""
+        if self.refused:
+            return [_Answer(None, self.refused[:300], 0, timezone.now()) for _ in messages]
+        width = min(len(self.posters), len(messages))
+        if width <= 1:
+            return [self.posters[0].post(m) for m in messages]
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=len(self.posters), thread_name_prefix="webhook")
+        # Poster i takes every width-th message, so each connection is used by one thread at a time.
+        slices = [messages[i::width] for i in range(width)]
+        futures = [
+            self.pool.submit(lambda p, part: [p.post(m) for m in part], self.posters[i], slices[i])
+            for i in range(width)
+        ]
+        answers: list[_Answer | None] = [None] * len(messages)
+        for i, future in enumerate(futures):
+            answers[i::width] = future.result()
+        return answers
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        self.watchdog.stop()
+        for poster in self.posters:
+            poster.close()
+
+
+def _record(messages: Sequence[WebhookMessage], answers: Sequence[_Answer], token: uuid.UUID) -> int:
+    """Log one attempt per message (one INSERT) and move each message on (one UPDATE); returns the delivered.
+
+    Only messages this task still holds are moved on: a replay or a disable since the
+    claim, or a lease that ran out and was claimed again, wins over this task's result.
+    """
+    attempts = [
+        WebhookAttempt(
+            message_id=message.pk,
+            created_at=answer.at,
+            status_code=answer.status_code,
+            error=answer.error,
+            duration_ms=answer.duration_ms,
+        )
+        for message, answer in zip(messages, answers, strict=True)
+    ]
+    delivered = 0
+    for message, answer in zip(messages, answers, strict=True):
+        message.attempts += 1
+        message.last_status_code = answer.status_code
+        message.last_error = answer.error
+        message.claimed_until = None
+        message.claim_token = None
+        if answer.ok:
+            delivered += 1
+            message.status = MessageStatus.DELIVERED
+            message.delivered_at = answer.at
+            message.next_attempt_at = None
+        elif WEBHOOKS.exhausted(message.attempts):
+            message.status = MessageStatus.FAILED
+            message.next_attempt_at = None
+        else:
+            message.next_attempt_at = answer.at + WEBHOOKS.backoff(message.attempts)
+    with transaction.atomic():
+        WebhookAttempt.objects.bulk_create(attempts)
+        _messages_update(messages, token)
+    return delivered
+
+
+_RECORDED = ["status", "attempts", "last_status_code", "last_error", "delivered_at", "next_attempt_at"]
+
+
+def _messages_update(messages: Sequence[WebhookMessage], token: uuid.UUID) -> None:
+    """Write the messages' new states and release them, where this task still holds them.
+
+    PostgreSQL gets one UPDATE ... FROM unnest (Django's bulk_update builds a
+    CASE per field and row, which costs more than the HTTP requests); other
+    databases one UPDATE per message.
+    """
+    if connection.vendor != "postgresql":
+        for message in messages:
+            WebhookMessage.objects.filter(pk=message.pk, claim_token=token).update(
+                **{name: getattr(message, name) for name in _RECORDED}, claimed_until=None, claim_token=None
+            )
+        return
+    table = connection.ops.quote_name(WebhookMessage._meta.db_table)
+    sql = (
+        f"UPDATE {table} AS m SET status = v.status, attempts = v.attempts, last_status_code = v.code, "
+        "last_error = v.error, delivered_at = v.delivered_at, next_attempt_at = v.next_at, "
+        "claimed_until = NULL, claim_token = NULL "
+        "FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::int[], %s::text[], %s::timestamptz[], "
+        "%s::timestamptz[]) AS v(id, status, attempts, code, error, delivered_at, next_at) "
+        "WHERE m.id = v.id AND m.claim_token = %s"
     )
-    ok = answer.status_code is not None and 200 <= answer.status_code < 300
-    attempts = message.attempts + 1
-    fields = {"attempts": attempts, "last_status_code": answer.status_code, "last_error": answer.error}
-    if ok:
-        fields.update(status=MessageStatus.DELIVERED, delivered_at=now, next_attempt_at=None, claimed_until=None)
-    elif WEBHOOKS.exhausted(attempts):
-        fields.update(status=MessageStatus.FAILED, next_attempt_at=None, claimed_until=None)
-    else:
-        fields.update(next_attempt_at=now + WEBHOOKS.backoff(attempts), claimed_until=None)
-    WebhookMessage.objects.filter(pk=message.pk).update(**fields)
-    return ok
+    columns = [[m.pk for m in messages]] + [[getattr(m, name) for m in messages] for name in _RECORDED]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*columns, token])
+
+
+def _claimable(now: datetime) -> Q:
+    # Handed to a task (by a writer, a replay or the sweep) and not yet claimed by one;
+    # or due, its lease (if any) run out: a killed worker's messages are taken again.
+    handed = Q(claim_token__isnull=True, claimed_until__isnull=False)
+    due = Q(next_attempt_at__lte=now) & (Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+    return handed | due
+
+
+def messages_claim(*, ids: Sequence[str], token: uuid.UUID, now: datetime | None = None) -> list[WebhookMessage]:
+    """Claim the pending messages among `ids` nobody is sending (SELECT ... FOR UPDATE SKIP LOCKED) under a lease.
+
+    Two tasks given the same ids (a duplicate, a replay, the sweep after a lease
+    ran out) claim disjoint sets: a message is sent by one task at a time.
+    """
+    now = now or timezone.now()
+    until = now + lease()
+    with transaction.atomic():
+        claimed = list(
+            WebhookMessage.objects.filter(pk__in=list(ids), status=MessageStatus.PENDING)
+            .filter(_claimable(now))
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        if claimed:
+            WebhookMessage.objects.filter(pk__in=claimed).update(
+                claim_token=token, claimed_until=until, next_attempt_at=until
+            )
+    if not claimed:
+        return []
+    messages = list(
+        WebhookMessage.objects.filter(pk__in=claimed, claim_token=token).order_by("endpoint_id", "created_at", "pk")
+    )
+    # One instance per endpoint (not one per message, as select_related would make).
+    endpoints = WebhookEndpoint.objects.in_bulk({m.endpoint_id for m in messages})
+    for message in messages:
+        message.endpoint = endpoints[message.endpoint_id]
+    return messages
+
+
+def _release(messages: Sequence[WebhookMessage], *, token: uuid.UUID, at: datetime) -> None:
+    """Hand claimed messages back unattempted (no attempt spent), due at `at`."""
+    WebhookMessage.objects.filter(pk__in=[m.pk for m in messages], claim_token=token).update(
+        claim_token=None, claimed_until=None, next_attempt_at=at
+    )
+
+
+def _groups(messages: list[WebhookMessage], first: int):
+    """(group, rest) pairs: a first small group (one attempt per connection: is anyone there?), then RECORD_EVERY."""
+    start, size = 0, max(1, min(first, RECORD_EVERY))
+    while start < len(messages):
+        yield messages[start : start + size], messages[start + size :]
+        start, size = start + size, RECORD_EVERY
+
+
+def _endpoint_deliver(endpoint: WebhookEndpoint, messages: list[WebhookMessage], token: uuid.UUID) -> int:
+    """Post an endpoint's claimed messages, recording each group; returns how many were delivered."""
+    delivered = 0
+    sender = _Sender(endpoint) if endpoint.is_active else None
+    try:
+        for group, rest in _groups(messages, first=len(sender.posters) if sender else 1):
+            if not endpoint.is_active:
+                WebhookMessage.objects.filter(pk__in=[m.pk for m in group + rest], claim_token=token).update(**DISABLED)
+                break
+            answers = sender.post_all(group)
+            delivered += _record(group, answers, token)
+            now = timezone.now()
+            _endpoint_health(endpoint, ok=any(a.ok for a in answers), now=now)
+            if rest and endpoint.is_active and all(a.status_code is None for a in answers):
+                # Not one answer in a whole group (down, refused, timing out): the rest of the batch
+                # waits for the same retry, unattempted, instead of each waiting out its timeout now
+                # (and the task outliving its lease).
+                retries = [m.next_attempt_at for m in group if m.next_attempt_at is not None]
+                _release(rest, token=token, at=min(retries, default=now + WEBHOOKS.backoff(1)))
+                break
+    finally:
+        if sender is not None:
+            sender.close()
+    return delivered
 
 
 def messages_deliver(*, ids: Sequence[str]) -> int:
-    """Attempt each pending message among `ids` once; returns how many were delivered.
+    """Claim the pending messages among `ids` and attempt each once; returns how many were delivered.
 
-    Messages already delivered or failed (a replayed chunk, a duplicate task)
-    are skipped; a message of a disabled endpoint is failed without a call.
+    Messages already delivered or failed (a replayed chunk), or held by another
+    task, are skipped; messages of a disabled endpoint are failed without a call.
+    Each endpoint's messages go over kept-alive connections (`_Sender`); attempts
+    and message states are written in bulk every RECORD_EVERY messages.
     """
-    messages = list(
-        WebhookMessage.objects.filter(pk__in=list(ids), status=MessageStatus.PENDING)
-        .select_related("endpoint")
-        .order_by("endpoint_id", "created_at")
-    )
+    token = uuid.uuid4()
+    messages = messages_claim(ids=ids, token=token)
     delivered = 0
-    posters: dict[int, _Poster] = {}
-    endpoints: dict[int, WebhookEndpoint] = {}  # one instance per endpoint: a disable is seen by the next message
-    try:
-        for message in messages:
-            endpoint = endpoints.setdefault(message.endpoint_id, message.endpoint)
-            now = timezone.now()
-            if not endpoint.is_active:
-                WebhookMessage.objects.filter(pk=message.pk, status=MessageStatus.PENDING).update(**DISABLED)
-                continue
-            poster = posters.get(endpoint.pk)
-            if poster is None:
-                poster = posters[endpoint.pk] = _Poster(endpoint)
-            ok = _record(message, poster.post(message), now)
-            delivered += ok
-            _endpoint_health(endpoint, ok=ok, now=now)
-    finally:
-        for poster in posters.values():
-            poster.close()
+    for _endpoint_id, group in groupby(messages, key=lambda m: m.endpoint_id):
+        group = list(group)
+        delivered += _endpoint_deliver(group[0].endpoint, group, token)
     return delivered
 
 
@@ -358,14 +568,17 @@ def _replay(queryset) -> int:
     """Start a new round of attempts for these messages, now; returns how many."""
     now = timezone.now()
     until = now + lease()
+    # A message a task is sending right now is left to it: a replay must not send it beside that task.
+    sending = Q(claim_token__isnull=False, claimed_until__gt=now)
     with transaction.atomic():
-        ids = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        ids = [str(pk) for pk in queryset.exclude(sending).values_list("pk", flat=True)]
         if ids:
             WebhookMessage.objects.filter(pk__in=ids).update(
                 status=MessageStatus.PENDING,
                 attempts=0,
                 next_attempt_at=until,
                 claimed_until=until,
+                claim_token=None,
                 delivered_at=None,
             )
             messages_enqueue(ids=ids)

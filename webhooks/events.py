@@ -8,8 +8,8 @@ no payloads and writes nothing.
 
 The listener turns each announced event into one message per subscribed
 endpoint. Inside a transaction (every `lifecycle.announce_many`) messages are
-gathered and written after commit with one bulk INSERT per batch, already
-claimed, and handed to Celery in chunks (`delivery.messages_enqueue`); the
+gathered and written after commit with one bulk INSERT per batch, leased for
+their task, and handed to Celery in chunks (`delivery.messages_enqueue`); the
 sweep is the safety net for chunks whose task is lost. Events in the bulk form
 (ids of notification rows: a fan-out, a dispatch batch) cost the sender one
 task per 10,000 ids: the task writes their messages with one
@@ -64,7 +64,8 @@ def _message_rows(events: list[tuple[int, str, dict]], now, claimed_until) -> li
 def events_record(events: list[tuple[int, str, dict]]) -> int:
     """Write the messages these events owe, in bulk, and queue them; returns how many were written."""
     now = timezone.now()
-    # Written claimed for the task they are handed to; if it is lost, the sweep takes them after the lease.
+    # Written leased for the task they are handed to (which claims them); if it is lost, the sweep
+    # takes them after the lease.
     claimed_until = now + delivery.lease()
     rows = _message_rows(events, now, claimed_until)
     if not rows:
@@ -78,7 +79,8 @@ def events_record(events: list[tuple[int, str, dict]]) -> int:
         live = set(WebhookEndpoint.objects.filter(pk__in={r.endpoint_id for r in rows}).values_list("pk", flat=True))
         rows = [r for r in rows if r.endpoint_id in live]
         WebhookMessage.objects.bulk_create(rows, batch_size=1000)
-    delivery.messages_enqueue(ids=[str(r.id) for r in rows])
+    # By endpoint, so a task's chunk goes to as few endpoints (connections) as possible.
+    delivery.messages_enqueue(ids=[str(r.id) for r in sorted(rows, key=lambda r: r.endpoint_id)])
     return len(rows)
 
 
@@ -151,7 +153,7 @@ def _record_postgresql(platform_id, event_type, notification_ids, endpoints, now
         CROSS JOIN unnest(%(endpoints)s::bigint[]) AS e(id)
         WHERE n.id = ANY(%(ids)s::uuid[]) AND n.platform_id = %(platform_id)s
           AND e.id IN (SELECT id FROM {WebhookEndpoint._meta.db_table} WHERE platform_id = %(platform_id)s)
-        RETURNING id
+        RETURNING id, endpoint_id
     """
     params = {
         "event_type": event_type,
@@ -164,7 +166,8 @@ def _record_postgresql(platform_id, event_type, notification_ids, endpoints, now
     }
     with connection.cursor() as cursor:
         cursor.execute(query, params)
-        return [str(row[0]) for row in cursor.fetchall()]
+        # By endpoint, so a task's chunk goes to as few endpoints (connections) as possible.
+        return [str(pk) for pk, _endpoint in sorted(cursor.fetchall(), key=lambda row: row[1])]
 
 
 def _record_generic(platform_id, event_type, notification_ids, endpoints, now, claimed_until) -> list[str]:
@@ -191,7 +194,7 @@ def _record_generic(platform_id, event_type, notification_ids, endpoints, now, c
         if endpoint_id in live
     ]
     WebhookMessage.objects.bulk_create(messages, batch_size=1000)
-    return [str(m.id) for m in messages]
+    return [str(m.id) for m in sorted(messages, key=lambda m: m.endpoint_id)]
 
 
 def on_event(sender, *, signal, platform_id: int, payload: dict | None, notification_ids=None, **kwargs) -> None:

@@ -75,6 +75,9 @@ class WebhookMessage(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # While a task holds the message; once the lease ends, the sweep may claim it again.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # The task sending the message now (set by its claim). None with a live lease: handed to a
+    # task that has not claimed it yet; a second copy of that task finds it taken and skips it.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

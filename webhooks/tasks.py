@@ -9,7 +9,8 @@ from webhooks import delivery, events
 
 @shared_task(ignore_result=True, acks_late=True)
 def deliver_webhook_messages(ids: list[str]) -> int:
-    """One chunk of claimed messages, one attempt each. Safe to run twice: delivered ones are skipped."""
+    """One chunk of handed-over messages, one attempt each. Safe to run twice: the second copy finds
+    them claimed by the first (or delivered) and skips them."""
     return delivery.messages_deliver(ids=ids)
 
 

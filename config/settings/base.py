@@ -623,6 +623,8 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"BuildStatusE
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
 # Connect and read timeout of one attempt.
 WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "5"))
+# Kept-alive connections (one thread each) a delivery task posts one endpoint's batch over.
+WEBHOOK_DELIVERY_CONNECTIONS = env_int("WEBHOOK_DELIVERY_CONNECTIONS", 4)
 # Backoff: 1 minute doubling up to 12 hours, 16 attempts in all (about three days).
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 16)
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 60)

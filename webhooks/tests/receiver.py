@@ -3,7 +3,7 @@
 It verifies each request with the `standardwebhooks` library (signature,
 timestamp, headers) against the endpoint's secret, keeps what it accepted by
 `webhook-id` (a receiver de-duplicates on it), and answers 500 to the first
-`fail_first` requests, then 200.
+`fail_first` requests, then 200 (after `delay` seconds: a slow receiver).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from notifications.tests.fakes import FakeHTTPServer, RecordedRequest, Reply
 
 
 class WebhookReceiver(FakeHTTPServer):
-    def __init__(self, *, fail_first: int = 0):
+    def __init__(self, *, fail_first: int = 0, delay: float = 0.0):
         super().__init__()
+        self.delay = delay
         self.secret: str | None = None
         self.fail_first = fail_first
         self.accepted: dict[str, dict] = {}  # webhook-id -> the verified body
@@ -33,7 +34,7 @@ class WebhookReceiver(FakeHTTPServer):
             return Reply(500, {"error": "not now"})
         self.accepted[request.headers["webhook-id"]] = body
         self.deliveries += 1
-        return Reply(200, {"ok": True})
+        return Reply(200, {"ok": True}, delay=self.delay)
 
     def events(self, event_type: str) -> list[dict]:
         return [body for body in self.accepted.values() if body["type"] == event_type]
