@@ -131,24 +131,7 @@ def _connect(target: Target, timeout: float) -> socket.socket:
     raise error
 
 
-class _OneSend:
-    """Headers and a bytes body in one send: one segment per request, and one wake-up of the receiver.
-
-    http.client sends them separately; with a small body that is two packets and, on a busy
-    machine, twice the system calls per request. (`_buffer` is http.client's header buffer.)
-    """
-
-    def _send_output(self, message_body=None, encode_chunked=False):
-        if isinstance(message_body, bytes) and not encode_chunked:
-            self._buffer.extend((b"", b""))
-            message = b"\r\n".join(self._buffer) + message_body
-            del self._buffer[:]
-            self.send(message)
-            return
-        super()._send_output(message_body, encode_chunked)
-
-
-class PinnedHTTPConnection(_OneSend, http.client.HTTPConnection):
+class PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, target: Target, timeout: float):
         super().__init__(target.host, target.port, timeout=timeout)
         self.target = target
@@ -157,7 +140,7 @@ class PinnedHTTPConnection(_OneSend, http.client.HTTPConnection):
         self.sock = _connect(self.target, self.timeout)
 
 
-class PinnedHTTPSConnection(_OneSend, http.client.HTTPSConnection):
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, target: Target, timeout: float):
         super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
         self.target = target
