@@ -389,3 +389,60 @@ def test_another_tenant_can_neither_read_nor_change_the_caps(api, platform, make
 def test_a_learner_may_not_change_the_caps(api, platform, make_user):
     learner = make_user("learner")
     assert api(learner).put(CAPS.format(platform.key) + "sms/", {"limit": 100}, format="json").status_code == 403
+
+
+# -- every send path is capped (the rule lives in the front door) ---------------------------------
+
+EVENTS = "/api/notification/v1/orgs/acme-learning/events/"
+
+
+def test_a_scheduled_job_falling_due_is_capped(addis, make_user, api, ops, clock):
+    clock.set(utc(2026, 3, 2, 8, 0))
+    _cap(addis, limit=1)
+    learner = make_user("learner")
+    _send(addis, _to([learner]), "bulk:first")
+    r = api(ops).post(
+        f"{V1}/bulk-sms",
+        {"message": "Quiz tomorrow", "role": "STUDENT", "scheduled_at": "2026-03-02T09:00:00Z"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    job_id = r.json()["data"]["id"]
+    clock.set(utc(2026, 3, 2, 9, 1))
+    scheduler.sweep()
+    deliveries = api(ops).get(f"{V1}/scheduled/{job_id}/deliveries").json()["deliveries"]
+    assert [(d["status"], d["rule"], d["next_attempt_at"]) for d in deliveries] == [
+        ("pending", "frequency_cap", "2026-03-02T21:00:00.000Z")
+    ]
+
+
+def test_an_event_is_capped_on_email(addis, make_user, api, ops, clock):
+    clock.set(utc(2026, 3, 2, 9, 0))
+    _cap(addis, channel=Channel.EMAIL, limit=1)
+    make_user("jane.doe")
+    answers = []
+    for course in ("Data", "Maths"):
+        r = api(ops, keyword="Token").post(
+            EVENTS,
+            {"type": "USER_NOTIF_COURSE_ENROLLMENT", "recipients": ["jane.doe"], "context": {"course_name": course}},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+        answers.append(r.json()["deliveries"])
+    assert [(a["email"]["sent"], a["email"]["pending"]) for a in answers] == [(1, 0), (0, 1)]
+    assert [a["in_app"]["sent"] for a in answers] == [1, 1]
+
+
+@pytest.mark.parametrize(("alert_type", "capped"), [("info", True), ("critical", False)])
+def test_alerts_are_capped_unless_critical(addis, make_user, clock, settings, alert_type, capped):
+    from alerts import services as alert_services
+
+    settings.ALERTS_CHANNELS_BY_TYPE = {t: ["sms"] for t in ("info", "warning", "critical")}
+    clock.set(utc(2026, 3, 2, 9, 0))
+    _cap(addis, limit=1)
+    user = make_user("learner")
+    _send(addis, _to([user]), "bulk:first")
+    alert = alert_services.alert_create(platform=addis, user=user, title="Server down", message="m", type=alert_type)
+    alert_services.alert_notify(alert_id=alert.pk)
+    row = Notification.objects.get(user=user, channel="sms", source__startswith="alert")
+    assert (row.delivery_status, row.rule) == (("pending", "frequency_cap") if capped else ("sent", ""))
