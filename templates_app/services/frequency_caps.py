@@ -249,8 +249,12 @@ def _allocate(*, platform, channel, limit, window, suppress, zone_name, rows, no
             break
         # Rows by window, then by recipient, in row order (the earlier rows of a send get the slots).
         windows: dict[tuple[datetime, datetime], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        window_of: dict[datetime, tuple[datetime, datetime]] = {}  # most rows share one time: work it out once
         for row, when in rows:
-            windows[cap_window(window=window, zone_name=zone_name, at=when)][row.recipient_key].append((row, when))
+            bounds = window_of.get(when)
+            if bounds is None:
+                bounds = window_of[when] = cap_window(window=window, zone_name=zone_name, at=when)
+            windows[bounds][row.recipient_key].append((row, when))
         over: dict[datetime, list] = defaultdict(list)  # next window's start -> rows that did not fit
         for (start, end), recipients in sorted(windows.items()):
             asked = {key: len(items) for key, items in recipients.items()}
