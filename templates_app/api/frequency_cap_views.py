@@ -9,7 +9,7 @@ Platform admins only; another platform's caps are a 404 like the platform itself
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +32,13 @@ ACCESS = {
 }
 DELETED = inline_serializer(
     "FrequencyCapDeleted", {"message": serializers.CharField(), "deleted": serializers.BooleanField()}
+)
+
+CHANNEL = OpenApiParameter(
+    "channel",
+    location=OpenApiParameter.PATH,
+    enum=[c for c, _ in FrequencyCap.CHANNELS],
+    description="The capped channel (in-app is not capped)",
 )
 
 
@@ -99,6 +106,7 @@ class FrequencyCapDetailView(APIView):
     @extend_schema(
         tags=TAG,
         operation_id="platforms_config_frequency_cap_retrieve",
+        parameters=[CHANNEL],
         summary="The platform's frequency cap on one channel",
         responses={200: FrequencyCapOut, **ACCESS},
     )
@@ -114,6 +122,7 @@ class FrequencyCapDetailView(APIView):
     @extend_schema(
         tags=TAG,
         operation_id="platforms_config_frequency_cap_update",
+        parameters=[CHANNEL],
         summary="Set the platform's frequency cap on one channel",
         description="Creates or replaces the cap. It applies to deliveries written from now on; what was "
         "already counted in the current window counts against the new limit.",
@@ -130,6 +139,7 @@ class FrequencyCapDetailView(APIView):
     @extend_schema(
         tags=TAG,
         operation_id="platforms_config_frequency_cap_delete",
+        parameters=[CHANNEL],
         summary="Remove the platform's frequency cap on one channel",
         description="Deliveries the cap already deferred still go at their time.",
         responses={200: DELETED, **ACCESS},
