@@ -38,6 +38,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import psycopg
 from django.db import connection, transaction
 
 from notifications import metrics
@@ -137,7 +138,7 @@ def frequency_caps_forget(sender=None, instance=None, **kwargs) -> None:
 
 _UPSERT_POSTGRESQL = """
 INSERT INTO {table} AS c (platform_id, channel, recipient_key, window_start, count)
-SELECT %s, %s, u.k, %s, u.n FROM unnest(%s::text[], %s::integer[]) AS u(k, n) ORDER BY u.k
+SELECT %s, %s, u.k, %s, u.n FROM unnest(%b::text[], %b::integer[]) AS u(k, n) ORDER BY u.k
 ON CONFLICT (platform_id, channel, recipient_key, window_start) DO UPDATE SET count = c.count + EXCLUDED.count
 RETURNING c.recipient_key, c.count
 """
@@ -159,14 +160,18 @@ def counts_take(*, platform: int, channel: str, window_start: datetime, asked: d
     table = FrequencyCapCount._meta.db_table
     keys = sorted(asked)
     after: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        # Server-side binding on Django's own connection (same transaction), arrays in binary:
+        # Django's client-side binding would quote every key into the SQL text (as in pipeline.sql).
+        with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 _UPSERT_POSTGRESQL.format(table=table),
                 [platform, channel, window_start, keys, [asked[k] for k in keys]],
             )
             after.update(cursor.fetchall())
-        else:
+    else:
+        with connection.cursor() as cursor:
             # Development path: SQLite runs one writer at a time.
             start = connection.ops.adapt_datetimefield_value(window_start)
             for i in range(0, len(keys), _SQLITE_ROWS):
