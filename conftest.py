@@ -31,6 +31,9 @@ def _clean_state(settings):
     from templates_app.services import delivery_rules
 
     delivery_rules.quiet_hours_forget()
+    from templates_app.services import frequency_caps
+
+    frequency_caps.frequency_caps_forget()
     # A channels-redis layer binds its receive machinery to the event loop that
     # first used it; each test starts with a fresh layer so that a test's loop
     # (an in-thread server, async_to_sync) never meets another test's.

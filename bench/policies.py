@@ -1,8 +1,8 @@
-"""What delivery policies cost: a 100k in-app and a 100k SMS send, without and with quiet hours, in one run.
+"""What delivery policies cost: a 100k in-app and a 100k SMS send, without and with rules, in one run.
 
 Each send goes through the front door (`notification_send`) to 100,000 users
 with a phone number, half in Africa/Addis_Ababa and half in America/Lima.
-Three modes, timed from the call until every row is written and every due SMS
+Four modes, timed from the call until every row is written and every due SMS
 handed to the backend (a null backend: the benchmark measures our side, not a
 provider's):
 
@@ -11,6 +11,10 @@ provider's):
 - `quiet_hours`: a platform default window that the Addis Ababa half is inside
   right now (their SMS are deferred, their in-app rows silenced) and the Lima
   half is not.
+- `frequency_cap`: both rules registered, no quiet hours, a cap of 3 SMS a day
+  (defer): an SMS send counts every recipient in the counter table (one
+  upsert per chunk) and all go now; an in-app send meets a platform with caps
+  but none on its channel.
 
 Every run is checked: 100,000 rows, and with quiet hours exactly the Addis
 Ababa half pending until the window's end. The closing note gives each mode's
@@ -57,7 +61,9 @@ def _reset() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE notifications_notification, notifications_inboxcounter")
+        cursor.execute(
+            "TRUNCATE notifications_notification, notifications_inboxcounter, templates_app_frequencycapcount"
+        )
 
 
 def _window_around_now_in_addis() -> tuple[wall_time, wall_time]:
@@ -74,12 +80,19 @@ def _window_around_now_in_addis() -> tuple[wall_time, wall_time]:
 
 def _configure(platform, mode: str) -> None:
     from notifications.pipeline import rules
+    from templates_app.models import FrequencyCap
     from templates_app.services.delivery_rules import QUIET_HOURS
+    from templates_app.services.frequency_caps import FREQUENCY_CAP
 
-    if mode == "no_rules":
-        rules.unregister_rule(QUIET_HOURS.name)
+    for rule in (QUIET_HOURS, FREQUENCY_CAP):
+        if mode == "no_rules":
+            rules.unregister_rule(rule.name)
+        else:
+            rules.register_rule(rule)
+    if mode == "frequency_cap":
+        FrequencyCap.objects.update_or_create(platform=platform, channel="sms", defaults={"limit": 3})
     else:
-        rules.register_rule(QUIET_HOURS)
+        FrequencyCap.objects.filter(platform=platform).delete()
     if mode == "quiet_hours":
         platform.quiet_hours_start, platform.quiet_hours_end = _window_around_now_in_addis()
     else:
@@ -106,13 +119,17 @@ def _one(platform, ids: list[int], channel: str, mode: str) -> float:
     elapsed = time.perf_counter() - start
     rows = Notification.objects.filter(source=f"bench:policies:{channel}:{mode}")
     assert result.total_recipients == len(ids) and rows.count() == len(ids), (result, mode)
-    deferred = rows.filter(delivery_status="pending", rule="quiet_hours").count()
+    deferred = rows.filter(delivery_status="pending", rule__in=("quiet_hours", "frequency_cap")).count()
     if mode == "quiet_hours" and channel == "sms":
         assert deferred == len(ids) // 2 and result.sent == len(ids) - deferred, (result, deferred)
     elif mode == "quiet_hours":
         assert rows.filter(rule="quiet_hours", delivery_status="sent").count() == len(ids) // 2
     else:
         assert deferred == 0 and result.sent == len(ids), result
+    if mode == "frequency_cap" and channel == "sms":
+        from templates_app.models import FrequencyCapCount
+
+        assert FrequencyCapCount.objects.filter(count=1).count() == len(ids)
     return elapsed
 
 
@@ -122,7 +139,7 @@ def run(*, size: int = SIZE, repeat: int = 3) -> dict:
 
     platform, _ = Platform.objects.get_or_create(key="bench-policies", defaults={"name": "Bench policies"})
     ids = _ensure_users(size)
-    modes = ("no_rules", "unconfigured", "quiet_hours")
+    modes = ("no_rules", "unconfigured", "quiet_hours", "frequency_cap")
     results = {}
     try:
         for channel in ("in_app", "sms"):
@@ -146,6 +163,7 @@ def run(*, size: int = SIZE, repeat: int = 3) -> dict:
         _reset()
     note = "; ".join(
         f"{channel}: quiet hours x{r['quiet_hours']['ratio_to_no_rules']}, "
+        f"frequency cap x{r['frequency_cap']['ratio_to_no_rules']}, "
         f"rule unconfigured x{r['unconfigured']['ratio_to_no_rules']}"
         for channel, r in results.items()
     )

@@ -22,6 +22,7 @@ from templates_app.automation import admin as _automation_admin  # noqa: F401
 from templates_app.digests import admin as _digests_admin  # noqa: F401
 from templates_app.messages import FieldRenderError
 from templates_app.models import (
+    FrequencyCap,
     NotificationChannel,
     NotificationTemplate,
     NotificationToggle,
@@ -390,3 +391,12 @@ class UserNotificationPreferenceAdmin(PlatformScopedAdmin):
     list_filter = ["enabled", "channel", "platform"]
     search_fields = ["user__username", "user__email", "notification_type"]
     autocomplete_fields = ["user", "platform"]
+
+
+@admin.register(FrequencyCap)
+class FrequencyCapAdmin(PlatformScopedAdmin):
+    list_display = ["platform", "channel", "limit", "window", "over_limit", "updated_at"]
+    list_filter = ["channel", "window", "over_limit", "platform"]
+    search_fields = ["platform__key"]
+    autocomplete_fields = ["platform"]
+    readonly_fields = ["updated_at"]

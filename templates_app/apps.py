@@ -12,7 +12,7 @@ class TemplatesAppConfig(AppConfig):
         from templates_app import selectors
         from templates_app.automation import periodic
         from templates_app.digests import buckets as digest_buckets
-        from templates_app.services import delivery_rules, templates
+        from templates_app.services import delivery_rules, frequency_caps, templates
         from templates_app.services.preferences import deliveries_filter_opted_out
 
         permissions.register(
@@ -32,6 +32,7 @@ class TemplatesAppConfig(AppConfig):
         policies.register_policy_lookup(selectors.delivery_policies)
         rules.register_critical_types(delivery_rules.critical_types_of)
         rules.register_rule(delivery_rules.QUIET_HOURS)
+        rules.register_rule(frequency_caps.FREQUENCY_CAP)
         from django.db.models.signals import post_delete, post_save
 
         from notifications.models import Platform
@@ -41,6 +42,13 @@ class TemplatesAppConfig(AppConfig):
             for signal in (post_save, post_delete):
                 signal.connect(
                     delivery_rules.quiet_hours_forget, sender=model, dispatch_uid=f"quiet_hours_forget_{model.__name__}"
+                )
+        from templates_app.models import FrequencyCap
+
+        for model in (Platform, FrequencyCap):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    frequency_caps.frequency_caps_forget, sender=model, dispatch_uid=f"caps_forget_{model.__name__}"
                 )
         scheduler.register(periodic.DUE_WORK)
         scheduler.register(digest_buckets.DUE_WORK)

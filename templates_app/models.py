@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -423,3 +424,71 @@ class DigestBucket(models.Model):
     def source(self) -> str:
         """The pipeline's idempotency key of this digest's deliveries."""
         return f"digest:{self.pk}"
+
+
+class CapWindow(models.TextChoices):
+    """How long a frequency cap's window is; day and week follow the platform's clock (`Platform.time_zone`)."""
+
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day (from midnight)"
+    WEEK = "week", "Week (from Monday midnight)"
+
+
+class CapAction(models.TextChoices):
+    DEFER = "defer", "Defer to the next window"
+    SUPPRESS = "suppress", "Suppress"
+
+
+class FrequencyCap(models.Model):
+    """At most `limit` non-critical deliveries on `channel` per recipient and window, on one platform.
+
+    What exceeds it waits for the next window with room (`defer`) or is
+    written `suppressed` (`suppress`); either way the row shows
+    `rule=frequency_cap`. See `templates_app.services.frequency_caps`.
+    """
+
+    # The channels that interrupt; in-app is the inbox, a record rather than an interruption (quiet
+    # hours likewise only silence it).
+    CHANNELS = [(c.value, c.label) for c in (Channel.SMS, Channel.PUSH, Channel.EMAIL)]
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="frequency_caps")
+    channel = models.CharField(max_length=20, choices=CHANNELS)
+    limit = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    window = models.CharField(max_length=8, choices=CapWindow.choices, default=CapWindow.DAY)
+    over_limit = models.CharField(max_length=8, choices=CapAction.choices, default=CapAction.DEFER)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "channel"], name="uniq_frequency_cap"),
+            models.CheckConstraint(condition=Q(limit__gte=1), name="frequency_cap_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}: {self.limit} {self.channel} per {self.window} ({self.over_limit})"
+
+
+class FrequencyCapCount(models.Model):
+    """Deliveries asked for by one recipient on one channel in one cap window (the counter the cap reads).
+
+    `count` may run past the cap's limit: the rows past it went to a later
+    window or were suppressed. Rows of windows long over are deleted as sends
+    go on (`frequency_caps.counts_prune`).
+    """
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=20)
+    recipient_key = models.CharField(max_length=320)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "channel", "recipient_key", "window_start"], name="uniq_frequency_cap_count"
+            )
+        ]
+        indexes = [models.Index(fields=["window_start"], name="frequency_cap_count_window")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_key} {self.channel} @ {self.window_start}: {self.count}"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from templates_app.api import event_views, preference_views, template_views
+from templates_app.api import event_views, frequency_cap_views, preference_views, template_views
 from templates_app.automation import api as automation_api
 from templates_app.digests import api as digests_api
 
@@ -35,5 +35,15 @@ urlpatterns = [
     ),
     path("orgs/<slug:org>/learner-activity/", automation_api.LearnerActivityView.as_view(), name="templates-activity"),
     path("orgs/<slug:org>/digests/", digests_api.DigestBucketListView.as_view(), name="templates-digests"),
+    path(
+        "platforms/<slug:platform_key>/config/frequency-caps/",
+        frequency_cap_views.FrequencyCapListView.as_view(),
+        name="templates-frequency-caps",
+    ),
+    path(
+        "platforms/<slug:platform_key>/config/frequency-caps/<str:channel>/",
+        frequency_cap_views.FrequencyCapDetailView.as_view(),
+        name="templates-frequency-cap",
+    ),
     path("unsubscribe/<str:token>/", preference_views.UnsubscribeView.as_view(), name="templates-unsubscribe"),
 ]

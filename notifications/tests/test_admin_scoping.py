@@ -46,6 +46,7 @@ from templates_app.models import (
     DigestBucket,
     DigestCadence,
     DigestRule,
+    FrequencyCap,
     LearnerActivity,
     Mentor,
     NotificationEvent,
@@ -118,6 +119,7 @@ def rows_for(platform: Platform, user: User) -> dict:
         ),
         Build: build,
         DigestRule: DigestRule.objects.create(platform=platform, notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT"),
+        FrequencyCap: FrequencyCap.objects.create(platform=platform, channel="sms", limit=3),
         DigestCadence: DigestCadence.objects.create(
             platform=platform, user=user, notification_type="ADMIN_NOTIF_COURSE_ENROLLMENT", cadence="daily"
         ),

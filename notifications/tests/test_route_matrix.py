@@ -42,7 +42,7 @@ from notifications.models import (
     Suppression,
 )
 from notifications.tests.factories import PlatformFactory, make_member
-from templates_app.models import Mentor
+from templates_app.models import FrequencyCap, Mentor
 from webhooks.models import WebhookEndpoint, WebhookMessage
 
 CALLERS = ("admin", "cross", "member", "outsider", "anon")
@@ -183,6 +183,10 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("templates-activity", "GET"): admin_only(200),
     ("templates-activity", "POST"): admin_only(400),
     ("templates-digests", "GET"): admin_only(200),
+    ("templates-frequency-caps", "GET"): admin_only(200),
+    ("templates-frequency-cap", "GET"): admin_only(200),
+    ("templates-frequency-cap", "PUT"): admin_only(400),  # a limit is required
+    ("templates-frequency-cap", "DELETE"): admin_only(200),
     ("templates-unsubscribe", "GET"): public(404),  # the signed token is the credential; this one is bad
     ("templates-unsubscribe", "POST"): public(404),
     # -- builder -----------------------------------------------------------------------------------
@@ -287,6 +291,7 @@ def world():
     suppression = Suppression.objects.create(
         platform=b, channel="email", address="gone@example.com", reason="hard_bounce", source="Postmark"
     )
+    FrequencyCap.objects.create(platform=b, channel="sms", limit=3)
     kwargs = {
         "org": b.key,
         "platform_key": b.key,
@@ -303,6 +308,7 @@ def world():
         "path": "notification_images/missing.png",
         "suppression_id": suppression.pk,
         "provider": "africastalking",
+        "channel": "sms",
     }
     return {"a": a, "b": b, "callers": callers, "kwargs": kwargs}
 
