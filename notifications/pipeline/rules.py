@@ -33,7 +33,7 @@ for a message marked critical by its sender (`Message.critical`, e.g. a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -50,6 +50,9 @@ class Row(NamedTuple):
     channel: str
     notification_type: str
     critical: bool
+    # The recipient's `User.timezone` for a rule that asked for it (`Rule.needs_time_zone`),
+    # read with the chunk's users; "" otherwise and for bare addresses.
+    time_zone: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Rule:
     decide: Decide
     applies: Applies | None = None
     order: int = 100
+    # The rule reads `Row.time_zone`: the write reads the zones with the chunk's users, no query of its own.
+    needs_time_zone: bool = False
 
 
 _RULES: list[Rule] = []
@@ -119,6 +124,11 @@ def critical_types(*, platform, types: Collection[str]) -> set[str]:
     return found
 
 
+def applicable(*, platform, channels: Sequence[str]) -> list[Rule]:
+    """The rules that apply to a chunk of this platform on these channels (their cheap `applies` checks)."""
+    return [r for r in list(_RULES) if r.applies is None or r.applies(platform=platform, channels=tuple(channels))]
+
+
 def decide(
     *,
     platform,
@@ -130,13 +140,18 @@ def decide(
     types: Sequence[str],
     critical: Sequence[bool],
     skip: Collection[int] = (),
+    rules: Sequence[Rule] | None = None,
+    time_zones: Mapping[int, str] | None = None,
 ) -> dict[int, Decision]:
     """The decisions of every applicable rule for the given row columns, by row index.
 
     `types` and `critical` may be one value for all rows (a bulk message) or
     a list per row; rows whose index is in `skip` (failed on write) are not shown.
+    `rules`: the `applicable` ones if the caller has them already; `time_zones`:
+    {user id: zone} for rules that need them.
     """
-    rules = [r for r in list(_RULES) if r.applies is None or r.applies(platform=platform, channels=tuple(channels))]
+    if rules is None:
+        rules = applicable(platform=platform, channels=channels)
     if not rules:
         return {}
     count = len(keys)
@@ -149,8 +164,17 @@ def decide(
         types = [types] * count
     if isinstance(critical, bool):
         critical = [critical] * count
+    zones = time_zones or {}
     rows = [
-        Row(i, user_ids[i], keys[i], row_channels[i], types[i], critical[i] or types[i] in critical_of_type)
+        Row(
+            i,
+            user_ids[i],
+            keys[i],
+            row_channels[i],
+            types[i],
+            critical[i] or types[i] in critical_of_type,
+            zones.get(user_ids[i], ""),
+        )
         for i in range(count)
         if i not in skip
     ]

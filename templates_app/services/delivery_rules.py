@@ -41,17 +41,22 @@ _RULED_CHANNELS = DEFERRED_CHANNELS | SILENCED_CHANNELS
 
 
 def quiet_hours_apply(*, platform, channels) -> bool:
-    return any(c in _RULED_CHANNELS for c in channels)
+    """Only where some channel waits or goes silently, on a platform where somebody has quiet hours."""
+    if not any(c in _RULED_CHANNELS for c in channels):
+        return False
+    settings_ = _platform_quiet_hours(platform)
+    # Nobody on this platform has quiet hours: its chunks are not even shown to the rule.
+    return settings_ is not None and (settings_[0] is not None or settings_[2])
 
 
 def quiet_hours_decide(*, platform, rows: list, now: datetime) -> dict:
     """The quiet-hours rule: non-critical rows inside the recipient's quiet hours wait (or go silently).
 
-    Per chunk at most two queries, each with the users as one array parameter:
-    the members' own windows (only if the platform has any) and their time
-    zones. Each distinct (window, zone) is worked out once and its decisions
-    built once and shared by its rows, so 10k recipients in one zone cost one
-    computation and a dict lookup each.
+    The members' time zones come with the rows (`Row.time_zone`, read by the
+    write with the chunk's users); per chunk at most one query, the members'
+    own windows, only if the platform has any. Each distinct (window, zone) is
+    worked out once and its decisions built once and shared by its rows, so
+    10k recipients in one zone cost one computation and a dict lookup each.
     """
     settings_ = _platform_quiet_hours(platform)
     if settings_ is None:
@@ -62,20 +67,21 @@ def quiet_hours_decide(*, platform, rows: list, now: datetime) -> dict:
     rows = [r for r in rows if not r.critical and r.channel in _RULED_CHANNELS]
     if not rows:
         return {}
-    user_ids = {r.user_id for r in rows if r.user_id is not None}
-    own = (
-        {
-            user_id: (start, end)
-            for user_id, start, end in QuietHours.objects.filter(
-                platform_id=platform, user__any_of=user_ids
-            ).values_list("user_id", "start", "end")
-        }
-        if has_own and user_ids
-        else {}
-    )
+    own = {}
+    if has_own:
+        user_ids = {r.user_id for r in rows if r.user_id is not None}
+        if user_ids:
+            own = {
+                user_id: (start, end)
+                for user_id, start, end in QuietHours.objects.filter(
+                    platform_id=platform, user__any_of=user_ids
+                ).values_list("user_id", "start", "end")
+            }
     if default is None and not own:
         return {}
-    zones = sql.time_zones(list(user_ids if default is not None else own))
+    # Rows written without their zones (a caller of `rules.decide` that had none): one query for those.
+    unzoned = [r.user_id for r in rows if r.user_id is not None and not r.time_zone]
+    zones = sql.time_zones(list(set(unzoned))) if unzoned else {}
     rule = str(DeliveryRule.QUIET_HOURS.value)
     # {(window, zone): (decision for a silenced channel, decision for a deferred one)}, or None outside the window.
     verdicts: dict[tuple, tuple | None] = {}
@@ -85,7 +91,7 @@ def quiet_hours_decide(*, platform, rows: list, now: datetime) -> dict:
         if user_id is None:
             key = (default, platform_zone)
         else:
-            key = (own.get(user_id, default), zones.get(user_id, "UTC"))
+            key = (own.get(user_id, default), row.time_zone or zones.get(user_id) or "UTC")
         if key[0] is None:
             continue
         if key in verdicts:
@@ -135,4 +141,5 @@ QUIET_HOURS = Rule(
     decide=quiet_hours_decide,
     applies=quiet_hours_apply,
     order=QUIET_HOURS_ORDER,
+    needs_time_zone=True,
 )
