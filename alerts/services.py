@@ -27,6 +27,7 @@ from alerts.selectors import alerts_archivable
 from notifications.channels import DELIVERY_CHANNEL, Channel
 from notifications.models import Level, Platform
 from notifications.pipeline import Message, Recipient, SendResult, notification_send
+from notifications.pipeline.policies import NO_POLICY, policies_for
 from notifications.pipeline.retry import DELIVERIES
 from notifications.scheduler import claim_rows, first_due, oldest
 from notifications.selectors import push_devices_for
@@ -212,23 +213,44 @@ def alerts_oldest_due(*, now: datetime) -> datetime | None:
 
 
 def alert_channels(*, alert: Alert) -> list[str]:
-    """In-app always; push and email when the type asks for them and the user can get them."""
+    """In-app always; push, email and SMS when the type asks for them and the user can get them.
+
+    A channel the user cannot get (push without an active device on the
+    platform, email or SMS without the address) is asked for all the same when
+    the platform's policy for the alert's type falls back from it ("push, else
+    SMS"): the pipeline then writes the failed delivery and its fallback, as on
+    every other send path.
+    """
     configured = settings.ALERTS_CHANNELS_BY_TYPE.get(alert.type, ["in_app"])
     channels = [Channel.IN_APP]
+    falls_back_from: set[str] | None = None  # looked up only for a channel the user cannot get
     for name in configured:
         channel = CHANNEL_NAMES[name]
         if channel in channels:
             continue
-        # A platform's push switch is the pipeline's to apply (see notifications.pipeline.eligibility).
-        if channel == Channel.PUSH:
-            if not push_devices_for(user=alert.user, platform=alert.platform).exists():
+        if not _reachable(alert, channel):
+            if falls_back_from is None:
+                policies = policies_for(platform_id=alert.platform_id, notification_types=[_type_of(alert)])
+                falls_back_from = set(policies.get(_type_of(alert), NO_POLICY).fallback)
+            if channel not in falls_back_from:
                 continue
-        elif channel == Channel.EMAIL and not alert.user.email:
-            continue
-        elif channel == Channel.SMS and not alert.user.phone_number:
-            continue
         channels.append(channel)
     return channels
+
+
+def _reachable(alert: Alert, channel: str) -> bool:
+    # A platform's push switch is the pipeline's to apply (see notifications.pipeline.eligibility).
+    if channel == Channel.PUSH:
+        return push_devices_for(user=alert.user, platform=alert.platform).exists()
+    if channel == Channel.EMAIL:
+        return bool(alert.user.email)
+    if channel == Channel.SMS:
+        return bool(alert.user.phone_number)
+    return True
+
+
+def _type_of(alert: Alert) -> str:
+    return "event_reminder" if alert.is_event else "alert"
 
 
 def _iso(value: datetime | None) -> str:
@@ -244,7 +266,7 @@ def alert_message(*, alert: Alert) -> Message:
         body=body,
         html=f"<p><strong>{escape(alert.title)}</strong></p>{linebreaks(body, autoescape=True)}",
         short_message=f"{alert.title}: {alert.message}"[:1000],
-        notification_type="event_reminder" if alert.is_event else "alert",
+        notification_type=_type_of(alert),
         level=LEVEL_FOR_TYPE.get(alert.type, Level.INFO),
         # A critical alert goes through quiet hours and frequency caps (see notifications.pipeline.rules).
         critical=alert.type == AlertType.CRITICAL,

@@ -8,8 +8,8 @@ class TemplatesAppConfig(AppConfig):
 
     def ready(self):
         from notifications import digests, permissions, scheduler
-        from notifications.pipeline import eligibility, policies, rules
-        from templates_app import selectors
+        from notifications.pipeline import eligibility, fallback, policies, rules
+        from templates_app import messages, selectors
         from templates_app.automation import periodic
         from templates_app.digests import buckets as digest_buckets
         from templates_app.services import delivery_rules, frequency_caps, templates
@@ -30,6 +30,8 @@ class TemplatesAppConfig(AppConfig):
         eligibility.register_recipient_filter(deliveries_filter_opted_out)
         # Each type's channel fallback and escalation, kept with its template (pipeline.fallback).
         policies.register_policy_lookup(selectors.delivery_policies)
+        # A fallback written in dispatch gets its channel's text from the template it came from.
+        fallback.register_follow_up_renderer(messages.follow_up_messages)
         rules.register_critical_types(delivery_rules.critical_types_of)
         rules.register_rule(delivery_rules.QUIET_HOURS)
         rules.register_rule(frequency_caps.FREQUENCY_CAP)

@@ -26,7 +26,7 @@ from django.utils import timezone
 from notifications.models import Channel, Platform
 from notifications.pipeline import Message, Recipient, Renderer
 from notifications.sanitize import sanitize_html
-from templates_app import defaults
+from templates_app import defaults, selectors
 from templates_app.models import NotificationTemplate
 from templates_app.rendering import TemplateError, render
 
@@ -329,3 +329,46 @@ def rendered_ahead(
         for channel in channels:
             ahead.messages[(recipient.key(), channel)] = render(recipient, channel, user)
     return ahead
+
+
+def follow_up_messages(*, rows: Sequence[tuple[object, str]]) -> dict[int, Message]:
+    """The pipeline's follow-up renderer: a fallback written in dispatch, rendered for its own channel.
+
+    `rows` are (failed delivery row, fallback channel). A row counts as
+    rendered from its type's template when that template, rendered again with
+    the row's stored context for the row's own channel, gives the row's
+    content; its fallback is then rendered from the template for the new
+    channel (an SMS gets the template's SMS text, not the email's subject and
+    body). Anything else keeps the original content: an alert or a build's
+    custom content (their type's template may only hold the policy), an
+    event's own subject line, a template edited since the send.
+    """
+    templates: dict[tuple, NotificationTemplate | None] = {}
+    out: dict[int, Message] = {}
+    for index, (row, channel) in enumerate(rows):
+        if row.user_id is None:
+            continue
+        key = (row.platform_id, row.notification_type)
+        if key not in templates:
+            effective = selectors.template_for_type(platform=row.platform, notification_type=row.notification_type)
+            templates[key] = effective.template if effective is not None else None
+        template = templates[key]
+        if template is None:
+            continue
+        render = renderer_for(
+            platform=row.platform, channels=(row.channel, channel), template=template, context=row.context or {}
+        )
+        recipient = Recipient(user_id=row.user_id)
+        try:
+            again = render(recipient, row.channel, row.user)
+            if (again.title, again.body, again.short_message, again.data) != (
+                row.title,
+                row.body,
+                row.short_message,
+                row.data,
+            ):
+                continue
+            out[index] = render(recipient, channel, row.user)
+        except TemplateError:
+            continue  # the template no longer renders: the original content goes
+    return out

@@ -381,8 +381,6 @@ def test_push_needs_a_device_on_the_alerts_platform(create, alice, device, push_
 
 def test_critical_email_refused_for_good_falls_back_to_sms(create, alice, platform):
     # Alerts are one of the five send paths: the platform's policy for the type holds here too.
-    # (An alert picks its channels per user, push only with a device and email or SMS only with an
-    # address, so on this path only the provider's refusal falls back.)
     from templates_app.models import NotificationTemplate
 
     NotificationTemplate.objects.create(
@@ -399,3 +397,57 @@ def test_critical_email_refused_for_good_falls_back_to_sms(create, alice, platfo
     assert locmem.outbox["sms"][0]["body"].startswith("Item 'Laptop Dell XPS 15'")
     scheduler.sweep()
     assert len(locmem.outbox["sms"]) == 1
+
+
+def _alert_policy(platform, fallback):
+    from templates_app.models import NotificationTemplate
+
+    NotificationTemplate.objects.create(
+        platform=platform, type="alert", is_custom=True, name="Alerts", delivery_policy={"fallback": fallback}
+    )
+
+
+def test_push_without_a_device_falls_back_to_sms_once(create, alice, platform, push_backend):
+    # "Push, else SMS" holds for alerts as for the other send paths: alice has no device.
+    _alert_policy(platform, {Channel.PUSH: Channel.SMS})
+    alert = create(type="warning")
+    scheduler.sweep()
+
+    rows = {n.channel: n for n in _deliveries(alert["id"])}
+    assert set(rows) == {Channel.IN_APP, Channel.PUSH, Channel.SMS}
+    assert (rows[Channel.PUSH].delivery_status, rows[Channel.PUSH].error) == (
+        DeliveryStatus.FAILED,
+        "No active push device",
+    )
+    assert (rows[Channel.SMS].rule, rows[Channel.SMS].delivery_status) == ("fallback", DeliveryStatus.SENT)
+    assert [m["address"] for m in locmem.outbox["sms"]] == [alice.phone_number]
+    assert locmem.outbox["sms"][0]["body"].startswith("Item 'Laptop Dell XPS 15'")
+    assert not locmem.outbox.get("push")
+    assert Alert.objects.get(pk=alert["id"]).notified_at is not None
+    scheduler.sweep()
+    assert len(locmem.outbox["sms"]) == 1
+
+
+def test_push_with_a_device_does_not_fall_back(create, alice, platform, push_backend, device):
+    _alert_policy(platform, {Channel.PUSH: Channel.SMS})
+    alert = create(type="warning")
+    scheduler.sweep()
+    assert _channels_of(alert["id"]) == {Channel.IN_APP, Channel.PUSH}
+    assert len(locmem.outbox["push"]) == 1
+    assert not locmem.outbox.get("sms")
+
+
+def test_email_without_an_address_falls_back_to_sms(create, alice, platform, push_backend, device):
+    _alert_policy(platform, {Channel.EMAIL: Channel.SMS})
+    alice.email = ""
+    alice.save()
+    alert = create(type="critical")
+    scheduler.sweep()
+
+    rows = {n.channel: n for n in _deliveries(alert["id"])}
+    assert (rows[Channel.EMAIL].delivery_status, rows[Channel.EMAIL].error) == (
+        DeliveryStatus.FAILED,
+        "User has no email address",
+    )
+    assert (rows[Channel.SMS].rule, rows[Channel.SMS].delivery_status) == ("fallback", DeliveryStatus.SENT)
+    assert [m["address"] for m in locmem.outbox["sms"]] == [alice.phone_number]

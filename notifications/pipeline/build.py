@@ -97,15 +97,25 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     user_ids = [r.user_id for r in chunk if r.user_id is not None]
     fixed = job.message.notification_type if job.render is None else None
     fixed_policy = job.policy(fixed) if fixed is not None and user_ids else None
+    # The delivery rules that apply to this chunk; zones are read with the users for those that read them.
+    ruled = rules.applicable(platform=job.platform_id, channels=job.channels) if rules.has_rules() else []
+    zoned = any(r.needs_time_zone for r in ruled)
+    zones: dict[int, str] | None = None
     if job.render is not None:
         users = get_user_model().objects.in_bulk(user_ids)
         known = {pk: (u.email, u.phone_number) for pk, u in users.items()}
+        if zoned:
+            zones = {pk: u.timezone for pk, u in users.items()}
     else:
         # Without a renderer nobody needs the account itself, and only email
         # and SMS (asked for, or fallen back to) need its addresses.
         wanted = (*job.channels, *(fixed_policy.fallback.values() if fixed_policy else ()))
         addresses = any(c in ADDRESSED for c in wanted)
-        users, known = {}, sql.contacts(user_ids, addresses=addresses)
+        users = {}
+        if zoned:
+            known, zones = sql.contacts_and_zones(user_ids, addresses=addresses)
+        else:
+            known = sql.contacts(user_ids, addresses=addresses)
     by_address = eligibility.address_channels(job.channels)
     per_row_message = job.render is not None or any(r.context for r in chunk)
     col_user, col_key, col_address, col_channel, col_status, col_error = [], [], [], [], [], []
@@ -217,8 +227,8 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
                 column[:] = [column[i] for i in keep]
     count = len(col_key)
     decisions = (
-        _rule(job, now, col_user, col_key, col_channel, col_status, messages if per_row_message else None)
-        if count and rules.has_rules()
+        _rule(job, now, col_user, col_key, col_channel, col_status, messages if per_row_message else None, ruled, zones)
+        if count and ruled
         else {}
     )
     batch = sql.Batch(count)
@@ -278,7 +288,9 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     return batch
 
 
-def _rule(job: WriteJob, now, col_user, col_key, col_channel, col_status, messages) -> dict[int, rules.Decision]:
+def _rule(
+    job: WriteJob, now, col_user, col_key, col_channel, col_status, messages, ruled, zones
+) -> dict[int, rules.Decision]:
     """Ask the delivery rules about the chunk's rows; apply their statuses to `col_status` in place."""
     if messages is None:
         types, critical = job.message.notification_type, job.message.critical
@@ -294,6 +306,8 @@ def _rule(job: WriteJob, now, col_user, col_key, col_channel, col_status, messag
         types=types,
         critical=critical,
         skip={i for i, status in enumerate(col_status) if status == FAILED},
+        rules=ruled,
+        time_zones=zones,
     )
     for i, decision in decisions.items():
         if decision.action == rules.DEFER:

@@ -19,7 +19,8 @@ ON CONFLICT DO NOTHING: a retry, a re-run of the send or a second sweep can
 never write or send it twice, and a recipient who already has a row on that
 channel in the same send (the send asked for push and SMS) gets nothing more.
 Follow-ups pass the same eligibility as every row (the platform's channel
-switches, the recipient's opt-outs) and carry the original row's content.
+switches, the recipient's opt-outs) and carry the original row's content,
+or the content rendered for their channel (below).
 
 Where the rules come from: the caller's `fallback_channel` (bulk requests,
 scheduled jobs), else the platform's policy for the notification type, looked
@@ -28,11 +29,19 @@ template's other per-platform settings). The rules a send was written under
 are kept per (source, type) in `DeliveryPlan`, which dispatch and the
 escalation sweep (`escalation`) read. A follow-up that fails for good may fall
 back in turn (push, else SMS, else email); the unique key ends any chain.
+
+Content of a fallback written in dispatch: the original row's, unless an app
+that renders content (`register_follow_up_renderer`; templates_app for rows
+rendered from a type's template) gives the message for the new channel, so an
+SMS that replaces a refused email carries the template's SMS text, not the
+email's subject and body. Write-time fallbacks are rendered by the send's own
+renderer (`build`); escalations carry the in-app row's content.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 from django.utils import timezone
 
@@ -52,6 +61,8 @@ from notifications.pipeline.build import (
 )
 from notifications.pipeline.policies import FALLBACK, allowed_channels
 from notifications.pipeline.write import direct_channels, write_chunk
+
+logger = logging.getLogger(__name__)
 
 # --- follow-up rows ------------------------------------------------------------------
 
@@ -153,6 +164,34 @@ def follow_ups_write(
 
 # --- fallback in dispatch -----------------------------------------------------------------
 
+# render(rows=[(failed Notification, fallback channel), ...]) -> {row index: Message} for the rows
+# the app can render afresh for their new channel; the others keep the original content.
+FollowUpRenderer = Callable[..., dict]
+_RENDERERS: list[FollowUpRenderer] = []
+# The fields of a fallback that come from its message rather than from the original row.
+RENDERED = ("title", "body", "html", "short_message", "data")
+
+
+def register_follow_up_renderer(fn: FollowUpRenderer) -> FollowUpRenderer:
+    """Registered in an AppConfig.ready() by an app that renders content (the core cannot import it)."""
+    if fn not in _RENDERERS:
+        _RENDERERS.append(fn)
+    return fn
+
+
+def _rendered_afresh(rows: Sequence[tuple[Notification, str]]) -> dict:
+    found: dict = {}
+    for fn in list(_RENDERERS):
+        try:
+            made = fn(rows=rows)
+        except Exception:
+            # The fallback still goes, with the original content: better than none.
+            logger.exception("rendering %s fallbacks afresh failed", len(rows))
+            continue
+        for index, message in made.items():
+            found.setdefault(index, message)
+    return found
+
 
 def fallback_after_failures(failures: Sequence[Notification]) -> dict[str, list[str]]:
     """Fallback rows for deliveries the provider refused for good; returns the new pending ids by channel.
@@ -172,6 +211,7 @@ def fallback_after_failures(failures: Sequence[Notification]) -> dict[str, list[
         ).only("source", "notification_type", "fallback")
     }
     originals, channels, contacts = [], [], {}
+    kept: list[tuple[Notification, str]] = []  # (failed row, fallback channel), beside `originals`
     allowed: dict[int, tuple[str, ...]] = {}
     for d in failures:
         to = (plans.get((d.source, d.notification_type)) or {}).get(d.channel)
@@ -183,5 +223,9 @@ def fallback_after_failures(failures: Sequence[Notification]) -> dict[str, list[
             continue
         originals.append({name: getattr(d, name) for name in COPIED})
         channels.append(to)
+        kept.append((d, to))
         contacts[d.user_id] = (d.user.email, d.user.phone_number)
+    if kept and _RENDERERS:
+        for index, message in _rendered_afresh(kept).items():
+            originals[index].update({name: getattr(message, name) for name in RENDERED})
     return follow_ups_write(originals, channels=channels, rule=FALLBACK, contacts=contacts)

@@ -257,23 +257,50 @@ def insert(batch: Batch, *, fresh_source: bool = False) -> set[str]:
 
 def contacts(user_ids: list[int], *, addresses: bool = True) -> dict[int, tuple[str, str]]:
     """{user id: (email, phone)} of the users that exist (empty strings without `addresses`)."""
+    return _contacts(user_ids, addresses=addresses, zones=False)[0]
+
+
+def contacts_and_zones(
+    user_ids: list[int], *, addresses: bool = True
+) -> tuple[dict[int, tuple[str, str]], dict[int, str]]:
+    """`contacts` and {user id: IANA time zone} from the same query (for delivery rules that read zones)."""
+    return _contacts(user_ids, addresses=addresses, zones=True)
+
+
+def _contacts(user_ids: list[int], *, addresses: bool, zones: bool) -> tuple[dict, dict]:
+    if not user_ids:
+        return {}, {}
+    User = get_user_model()
+    fields = ["id", "email", "phone_number"] if addresses else ["id"]
+    if zones:
+        fields.append("timezone")
+    if connection.vendor != "postgresql":
+        rows = list(User.objects.filter(pk__in=user_ids).values_list(*["pk", *fields[1:]]))
+    else:
+        # One binary array parameter instead of an IN list of thousands of placeholders.
+        table = connection.ops.quote_name(User._meta.db_table)
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(f"SELECT {', '.join(fields)} FROM {table} WHERE id = ANY(%b::bigint[])", [user_ids])
+            rows = cursor.fetchall()
+    found = (
+        {row[0]: (row[1], row[2]) for row in rows} if addresses else dict.fromkeys((row[0] for row in rows), ("", ""))
+    )
+    return found, ({row[0]: row[-1] for row in rows} if zones else {})
+
+
+def time_zones(user_ids: list[int]) -> dict[int, str]:
+    """{user id: IANA time zone} of the users that exist (one binary array parameter on PostgreSQL)."""
     if not user_ids:
         return {}
     User = get_user_model()
     if connection.vendor != "postgresql":
-        return {
-            pk: (email, phone)
-            for pk, email, phone in User.objects.filter(pk__in=user_ids).values_list("pk", "email", "phone_number")
-        }
-    # One binary array parameter instead of an IN list of thousands of placeholders.
+        return dict(User.objects.filter(pk__in=user_ids).values_list("pk", "timezone"))
     table = connection.ops.quote_name(User._meta.db_table)
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        if addresses:
-            cursor.execute(f"SELECT id, email, phone_number FROM {table} WHERE id = ANY(%b::bigint[])", [user_ids])
-            return {pk: (email, phone) for pk, email, phone in cursor.fetchall()}
-        cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%b::bigint[])", [user_ids])
-        return dict.fromkeys((row[0] for row in cursor.fetchall()), ("", ""))
+        cursor.execute(f"SELECT id, timezone FROM {table} WHERE id = ANY(%b::bigint[])", [user_ids])
+        return dict(cursor.fetchall())
 
 
 def record(outcomes: list[Outcome], *, now) -> None:

@@ -18,8 +18,7 @@ import time
 from collections.abc import Collection
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
-
+import notifications.pipeline.sql as sql
 from notifications.channels import Channel
 from notifications.models import DeliveryRule, Platform
 from notifications.pipeline.rules import Decision, Rule
@@ -38,63 +37,70 @@ def critical_types_of(*, platform, types: Collection[str]) -> set[str]:
 DEFERRED_CHANNELS = frozenset({Channel.SMS, Channel.PUSH, Channel.EMAIL})
 SILENCED_CHANNELS = frozenset({Channel.IN_APP})
 QUIET_HOURS_ORDER = 40
+_RULED_CHANNELS = DEFERRED_CHANNELS | SILENCED_CHANNELS
 
 
 def quiet_hours_apply(*, platform, channels) -> bool:
-    return any(c in DEFERRED_CHANNELS or c in SILENCED_CHANNELS for c in channels)
+    """Only where some channel waits or goes silently, on a platform where somebody has quiet hours."""
+    if not any(c in _RULED_CHANNELS for c in channels):
+        return False
+    settings_ = _platform_quiet_hours(platform)
+    # Nobody on this platform has quiet hours: its chunks are not even shown to the rule.
+    return settings_ is not None and (settings_[0] is not None or settings_[2])
 
 
 def quiet_hours_decide(*, platform, rows: list, now: datetime) -> dict:
     """The quiet-hours rule: non-critical rows inside the recipient's quiet hours wait (or go silently).
 
-    Per chunk: one query for the platform's default, one for the members' own
-    windows, one for their time zones; each distinct (window, zone) is worked
-    out once, so 10k recipients in one zone cost one computation.
+    The members' time zones come with the rows (`Row.time_zone`, read by the
+    write with the chunk's users); per chunk at most one query, the members'
+    own windows, only if the platform has any. Each distinct (window, zone) is
+    worked out once and its decisions built once and shared by its rows, so
+    10k recipients in one zone cost one computation and a dict lookup each.
     """
-    rows = [r for r in rows if not r.critical and (r.channel in DEFERRED_CHANNELS or r.channel in SILENCED_CHANNELS)]
-    if not rows:
-        return {}
     settings_ = _platform_quiet_hours(platform)
     if settings_ is None:
         return {}
     default, platform_zone, has_own = settings_
     if default is None and not has_own:
         return {}  # nobody on this platform has quiet hours: no query per chunk
-    user_ids = list({r.user_id for r in rows if r.user_id is not None})
-    own = (
-        {
-            user_id: (start, end)
-            for user_id, start, end in QuietHours.objects.filter(
-                platform_id=platform, user__any_of=user_ids
-            ).values_list("user_id", "start", "end")
-        }
-        if has_own
-        else {}
-    )
+    rows = [r for r in rows if not r.critical and r.channel in _RULED_CHANNELS]
+    if not rows:
+        return {}
+    own = {}
+    if has_own:
+        user_ids = {r.user_id for r in rows if r.user_id is not None}
+        if user_ids:
+            own = {
+                user_id: (start, end)
+                for user_id, start, end in QuietHours.objects.filter(
+                    platform_id=platform, user__any_of=user_ids
+                ).values_list("user_id", "start", "end")
+            }
     if default is None and not own:
         return {}
-    needing_zone = user_ids if default is not None else list(own)
-    zones = dict(get_user_model().objects.filter(pk__in=needing_zone).values_list("pk", "timezone"))
-    ends: dict[tuple, datetime | None] = {}
-    decisions = {}
+    # Rows written without their zones (a caller of `rules.decide` that had none): one query for those.
+    unzoned = [r.user_id for r in rows if r.user_id is not None and not r.time_zone]
+    zones = sql.time_zones(list(set(unzoned))) if unzoned else {}
     rule = str(DeliveryRule.QUIET_HOURS.value)
+    # {(window, zone): (decision for a silenced channel, decision for a deferred one)}, or None outside the window.
+    verdicts: dict[tuple, tuple | None] = {}
+    decisions = {}
     for row in rows:
-        if row.user_id is None:
-            window, zone_name = default, platform_zone
+        user_id = row.user_id
+        if user_id is None:
+            key = (default, platform_zone)
         else:
-            window, zone_name = own.get(row.user_id, default), zones.get(row.user_id, "UTC")
-        if window is None:
+            key = (own.get(user_id, default), row.time_zone or zones.get(user_id) or "UTC")
+        if key[0] is None:
             continue
-        key = (window, zone_name)
-        if key not in ends:
-            ends[key] = window_end(start=window[0], end=window[1], zone_name=zone_name, now=now)
-        until = ends[key]
-        if until is None:
-            continue
-        if row.channel in SILENCED_CHANNELS:
-            decisions[row.index] = Decision.silence(rule)
+        if key in verdicts:
+            verdict = verdicts[key]
         else:
-            decisions[row.index] = Decision.defer(rule, until)
+            until = window_end(start=key[0][0], end=key[0][1], zone_name=key[1], now=now)
+            verdict = verdicts[key] = None if until is None else (Decision.silence(rule), Decision.defer(rule, until))
+        if verdict is not None:
+            decisions[row.index] = verdict[0] if row.channel in SILENCED_CHANNELS else verdict[1]
     return decisions
 
 
@@ -135,4 +141,5 @@ QUIET_HOURS = Rule(
     decide=quiet_hours_decide,
     applies=quiet_hours_apply,
     order=QUIET_HOURS_ORDER,
+    needs_time_zone=True,
 )

@@ -10,9 +10,11 @@ from django.utils import timezone
 from notifications import scheduler
 from notifications.backends import locmem
 from notifications.models import InboxStatus, Notification
+from notifications.pipeline import Recipient, notification_send
 from notifications.tests.factories import PlatformFactory
+from templates_app.messages import renderer_for
 from templates_app.models import NotificationTemplate, UserNotificationPreference
-from templates_app.selectors import delivery_policies
+from templates_app.selectors import delivery_policies, template_for_type
 
 from .conftest import BASE, EVENTS
 
@@ -109,6 +111,57 @@ def test_event_path_falls_back_from_push_to_sms(admin_api, make_user):
     [sms] = locmem.outbox["sms"]
     assert sms["address"] == "+251911000001"
     assert "Introduction to Data Science" in sms["body"]  # rendered for SMS from the template
+
+
+def test_an_email_refused_for_good_falls_back_to_the_templates_sms_text(admin_api, make_user):
+    jane = make_user("jane.doe", email="jane@example.com", phone_number="+251911000001")
+    admin_api.patch(ENROLL, {"fallback_channels": {"email": "sms"}}, format="json")
+    locmem.fail_for["jane@example.com"] = "550 5.1.1 mailbox unavailable"
+
+    body = post_event(admin_api, ["email"])
+
+    rows = {n.channel: n for n in Notification.objects.filter(source=f"event:{body['id']}", user=jane)}
+    assert rows["email"].title == "Welcome to Introduction to Data Science"  # the email subject
+    sms = rows["sms"]
+    assert (sms.rule, sms.delivery_status) == ("fallback", "sent")
+    # Rendered for SMS from the template, not the email's subject, body and HTML.
+    assert (sms.title, sms.body, sms.html) == ("", "You have been enrolled in Introduction to Data Science.", "")
+    assert sms.context == rows["email"].context
+    [sent] = locmem.outbox["sms"]
+    assert (sent["address"], sent["body"]) == (
+        "+251911000001",
+        "You have been enrolled in Introduction to Data Science.",
+    )
+
+
+def test_a_fallback_keeps_the_original_content_when_the_template_changed_since(
+    admin_api, make_user, platform, django_capture_on_commit_callbacks
+):
+    jane = make_user("jane.doe", email="jane@example.com", phone_number="+251911000001")
+    admin_api.patch(ENROLL, {"fallback_channels": {"email": "sms"}}, format="json")
+    locmem.fail_for["jane@example.com"] = "550 5.1.1 mailbox unavailable"
+    template = template_for_type(platform=platform, notification_type=ENROLL_TYPE).template
+    render = renderer_for(platform=platform, channels=["email"], template=template, context={"course_name": "AI"})
+    with django_capture_on_commit_callbacks() as queued:
+        notification_send(
+            platform=platform,
+            source="test:edited",
+            channels=["email"],
+            recipients=[Recipient(user_id=jane.pk)],
+            render=render,
+            wait=False,
+        )
+    # The email is refused after the template was edited: its fallback says what the email said.
+    NotificationTemplate.objects.filter(platform=platform, type=ENROLL_TYPE).update(
+        message_body="Edited", short_message_body="Edited"
+    )
+    for callback in queued:
+        callback()
+
+    rows = {n.channel: n for n in Notification.objects.filter(source="test:edited")}
+    assert rows["email"].delivery_status == "failed"
+    assert (rows["sms"].rule, rows["sms"].delivery_status) == ("fallback", "sent")
+    assert (rows["sms"].title, rows["sms"].body) == ("Welcome to AI", "Hi jane.doe,\nYou have been enrolled in AI.")
 
 
 def test_no_fallback_to_a_channel_the_user_opted_out_of(admin_api, make_user, platform):

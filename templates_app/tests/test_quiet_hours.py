@@ -368,3 +368,62 @@ def test_an_event_at_night_emails_in_the_morning_and_lists_in_app_silently(night
     deliveries = r.json()["deliveries"]
     assert deliveries["email"]["pending"] == 1 and deliveries["in_app"]["sent"] == 1
     assert Notification.objects.get(channel="in_app").rule == DeliveryRule.QUIET_HOURS
+
+
+BUILDER = "/api/notification/v1/orgs/acme-learning/notification-builder/"
+
+
+def test_a_builder_run_at_night_texts_the_sleeper_once_in_the_morning(
+    night_platform, make_user, api, ops, clock, django_capture_on_commit_callbacks
+):
+    from builder.models import Build, BuildRecipient
+
+    clock.set(utc(2026, 3, 2, 20, 0))  # 23:00 in Addis Ababa, 15:00 in Lima
+    sleeper = _member(make_user, "sleeper", "Africa/Addis_Ababa")
+    awake = _member(make_user, "awake", "America/Lima")
+    client = api(ops, keyword="Token")
+    preview = client.post(
+        BUILDER + "preview/",
+        {
+            "template_data": {"message_title": "Maintenance", "message_body": "Hi {{ username }}, back at 9:00."},
+            "channels": [4],  # sms
+            "sources": [{"type": "username", "data": "sleeper,awake"}],
+            "context": {},
+        },
+        format="json",
+    )
+    assert preview.status_code == 200, preview.content
+    build_id = preview.json()["build_id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(BUILDER + "send/", {"build_id": build_id}, format="json")
+    assert r.status_code == 200, r.content
+
+    assert [m["address"] for m in locmem.outbox["sms"]] == [awake.phone_number]
+    row = Notification.objects.get(source=f"build:{build_id}", user=sleeper)
+    assert (row.delivery_status, row.rule, row.next_attempt_at) == (
+        "pending",
+        DeliveryRule.QUIET_HOURS,
+        utc(2026, 3, 3, 4, 0),
+    )
+    # The build waits with its sleeper: neither sent nor failed, the build still sending.
+    assert BuildRecipient.objects.get(build_id=build_id, user=sleeper).status == "pending"
+    assert Build.objects.get(pk=build_id).status == "sending"
+    detail = client.get(BUILDER + f"{build_id}/").json()
+    assert detail["deliveries"]["sms"] == {"sent": 1, "failed": 0, "pending": 1, "suppressed": 0}
+
+    clock.set(utc(2026, 3, 3, 3, 59))
+    scheduler.sweep()
+    assert len(locmem.outbox["sms"]) == 1  # nobody woken early
+    clock.set(utc(2026, 3, 3, 4, 0))  # 07:00 in Addis Ababa
+    scheduler.sweep()
+    assert [m["address"] for m in locmem.outbox["sms"]] == [awake.phone_number, sleeper.phone_number]
+    # The build's run comes back at the end of its lease (its 03:59 run found the SMS still waiting)
+    # and settles its recipients from their deliveries.
+    clock.set(utc(2026, 3, 3, 4, 5))
+    scheduler.sweep()
+    scheduler.sweep()
+    assert len(locmem.outbox["sms"]) == 2
+    assert locmem.outbox["sms"][1]["body"] == "Hi sleeper, back at 9:00."
+    build = Build.objects.get(pk=build_id)
+    assert (build.status, build.sent_count, build.failed_count) == ("completed", 2, 0)
+    assert set(BuildRecipient.objects.filter(build_id=build_id).values_list("status", flat=True)) == {"sent"}
