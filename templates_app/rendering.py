@@ -50,7 +50,16 @@ from templates_app import budget as render_budget
 from templates_app import sandbox_filters
 from templates_app.budget import RenderLimitExceeded, TemplateError
 
-__all__ = ["RenderLimitExceeded", "TemplateError", "compile_template", "plain", "render", "template_check"]
+__all__ = [
+    "RenderLimitExceeded",
+    "SharedContext",
+    "TemplateError",
+    "compile_template",
+    "names_read",
+    "plain",
+    "render",
+    "template_check",
+]
 
 TAG_LIBRARY = "templates_app.templatetags.notification_template_tags"
 
@@ -269,8 +278,30 @@ def _render_error(exc: Exception) -> TemplateError:
     return TemplateError(f"A filter or tag could not handle its value ({type(exc).__name__}).", line=line)
 
 
-def render(source: str, context: dict, *, html: bool = False) -> str:
-    """Render `source` with a plain-value copy of `context`.
+class SharedContext:
+    """The part of a context that many renders share (a send's globals and variables), made plain once.
+
+    A 100k-recipient send would otherwise convert the same thirty values
+    100k times. Its scalars are reused as they are; its lists and dicts are
+    copied again for every render, because a template can change them
+    (`{{ items.pop }}` calls the method).
+    """
+
+    def __init__(self, context: dict):
+        room = _Room(_limits()[2])
+        self.values = plain(context, _room=room)
+        self.size = room.limit - room.left
+        self._mutable = [key for key, value in self.values.items() if isinstance(value, (list, dict))]
+
+    def fresh(self) -> dict:
+        values = dict(self.values)
+        for key in self._mutable:
+            values[key] = plain(values[key], 1)
+        return values
+
+
+def render(source: str, context: dict, *, html: bool = False, shared: SharedContext | None = None) -> str:
+    """Render `source` with a plain-value copy of `context` (over a copy of `shared`, when given).
 
     `html=True` autoescapes variables (email HTML); text fields (titles, SMS,
     push, in-app bodies) render unescaped. Raises TemplateError on failure,
@@ -280,7 +311,14 @@ def render(source: str, context: dict, *, html: bool = False) -> str:
         return ""
     template = compile_template(source)
     max_chars, max_seconds, max_context = _limits()
-    ctx = Context(plain(context, _room=_Room(max_context)), autoescape=html)
+    room = _Room(max_context)
+    if shared is None:
+        values = plain(context, _room=room)
+    else:
+        room.take(shared.size)
+        values = shared.fresh()
+        values.update(plain(context, _room=room))
+    ctx = Context(values, autoescape=html)
     token = render_budget.activate(render_budget.Budget(max_chars, max_seconds))
     try:
         output = template.render(ctx)
@@ -306,6 +344,8 @@ _LITERAL_NAMES = frozenset({"True", "False", "None", "forloop", "block"})
 class _Names:
     used: dict[str, int]  # name -> first line it appears on
     defined: set[str]
+    # A tag reads the context beyond its arguments, or the output changes from one render to the next.
+    open: bool = False
 
 
 def _variable_root(var) -> str | None:
@@ -340,7 +380,10 @@ def _expressions(obj, seen: set[int]):
 
 def _names_in(template) -> _Names:
     names = _Names(used={}, defined=set())
+    unstable = _sandbox_library().filters["random"]
     for node in template.nodelist.get_nodes_by_type(Node):
+        if getattr(node, "takes_context", False) or isinstance(node, defaulttags.NowNode):
+            names.open = True
         line = None
         token = getattr(node, "token", None)
         if token is not None:
@@ -361,12 +404,28 @@ def _names_in(template) -> _Names:
                 continue
             for expr in _expressions(value, seen):
                 roots = [_variable_root(expr.var)]
-                for _func, args in expr.filters:
+                for func, args in expr.filters:
                     roots.extend(_variable_root(arg) for lookup, arg in args if lookup)
+                    names.open = names.open or func is unstable
                 for root in roots:
                     if root and root not in _LITERAL_NAMES:
                         names.used.setdefault(root, line or 0)
     return names
+
+
+def names_read(source: str) -> frozenset[str] | None:
+    """The context names `source` reads, or None when that cannot be told from its text.
+
+    None for a tag handed the whole context (`local_datetime` reads
+    `recipient_timezone` by itself) and for output that changes from one
+    render to the next (`{% now %}`, `random`). A send renders a field that
+    reads no recipient's variable once for all its recipients (see
+    `messages.renderer_for`). Raises TemplateError.
+    """
+    if not source:
+        return frozenset()
+    names = _names_in(compile_template(source))
+    return None if names.open else frozenset(names.used)
 
 
 def template_check(source: str, *, known: set[str]) -> list[dict]:
