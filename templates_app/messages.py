@@ -28,7 +28,7 @@ from notifications.pipeline import Message, Recipient, Renderer
 from notifications.sanitize import sanitize_html
 from templates_app import defaults
 from templates_app.models import NotificationTemplate
-from templates_app.rendering import SharedContext, TemplateError, names_read, render
+from templates_app.rendering import SharedContext, Substitution, TemplateError, names_read, render, substitution
 
 UNSUBSCRIBE_SALT = "templates_app.unsubscribe"
 
@@ -130,14 +130,24 @@ def recipient_context(
 
 
 def render_fields(
-    content: Mapping[str, str], context: dict, *, fields: Iterable[str], shared: SharedContext | None = None
+    content: Mapping[str, str],
+    context: dict,
+    *,
+    fields: Iterable[str],
+    shared: SharedContext | None = None,
+    substitutions: Mapping[str, Substitution] | None = None,
 ) -> dict[str, str]:
-    """Render the named template fields of `content` (`context` over `shared`); raises FieldRenderError."""
+    """Render the named template fields of `content` (`context` over `shared`); raises FieldRenderError.
+
+    A field with one of `substitutions` only has `context`'s values put into it.
+    """
     out = {}
     for field in fields:
         try:
             html = defaults.TEMPLATE_FIELDS.get(field, False)
-            out[field] = render(content.get(field) or "", context, html=html, shared=shared)
+            found = substitutions.get(field) if substitutions else None
+            text = found.fill(context) if found is not None else None
+            out[field] = render(content.get(field) or "", context, html=html, shared=shared) if text is None else text
         except TemplateError as exc:
             raise FieldRenderError(field, exc) from None
     if out.get("email_html_template"):
@@ -258,9 +268,11 @@ class _TemplateRenderer:
     recipient in a row, so only the last recipient's fields are kept. Only
     what differs is rendered per recipient: a field that reads none of the
     RECIPIENT_NAMES ("Maintenance on {{ site_name }}") renders once for the
-    whole send, and the others over the send's part of the context, made plain
-    once (`rendering.SharedContext`). A recipient with its own context renders
-    every field itself.
+    whole send; one that shows them only as bare variables ("Hi {{ username }}")
+    renders once with holes that each recipient's values fill
+    (`rendering.Substitution`); the others render per recipient over the
+    send's part of the context, made plain once (`rendering.SharedContext`).
+    A recipient with its own context renders every field itself.
     """
 
     def __init__(
@@ -289,6 +301,7 @@ class _TemplateRenderer:
         self.common = tuple(f for f in self.fields if f not in self.per_recipient)
         self.signed = any(reads[f] is None or "unsubscribe_url" in reads[f] for f in self.per_recipient)
         self._common: dict[str, str] | None = None
+        self._substitutions: dict[str, Substitution] = {}
         self._last: Recipient | None = None
         self._rendered: dict[str, str] = {}
         self._stored: dict = {}
@@ -322,10 +335,11 @@ class _TemplateRenderer:
             else:
                 if self._common is None:
                     self._common = render_fields(self.content, {}, fields=self.common, shared=self.shared)
-                rendered = {
-                    **self._common,
-                    **render_fields(self.content, own, fields=self.per_recipient, shared=self.shared),
-                }
+                    self._substitutions = _substitutions(self.content, fields=self.per_recipient, shared=self.shared)
+                per_recipient = render_fields(
+                    self.content, own, fields=self.per_recipient, shared=self.shared, substitutions=self._substitutions
+                )
+                rendered = {**self._common, **per_recipient}
         except FieldRenderError as exc:
             if self.error is None:
                 raise
@@ -333,6 +347,19 @@ class _TemplateRenderer:
         self._last, self._rendered = recipient, rendered
         username = own["username"] if "username" in own else self.context.get("username", "")
         self._stored = {**self.context, **recipient.context, "username": username}
+
+
+def _substitutions(content: Mapping[str, str], *, fields: Iterable[str], shared: SharedContext) -> dict:
+    found = {}
+    for field in fields:
+        try:
+            html = defaults.TEMPLATE_FIELDS.get(field, False)
+            made = substitution(content.get(field) or "", names=RECIPIENT_NAMES, shared=shared, html=html)
+        except TemplateError as exc:
+            raise FieldRenderError(field, exc) from None
+        if made is not None:
+            found[field] = made
+    return found
 
 
 def _names_read(source: str) -> frozenset[str] | None:

@@ -43,8 +43,9 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import FilterExpression, Variable
+from django.template.base import FilterExpression, Variable, VariableNode
 from django.template.library import import_library
+from django.utils.html import conditional_escape
 
 from templates_app import budget as render_budget
 from templates_app import sandbox_filters
@@ -58,6 +59,7 @@ __all__ = [
     "names_read",
     "plain",
     "render",
+    "substitution",
     "template_check",
 ]
 
@@ -289,7 +291,12 @@ class SharedContext:
 
     def __init__(self, context: dict):
         room = _Room(_limits()[2])
-        self.values = plain(context, _room=room)
+        # Too large a context is an error of each render (the caller's error per field), not of the send.
+        self.error: RenderLimitExceeded | None = None
+        try:
+            self.values = plain(context, _room=room)
+        except RenderLimitExceeded as exc:
+            self.values, self.error = {}, exc
         self.size = room.limit - room.left
         self._mutable = [key for key, value in self.values.items() if isinstance(value, (list, dict))]
 
@@ -315,6 +322,8 @@ def render(source: str, context: dict, *, html: bool = False, shared: SharedCont
     if shared is None:
         values = plain(context, _room=room)
     else:
+        if shared.error is not None:
+            raise RenderLimitExceeded(shared.error.message)
         room.take(shared.size)
         values = shared.fresh()
         values.update(plain(context, _room=room))
@@ -333,6 +342,71 @@ def render(source: str, context: dict, *, html: bool = False, shared: SharedCont
     if len(output) > max_chars:
         raise RenderLimitExceeded(f"Rendered output exceeds {max_chars} characters and was stopped.")
     return output
+
+
+class Substitution:
+    """A field rendered once for a whole send, with holes where it shows a recipient's `{{ name }}`.
+
+    "Hi {{ username }}, we restart at 02:00." renders once over the send's
+    context; per recipient only the name's value goes into its place, as
+    Django would put it there (escaped in HTML). `substitution` builds one
+    only when every use of the recipient's names is such a bare variable.
+    """
+
+    def __init__(self, parts: list[str], names: list[str], *, html: bool, defaults: dict):
+        self.parts = parts  # literal, name, literal, name, ..., literal
+        self.names = names
+        self.html = html
+        self.defaults = defaults
+
+    def fill(self, values: dict) -> str | None:
+        """The field for one recipient's `values`; None when a value is not text (render it in full)."""
+        out = [self.parts[0]]
+        for name, literal in zip(self.names, self.parts[1:], strict=True):
+            value = values[name] if name in values else self.defaults.get(name, "")
+            if not isinstance(value, str):
+                return None  # numbers, dates ... go through Django's localisation
+            out.append(conditional_escape(value) if self.html else value)
+            out.append(literal)
+        text = "".join(out)
+        max_chars = _limits()[0]
+        if len(text) > max_chars:
+            raise RenderLimitExceeded(f"Rendered output exceeds {max_chars} characters and was stopped.")
+        return text
+
+
+def _bare_name(node: Node) -> str | None:
+    """`name` for a `{{ name }}` with no filter and no attribute lookup."""
+    if not isinstance(node, VariableNode) or node.filter_expression.filters:
+        return None
+    var = node.filter_expression.var
+    if isinstance(var, Variable) and var.lookups and len(var.lookups) == 1 and not var.translate:
+        return var.lookups[0]
+    return None
+
+
+def substitution(source: str, *, names: frozenset[str], shared: SharedContext, html: bool) -> Substitution | None:
+    """`source` as a Substitution for `names`, or None when it uses them otherwise (see Substitution).
+
+    Raises TemplateError when the shared part cannot render.
+    """
+    template = compile_template(source)
+    for node in template.nodelist:
+        if _bare_name(node) in names:
+            continue
+        found = _names_in_nodes(node.get_nodes_by_type(Node))
+        if found.open or not names.isdisjoint(found.used):
+            return None  # in a tag, through a filter: rendered per recipient in full
+    marker = uuid.uuid4().hex
+    order = sorted(names)
+    output = render(source, {name: f"{marker}{i}{marker}" for i, name in enumerate(order)}, html=html, shared=shared)
+    pieces = output.split(marker)
+    # literal, index, "", index, ..., literal: a hole is `marker index marker`.
+    parts, holes = [pieces[0]], []
+    for i in range(1, len(pieces), 2):
+        holes.append(order[int(pieces[i])])
+        parts.append(pieces[i + 1])
+    return Substitution(parts, holes, html=html, defaults=shared.values)
 
 
 # --- static checks ---------------------------------------------------------------
@@ -379,9 +453,13 @@ def _expressions(obj, seen: set[int]):
 
 
 def _names_in(template) -> _Names:
+    return _names_in_nodes(template.nodelist.get_nodes_by_type(Node))
+
+
+def _names_in_nodes(nodes) -> _Names:
     names = _Names(used={}, defined=set())
     unstable = _sandbox_library().filters["random"]
-    for node in template.nodelist.get_nodes_by_type(Node):
+    for node in nodes:
         if getattr(node, "takes_context", False) or isinstance(node, defaulttags.NowNode):
             names.open = True
         line = None

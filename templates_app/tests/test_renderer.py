@@ -168,7 +168,7 @@ def test_a_recipient_is_rendered_once_for_all_its_channels(platform, make_user, 
 
 
 def test_only_what_differs_is_rendered_per_recipient(platform, make_user, monkeypatch):
-    from templates_app import messages
+    from templates_app import messages, rendering
 
     jane = make_user("jane", timezone="Africa/Addis_Ababa")
     john = make_user("john", timezone="Europe/Oslo")
@@ -180,6 +180,7 @@ def test_only_what_differs_is_rendered_per_recipient(platform, make_user, monkey
         return real(source, context, **kwargs)
 
     monkeypatch.setattr(messages, "render", counting)
+    monkeypatch.setattr(rendering, "render", counting)
     content = {
         "message_title": "Maintenance on {{ site_name }}",
         "message_body": "Hi {{ username }}, {{ note }}",
@@ -195,8 +196,11 @@ def test_only_what_differs_is_rendered_per_recipient(platform, make_user, monkey
     )
     first = render(Recipient(user_id=jane.pk), Channel.EMAIL, jane)
     second = render(Recipient(user_id=john.pk), Channel.EMAIL, john)
+    # Once for everyone; once with a hole for the username; in full for each recipient
+    # where a tag or a filter uses their variables.
     assert rendered.count(content["message_title"]) == 1
-    for per_recipient in ("message_body", "short_message_body", "email_subject"):
+    assert rendered.count(content["message_body"]) == 1
+    for per_recipient in ("short_message_body", "email_subject"):
         assert rendered.count(content[per_recipient]) == 2
     assert (first.body, second.body) == ("Hi jane, back at 02:00", "Hi john, back at 02:00")
     assert first.short_message.endswith("15:00 EAT") and second.short_message.endswith("13:00 CET")
@@ -240,3 +244,27 @@ def test_rendered_ahead_renders_everything_first_and_stops_at_the_first_failure(
     with pytest.raises(FieldRenderError):
         rendered_ahead(render=broken, audience=lazily(), channels=channels)
     assert prepared == ["jane"]  # john's context was never prepared
+
+
+def test_a_recipients_value_goes_into_its_hole_as_django_would_put_it(platform, make_user):
+    from templates_app.rendering import render
+
+    odd = make_user("<b>&amp;x", timezone="Europe/Oslo")
+    source = "<p>{{ site_name }}: {{ username }} ({{ recipient_timezone }}) {{ username }}</p>"
+    render_ = renderer_for(
+        platform=platform,
+        channels=[Channel.EMAIL],
+        content={"message_title": "{{ username }}", "email_html_template": source},
+        notification_type="CUSTOM",
+    )
+    email = render_(Recipient(user_id=odd.pk), Channel.EMAIL, odd)
+    variables = {
+        "site_name": platform.site_name or platform.name,
+        "username": odd.username,
+        "recipient_timezone": "Europe/Oslo",
+    }
+    assert email.html == render(source, variables, html=True)  # escaped in HTML
+    assert "&lt;b&gt;&amp;amp;x" in email.html and email.title == "<b>&amp;x"  # as it is in text
+    # A bare address has no time zone of its own: the platform default fills the hole.
+    sam = render_(Recipient(address="sam@example.org"), Channel.EMAIL, None)
+    assert "sam (UTC) sam" in sam.html
