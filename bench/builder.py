@@ -1,7 +1,7 @@
 """The notification builder with 100k recipients: preview and send, against naive baselines.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_builder REDIS_URL=redis://127.0.0.1:6379/7 \\
-        python -m bench.builder [--recipients 100000] [--workers 1,2] [--chunk 1000]
+        python -m bench.builder [--recipients 100000] [--workers 1,2] [--chunk 1000] [--rounds 2] [--sends-only]
 
 Seeds a platform with N active members once (kept between runs), then measures,
 each in a fresh process so peak memory (VmHWM growth) belongs to one phase:
@@ -15,6 +15,10 @@ each in a fresh process so peak memory (VmHWM growth) belongs to one phase:
   that many tasks sharing the build), timed until the build is `completed`;
   baseline `send_one_call`: one `notification_send` call with the whole
   audience in a single process (the pipeline alone, no chunks, no mirroring).
+
+Each round runs the sends and then their baseline (`--rounds` interleaves them,
+A B A B) and reports `ratios`: the builder's time over the baseline's in that
+round, with the load average around each phase (the machine may be shared).
 
 Email goes to bench.null_backend (accepts everything), in-app through the real
 in-app backend (rows plus a channels-redis group send each). Writes
@@ -313,6 +317,10 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2", help="Celery worker concurrencies to send with")
     parser.add_argument("--chunk", type=int, default=1000, help="BUILDER_SEND_CHUNK")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="sends and their baseline, interleaved (A B A B), this many times"
+    )
+    parser.add_argument("--sends-only", action="store_true", help="skip the two preview phases")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -329,18 +337,38 @@ def main() -> None:
     setup_django()
     seed(args.recipients)
 
-    results: dict = {"settings": {"recipients": args.recipients, "chunk": args.chunk, "workers": args.workers}}
-    print("preview (builder) ...", flush=True)
-    results["preview"] = run_phase("preview", chunk=args.chunk)
-    print("preview_python (baseline) ...", flush=True)
-    results["preview_python"] = run_phase("preview_python", chunk=args.chunk)
-    results["send"] = []
-    for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
-        print(f"send with {workers} worker(s) ...", flush=True)
-        results["send"].append(run_phase("send", chunk=args.chunk, workers=workers))
-    print("send_one_call (baseline) ...", flush=True)
-    results["send_one_call"] = run_phase("send_one_call", chunk=args.chunk)
+    results: dict = {
+        "settings": {"recipients": args.recipients, "chunk": args.chunk, "workers": args.workers, "rounds": args.rounds}
+    }
+    if not args.sends_only:
+        print("preview (builder) ...", flush=True)
+        results["preview"] = run_phase("preview", chunk=args.chunk)
+        print("preview_python (baseline) ...", flush=True)
+        results["preview_python"] = run_phase("preview_python", chunk=args.chunk)
+    results["send"], results["send_one_call"], results["ratios"] = [], [], []
+    for round_ in range(1, args.rounds + 1):
+        # The builder's send and its baseline one after the other, round after round, so
+        # that a busy moment of a shared machine weighs on both sides of each ratio.
+        sends = []
+        for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
+            print(f"round {round_}: send with {workers} worker(s) ...", flush=True)
+            sends.append(_loaded(lambda w=workers: run_phase("send", chunk=args.chunk, workers=w)))
+        print(f"round {round_}: send_one_call (baseline) ...", flush=True)
+        baseline = _loaded(lambda: run_phase("send_one_call", chunk=args.chunk))
+        results["send"].extend(sends)
+        results["send_one_call"].append(baseline)
+        for send in sends:
+            ratio = round(send["seconds"] / baseline["seconds"], 2)
+            results["ratios"].append({"round": round_, "workers": send["workers"], "builder_over_one_call": ratio})
     write_result("builder", results)
+
+
+def _loaded(phase) -> dict:
+    """The phase's result with the 1-minute load average before and after it."""
+    before = round(os.getloadavg()[0], 2)
+    result = phase()
+    result["load_average_1m"] = [before, round(os.getloadavg()[0], 2)]
+    return result
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+import psycopg
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -85,14 +86,11 @@ def build_run(*, build_id) -> None:
     ids: list = []
     try:
         while _lease_renew(build):
-            now = timezone.now()
-            claimable = BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING).filter(
-                Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-            )
-            ids = claim_rows(claimable, limit=_chunk_size(), updates={"claimed_until": now + LEASE})
-            if not ids:
+            rows = _chunk_claim(build)
+            ids = [row[0] for row in rows]
+            if not rows:
                 break
-            _chunk_send(build, ids, render)
+            _chunk_send(build, rows, render)
         _reconcile(build)
         _finish_if_done(build)
     except BuildError as exc:
@@ -112,8 +110,31 @@ def _lease_renew(build: Build) -> bool:
     )
 
 
-def _chunk_send(build: Build, ids: list, render) -> None:
-    rows = list(BuildRecipient.objects.filter(pk__in=ids).values_list("pk", "user_id", "recipient_key", "email"))
+def _chunk_claim(build: Build) -> list[tuple]:
+    """Claim the next chunk of pending recipients under a lease; their (pk, user_id, recipient_key, email)."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # One statement: lock (SKIP LOCKED), lease and read the chunk.
+        table = connection.ops.quote_name(BuildRecipient._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET claimed_until = %s WHERE id IN ("
+                f"SELECT id FROM {table} WHERE build_id = %s AND status = %s "
+                "AND (claimed_until IS NULL OR claimed_until < %s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+                ") RETURNING id, user_id, recipient_key, email",
+                [now + LEASE, build.pk, RecipientStatus.PENDING, now, _chunk_size()],
+            )
+            return sorted(cursor.fetchall())
+    claimable = BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+    ids = claim_rows(claimable, limit=_chunk_size(), updates={"claimed_until": now + LEASE})
+    return list(
+        BuildRecipient.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "user_id", "recipient_key", "email")
+    )
+
+
+def _chunk_send(build: Build, rows: list[tuple], render) -> None:
     # Users and bare addresses together: the pipeline emails an address and
     # nothing else. A recipient whose account was deleted since the preview is
     # left out and settled below.
@@ -123,8 +144,14 @@ def _chunk_send(build: Build, ids: list, render) -> None:
         if user_id is not None or key.startswith("email:")
     ]
     if recipients:
+        # No counts: each recipient's outcome is read below, for this chunk alone.
         notification_send(
-            platform=build.platform, source=build.source, channels=build.channels, recipients=recipients, render=render
+            platform=build.platform,
+            source=build.source,
+            channels=build.channels,
+            recipients=recipients,
+            render=render,
+            count=False,
         )
     _settle(build, rows, settle_missing=True)
 
@@ -138,7 +165,7 @@ def _settle(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
     user who opted out of this type on every channel of the build.
     """
     outcomes = recipient_outcomes(source=build.source, keys=[key for _, _, key, _ in rows])
-    groups: dict[tuple[str, str], list] = {}
+    settled: list[tuple[int, str, str]] = []
     for pk, user_id, key, _ in rows:
         outcome = outcomes.get(key)
         if outcome is None:
@@ -148,13 +175,21 @@ def _settle(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
                 reason = "The user account no longer exists."
             else:
                 reason = "The recipient opted out of these notifications on every channel."
-            groups.setdefault((RecipientStatus.FAILED, reason), []).append(pk)
+            settled.append((pk, RecipientStatus.FAILED, reason))
         elif outcome.sent:
-            groups.setdefault((RecipientStatus.SENT, "; ".join(outcome.errors)), []).append(pk)
+            settled.append((pk, RecipientStatus.SENT, "; ".join(outcome.errors)))
         elif outcome.pending:
-            groups.setdefault((RecipientStatus.PENDING, ""), []).append(pk)
+            settled.append((pk, RecipientStatus.PENDING, ""))
         else:
-            groups.setdefault((RecipientStatus.FAILED, "; ".join(outcome.errors)), []).append(pk)
+            settled.append((pk, RecipientStatus.FAILED, "; ".join(outcome.errors)))
+    if not settled:
+        return
+    if connection.vendor == "postgresql":
+        _settle_postgresql(build, settled)
+        return
+    groups: dict[tuple[str, str], list] = {}
+    for pk, status, error in settled:
+        groups.setdefault((status, error), []).append(pk)
     sent = failed = 0
     with transaction.atomic():
         for (status, error), pks in groups.items():
@@ -172,6 +207,30 @@ def _settle(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
             Build.objects.filter(pk=build.pk).update(
                 sent_count=F("sent_count") + sent, failed_count=F("failed_count") + failed
             )
+
+
+def _settle_postgresql(build: Build, settled: list[tuple[int, str, str]]) -> None:
+    """One statement: every recipient row of the chunk, then the build's counters by the rows that moved."""
+    recipients = connection.ops.quote_name(BuildRecipient._meta.db_table)
+    builds = connection.ops.quote_name(Build._meta.db_table)
+    ids, statuses, errors = (list(column) for column in zip(*settled, strict=True))
+    pending, sent, failed = RecipientStatus.PENDING.value, RecipientStatus.SENT.value, RecipientStatus.FAILED.value
+    connection.ensure_connection()
+    # psycopg's own cursor on Django's connection (same transaction), arrays in binary:
+    # Django's client-side binding would spell out every id and error in the SQL text.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"WITH moved AS (UPDATE {recipients} AS r SET status = v.status, error = left(v.error, 2000), "
+            # Still pending: another dispatcher holds these deliveries; look again after the lease.
+            "claimed_until = CASE WHEN v.status = %s THEN %s::timestamptz END "
+            "FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS v(id, status, error) "
+            "WHERE r.id = v.id AND r.status = %s RETURNING r.status), "
+            "counted AS (SELECT count(*) FILTER (WHERE status = %s) AS sent, "
+            "count(*) FILTER (WHERE status = %s) AS failed FROM moved) "
+            f"UPDATE {builds} AS b SET sent_count = b.sent_count + c.sent, failed_count = b.failed_count + c.failed "
+            "FROM counted AS c WHERE b.id = %s AND c.sent + c.failed > 0",
+            [pending, timezone.now() + LEASE, ids, statuses, errors, pending, sent, failed, build.pk],
+        )
 
 
 def _reconcile(build: Build) -> None:

@@ -28,7 +28,7 @@ from notifications.pipeline import Message, Recipient, Renderer
 from notifications.sanitize import sanitize_html
 from templates_app import defaults, selectors
 from templates_app.models import NotificationTemplate
-from templates_app.rendering import TemplateError, render
+from templates_app.rendering import SharedContext, Substitution, TemplateError, names_read, render, substitution
 
 UNSUBSCRIBE_SALT = "templates_app.unsubscribe"
 
@@ -93,33 +93,61 @@ def unsubscribe_url(*, platform: Platform, user_id: int | None, notification_typ
     return base.rstrip("/") + reverse("templates-unsubscribe", kwargs={"token": token})
 
 
+# The variables that differ from one recipient to the next; the rest of a context is the send's.
+RECIPIENT_NAMES = frozenset({"username", "recipient_timezone", "unsubscribe_url"})
+
+
+def login_variables(platform: Platform) -> dict:
+    login_url = platform.site_url or ""
+    return {"login_url": login_url, "login_path": urlsplit(login_url).path or "/"}
+
+
+def recipient_variables(
+    platform: Platform, *, user=None, address: str = "", notification_type: str = "", signed: bool = True
+) -> dict:
+    """The RECIPIENT_NAMES of one recipient (an account's; a bare address has only a username).
+
+    `signed=False` leaves out the unsubscribe link, for a send whose fields never show it.
+    """
+    variables = {"username": user.username if user is not None else (address.split("@")[0] if "@" in address else "")}
+    if user is not None:
+        variables["recipient_timezone"] = user.timezone or "UTC"
+        if signed:
+            variables["unsubscribe_url"] = unsubscribe_url(
+                platform=platform, user_id=user.pk, notification_type=notification_type
+            )
+    return variables
+
+
 def recipient_context(
     platform: Platform, *, user=None, address: str = "", notification_type: str = "", globals_: dict | None = None
 ) -> dict:
     """Globals plus the recipient's variables (`username`, `login_url`, ...)."""
     context = dict(globals_ if globals_ is not None else platform_globals(platform))
-    login_url = platform.site_url or ""
-    context.update(
-        {
-            "username": user.username if user is not None else (address.split("@")[0] if "@" in address else ""),
-            "login_url": login_url,
-            "login_path": urlsplit(login_url).path or "/",
-        }
-    )
-    if user is not None:
-        context["recipient_timezone"] = user.timezone or "UTC"
-        context["unsubscribe_url"] = unsubscribe_url(
-            platform=platform, user_id=user.pk, notification_type=notification_type
-        )
+    context.update(login_variables(platform))
+    context.update(recipient_variables(platform, user=user, address=address, notification_type=notification_type))
     return context
 
 
-def render_fields(content: Mapping[str, str], context: dict, *, fields: Iterable[str]) -> dict[str, str]:
-    """Render the named template fields of `content`; raises FieldRenderError."""
+def render_fields(
+    content: Mapping[str, str],
+    context: dict,
+    *,
+    fields: Iterable[str],
+    shared: SharedContext | None = None,
+    substitutions: Mapping[str, Substitution] | None = None,
+) -> dict[str, str]:
+    """Render the named template fields of `content` (`context` over `shared`); raises FieldRenderError.
+
+    A field with one of `substitutions` only has `context`'s values put into it.
+    """
     out = {}
     for field in fields:
         try:
-            out[field] = render(content.get(field) or "", context, html=defaults.TEMPLATE_FIELDS.get(field, False))
+            html = defaults.TEMPLATE_FIELDS.get(field, False)
+            found = substitutions.get(field) if substitutions else None
+            text = found.fill(context) if found is not None else None
+            out[field] = render(content.get(field) or "", context, html=html, shared=shared) if text is None else text
         except TemplateError as exc:
             raise FieldRenderError(field, exc) from None
     if out.get("email_html_template"):
@@ -237,7 +265,14 @@ class _TemplateRenderer:
     """Renders a recipient's fields on its first channel and reuses them for its other channels.
 
     The pipeline (and `rendered_ahead`) asks channel by channel for one
-    recipient in a row, so only the last recipient's fields are kept.
+    recipient in a row, so only the last recipient's fields are kept. Only
+    what differs is rendered per recipient: a field that reads none of the
+    RECIPIENT_NAMES ("Maintenance on {{ site_name }}") renders once for the
+    whole send; one that shows them only as bare variables ("Hi {{ username }}")
+    renders once with holes that each recipient's values fill
+    (`rendering.Substitution`); the others render per recipient over the
+    send's part of the context, made plain once (`rendering.SharedContext`).
+    A recipient with its own context renders every field itself.
     """
 
     def __init__(
@@ -259,6 +294,14 @@ class _TemplateRenderer:
         self.context = context
         self.error = error
         self.globals = platform_globals(platform)
+        self.shared = SharedContext({**self.globals, **login_variables(platform), **context})
+        reads = {field: _names_read(content[field]) for field in self.fields}
+        # None: not to be told from the text (a tag that reads the context itself), so per recipient.
+        self.per_recipient = tuple(f for f in self.fields if reads[f] is None or reads[f] & RECIPIENT_NAMES)
+        self.common = tuple(f for f in self.fields if f not in self.per_recipient)
+        self.signed = any(reads[f] is None or "unsubscribe_url" in reads[f] for f in self.per_recipient)
+        self._common: dict[str, str] | None = None
+        self._substitutions: dict[str, Substitution] = {}
         self._last: Recipient | None = None
         self._rendered: dict[str, str] = {}
         self._stored: dict = {}
@@ -275,24 +318,55 @@ class _TemplateRenderer:
         )
 
     def _render(self, recipient: Recipient, user) -> None:
-        full = recipient_context(
+        own = recipient_variables(
             self.platform,
             user=user,
             address=recipient.address,
             notification_type=self.notification_type,
-            globals_=self.globals,
+            signed=self.signed or bool(recipient.context),
         )
-        full.update(self.context)
-        if recipient.context:
-            full.update(recipient.context)
+        # Precedence as in one context: globals, the recipient's variables, the send's, the recipient's own.
+        for name in self.context:
+            own.pop(name, None)
+        own.update(recipient.context)
         try:
-            rendered = render_fields(self.content, full, fields=self.fields)
+            if recipient.context:
+                rendered = render_fields(self.content, own, fields=self.fields, shared=self.shared)
+            else:
+                if self._common is None:
+                    self._common = render_fields(self.content, {}, fields=self.common, shared=self.shared)
+                    self._substitutions = _substitutions(self.content, fields=self.per_recipient, shared=self.shared)
+                per_recipient = render_fields(
+                    self.content, own, fields=self.per_recipient, shared=self.shared, substitutions=self._substitutions
+                )
+                rendered = {**self._common, **per_recipient}
         except FieldRenderError as exc:
             if self.error is None:
                 raise
             raise self.error(exc) from None
         self._last, self._rendered = recipient, rendered
-        self._stored = {**self.context, **recipient.context, "username": full.get("username", "")}
+        username = own["username"] if "username" in own else self.context.get("username", "")
+        self._stored = {**self.context, **recipient.context, "username": username}
+
+
+def _substitutions(content: Mapping[str, str], *, fields: Iterable[str], shared: SharedContext) -> dict:
+    found = {}
+    for field in fields:
+        try:
+            html = defaults.TEMPLATE_FIELDS.get(field, False)
+            made = substitution(content.get(field) or "", names=RECIPIENT_NAMES, shared=shared, html=html)
+        except TemplateError as exc:
+            raise FieldRenderError(field, exc) from None
+        if made is not None:
+            found[field] = made
+    return found
+
+
+def _names_read(source: str) -> frozenset[str] | None:
+    try:
+        return names_read(source)
+    except TemplateError:
+        return None  # rendered per recipient, where it fails with the caller's error as before
 
 
 class RenderedAhead:

@@ -43,14 +43,25 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import FilterExpression, Variable
+from django.template.base import FilterExpression, Variable, VariableNode
 from django.template.library import import_library
+from django.utils.html import conditional_escape
 
 from templates_app import budget as render_budget
 from templates_app import sandbox_filters
 from templates_app.budget import RenderLimitExceeded, TemplateError
 
-__all__ = ["RenderLimitExceeded", "TemplateError", "compile_template", "plain", "render", "template_check"]
+__all__ = [
+    "RenderLimitExceeded",
+    "SharedContext",
+    "TemplateError",
+    "compile_template",
+    "names_read",
+    "plain",
+    "render",
+    "substitution",
+    "template_check",
+]
 
 TAG_LIBRARY = "templates_app.templatetags.notification_template_tags"
 
@@ -269,8 +280,35 @@ def _render_error(exc: Exception) -> TemplateError:
     return TemplateError(f"A filter or tag could not handle its value ({type(exc).__name__}).", line=line)
 
 
-def render(source: str, context: dict, *, html: bool = False) -> str:
-    """Render `source` with a plain-value copy of `context`.
+class SharedContext:
+    """The part of a context that many renders share (a send's globals and variables), made plain once.
+
+    A 100k-recipient send would otherwise convert the same thirty values
+    100k times. Its scalars are reused as they are; its lists and dicts are
+    copied again for every render, because a template can change them
+    (`{{ items.pop }}` calls the method).
+    """
+
+    def __init__(self, context: dict):
+        room = _Room(_limits()[2])
+        # Too large a context is an error of each render (the caller's error per field), not of the send.
+        self.error: RenderLimitExceeded | None = None
+        try:
+            self.values = plain(context, _room=room)
+        except RenderLimitExceeded as exc:
+            self.values, self.error = {}, exc
+        self.size = room.limit - room.left
+        self._mutable = [key for key, value in self.values.items() if isinstance(value, (list, dict))]
+
+    def fresh(self) -> dict:
+        values = dict(self.values)
+        for key in self._mutable:
+            values[key] = plain(values[key], 1)
+        return values
+
+
+def render(source: str, context: dict, *, html: bool = False, shared: SharedContext | None = None) -> str:
+    """Render `source` with a plain-value copy of `context` (over a copy of `shared`, when given).
 
     `html=True` autoescapes variables (email HTML); text fields (titles, SMS,
     push, in-app bodies) render unescaped. Raises TemplateError on failure,
@@ -280,7 +318,16 @@ def render(source: str, context: dict, *, html: bool = False) -> str:
         return ""
     template = compile_template(source)
     max_chars, max_seconds, max_context = _limits()
-    ctx = Context(plain(context, _room=_Room(max_context)), autoescape=html)
+    room = _Room(max_context)
+    if shared is None:
+        values = plain(context, _room=room)
+    else:
+        if shared.error is not None:
+            raise RenderLimitExceeded(shared.error.message)
+        room.take(shared.size)
+        values = shared.fresh()
+        values.update(plain(context, _room=room))
+    ctx = Context(values, autoescape=html)
     token = render_budget.activate(render_budget.Budget(max_chars, max_seconds))
     try:
         output = template.render(ctx)
@@ -297,6 +344,71 @@ def render(source: str, context: dict, *, html: bool = False) -> str:
     return output
 
 
+class Substitution:
+    """A field rendered once for a whole send, with holes where it shows a recipient's `{{ name }}`.
+
+    "Hi {{ username }}, we restart at 02:00." renders once over the send's
+    context; per recipient only the name's value goes into its place, as
+    Django would put it there (escaped in HTML). `substitution` builds one
+    only when every use of the recipient's names is such a bare variable.
+    """
+
+    def __init__(self, parts: list[str], names: list[str], *, html: bool, defaults: dict):
+        self.parts = parts  # literal, name, literal, name, ..., literal
+        self.names = names
+        self.html = html
+        self.defaults = defaults
+
+    def fill(self, values: dict) -> str | None:
+        """The field for one recipient's `values`; None when a value is not text (render it in full)."""
+        out = [self.parts[0]]
+        for name, literal in zip(self.names, self.parts[1:], strict=True):
+            value = values[name] if name in values else self.defaults.get(name, "")
+            if not isinstance(value, str):
+                return None  # numbers, dates ... go through Django's localisation
+            out.append(conditional_escape(value) if self.html else value)
+            out.append(literal)
+        text = "".join(out)
+        max_chars = _limits()[0]
+        if len(text) > max_chars:
+            raise RenderLimitExceeded(f"Rendered output exceeds {max_chars} characters and was stopped.")
+        return text
+
+
+def _bare_name(node: Node) -> str | None:
+    """`name` for a `{{ name }}` with no filter and no attribute lookup."""
+    if not isinstance(node, VariableNode) or node.filter_expression.filters:
+        return None
+    var = node.filter_expression.var
+    if isinstance(var, Variable) and var.lookups and len(var.lookups) == 1 and not var.translate:
+        return var.lookups[0]
+    return None
+
+
+def substitution(source: str, *, names: frozenset[str], shared: SharedContext, html: bool) -> Substitution | None:
+    """`source` as a Substitution for `names`, or None when it uses them otherwise (see Substitution).
+
+    Raises TemplateError when the shared part cannot render.
+    """
+    template = compile_template(source)
+    for node in template.nodelist:
+        if _bare_name(node) in names:
+            continue
+        found = _names_in_nodes(node.get_nodes_by_type(Node))
+        if found.open or not names.isdisjoint(found.used):
+            return None  # in a tag, through a filter: rendered per recipient in full
+    marker = uuid.uuid4().hex
+    order = sorted(names)
+    output = render(source, {name: f"{marker}{i}{marker}" for i, name in enumerate(order)}, html=html, shared=shared)
+    pieces = output.split(marker)
+    # literal, index, "", index, ..., literal: a hole is `marker index marker`.
+    parts, holes = [pieces[0]], []
+    for i in range(1, len(pieces), 2):
+        holes.append(order[int(pieces[i])])
+        parts.append(pieces[i + 1])
+    return Substitution(parts, holes, html=html, defaults=shared.values)
+
+
 # --- static checks ---------------------------------------------------------------
 
 _LITERAL_NAMES = frozenset({"True", "False", "None", "forloop", "block"})
@@ -306,6 +418,8 @@ _LITERAL_NAMES = frozenset({"True", "False", "None", "forloop", "block"})
 class _Names:
     used: dict[str, int]  # name -> first line it appears on
     defined: set[str]
+    # A tag reads the context beyond its arguments, or the output changes from one render to the next.
+    open: bool = False
 
 
 def _variable_root(var) -> str | None:
@@ -339,8 +453,15 @@ def _expressions(obj, seen: set[int]):
 
 
 def _names_in(template) -> _Names:
+    return _names_in_nodes(template.nodelist.get_nodes_by_type(Node))
+
+
+def _names_in_nodes(nodes) -> _Names:
     names = _Names(used={}, defined=set())
-    for node in template.nodelist.get_nodes_by_type(Node):
+    unstable = _sandbox_library().filters["random"]
+    for node in nodes:
+        if getattr(node, "takes_context", False) or isinstance(node, defaulttags.NowNode):
+            names.open = True
         line = None
         token = getattr(node, "token", None)
         if token is not None:
@@ -361,12 +482,28 @@ def _names_in(template) -> _Names:
                 continue
             for expr in _expressions(value, seen):
                 roots = [_variable_root(expr.var)]
-                for _func, args in expr.filters:
+                for func, args in expr.filters:
                     roots.extend(_variable_root(arg) for lookup, arg in args if lookup)
+                    names.open = names.open or func is unstable
                 for root in roots:
                     if root and root not in _LITERAL_NAMES:
                         names.used.setdefault(root, line or 0)
     return names
+
+
+def names_read(source: str) -> frozenset[str] | None:
+    """The context names `source` reads, or None when that cannot be told from its text.
+
+    None for a tag handed the whole context (`local_datetime` reads
+    `recipient_timezone` by itself) and for output that changes from one
+    render to the next (`{% now %}`, `random`). A send renders a field that
+    reads no recipient's variable once for all its recipients (see
+    `messages.renderer_for`). Raises TemplateError.
+    """
+    if not source:
+        return frozenset()
+    names = _names_in(compile_template(source))
+    return None if names.open else frozenset(names.used)
 
 
 def template_check(source: str, *, known: set[str]) -> list[dict]:

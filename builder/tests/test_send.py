@@ -13,7 +13,6 @@ from builder.tests.conftest import BASE, custom
 from notifications import scheduler
 from notifications.backends import locmem
 from notifications.models import DeliveryStatus, Notification
-from notifications.scheduler import claim_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -306,9 +305,8 @@ def test_resumes_after_a_worker_dies_mid_build(preview, settings, client):
     build.refresh_from_db()
     # A worker claims the first chunk, sends it, claims the second and dies before sending it.
     render = runs.templating.build_renderer(build=build)
-    pending = BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING)
-    runs._chunk_send(build, claim_rows(pending, limit=2, updates={"claimed_until": now + runs.LEASE}), render)
-    claim_rows(pending, limit=2, updates={"claimed_until": now + runs.LEASE})
+    runs._chunk_send(build, runs._chunk_claim(build), render)
+    assert len(runs._chunk_claim(build)) == 2
     assert len(locmem.outbox["email"]) == 2
 
     # While its leases hold, nobody takes the build over.

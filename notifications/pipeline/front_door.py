@@ -32,6 +32,7 @@ def notification_send(
     should_stop: StopCheck | None = None,
     wait: bool = True,
     fallback_channel: str = "",
+    count: bool = True,
 ) -> SendResult:
     """Deliver `message` (or what `render` gives per recipient) over the eligible `channels`.
 
@@ -45,7 +46,10 @@ def notification_send(
     delivered while they are written, in both modes. `fallback_channel`: where
     a delivery that cannot get through goes instead, for every channel of the
     send (bulk requests); without it the notification type's policy applies
-    (see `pipeline.fallback`).
+    (see `pipeline.fallback`). `count=False` answers without counting the
+    source's rows (only `source` is set): for a caller that sends one
+    audience in many calls and reads its recipients' outcomes itself (the
+    builder), where counting the whole send after every call would grow with it.
     """
     channels = eligibility.platform_channels(platform=platform, channels=channels)
     deliveries_write(
@@ -59,7 +63,7 @@ def notification_send(
         fallback_channel=fallback_channel,
     )
     _dispatch_sends(channels_of={source: channels}, wait=wait, running=running_from(should_stop))
-    return send_counts(source=source)
+    return send_counts(source=source) if count else SendResult(source=source)
 
 
 def notification_send_many(

@@ -96,6 +96,22 @@ def test_one_row_per_recipient_and_channel_counted_from_rows(platform, members):
     assert in_app.sent_at is not None
 
 
+def test_a_send_in_many_calls_may_skip_the_counts(platform, members):
+    # The builder sends one audience chunk by chunk and reads each recipient's outcome itself.
+    for chunk in (members[:5], members[5:]):
+        result = notification_send(
+            platform=platform,
+            source="build:chunks",
+            channels=[Channel.EMAIL],
+            recipients=_recipients(chunk),
+            message=MESSAGE,
+            count=False,
+        )
+        assert (result.source, result.sent, result.total_recipients) == ("build:chunks", 0, 0)
+    assert len(locmem.outbox["email"]) == 10
+    assert send_counts(source="build:chunks").sent == 10
+
+
 def test_running_a_source_again_never_resends(platform, members):
     for _ in range(3):
         result = notification_send(

@@ -154,15 +154,68 @@ def test_a_recipient_is_rendered_once_for_all_its_channels(platform, make_user, 
 
     calls = []
     real = messages.render_fields
-    monkeypatch.setattr(messages, "render_fields", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(messages, "render_fields", lambda *a, **k: calls.append(k["fields"]) or real(*a, **k))
     render = renderer_for(platform=platform, channels=[Channel.EMAIL, Channel.IN_APP], template=template_of(platform))
     for recipient, user in ((Recipient(user_id=jane.pk), jane), (Recipient(user_id=john.pk), john)):
         for channel in (Channel.EMAIL, Channel.IN_APP):
             render(recipient, channel, user)
-    assert len(calls) == 2
-    # The same account with another context (a second mentor's run) is rendered again.
+    # Once for the fields every recipient shares, then once per recipient for all its channels.
+    common, *per_recipient = calls
+    assert per_recipient == [render.per_recipient] * 2 and set(common) | set(render.per_recipient) == set(render.fields)
+    # The same account with another context (a second mentor's run) is rendered again, every field.
     other = render(Recipient(user_id=john.pk, context={"course_name": "Other"}), Channel.IN_APP, john)
-    assert len(calls) == 3 and other.context["course_name"] == "Other"
+    assert calls[-1] == render.fields and len(calls) == 4 and other.context["course_name"] == "Other"
+
+
+def test_only_what_differs_is_rendered_per_recipient(platform, make_user, monkeypatch):
+    from templates_app import messages, rendering
+
+    jane = make_user("jane", timezone="Africa/Addis_Ababa")
+    john = make_user("john", timezone="Europe/Oslo")
+    rendered = []
+    real = messages.render
+
+    def counting(source, context, **kwargs):
+        rendered.append(source)
+        return real(source, context, **kwargs)
+
+    monkeypatch.setattr(messages, "render", counting)
+    monkeypatch.setattr(rendering, "render", counting)
+    content = {
+        "message_title": "Maintenance on {{ site_name }}",
+        "message_body": "Hi {{ username }}, {{ note }}",
+        "short_message_body": "{% local_datetime when %}",  # reads recipient_timezone by itself
+        "email_subject": "{{ unsubscribe_url|default:'none' }} {{ site_name }}",
+    }
+    render = renderer_for(
+        platform=platform,
+        channels=[Channel.EMAIL, Channel.IN_APP],
+        content=content,
+        notification_type="CUSTOM",
+        context={"note": "back at 02:00", "when": "2026-01-01T12:00:00+00:00"},
+    )
+    first = render(Recipient(user_id=jane.pk), Channel.EMAIL, jane)
+    second = render(Recipient(user_id=john.pk), Channel.EMAIL, john)
+    # Once for everyone; once with a hole for the username; in full for each recipient
+    # where a tag or a filter uses their variables.
+    assert rendered.count(content["message_title"]) == 1
+    assert rendered.count(content["message_body"]) == 1
+    for per_recipient in ("short_message_body", "email_subject"):
+        assert rendered.count(content[per_recipient]) == 2
+    assert (first.body, second.body) == ("Hi jane, back at 02:00", "Hi john, back at 02:00")
+    assert first.short_message.endswith("15:00 EAT") and second.short_message.endswith("13:00 CET")
+    in_app = render(Recipient(user_id=john.pk), Channel.IN_APP, john)
+    assert in_app.title == f"Maintenance on {platform.site_name or platform.name}"
+    # The send's own variables win over a recipient's, as in one context.
+    named = renderer_for(
+        platform=platform,
+        channels=[Channel.IN_APP],
+        content={"message_title": "{{ username }}"},
+        notification_type="CUSTOM",
+        context={"username": "everyone"},
+    )
+    message = named(Recipient(user_id=jane.pk), Channel.IN_APP, jane)
+    assert (message.title, message.context["username"]) == ("everyone", "everyone")
 
 
 def test_rendered_ahead_renders_everything_first_and_stops_at_the_first_failure(platform, make_user):
@@ -191,3 +244,27 @@ def test_rendered_ahead_renders_everything_first_and_stops_at_the_first_failure(
     with pytest.raises(FieldRenderError):
         rendered_ahead(render=broken, audience=lazily(), channels=channels)
     assert prepared == ["jane"]  # john's context was never prepared
+
+
+def test_a_recipients_value_goes_into_its_hole_as_django_would_put_it(platform, make_user):
+    from templates_app.rendering import render
+
+    odd = make_user("<b>&amp;x", timezone="Europe/Oslo")
+    source = "<p>{{ site_name }}: {{ username }} ({{ recipient_timezone }}) {{ username }}</p>"
+    render_ = renderer_for(
+        platform=platform,
+        channels=[Channel.EMAIL],
+        content={"message_title": "{{ username }}", "email_html_template": source},
+        notification_type="CUSTOM",
+    )
+    email = render_(Recipient(user_id=odd.pk), Channel.EMAIL, odd)
+    variables = {
+        "site_name": platform.site_name or platform.name,
+        "username": odd.username,
+        "recipient_timezone": "Europe/Oslo",
+    }
+    assert email.html == render(source, variables, html=True)  # escaped in HTML
+    assert "&lt;b&gt;&amp;amp;x" in email.html and email.title == "<b>&amp;x"  # as it is in text
+    # A bare address has no time zone of its own: the platform default fills the hole.
+    sam = render_(Recipient(address="sam@example.org"), Channel.EMAIL, None)
+    assert "sam (UTC) sam" in sam.html
