@@ -300,6 +300,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["notifications.authentication.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "notifications.api.negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": [
         "notifications.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",

@@ -219,3 +219,16 @@ def test_rebuild_repairs_counters(make_user, platform):
 def test_status_set_rejects_unknown_statuses(make_user, platform):
     with pytest.raises(ValueError):
         inbox.inbox_status_set(user=make_user("jane"), platform=platform, ids=[], status="ARCHIVED")
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [(None, 200), ("*/*", 200), ("application/json", 200), ("application/json; indent=2", 200), ("text/csv", 406)],
+)
+def test_the_api_answers_json_to_whoever_accepts_it_and_406_to_others(make_user, api, accept, status):
+    client = api(make_user("jane"))
+    response = client.get(UNREAD, **({"HTTP_ACCEPT": accept} if accept else {}))
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    if status == 406:
+        assert set(response.json()) == {"message", "error"}
