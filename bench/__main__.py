@@ -3,6 +3,7 @@
 `python -m bench policies [--size N]` runs the delivery-policies benchmark (bench/policies.py).
 
 `python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options);
+`python -m bench inbox-http [...]` the inbox endpoints over real HTTP (bench/inbox_http.py);
 `python -m bench chaos [...]` the fault benchmark (bench/chaos.py, its own options);
 `python -m bench digests [...]` the digest benchmark (bench/digests.py, its own options).
 """
@@ -32,6 +33,11 @@ def main() -> None:
         from bench import digests
 
         digests.main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["inbox-http"]:
+        from bench import inbox_http
+
+        inbox_http.main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["chaos"]:
         from bench import chaos

@@ -53,13 +53,13 @@ def _build(platform) -> None:
                     INSERT INTO notifications_notification (id, platform_id, user_id, recipient_key, address, channel,
                         source, notification_type, level, title, body, html, short_message, context, data, image_url,
                         status, delivery_status, error, attempts, provider_message_id, units_sent, units_failed,
-                        claimed_until, next_attempt_at, created_at, updated_at, sent_at, read_at)
+                        claimed_until, next_attempt_at, created_at, updated_at, sent_at, read_at, rule, provider)
                     SELECT gen_random_uuid(), %s, u, 'user:' || u, '',
                         (ARRAY['in_app', 'email', 'push_notification'])[1 + g %% 3],
                         'bench:inbox:' || u || ':' || g, 'system_alert', 'info', 'Notification ' || g,
                         'Body of notification ' || g, '', '', '{{}}', '{{}}', '',
                         CASE WHEN g %% 2 = 0 THEN 'UNREAD' ELSE 'READ' END, 'sent', '', 1, '', 1, 0, NULL, NULL,
-                        now() - g * interval '1 second', now(), now() - g * interval '1 second', NULL
+                        now() - g * interval '1 second', now(), now() - g * interval '1 second', NULL, '', ''
                     FROM (SELECT g, {user_sql} AS u FROM generate_series(1, %s) AS g) AS s
                     """,
                     [platform.pk, *params, count],

@@ -2,11 +2,22 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Each request's sync code runs in a thread of its own here, so a connection
+# kept with DB_CONN_MAX_AGE is never reused: the web process keeps a pool
+# (settings.DB_POOL) unless told otherwise. Processes it starts do not inherit it.
+_pool_unset = "DB_POOL" not in os.environ
+os.environ.setdefault("DB_POOL", "1")
 # Django must be set up before the routing imports models.
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+if _pool_unset:
+    del os.environ["DB_POOL"]
+
+from config.asgi_http import SyncChainASGIHandler  # noqa: E402
+
+django_asgi_app = SyncChainASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
+from typing import NamedTuple
 
 import swapper
 from django.contrib.auth import get_user_model
@@ -68,11 +71,101 @@ def inbox_visible_for(
     return unread.union(read, all=True).order_by(*order)[offset:end]
 
 
+# The request path's inbox reads are plain SQL: they are the whole work of the
+# unread badge and the first page, and the ORM's building of these queries
+# (filters, the union, the compiler) cost more than PostgreSQL's running them
+# (bench/inbox_http.py). The SQL is the same on every call but for its parameters.
+_COUNTS_SQL = (
+    f'SELECT "unread", "read", "cancelled" FROM "{InboxCounter._meta.db_table}" '
+    'WHERE "user_id" = %s AND "platform_id" = %s'
+)
+
+
 def inbox_counts(*, user, platform: Platform) -> dict[str, int]:
     """Sent inbox rows per status, from the trigger-maintained counter (one index lookup)."""
-    row = InboxCounter.objects.filter(user=user, platform=platform).values_list("unread", "read", "cancelled").first()
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTS_SQL, [user.pk, platform.pk])
+        row = cursor.fetchone()
     unread, read, cancelled = row or (0, 0, 0)
     return {InboxStatus.UNREAD: unread, InboxStatus.READ: read, InboxStatus.CANCELLED: cancelled}
+
+
+class InboxRow(NamedTuple):
+    """A notification of an inbox page: the columns a payload needs (`realtime_payload.PAYLOAD_FIELDS`)."""
+
+    id: uuid.UUID
+    user_id: int
+    notification_type: str
+    level: str
+    channel: str
+    title: str
+    body: str
+    status: str
+    created_at: datetime
+
+
+@cache
+def _page_sql(*, unread_only: bool, before: bool) -> str:
+    """`inbox_visible_for` with the counter's row, as one PostgreSQL statement."""
+    columns = ", ".join(f'"{name}"' for name in InboxRow._fields)
+    after = " AND created_at <= %(at)s AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(pk)s))"
+    ranges = [
+        f'(SELECT {columns} FROM "{Notification._meta.db_table}" WHERE user_id = %(user)s '
+        f"AND platform_id = %(platform)s AND delivery_status = %(sent)s AND status = %({status})s"
+        f"{after if before else ''} ORDER BY created_at DESC, id DESC LIMIT %(end)s)"
+        for status in (("unread",) if unread_only else ("unread", "read"))
+    ]
+    page = (
+        f"SELECT * FROM ({' UNION ALL '.join(ranges)}) AS r "
+        "ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
+    )
+    # The counter joins a one-row relation, so an empty page still brings the counts.
+    return (
+        f'WITH page AS ({page}) SELECT c."unread", c."read", c."cancelled", p.* FROM (SELECT 1) AS one '
+        f'LEFT JOIN "{InboxCounter._meta.db_table}" AS c ON c.user_id = %(user)s AND c.platform_id = %(platform)s '
+        "LEFT JOIN page AS p ON true ORDER BY p.created_at DESC, p.id DESC"
+    )
+
+
+def inbox_page(
+    *,
+    user,
+    platform: Platform,
+    limit: int,
+    offset: int = 0,
+    unread_only: bool = False,
+    before: tuple[datetime, object] | None = None,
+) -> tuple[list[InboxRow], dict[str, int]]:
+    """One page of `inbox_visible_for` (same rows, same order) and `inbox_counts`, in one statement.
+
+    What the /api/v1 inbox list serves. Elsewhere than PostgreSQL (SQLite:
+    development sizes) it runs the two selectors.
+    """
+    if not connection.features.supports_slicing_ordering_in_compound:
+        page = inbox_visible_for(
+            user=user, platform=platform, limit=limit, offset=offset, unread_only=unread_only, before=before
+        )
+        rows = [InboxRow(*(getattr(n, name) for name in InboxRow._fields)) for n in page.only(*InboxRow._fields)]
+        return rows, inbox_counts(user=user, platform=platform)
+    at, pk = before if before is not None else (None, None)
+    params = {
+        "user": user.pk,
+        "platform": platform.pk,
+        "sent": DeliveryStatus.SENT,
+        "unread": InboxStatus.UNREAD,
+        "read": InboxStatus.READ,
+        "end": offset + limit,
+        "limit": limit,
+        "offset": offset,
+        "at": at,
+        "pk": pk,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_page_sql(unread_only=unread_only, before=before is not None), params)
+        found = cursor.fetchall()
+    unread, read, cancelled = found[0][:3]
+    counts = {InboxStatus.UNREAD: unread or 0, InboxStatus.READ: read or 0, InboxStatus.CANCELLED: cancelled or 0}
+    return [InboxRow(*row[3:]) for row in found if row[3] is not None], counts
 
 
 def inbox_unread_count(*, user, platform: Platform) -> int:

@@ -23,7 +23,6 @@ from notifications.api.params import int_query_param
 from notifications.api.permissions import requires
 from notifications.api.v1_serializers import V1NotificationSerializer
 from notifications.models import InboxStatus, TokenScope
-from notifications.realtime_payload import PAYLOAD_FIELDS
 from notifications.tenancy import platform_for_request
 
 MAX_LIMIT = 100
@@ -74,18 +73,9 @@ class InboxListView(APIView):
         unread_only = status == "unread"
         platform = platform_for_request(request)
         before = _cursor(request, platform)
-        rows = list(
-            selectors.inbox_visible_for(
-                user=request.user,
-                platform=platform,
-                limit=limit,
-                offset=offset,
-                fields=PAYLOAD_FIELDS,
-                unread_only=unread_only,
-                before=before,
-            )
+        rows, counts = selectors.inbox_page(
+            user=request.user, platform=platform, limit=limit, offset=offset, unread_only=unread_only, before=before
         )
-        counts = selectors.inbox_counts(user=request.user, platform=platform)
         data = {
             "notifications": V1NotificationSerializer(rows, many=True).data,
             # From the counter, not COUNT(*): a user may hold hundreds of thousands.

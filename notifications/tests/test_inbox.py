@@ -70,6 +70,39 @@ def test_pages_are_stable_when_one_send_wrote_many_rows_at_the_same_instant(make
     assert seen == [n["id"] for n in client.get(LIST, {"limit": 4}).json()["data"]["notifications"]]
 
 
+def test_the_page_selector_serves_the_rows_and_counts_of_the_queryset_selectors(make_user, platform):
+    """`inbox_page` (one SQL statement on PostgreSQL) answers what `inbox_visible_for` and `inbox_counts` do."""
+    from notifications.realtime_payload import PAYLOAD_FIELDS
+
+    assert selectors.InboxRow._fields == PAYLOAD_FIELDS
+    jane, bob = make_user("jane"), make_user("bob")
+    other = PlatformFactory(key="other-platform")
+    _send(platform, [jane], "bulk:tie", channels=("in_app", "email", "sms", "push_notification"))
+    for n in range(6):
+        _send(platform, [jane, bob], f"bulk:{n}", title=f"n{n}")
+    _send(other, [jane], "bulk:other")
+    rows = list(selectors.inbox_visible_for(user=jane, platform=platform, limit=20))
+    inbox.inbox_status_set(user=jane, platform=platform, ids=[r.pk for r in rows[1:4]], status="READ")
+    inbox.inbox_status_set(user=jane, platform=platform, ids=[rows[5].pk], status="CANCELLED")
+    middle = selectors.inbox_visible_for(user=jane, platform=platform, limit=20)[4]
+    for user in (jane, bob, make_user("nobody")):
+        for limit, offset, unread_only, before in [
+            (20, 0, False, None),
+            (3, 0, False, None),
+            (3, 2, False, None),
+            (2, 1, True, None),
+            (20, 50, False, None),
+            (3, 0, False, (middle.created_at, middle.pk)),
+            (3, 1, True, (middle.created_at, middle.pk)),
+        ]:
+            args = {"user": user, "platform": platform, "limit": limit, "offset": offset, "unread_only": unread_only}
+            page, counts = selectors.inbox_page(**args, before=before)
+            expected = selectors.inbox_visible_for(**args, before=before, fields=PAYLOAD_FIELDS)
+            assert page == [selectors.InboxRow(*(getattr(n, f) for f in PAYLOAD_FIELDS)) for n in expected]
+            assert counts == selectors.inbox_counts(user=user, platform=platform)
+    assert selectors.inbox_page(user=jane, platform=platform, limit=20)[1] == {"UNREAD": 6, "READ": 3, "CANCELLED": 1}
+
+
 def test_unread_count_and_list_are_per_user_and_platform(make_user, api, platform):
     jane, bob = make_user("jane"), make_user("bob")
     other = PlatformFactory(key="other-platform")
@@ -186,3 +219,16 @@ def test_rebuild_repairs_counters(make_user, platform):
 def test_status_set_rejects_unknown_statuses(make_user, platform):
     with pytest.raises(ValueError):
         inbox.inbox_status_set(user=make_user("jane"), platform=platform, ids=[], status="ARCHIVED")
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [(None, 200), ("*/*", 200), ("application/json", 200), ("application/json; indent=2", 200), ("text/csv", 406)],
+)
+def test_the_api_answers_json_to_whoever_accepts_it_and_406_to_others(make_user, api, accept, status):
+    client = api(make_user("jane"))
+    response = client.get(UNREAD, **({"HTTP_ACCEPT": accept} if accept else {}))
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    if status == 406:
+        assert set(response.json()) == {"message", "error"}
