@@ -138,10 +138,18 @@ def _chunk_send(build: Build, rows: list[tuple], render) -> None:
     # Users and bare addresses together: the pipeline emails an address and
     # nothing else. A recipient whose account was deleted since the preview is
     # left out and settled below.
+    #
+    # A recipient claimed again (its deliveries wait for the end of quiet hours
+    # or a cap's window, or a worker died after writing them) already has its
+    # rows: the pipeline writes all of a recipient's channels in one
+    # transaction, and the sweep sends them when due. It is only settled here,
+    # never handed to the front door again, where the unique key would refuse
+    # its rows but the delivery rules would still count it (frequency caps).
+    written = recipient_outcomes(source=build.source, keys=[key for _, _, key, _ in rows])
     recipients = [
         Recipient(user_id=user_id) if user_id is not None else Recipient(address=email)
         for _, user_id, key, email in rows
-        if user_id is not None or key.startswith("email:")
+        if key not in written and (user_id is not None or key.startswith("email:"))
     ]
     if recipients:
         # No counts: each recipient's outcome is read below, for this chunk alone.

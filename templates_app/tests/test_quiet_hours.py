@@ -17,7 +17,7 @@ from notifications.models import DeliveryRule, Notification
 from notifications.pipeline import Message, Recipient, notification_send, send_counts
 from notifications.realtime import socket_frame
 from notifications.zones import window_end
-from templates_app.models import QuietHours
+from templates_app.models import FrequencyCap, FrequencyCapCount, QuietHours
 
 pytestmark = pytest.mark.django_db
 
@@ -379,6 +379,8 @@ def test_a_builder_run_at_night_texts_the_sleeper_once_in_the_morning(
     from builder.models import Build, BuildRecipient
 
     clock.set(utc(2026, 3, 2, 20, 0))  # 23:00 in Addis Ababa, 15:00 in Lima
+    # A cap the send stays under: its counter shows how often the sleeper was asked for.
+    FrequencyCap.objects.create(platform=night_platform, channel=Channel.SMS, limit=5, window="day")
     sleeper = _member(make_user, "sleeper", "Africa/Addis_Ababa")
     awake = _member(make_user, "awake", "America/Lima")
     client = api(ops, keyword="Token")
@@ -410,6 +412,15 @@ def test_a_builder_run_at_night_texts_the_sleeper_once_in_the_morning(
     assert Build.objects.get(pk=build_id).status == "sending"
     detail = client.get(BUILDER + f"{build_id}/").json()
     assert detail["deliveries"]["sms"] == {"sent": 1, "failed": 0, "pending": 1, "suppressed": 0}
+
+    # The build's run comes back at the end of each lease while its sleeper waits: it settles
+    # the sleeper from the waiting delivery and never hands them to the front door again.
+    for hour, minute in ((20, 6), (20, 12), (23, 30)):
+        clock.set(utc(2026, 3, 2, hour, minute))
+        scheduler.sweep()
+    counted = FrequencyCapCount.objects.filter(recipient_key=f"user:{sleeper.pk}").values_list("count", flat=True)
+    assert sum(counted) == 1
+    assert BuildRecipient.objects.get(build_id=build_id, user=sleeper).status == "pending"
 
     clock.set(utc(2026, 3, 3, 3, 59))
     scheduler.sweep()
