@@ -61,10 +61,15 @@ class CallbackRateLimits(RateLimits):
         return [("provider_callback", self.get_ident(request))]
 
 
-class AfricasTalkingDeliveryReportView(APIView):
+class ProviderCallbackView(APIView):
+    """A provider calling back: none of our credentials (each view checks the provider's own), its own budget."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [CallbackRateLimits]
+
+
+class AfricasTalkingDeliveryReportView(ProviderCallbackView):
     # Africa's Talking posts url-encoded forms; multipart and JSON are read too.
     parser_classes = [FormParser, MultiPartParser, JSONParser]
 
@@ -121,10 +126,7 @@ class AfroMessageReportSerializer(serializers.Serializer):
     to = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
 
-class AfroMessageStatusReportView(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes = [CallbackRateLimits]
+class AfroMessageStatusReportView(ProviderCallbackView):
     # How AfroMessage calls its `callback` is not documented: a query string, a form and JSON are all read.
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
