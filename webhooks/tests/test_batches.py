@@ -72,6 +72,7 @@ def in_threads(*calls) -> list:
     return results
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two claiming workers need PostgreSQL's row locks")
 @pytest.mark.django_db(transaction=True)
 def test_two_tasks_with_the_same_messages_never_send_one_twice(loopback_allowed):
     with WebhookReceiver(delay=0.01) as receiver:
@@ -136,7 +137,9 @@ def test_every_attempt_of_a_batch_is_logged_with_its_answer(loopback_allowed, dj
         # first of one message per connection, then the other 26) one INSERT of attempts and one
         # UPDATE of messages; each transaction's BEGIN and COMMIT counted; the endpoint's failing
         # streak started (the first group answered 500 only) and ended (the second had 200s).
-        with django_assert_max_num_queries(16):
+        # (SQLite, one writer at a time, records message by message.)
+        bound = 16 if connection.vendor == "postgresql" else 200
+        with django_assert_max_num_queries(bound):
             assert delivery.messages_deliver(ids=ids) == 23
     attempts = {a.message_id: a for a in WebhookAttempt.objects.all()}
     assert len(attempts) == 30
