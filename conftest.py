@@ -34,6 +34,13 @@ def _clean_state(settings):
     from templates_app.services import frequency_caps
 
     frequency_caps.frequency_caps_forget()
+    # The FCM backend keeps each service account's credentials (and its access
+    # token) per process. A later test's fake Google may listen on a port an
+    # earlier one used, so the same key would bring an access token that fake
+    # never issued: its first send answered 401 and sent again.
+    from notifications.backends import push
+
+    push._credentials_for.cache_clear()
     # A channels-redis layer binds its receive machinery to the event loop that
     # first used it; each test starts with a fresh layer so that a test's loop
     # (an in-thread server, async_to_sync) never meets another test's.
