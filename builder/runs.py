@@ -161,10 +161,10 @@ def _chunk_send(build: Build, rows: list[tuple], render) -> None:
             render=render,
             count=False,
         )
-    _settle(build, rows, settle_missing=True)
+    _settle(build, rows, settle_missing=True, known=written)
 
 
-def _settle(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
+def _settle(build: Build, rows: list[tuple], *, settle_missing: bool, known: dict | None = None) -> None:
     """Settle the recipient rows, and the build's counters, from the pipeline's per-recipient outcomes.
 
     A recipient is sent when any of its channels delivered, pending while any
@@ -172,7 +172,9 @@ def _settle(build: Build, rows: list[tuple], *, settle_missing: bool) -> None:
     pipeline wrote nothing for: an account deleted since the preview, or a
     user who opted out of this type on every channel of the build.
     """
-    outcomes = recipient_outcomes(source=build.source, keys=[key for _, _, key, _ in rows])
+    # `known`: outcomes read a moment ago (recipients settled, not sent again); only the rest are read.
+    known = known or {}
+    outcomes = {**known, **recipient_outcomes(source=build.source, keys=[k for _, _, k, _ in rows if k not in known])}
     settled: list[tuple[int, str, str]] = []
     for pk, user_id, key, _ in rows:
         outcome = outcomes.get(key)

@@ -290,17 +290,8 @@ def _contacts(user_ids: list[int], *, addresses: bool, zones: bool) -> tuple[dic
 
 
 def time_zones(user_ids: list[int]) -> dict[int, str]:
-    """{user id: IANA time zone} of the users that exist (one binary array parameter on PostgreSQL)."""
-    if not user_ids:
-        return {}
-    User = get_user_model()
-    if connection.vendor != "postgresql":
-        return dict(User.objects.filter(pk__in=user_ids).values_list("pk", "timezone"))
-    table = connection.ops.quote_name(User._meta.db_table)
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(f"SELECT id, timezone FROM {table} WHERE id = ANY(%b::bigint[])", [user_ids])
-        return dict(cursor.fetchall())
+    """{user id: IANA time zone} of the users that exist."""
+    return _contacts(user_ids, addresses=False, zones=True)[1]
 
 
 def record(outcomes: list[Outcome], *, now) -> None:
