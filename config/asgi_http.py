@@ -1,26 +1,85 @@
-"""Django's HTTP handler under ASGI, its middleware and views run in one thread hop per request.
+"""Django's HTTP handler under ASGI: each request's sync work in one hop to a kept thread.
 
-Django's own ASGI handler runs the middleware chain in async mode. Every
-middleware that is sync only, or async through `MiddlewareMixin` (most of
-Django's), and every sync view then costs a hop from the event loop to a
-worker thread and back: about a dozen per request with our middleware, more
-than the inbox's own queries take. Every view and middleware of this project
-is sync (the async work, WebSockets, is Channels'), so the chain is loaded as
-under WSGI and each request runs it whole in one hop. What Django does around
-it stays: the request body read on the event loop, the response sent from it,
-the `request_started` signal and `response.close()` (a hop each).
+Django's own ASGI handler costs a request far more than the inbox's queries
+take:
+
+- Every middleware that is sync only, or async through `MiddlewareMixin`
+  (most of Django's), and every sync view cost a hop from the event loop to a
+  worker thread and back: about a dozen per request with our middleware.
+- Each request gets a `ThreadSensitiveContext`, a thread pool of its own: a
+  thread started and joined per request.
+- The `request_started` signal and `response.close()` (which sends
+  `request_finished`) are a hop each, and a second task per request listens
+  for the client going away, which a sync view cannot act on anyway.
+
+Every view and middleware of this project is sync (the async work,
+WebSockets, is Channels'), so the chain is loaded as under WSGI and a request
+runs it, with both signals and the request's parsing, in ONE hop to a thread
+of a pool kept for the process (`WEB_THREADS`), as a threaded WSGI server
+would. The body is read and the response sent on the event loop. A streamed
+response is closed after it is sent, in a second hop, since closing ends its
+iterator.
+
+`sync_to_async` with an executor still records the event loop for the
+thread, so `async_to_sync` in a view (the channel layer's group sends) runs
+on the server's loop, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.conf import settings
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse
+from django.core.exceptions import RequestAborted
+from django.urls import set_script_prefix
 
 
 class SyncChainASGIHandler(ASGIHandler):
+    def __init__(self):
+        super().__init__()
+        # Threads are started as requests need them, up to WEB_THREADS, and kept.
+        self.executor = ThreadPoolExecutor(max_workers=settings.WEB_THREADS, thread_name_prefix="http")
+
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
 
-    async def get_response_async(self, request):
-        # The per-request thread of `ThreadSensitiveContext`, as Django's sync views get.
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await self._in_thread(self._respond)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while the response was sent
+            if response.streaming:
+                await self._in_thread(response.close)()
+        finally:
+            body_file.close()
+
+    def _in_thread(self, function):
+        return sync_to_async(function, thread_sensitive=False, executor=self.executor)
+
+    def _respond(self, scope, body_file):
+        """Django's request cycle as WSGI runs it: started, response, finished (unless streamed)."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        response = error_response if request is None else self.get_response(request)
+        response._handler_class = self.__class__
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # as Django's: the server chunks
+        if not response.streaming:
+            # The content is bytes already: finishing now (request_finished:
+            # the database connection back to the pool) saves a hop.
+            response.close()
+        return response

@@ -130,8 +130,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 if env_bool("DB_POOL", False) and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A connection pool per process (psycopg_pool), which `config/asgi.py`
-    # turns on for the web process: under ASGI every request runs its sync
-    # code in a thread of its own, so without one each request would open a
+    # turns on for the web process: a request's connection is closed at its
+    # end (request_finished), so without one each request would open a
     # PostgreSQL connection (a couple of milliseconds) and close it again.
     # Connections go back to the pool at the end of each request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -141,6 +141,9 @@ if env_bool("DB_POOL", False) and DATABASES["default"]["ENGINE"] == "django.db.b
         # A request waits this long for a free connection before failing.
         "timeout": env_int("DB_POOL_TIMEOUT", 10),
     }
+# Threads of the web process that run requests' sync work (config/asgi_http.py):
+# as many as the pool has connections, so no request thread waits for one.
+WEB_THREADS = env_int("WEB_THREADS", env_int("DB_POOL_MAX_SIZE", 20))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, cache -------------------------------
