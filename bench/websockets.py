@@ -5,18 +5,22 @@
 
 For every N and every number of ASGI processes: starts `uvicorn --workers P`
 (PostgreSQL + Redis, a channel-layer prefix of its own), opens N sockets (one
-user and token each) from `--clients` client processes, then
+user and token each) from `--clients` client processes, then sends one in-app
+notification to all N users through `notification_send` (rows written,
+announced through `notifications.realtime`), recording, per socket, the time
+from the start of the send call to the message's arrival (wall clock, one
+machine), sockets that got nothing (dropped) or more than one (duplicates).
+Then every client closes all its sockets at once, and the run counts the group
+memberships left in Redis and the error lines the server logged, and times
+uvicorn's exit on SIGTERM.
 
-1. sends one in-app notification to all N users through `notification_send`
-   (rows written, announced through `notifications.realtime`), and
-2. as the baseline, a plain `group_send` to each user's group, one after the
-   other on one event loop,
-
-recording, per socket, the time from the start of the send call to the
-message's arrival (wall clock, one machine), sockets that got nothing
-(dropped) or more than one (duplicates). Then every client closes all its
-sockets at once, and the run counts the group memberships left in Redis and
-the error lines the server logged, and times uvicorn's exit on SIGTERM.
+The clients are bench/ws_client.py (a lean asyncio Protocol) unless deflate is
+on, which needs the `websockets` client; each run records the server's CPU per
+connect (all its processes, from /proc) and the clients'. The server runs
+uvicorn on uvloop and httptools with `--ws websockets-sansio` unless `--ws`
+names another implementation. (A per-user `group_send` baseline used to run
+too: sockets on the Redis layer no longer read their channel, so it reaches
+none of them.)
 
 The connect rate is N over the time from the first connect to the last open
 socket. Each run records the machine's load average (1, 5 and 15 minutes) as
@@ -247,31 +251,6 @@ def _notification_send(platform, user_ids: list[int]) -> float:
     return started
 
 
-def _group_send_loop(platform, user_ids: list[int]) -> float:
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    from notifications.realtime import user_group
-
-    layer = get_channel_layer()
-
-    async def loop():
-        for pk in user_ids:
-            await layer.group_send(
-                user_group(pk),
-                {
-                    "type": "notification.created",
-                    "platform_id": platform.pk,
-                    "recipient_id": pk,
-                    "payload": {"title": "Baseline"},
-                },
-            )
-
-    started = time.time()
-    async_to_sync(loop)()
-    return started
-
-
 def _stale_memberships(prefix: str) -> int:
     import redis
 
@@ -320,8 +299,7 @@ def run_one(
     workdir: Path,
     deflate: bool = True,
     client_impl: str = "lean",
-    ws_impl: str = "auto",
-    group_send_baseline: bool = True,
+    ws_impl: str = "websockets-sansio",
 ) -> dict:
     from bench.asgi_servers import free_port
 
@@ -350,6 +328,10 @@ def run_one(
                 "warning",
                 "--timeout-graceful-shutdown",
                 "10",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
                 "--ws",
                 ws_impl,
                 # Browsers offer permessage-deflate and uvicorn accepts it unless told not to.
@@ -406,10 +388,6 @@ def run_one(
         sent_at = _notification_send(platform, user_ids)
         result["notification_send"] = _deliveries(procs, sent_at, time.time() - started)
         result["notification_send"]["server_cpu_s"] = round(_cpu_s(server.pid) - server_cpu, 3)
-        if group_send_baseline:
-            started = time.time()
-            sent_at = _group_send_loop(platform, user_ids)
-            result["group_send_baseline"] = _deliveries(procs, sent_at, time.time() - started)
         server_cpu = _cpu_s(server.pid)
         closed = _ask(procs, "CLOSE")
         result["close_s"] = max(c["closed_in_s"] for c in closed)
@@ -460,8 +438,7 @@ def main() -> None:
         default=None,
         help="the clients' WebSocket code: lean (bench/ws_client.py, the default without deflate) or websockets",
     )
-    parser.add_argument("--ws", default="auto", help="uvicorn --ws (auto, websockets-sansio, websockets)")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the per-user group_send baseline")
+    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws (auto, websockets-sansio, websockets)")
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -498,7 +475,6 @@ def main() -> None:
             # The lean client offers no compression: with deflate on, the websockets client offers it.
             client_impl=args.client_impl or ("lean" if args.no_deflate else "websockets"),
             ws_impl=args.ws,
-            group_send_baseline=not args.no_baseline,
         )
         for n in sizes
         for p in process_counts
