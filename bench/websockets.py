@@ -234,7 +234,15 @@ def _deliveries(clients: list[Client], sent_at: float, send_s: float) -> dict:
             duplicates += len(arrivals) - 1
             latencies.append(arrivals[0] - sent_at)
     _ask(clients, "RESET")
-    return {"send_call_s": round(send_s, 3), **summary_ms(latencies), "dropped": dropped, "duplicates": duplicates}
+    # The first arrival: frames go out per committed chunk of rows, before the send call returns.
+    first_ms = round(min(latencies) * 1000, 1) if latencies else None
+    return {
+        "send_call_s": round(send_s, 3),
+        "first_ms": first_ms,
+        **summary_ms(latencies),
+        "dropped": dropped,
+        "duplicates": duplicates,
+    }
 
 
 def _notification_send(platform, user_ids: list[int]) -> float:
@@ -300,6 +308,7 @@ def run_one(
     deflate: bool = True,
     client_impl: str = "lean",
     ws_impl: str = "websockets-sansio",
+    server_root: Path = ROOT,
 ) -> dict:
     from bench.asgi_servers import free_port
 
@@ -337,7 +346,7 @@ def run_one(
                 # Browsers offer permessage-deflate and uvicorn accepts it unless told not to.
                 *([] if deflate else ["--ws-per-message-deflate", "false"]),
             ],
-            cwd=ROOT,
+            cwd=server_root,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -373,6 +382,9 @@ def run_one(
             "client_processes": len(procs),
             "client": client_impl,
             "uvicorn_ws": ws_impl,
+            "server_commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=server_root, capture_output=True, text=True
+            ).stdout.strip(),
             "permessage_deflate": deflate,
             "open": opened,
             "connect_s": round(connect_s, 2),
@@ -439,6 +451,12 @@ def main() -> None:
         help="the clients' WebSocket code: lean (bench/ws_client.py, the default without deflate) or websockets",
     )
     parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws (auto, websockets-sansio, websockets)")
+    parser.add_argument(
+        "--server-root", type=Path, default=ROOT, help="run uvicorn from this checkout (an A/B against another commit)"
+    )
+    parser.add_argument(
+        "--write-chunk", type=int, help="NOTIFY_WRITE_CHUNK for the send: rows per transaction, announced per commit"
+    )
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -457,6 +475,10 @@ def main() -> None:
     from bench import common
 
     common.setup()
+    if args.write_chunk:
+        from django.conf import settings
+
+        settings.NOTIFY_WRITE_CHUNK = args.write_chunk
     sizes = [int(s) for s in args.sockets.split(",")]
     process_counts = [int(p) for p in args.processes.split(",")]
     platform, user_ids, raws = _users_and_tokens(max(sizes))
@@ -475,11 +497,13 @@ def main() -> None:
             # The lean client offers no compression: with deflate on, the websockets client offers it.
             client_impl=args.client_impl or ("lean" if args.no_deflate else "websockets"),
             ws_impl=args.ws,
+            server_root=args.server_root.resolve(),
         )
         for n in sizes
         for p in process_counts
     ]
-    write_result(args.name, {"settings": {**vars(args), "open_file_limit": limit}, "runs": runs})
+    recorded = {**vars(args), "server_root": str(args.server_root), "open_file_limit": limit}
+    write_result(args.name, {"settings": recorded, "runs": runs})
 
 
 if __name__ == "__main__":
