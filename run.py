@@ -108,6 +108,15 @@ def serve() -> int:
                 web_workers,
                 "--lifespan",
                 "off",
+                # The cheapest per connect of uvicorn's WebSocket implementations
+                # (README, "Running at scale"); auto picks these too when they
+                # are installed, this says so and fails if they are not.
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--ws",
+                "websockets-sansio",
                 # On SIGTERM open sockets get close code 1012 (service restart)
                 # at once; this bounds the wait for their tasks to end.
                 "--timeout-graceful-shutdown",

@@ -5,18 +5,22 @@
 
 For every N and every number of ASGI processes: starts `uvicorn --workers P`
 (PostgreSQL + Redis, a channel-layer prefix of its own), opens N sockets (one
-user and token each) from `--clients` client processes, then
+user and token each) from `--clients` client processes, then sends one in-app
+notification to all N users through `notification_send` (rows written,
+announced through `notifications.realtime`), recording, per socket, the time
+from the start of the send call to the message's arrival (wall clock, one
+machine), sockets that got nothing (dropped) or more than one (duplicates).
+Then every client closes all its sockets at once, and the run counts the group
+memberships left in Redis and the error lines the server logged, and times
+uvicorn's exit on SIGTERM.
 
-1. sends one in-app notification to all N users through `notification_send`
-   (rows written, announced through `notifications.realtime`), and
-2. as the baseline, a plain `group_send` to each user's group, one after the
-   other on one event loop,
-
-recording, per socket, the time from the start of the send call to the
-message's arrival (wall clock, one machine), sockets that got nothing
-(dropped) or more than one (duplicates). Then every client closes all its
-sockets at once, and the run counts the group memberships left in Redis and
-the error lines the server logged, and times uvicorn's exit on SIGTERM.
+The clients are bench/ws_client.py (a lean asyncio Protocol) unless deflate is
+on, which needs the `websockets` client; each run records the server's CPU per
+connect (all its processes, from /proc) and the clients'. The server runs
+uvicorn on uvloop and httptools with `--ws websockets-sansio` unless `--ws`
+names another implementation. (A per-user `group_send` baseline used to run
+too: sockets on the Redis layer no longer read their channel, so it reaches
+none of them.)
 
 The connect rate is N over the time from the first connect to the last open
 socket. Each run records the machine's load average (1, 5 and 15 minutes) as
@@ -39,6 +43,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import ws_client
 from bench.common import summary_ms, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,10 +63,15 @@ def raise_file_limit() -> int:
 # --- the client processes ---------------------------------------------------------
 
 
-async def client_main(url: str, tokens: list[str]) -> None:
-    """Open one socket per token; then obey the parent's lines on stdin."""
-    from websockets.asyncio.client import connect
+async def client_main(url: str, tokens: list[str], impl: str = "lean") -> None:
+    """Open one socket per token; then obey the parent's lines on stdin.
 
+    `impl` "lean" is bench/ws_client.py (an asyncio Protocol, a few
+    microseconds of CPU per connect and frame), "websockets" the `websockets`
+    library's client (needed to offer permessage-deflate). Each answer to
+    CONNECT and CLOSE carries this process's CPU seconds for the wave, so a run
+    shows what the clients cost the cores they share with the server.
+    """
     loop = asyncio.get_running_loop()
     arrivals: list[list[float]] = [[] for _ in tokens]
     sockets: list = [None] * len(tokens)
@@ -69,12 +79,14 @@ async def client_main(url: str, tokens: list[str]) -> None:
     connect_errors = 0
     gate = asyncio.Semaphore(200)
 
+    def on_text(index: int, text: str, now: float) -> None:
+        if json.loads(text).get("type") == "CREATED_NOTIFICATION":
+            arrivals[index].append(now)
+
     async def reader(index: int, ws) -> None:
         try:
             async for raw in ws:
-                now = time.time()
-                if json.loads(raw).get("type") == "CREATED_NOTIFICATION":
-                    arrivals[index].append(now)
+                on_text(index, raw, time.time())
         except Exception:  # noqa: BLE001 - a closed socket ends its reader
             return
 
@@ -83,13 +95,19 @@ async def client_main(url: str, tokens: list[str]) -> None:
         async with gate:
             for _ in range(3):
                 try:
-                    ws = await connect(f"{url}?token={token}", open_timeout=60, ping_interval=None, max_queue=None)
+                    if impl == "lean":
+                        ws = await ws_client.connect(f"{url}?token={token}", index, on_text, timeout=60)
+                    else:
+                        from websockets.asyncio.client import connect
+
+                        ws = await connect(f"{url}?token={token}", open_timeout=60, ping_interval=None, max_queue=None)
                 except Exception:  # noqa: BLE001 - counted, retried
                     connect_errors += 1
                     await asyncio.sleep(0.5)
                     continue
                 sockets[index] = ws
-                readers.append(loop.create_task(reader(index, ws)))
+                if impl != "lean":
+                    readers.append(loop.create_task(reader(index, ws)))
                 return
 
     def reply(payload: dict) -> None:
@@ -101,12 +119,13 @@ async def client_main(url: str, tokens: list[str]) -> None:
         if not line or line == "EXIT":
             return
         if line == "CONNECT":
-            started = time.time()
+            started, cpu = time.time(), time.process_time()
             await asyncio.gather(*(open_one(i, t) for i, t in enumerate(tokens)))
             reply(
                 {
                     "started": started,
                     "finished": time.time(),
+                    "cpu_s": time.process_time() - cpu,
                     "open": sum(ws is not None for ws in sockets),
                     "connect_errors": connect_errors,
                 }
@@ -123,9 +142,9 @@ async def client_main(url: str, tokens: list[str]) -> None:
             await asyncio.sleep(DUPLICATE_GRACE)
             reply({"arrivals": [each[:] for each in arrivals], "open": [ws is not None for ws in sockets]})
         elif line == "CLOSE":
-            started = time.time()
+            started, cpu = time.time(), time.process_time()
             await asyncio.gather(*(ws.close() for ws in sockets if ws), return_exceptions=True)
-            reply({"closed_in_s": round(time.time() - started, 3)})
+            reply({"closed_in_s": round(time.time() - started, 3), "cpu_s": time.process_time() - cpu})
 
 
 # --- the parent -------------------------------------------------------------------
@@ -165,10 +184,20 @@ def _users_and_tokens(count: int) -> tuple[object, list[int], list[str]]:
 
 
 class Client:
-    def __init__(self, url: str, tokens: list[str], tokens_path: Path):
+    def __init__(self, url: str, tokens: list[str], tokens_path: Path, impl: str):
         tokens_path.write_text("\n".join(tokens))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.websockets", "--client", url, "--tokens", str(tokens_path)],
+            [
+                sys.executable,
+                "-m",
+                "bench.websockets",
+                "--client",
+                url,
+                "--tokens",
+                str(tokens_path),
+                "--client-impl",
+                impl,
+            ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -205,7 +234,15 @@ def _deliveries(clients: list[Client], sent_at: float, send_s: float) -> dict:
             duplicates += len(arrivals) - 1
             latencies.append(arrivals[0] - sent_at)
     _ask(clients, "RESET")
-    return {"send_call_s": round(send_s, 3), **summary_ms(latencies), "dropped": dropped, "duplicates": duplicates}
+    # The first arrival: frames go out per committed chunk of rows, before the send call returns.
+    first_ms = round(min(latencies) * 1000, 1) if latencies else None
+    return {
+        "send_call_s": round(send_s, 3),
+        "first_ms": first_ms,
+        **summary_ms(latencies),
+        "dropped": dropped,
+        "duplicates": duplicates,
+    }
 
 
 def _notification_send(platform, user_ids: list[int]) -> float:
@@ -222,31 +259,6 @@ def _notification_send(platform, user_ids: list[int]) -> float:
     return started
 
 
-def _group_send_loop(platform, user_ids: list[int]) -> float:
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    from notifications.realtime import user_group
-
-    layer = get_channel_layer()
-
-    async def loop():
-        for pk in user_ids:
-            await layer.group_send(
-                user_group(pk),
-                {
-                    "type": "notification.created",
-                    "platform_id": platform.pk,
-                    "recipient_id": pk,
-                    "payload": {"title": "Baseline"},
-                },
-            )
-
-    started = time.time()
-    async_to_sync(loop)()
-    return started
-
-
 def _stale_memberships(prefix: str) -> int:
     import redis
 
@@ -257,12 +269,46 @@ def _stale_memberships(prefix: str) -> int:
         client.close()
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, ..., utime (14th field overall), stime (15th).
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        times[int(entry)] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [pid]
+    while todo:
+        each = todo.pop()
+        total += times.get(each, 0)
+        todo.extend(children.get(each, ()))
+    return total / ticks
+
+
 def _error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "Traceback" in line or "Error" in line or "ERROR" in line]
 
 
 def run_one(
-    *, sockets: int, processes: int, clients: int, platform, user_ids, raws, workdir: Path, deflate: bool = True
+    *,
+    sockets: int,
+    processes: int,
+    clients: int,
+    platform,
+    user_ids,
+    raws,
+    workdir: Path,
+    deflate: bool = True,
+    client_impl: str = "lean",
+    ws_impl: str = "websockets-sansio",
+    server_root: Path = ROOT,
 ) -> dict:
     from bench.asgi_servers import free_port
 
@@ -291,10 +337,16 @@ def run_one(
                 "warning",
                 "--timeout-graceful-shutdown",
                 "10",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--ws",
+                ws_impl,
                 # Browsers offer permessage-deflate and uvicorn accepts it unless told not to.
                 *([] if deflate else ["--ws-per-message-deflate", "false"]),
             ],
-            cwd=ROOT,
+            cwd=server_root,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -314,30 +366,41 @@ def run_one(
         url = f"ws://127.0.0.1:{port}/api/v1/ws/connect"
         share = -(-sockets // clients)
         procs = [
-            Client(url, raws[i * share : (i + 1) * share], workdir / f"tokens-{i}.txt")
+            Client(url, raws[i * share : (i + 1) * share], workdir / f"tokens-{i}.txt", client_impl)
             for i in range(clients)
             if raws[i * share : (i + 1) * share]
         ]
+        server_cpu = _cpu_s(server.pid)
         connected = _ask(procs, "CONNECT")
+        server_connect_cpu = _cpu_s(server.pid) - server_cpu
         opened = sum(c["open"] for c in connected)
         connect_s = max(c["finished"] for c in connected) - min(c["started"] for c in connected)
+        client_connect_cpu = sum(c["cpu_s"] for c in connected)
         result = {
             "sockets": sockets,
             "asgi_processes": processes,
             "client_processes": len(procs),
+            "client": client_impl,
+            "uvicorn_ws": ws_impl,
+            "server_commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=server_root, capture_output=True, text=True
+            ).stdout.strip(),
             "permessage_deflate": deflate,
             "open": opened,
             "connect_s": round(connect_s, 2),
             "connects_per_s": round(opened / connect_s, 1) if connect_s else None,
             "connect_retries": sum(c["connect_errors"] for c in connected),
+            # CPU per connect over the connect wave: the server's (all its processes), the clients'.
+            "server_cpu_ms_per_connect": round(server_connect_cpu * 1000 / opened, 3) if opened else None,
+            "client_cpu_ms_per_connect": round(client_connect_cpu * 1000 / opened, 3) if opened else None,
         }
         time.sleep(1)
+        server_cpu = _cpu_s(server.pid)
         started = time.time()
         sent_at = _notification_send(platform, user_ids)
         result["notification_send"] = _deliveries(procs, sent_at, time.time() - started)
-        started = time.time()
-        sent_at = _group_send_loop(platform, user_ids)
-        result["group_send_baseline"] = _deliveries(procs, sent_at, time.time() - started)
+        result["notification_send"]["server_cpu_s"] = round(_cpu_s(server.pid) - server_cpu, 3)
+        server_cpu = _cpu_s(server.pid)
         closed = _ask(procs, "CLOSE")
         result["close_s"] = max(c["closed_in_s"] for c in closed)
         _ask(procs, "RESET")
@@ -352,6 +415,9 @@ def run_one(
             time.sleep(0.2)
             stale = _stale_memberships(prefix)
         result["stale_memberships"] = stale
+        # The server's side of the mass close: until its disconnect handlers left the groups.
+        close_cpu = _cpu_s(server.pid) - server_cpu
+        result["server_cpu_ms_per_close"] = round(close_cpu * 1000 / opened, 3) if opened else None
         result["memberships_cleaned_s"] = round(time.time() - closed_at, 2)
         stopped = time.time()
         server.send_signal(signal.SIGTERM)
@@ -378,12 +444,27 @@ def main() -> None:
     parser.add_argument(
         "--no-deflate", action="store_true", help="uvicorn --ws-per-message-deflate false (clients still offer it)"
     )
+    parser.add_argument(
+        "--client-impl",
+        choices=["lean", "websockets"],
+        default=None,
+        help="the clients' WebSocket code: lean (bench/ws_client.py, the default without deflate) or websockets",
+    )
+    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws (auto, websockets-sansio, websockets)")
+    parser.add_argument(
+        "--server-root", type=Path, default=ROOT, help="run uvicorn from this checkout (an A/B against another commit)"
+    )
+    parser.add_argument(
+        "--write-chunk", type=int, help="NOTIFY_WRITE_CHUNK for the send: rows per transaction, announced per commit"
+    )
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", help=argparse.SUPPRESS)
     args = parser.parse_args()
     limit = raise_file_limit()
     if args.client:
-        asyncio.run(client_main(args.client, Path(args.tokens).read_text().split()))
+        import uvloop  # installed with uvicorn[standard]: the client costs less CPU on it
+
+        uvloop.run(client_main(args.client, Path(args.tokens).read_text().split(), args.client_impl))
         return
 
     if not os.environ.get("REDIS_URL"):
@@ -394,6 +475,10 @@ def main() -> None:
     from bench import common
 
     common.setup()
+    if args.write_chunk:
+        from django.conf import settings
+
+        settings.NOTIFY_WRITE_CHUNK = args.write_chunk
     sizes = [int(s) for s in args.sockets.split(",")]
     process_counts = [int(p) for p in args.processes.split(",")]
     platform, user_ids, raws = _users_and_tokens(max(sizes))
@@ -409,11 +494,16 @@ def main() -> None:
             raws=raws[:n],
             workdir=workdir,
             deflate=not args.no_deflate,
+            # The lean client offers no compression: with deflate on, the websockets client offers it.
+            client_impl=args.client_impl or ("lean" if args.no_deflate else "websockets"),
+            ws_impl=args.ws,
+            server_root=args.server_root.resolve(),
         )
         for n in sizes
         for p in process_counts
     ]
-    write_result(args.name, {"settings": {**vars(args), "open_file_limit": limit}, "runs": runs})
+    recorded = {**vars(args), "server_root": str(args.server_root), "open_file_limit": limit}
+    write_result(args.name, {"settings": recorded, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP goes to Django, WebSocket to Channels consumers."""
 
+import gc
 import os
 
 import django
@@ -30,3 +31,12 @@ application = ProtocolTypeRouter(
         "websocket": allowed_hosts_origin_validator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Everything loaded so far (Django, the apps, their modules) lives as long as
+# the process: keep it out of the garbage collector's passes. And collect the
+# youngest generation every 10,000 allocations net rather than 700: one process
+# holding thousands of WebSockets allocates a few hundred objects on every
+# connect, and the collector's passes over them and over these modules were a
+# fifth to a quarter of the CPU of a wave of connects.
+gc.freeze()
+gc.set_threshold(10_000, 10, 10)

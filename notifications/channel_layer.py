@@ -24,12 +24,15 @@ seconds at most, so such a task ends within that. A message popped meanwhile
 is not lost: channels-redis keeps it in its backup queue and restores it.
 
 `groups_add`/`groups_discard` join and leave several groups, and the calls
-of all sockets of the event loop that arrive together share one pipelined
+of all sockets of the event loop that arrive together share one
 round trip per shard: a socket joins two groups on every connect and leaves
 them on disconnect, and a pipeline of its own per socket cost more CPU in
 redis-py than the rest of the handshake. Ten thousand clients that connect or
 go together are a few dozen round trips, and each call still returns only once
 its own commands ran (in call order, so a leave never overtakes its join).
+A batch is one script call per shard (`_MEMBERSHIP_LUA`), not four commands per
+socket in a pipeline: redis-py's packing and parsing of those commands was the
+biggest share of the joins' CPU.
 """
 
 from __future__ import annotations
@@ -92,16 +95,34 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         return shards
 
 
-# Sockets per pipeline at most (two groups each): one pipeline holds Redis
+# Sockets per script call at most (two groups each): one call holds Redis
 # for a few milliseconds at most.
 MEMBERSHIP_BATCH = 2000
+
+# KEYS: group keys. ARGV: per key "1" (join) or "0" (leave) and the channel,
+# then the time and the groups' expiry. In order: a leave never overtakes the
+# join before it. What channels-redis's group_add/group_discard do, per key.
+_MEMBERSHIP_LUA = """
+local n = #KEYS
+local now = ARGV[2 * n + 1]
+local expiry = ARGV[2 * n + 2]
+for i = 1, n do
+    if ARGV[2 * i - 1] == '1' then
+        redis.call('ZADD', KEYS[i], now, ARGV[2 * i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        redis.call('ZREM', KEYS[i], ARGV[2 * i])
+    end
+end
+return n
+"""
 
 
 class _MembershipBatch:
     """The group joins and leaves of one event loop's sockets, sent together.
 
     A call queues its commands and waits; one task sends everything queued so
-    far in one pipeline per shard, while the calls that arrive meanwhile queue
+    far in one script call per shard, while the calls that arrive meanwhile queue
     for the next. One waiting call costs no more than before (the task starts
     at once); many cost one round trip per shard and batch, not one each.
     """
@@ -153,12 +174,9 @@ class _MembershipBatch:
             for index, names in by_shard.items():
                 shards.setdefault(index, []).extend((name, channel, join) for name in names)
         for index, changes in shards.items():
-            async with layer.connection(index).pipeline(transaction=False) as pipe:
-                for name, channel, join in changes:
-                    key = layer._group_key(name)
-                    if join:
-                        pipe.zadd(key, {channel: now})
-                        pipe.expire(key, layer.group_expiry)
-                    else:
-                        pipe.zrem(key, channel)
-                await pipe.execute()
+            keys, args = [], []
+            for name, channel, join in changes:
+                keys.append(layer._group_key(name))
+                args += ("1" if join else "0", channel)
+            script = layer.connection(index).register_script(_MEMBERSHIP_LUA)
+            await script(keys=keys, args=[*args, now, layer.group_expiry])

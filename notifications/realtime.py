@@ -31,7 +31,10 @@ Where a message goes depends on its type:
 - Anything else goes the channels way: one message per (message, process) into the sorted set
   `<prefix>specific.<process>!`, carrying `__asgi_channel__` = the list of that
   process's channels it is for, read by the unchanged
-  `RedisChannelLayer.receive`.
+  `RedisChannelLayer.receive`. The in-app sockets do not read it: on the Redis
+  layer they get everything through their hub and wait only for their client
+  (`NotificationConsumer.__call__`), so a message type meant for sockets must be
+  one of `HUB_EVENTS`. Nor does a plain `group_send` reach them any more.
 
 Every socket of a user gets each message exactly once: sockets in one process
 share one entry listing all of them, sockets in different processes get one

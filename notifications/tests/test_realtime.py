@@ -328,6 +328,54 @@ def test_an_in_app_send_reaches_every_open_socket_of_the_user(platform, make_use
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_socket_on_the_redis_layer_waits_only_for_its_client(platform, make_user):
+    """No channel-layer receive per socket: frames come through the hub, each socket under a name of its own."""
+    from channels.layers import get_channel_layer
+
+    jane = make_user("jane")
+    token = _token(jane)
+
+    async def scenario():
+        tab, phone = _socket(token), _socket(token)
+        for communicator in (tab, phone):
+            connected, _ = await communicator.connect()
+            assert connected
+        layer = get_channel_layer()
+        receiving = (layer.receive_count, len(layer.receive_buffer))
+        hub = SocketHub._hubs[(asyncio.get_running_loop(), id(layer))]
+        names = sorted(hub.sockets)
+        members = await layer.connection(layer.consistent_hash(f"user.{jane.pk}")).zrange(
+            layer._group_key(f"user.{jane.pk}"), 0, -1
+        )
+        await groups_send(
+            [
+                (
+                    f"user.{jane.pk}",
+                    {
+                        "type": "inbox.changed",
+                        "platform_id": platform.pk,
+                        "platform": platform.key,
+                        "ids": None,
+                        "status": "read",
+                        "unread": 0,
+                    },
+                )
+            ]
+        )
+        frames = [await communicator.receive_json_from(timeout=5) for communicator in (tab, phone)]
+        for communicator in (tab, phone):
+            assert await communicator.receive_nothing(timeout=0.3)
+            await communicator.disconnect()
+        return receiving, names, sorted(m.decode() for m in members), frames
+
+    receiving, names, members, frames = async_to_sync(scenario)()
+    assert receiving == (0, 0)
+    assert len(set(names)) == 2 and names == members
+    assert all(name.startswith("specific.") and "!" in name for name in names)
+    assert [frame["type"] for frame in frames] == ["INBOX_UPDATED", "INBOX_UPDATED"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_handshake_is_refused_without_a_valid_token_or_the_permission(make_user):
     jane = make_user("jane")
     good = _token(jane)

@@ -100,3 +100,37 @@ def test_the_periodic_recheck_answers_for_all_sockets_at_once(platform, make_use
     assert len(queries) == 2
     key = lambda user: (grants[user].token_id, grants[user].platform_id)  # noqa: E731
     assert codes == {key(jane): 4401, key(bob): 4403, key(carol): 4401}  # the superuser stays
+
+
+@pytest.mark.django_db(transaction=True)
+def test_handshakes_arriving_within_the_wait_share_one_lookup(platform, make_user, monkeypatch):
+    """The first handshake of a batch waits HANDSHAKE_WAIT for others: a wave of connects is a few lookups."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    from notifications import consumers
+
+    raws = [AuthToken.issue(user=make_user(f"user{i}"))[1] for i in range(5)]
+    lookups = []
+    authorise_many = consumers._authorise_many
+
+    async def counted(requests):
+        lookups.append(len(requests))
+        return await authorise_many(requests)
+
+    monkeypatch.setattr(consumers, "_authorise_many", counted)
+    # Long enough that handshakes a few event-loop turns apart surely fall within it.
+    monkeypatch.setattr(consumers, "HANDSHAKE_WAIT", 1.0)
+
+    async def scenario():
+        async def handshake(turns, raw):
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            return await consumers._Handshakes.authorise(raw, "", "")
+
+        return await asyncio.gather(*(handshake(i, raw) for i, raw in enumerate([*raws, "not-a-token"])))
+
+    grants = async_to_sync(scenario)()
+    assert lookups == [6]
+    assert [grant.platform_id if grant else None for grant in grants] == [platform.pk] * 5 + [None]
