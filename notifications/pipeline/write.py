@@ -30,10 +30,11 @@ from notifications.pipeline.policies import FALLBACK, allowed_channels, plans_wr
 
 
 def dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
-    seen: set[str] = set()
+    seen: set[int | str] = set()
     unique: list[Recipient] = []
     for r in recipients:
-        k = r.key()
+        # An account by its id (an int never equals an address key): no key string per user.
+        k = r.user_id if r.user_id is not None else r.key()
         if k not in seen:
             seen.add(k)
             unique.append(r)
