@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000, help="inbox calls per measurement")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the 2M-row inbox data set")
     parser.add_argument("--size", type=int, default=100_000, help="policies: recipients per send")
+    parser.add_argument("--no-baseline", action="store_true", help="fanout: the pipeline only (no per-row baseline)")
     args = parser.parse_args()
     if args.which == "policies":
         # Our side only: SMS accepted at once by a null backend.
@@ -67,7 +68,7 @@ def main() -> None:
     if args.which in ("delivery", "fanout"):
         from bench import fanout
 
-        fanout.run(sizes=[int(s) for s in args.sizes.split(",")])
+        fanout.run(sizes=[int(s) for s in args.sizes.split(",")], baseline=not args.no_baseline)
     if args.which in ("delivery", "inbox"):
         from bench import inbox
 

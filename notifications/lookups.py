@@ -25,5 +25,9 @@ class AnyOf(Lookup):
         if not values:
             raise EmptyResultSet
         if connection.vendor == "postgresql":
+            if all(type(v) is int for v in values):
+                # Ids as one array literal: psycopg's list dumper quotes element by
+                # element in Python, about 10 ms of CPU per 10,000 ids.
+                return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, "{" + ",".join(map(str, values)) + "}"]
             return f"{lhs} = ANY(%s)", [*lhs_params, values]
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]

@@ -45,11 +45,15 @@ class InAppBackend(BaseBackend):
         `created_notification_payload` reads). Never raises: the rows are the
         delivery, the socket message is a courtesy.
         """
-        deliveries = [d for d in deliveries if d.user_id is not None]
-        groups = [user_group(d.user_id) for d in deliveries]
+        # The pipeline's rows (`sql.RowViews`) give their user ids as a column:
+        # a view is made only for a user with an open socket.
+        rows = deliveries if hasattr(deliveries, "user_ids") else list(deliveries)
+        user_ids = rows.user_ids if hasattr(rows, "user_ids") else [d.user_id for d in rows]
+        present = [i for i, user_id in enumerate(user_ids) if user_id is not None]
+        groups = [user_group(user_ids[i]) for i in present]
         try:
             # Payloads are built only for users with an open socket.
-            return groups_send_each_sync(groups, lambda i: _event(deliveries[i]))
+            return groups_send_each_sync(groups, lambda j: _event(rows[present[j]]))
         except Exception:  # a Redis outage must not undo committed deliveries
             logger.exception("in-app WebSocket announce of %s notifications failed", len(groups))
             return 0

@@ -127,7 +127,23 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     seen_types: set[str] = {fixed} if fixed is not None and fixed_policy else set()
     # One test per chunk, not per row, for the common send whose type has no fallback.
     may_fall_back = fixed is None or bool(fixed_policy and fixed_policy.fallback)
-    for r in chunk:
+    # The bulk send (one message, accounts only, channels without addresses,
+    # nothing to fall back to): its columns are built whole, not row by row.
+    plain = (
+        not per_row_message
+        and not may_fall_back
+        and not any(c in ADDRESSED for c in job.channels)
+        and all(r.user_id is not None and not r.address for r in chunk)
+    )
+    if plain:
+        kept = [r for r in chunk if r.user_id in known]  # the others were deleted between resolution and write
+        col_user = [r.user_id for r in kept for _ in job.channels]
+        col_key = [r.key() for r in kept for _ in job.channels]
+        col_channel = list(job.channels) * len(kept)
+        col_address = [""] * len(col_user)
+        col_error = [""] * len(col_user)
+        col_status = [SENT if c in job.direct else PENDING for c in job.channels] * len(kept)
+    for r in () if plain else chunk:
         if r.user_id is None:
             channels = by_address[eligibility.address_kind(r.address)]
         elif r.user_id in known:

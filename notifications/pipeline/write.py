@@ -30,10 +30,11 @@ from notifications.pipeline.policies import FALLBACK, allowed_channels, plans_wr
 
 
 def dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
-    seen: set[str] = set()
+    seen: set[int | str] = set()
     unique: list[Recipient] = []
     for r in recipients:
-        k = r.key()
+        # An account by its id (an int never equals an address key): no key string per user.
+        k = r.user_id if r.user_id is not None else r.key()
         if k not in seen:
             seen.add(k)
             unique.append(r)
@@ -97,6 +98,16 @@ def _lifecycle_announce(batch: sql.Batch, inserted: Collection[str]) -> None:
             )
 
 
+def _sent_on(batch: sql.Batch, inserted: Collection[str], channel: str) -> Sequence[int]:
+    """Indexes of the rows this insert created on `channel` as sent."""
+    if len(inserted) == batch.size and not {"channel", "delivery_status"} & batch.varies:
+        # A bulk send: every row or none, without a look at each.
+        uniform = batch.values["channel"] == channel and batch.values["delivery_status"] == SENT
+        return range(batch.size) if uniform else []
+    ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
+    return [i for i in range(batch.size) if ids[i] in inserted and channels[i] == channel and statuses[i] == SENT]
+
+
 def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collection[str]) -> set[str]:
     """One transaction: insert, then (after commit) announce what this call created; returns the new ids."""
     if not batch.size and not batch.plans:
@@ -120,13 +131,8 @@ def write_chunk(batch: sql.Batch, *, fresh_source: bool, direct_channels: Collec
             transaction.on_commit(partial(metrics.deliveries_counted, decided))
         if inserted:
             _lifecycle_announce(batch, inserted)
-        ids, channels, statuses = batch.column("id"), batch.column("channel"), batch.column("delivery_status")
         for direct in direct_channels:
-            fresh = [
-                batch.view(i)
-                for i in range(batch.size)
-                if ids[i] in inserted and channels[i] == direct and statuses[i] == SENT
-            ]
+            fresh = sql.RowViews(batch, _sent_on(batch, inserted, direct))
             if fresh:
                 # Only rows this call inserted: a re-run never repeats a socket message.
                 transaction.on_commit(partial(get_backend(settings_key(direct)).announce, fresh))
