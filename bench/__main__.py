@@ -5,7 +5,8 @@
 `python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options);
 `python -m bench inbox-http [...]` the inbox endpoints over real HTTP (bench/inbox_http.py);
 `python -m bench chaos [...]` the fault benchmark (bench/chaos.py, its own options);
-`python -m bench digests [...]` the digest benchmark (bench/digests.py, its own options).
+`python -m bench digests [...]` the digest benchmark (bench/digests.py, its own options);
+`python -m bench dispatch [...]` deliveries per second to a null provider (bench/dispatch.py, its own options).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def main() -> None:
         from bench import inbox_http
 
         inbox_http.main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["dispatch"]:
+        from bench import dispatch
+
+        dispatch.main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["chaos"]:
         from bench import chaos
