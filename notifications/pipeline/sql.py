@@ -441,6 +441,7 @@ def record(outcomes: list[Outcome], *, now) -> None:
         return
     table = connection.ops.quote_name(Notification._meta.db_table)
     columns = list(zip(*outcomes, strict=True))
+    # Arrays go in binary (%b), like the INSERT's: no quoting of each value.
     # "Still pending" travels as a per-row value (v.was) rather than a literal:
     # with `delivery_status = 'pending'` the planner may read every entry of
     # the pending-rows partial index, dead ones included after a large send,
@@ -451,8 +452,8 @@ def record(outcomes: list[Outcome], *, now) -> None:
         "sent_at = v.sent_at, claimed_until = NULL, next_attempt_at = v.next_at, updated_at = %s, "
         "provider = CASE WHEN v.provider = '' THEN n.provider ELSE v.provider END, "
         "rule = CASE WHEN v.rule = '' THEN n.rule ELSE v.rule END "
-        "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::int[], %s::int[], "
-        "%s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::text[]) "
+        "FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::int[], %b::text[], %b::int[], %b::int[], "
+        "%b::timestamptz[], %b::timestamptz[], %b::text[], %b::text[], %b::text[]) "
         "AS v(id, status, error, attempts, message_id, units_sent, units_failed, sent_at, next_at, provider, rule, "
         "was) "
         "WHERE n.id = v.id AND n.delivery_status = v.was"
