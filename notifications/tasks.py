@@ -49,8 +49,14 @@ def purge_inbox_tokens() -> int:
 
 
 @shared_task(ignore_result=True, acks_late=True)
+def dispatch_range(sources: list[str], channel: str, after: str | None = None, upto: str | None = None) -> int:
+    """Send one range of a large send's pending rows. Safe to run twice: rows are claimed under a lease."""
+    return dispatch.deliveries_dispatch_range(sources=sources, channel=channel, after=after, upto=upto)
+
+
+@shared_task(ignore_result=True, acks_late=True)
 def dispatch_chunk(source: str, channel: str, ids: list[str]) -> int:
-    """Send one chunk of a large send. Safe to run twice: rows are claimed under a lease."""
+    """Send one chunk of a large send: what earlier versions queued (tasks still in the broker after an upgrade)."""
     return dispatch.deliveries_dispatch_ids(channel=channel, ids=ids, source=source)
 
 
@@ -66,6 +72,6 @@ SCHEDULER_QUEUE = scheduler.Enqueue(
     runs_inline=runs_inline,
 )
 DISPATCH_QUEUE = dispatch.Queue(
-    enqueue=lambda source, channel, ids: dispatch_chunk.delay(source, channel, ids),
+    enqueue=lambda sources, channel, after, upto: dispatch_range.delay(sources, channel, after, upto),
     runs_inline=runs_inline,
 )

@@ -35,7 +35,7 @@ from datetime import datetime
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 import notifications.pipeline.retry as retry
@@ -45,7 +45,7 @@ from notifications import lifecycle, metrics, suppressions
 from notifications.backends import providers
 from notifications.backends.base import Result
 from notifications.channels import settings_key
-from notifications.models import DeliveryRule, DeliveryStatus, Notification
+from notifications.models import DeliveryRule, DeliveryStatus, Notification, Platform
 from notifications.pipeline.build import FAILED, PENDING, SENT
 from notifications.pipeline.failover import ProviderRouter
 from notifications.pipeline.fallback import fallback_after_failures
@@ -56,10 +56,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Queue:
-    """Where chunks of a large send go to be dispatched by workers."""
+    """Where the dispatchers of a large send go to run on workers."""
 
-    # enqueue(source or None, channel, [row ids as strings])
-    enqueue: Callable[[str | None, str, list[str]], None]
+    # enqueue(sources, channel, after, upto): one dispatcher for the send's pending
+    # rows with ids in (after, upto] (None: open), as strings.
+    enqueue: Callable[[list[str], str, str | None, str | None], None]
     # True when queued work runs at once in the caller (eager Celery in tests).
     runs_inline: Callable[[], bool]
 
@@ -100,13 +101,27 @@ def _free(now: datetime) -> Q:
 
 
 def _claim(
-    *, channel: str, limit: int, sources: Sequence[str] | None = None, ids=None, ticket=None, after=None
+    *,
+    channel: str,
+    limit: int,
+    sources: Sequence[str] | None = None,
+    ids=None,
+    ticket=None,
+    after=None,
+    upto=None,
+    platforms: dict[int, Platform] | None = None,
 ) -> list[Notification]:
-    """Claim up to `limit` pending rows under a lease (SELECT ... FOR UPDATE SKIP LOCKED).
+    """Claim up to `limit` pending rows under a lease, in one statement; returns them in id order.
 
-    `ticket` is the lease end the sweep stamped on rows it queued for one task:
-    that task may take them although they look held. `after`: only rows with
-    a greater id (a dispatcher moving through a send in id order).
+    `UPDATE ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED LIMIT n))
+    RETURNING *`: the rows a concurrent dispatcher is claiming are skipped, and
+    the claimed rows come back with the claim (no second read). `ticket` is
+    the lease end the sweep stamped on rows it queued for one task: that task
+    may take them although they look held. `after` / `upto`: only rows with a
+    greater id / an id up to this one (a dispatcher moving through its range
+    of a send in id order). The rows' platforms come from `platforms` (one
+    read per platform and dispatcher, not a join per row); their users are not
+    read (backends need only `user_id`; a fallback reads the few it needs).
     """
     now = timezone.now()
     until = now + tuning.lease()
@@ -120,13 +135,38 @@ def _claim(
         qs = qs.filter(id__in=ids)
     if after is not None:
         qs = qs.filter(id__gt=after)
-    with transaction.atomic():
-        claimed = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", flat=True)[:limit])
-        if not claimed:
-            return []
-        # While held, the sweep leaves the rows alone; once the lease ends they are due again.
-        Notification.objects.filter(id__in=claimed).update(claimed_until=until, next_attempt_at=until)
-    return list(Notification.objects.filter(id__in=claimed).select_related("user", "platform").order_by("id"))
+    if upto is not None:
+        qs = qs.filter(id__lte=upto)
+    # The claim as a subquery (SELECT ... FOR UPDATE SKIP LOCKED), built by the ORM.
+    select, params = qs.order_by("id").values("id")[:limit].query.sql_with_params()
+    if connection.features.has_select_for_update_skip_locked:
+        select += " FOR UPDATE SKIP LOCKED"
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    columns = ", ".join(f"n.{connection.ops.quote_name(f.column)}" for f in Notification._meta.concrete_fields)
+    # While held, the sweep leaves the rows alone; once the lease ends they are due again.
+    # `= ANY(ARRAY(...))` rather than `IN (...)`: the claimed ids are looked up
+    # by primary key; as a semi-join the planner may hash them against the
+    # whole table.
+    claimed = sorted(
+        Notification.objects.raw(
+            f"UPDATE {table} AS n SET claimed_until = %s, next_attempt_at = %s "
+            f"WHERE n.id = ANY(ARRAY({select})) RETURNING {columns}",
+            [until, until, *params],
+        ),
+        key=lambda row: row.pk,
+    )
+    if claimed:
+        _platforms_attach(claimed, {} if platforms is None else platforms)
+    return claimed
+
+
+def _platforms_attach(rows: Sequence[Notification], platforms: dict[int, Platform]) -> None:
+    """Give each row its platform object from `platforms`, reading the ones missing there once."""
+    missing = {row.platform_id for row in rows} - platforms.keys()
+    if missing:
+        platforms.update(Platform.objects.in_bulk(missing))
+    for row in rows:
+        row.platform = platforms[row.platform_id]
 
 
 def _outcome(delivery: Notification, result: Result, now: datetime, primary: str) -> Outcome:
@@ -183,6 +223,8 @@ def _record(
     if not refused or follow_ups is None:
         return
     try:
+        # Claimed rows come without their users; a fallback reads their addresses.
+        prefetch_related_objects(refused, "user")
         written = fallback_after_failures(refused)
     except Exception:
         # The results are recorded; a fallback that could not be written must not
@@ -303,15 +345,23 @@ def _dispatch(
     ticket=None,
     limit: int | None = None,
     running: RunningCheck | None = None,
-) -> int:
+    after=None,
+    upto=None,
+    until: float | None = None,
+) -> tuple[int, object]:
+    """Claim, send and record batch after batch; returns (handled, last claimed id or None when done).
+
+    `until` (a `time.monotonic()` value): stop after the batch that passes it,
+    answering the last id claimed so that a successor goes on from there.
+    """
     key = settings_key(channel)
     router = ProviderRouter(channel=key, providers=providers(key))
     step = max(router.batch_size, 1)
     handled = 0
+    platforms: dict[int, Platform] = {}
     # Each claim starts after the last one: the rows before it are sent or
     # held, and their dead index entries (until vacuum) need not be walked
     # again. A row skipped this way (locked, held) is taken by a later call.
-    after = None
     while limit is None or handled < limit:
         if running is not None and sources is not None:
             # Sources stopped meanwhile (a cancelled job) leave the claim; the rest go on.
@@ -319,7 +369,16 @@ def _dispatch(
             if not sources:
                 break
         size = step if limit is None else min(step, limit - handled)
-        rows = _claim(channel=channel, sources=sources, ids=ids, ticket=ticket, limit=size, after=after)
+        rows = _claim(
+            channel=channel,
+            sources=sources,
+            ids=ids,
+            ticket=ticket,
+            limit=size,
+            after=after,
+            upto=upto,
+            platforms=platforms,
+        )
         if not rows:
             break
         after = rows[-1].pk
@@ -331,32 +390,62 @@ def _dispatch(
             _dispatch(channel=to, ids=follow_ids, sources=sources)
         if broke:
             break
-    return handled
+        if until is not None and time.monotonic() >= until:
+            return handled, after
+    return handled, None
 
 
 def deliveries_dispatch(
     *, source: str, channel: str, limit: int | None = None, should_stop: StopCheck | None = None
 ) -> int:
     """Send the due pending rows of one source and channel; returns how many were handled."""
-    return _dispatch(channel=channel, sources=[source], limit=limit, running=running_from(should_stop))
+    return _dispatch(channel=channel, sources=[source], limit=limit, running=running_from(should_stop))[0]
 
 
 def deliveries_dispatch_ids(*, channel: str, ids: Sequence, source: str | None = None, ticket=None) -> int:
-    """Send the due pending rows among `ids` (one queued chunk or one sweep item)."""
-    return _dispatch(channel=channel, sources=None if source is None else [source], ids=list(ids), ticket=ticket)
+    """Send the due pending rows among `ids` (one sweep item, or a chunk queued by an earlier version)."""
+    return _dispatch(channel=channel, sources=None if source is None else [source], ids=list(ids), ticket=ticket)[0]
 
 
-def _enqueue_chunks(*, sources: Sequence[str], channel: str, ids: list) -> int:
-    size = tuning.setting("DISPATCH_CHUNK", tuning.DISPATCH_CHUNK)
-    # A chunk of many sends' rows is bounded by its ids alone.
-    source = sources[0] if len(sources) == 1 else None
-    chunks = 0
-    for start in range(0, len(ids), size):
-        chunk = [str(i) for i in ids[start : start + size]]
+def deliveries_dispatch_range(*, sources: Sequence[str], channel: str, after=None, upto=None) -> int:
+    """A queued dispatcher: send the due pending rows of `sources` with ids in (after, upto], batch after batch.
+
+    Runs until its range has nothing left to claim, or for about
+    DISPATCH_TASK_SECONDS: then it queues its successor from the last id it
+    claimed and returns, so a huge send does not hold a worker for hours
+    while other work waits behind it. Returns how many rows it handled.
+    """
+    seconds = tuning.setting("DISPATCH_TASK_SECONDS", tuning.DISPATCH_TASK_SECONDS)
+    handled, last = _dispatch(
+        channel=channel, sources=list(sources), after=after, upto=upto, until=time.monotonic() + seconds
+    )
+    if last is not None and _QUEUE is not None:
+        _QUEUE.enqueue(list(sources), channel, str(last), None if upto is None else str(upto))
+    return handled
+
+
+def _enqueue_ranges(*, sources: Sequence[str], channel: str, ids: list) -> int:
+    """Queue a few dispatchers per send, each for one range of its pending ids (in id order).
+
+    One task per range, not per batch: a worker claims batch after batch of
+    its range in one task (the per-task cost of Celery is paid a few times per
+    send, not hundreds), and the ranges do not overlap, so no dispatcher walks
+    the rows another one holds or sent, and no task is left with nothing to do
+    because others took its rows. Ranges hold at least DISPATCH_RANGE rows;
+    a send has at most DISPATCH_TASKS of them (the parallelism it may get).
+    """
+    least = max(tuning.setting("DISPATCH_RANGE", tuning.DISPATCH_RANGE), 1)
+    count = max(1, min(tuning.setting("DISPATCH_TASKS", tuning.DISPATCH_TASKS), -(-len(ids) // least)))
+    size = -(-len(ids) // count)
+    bounds = [str(ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
+    # The last range stays open: rows of the send written after this count (a fallback) are in it.
+    bounds[-1] = None
+    after = None
+    for upto in bounds:
         # Workers must see the rows: queue only once they are committed.
-        transaction.on_commit(partial(_QUEUE.enqueue, source, channel, chunk))
-        chunks += 1
-    return chunks
+        transaction.on_commit(partial(_QUEUE.enqueue, list(sources), channel, after, upto))
+        after = upto
+    return len(bounds)
 
 
 def _pending_ids(*, sources: Sequence[str], channel: str) -> list:
@@ -387,7 +476,7 @@ def dispatch_channel(*, sources: Sequence[str], channel: str, wait: bool, runnin
         return
     if _QUEUE is None:
         return  # nothing to hand them to: the sweep sends them once their lease ends
-    _enqueue_chunks(sources=sources, channel=channel, ids=ids)
+    _enqueue_ranges(sources=sources, channel=channel, ids=ids)
     if wait:
         _help_and_wait(sources=sources, channel=channel, running=running)
 
@@ -403,7 +492,7 @@ def _help_and_wait(*, sources: Sequence[str], channel: str, running: RunningChec
             sources = still_running(sources, running)
             if not sources:
                 return
-        handled = _dispatch(channel=channel, sources=sources, running=running)
+        handled, _ = _dispatch(channel=channel, sources=sources, running=running)
         if handled:
             continue
         held = of_sources(

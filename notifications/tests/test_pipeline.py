@@ -322,20 +322,20 @@ def test_should_stop_stops_before_the_next_batch(settings, platform, members):
     assert len(FlakyBackend.seen) == 3
 
 
-def test_large_sends_go_to_celery_in_chunks_after_commit(
+def test_large_sends_go_to_celery_in_ranges_after_commit(
     settings, platform, members, django_capture_on_commit_callbacks
 ):
-    settings.NOTIFY_SYNC_LIMIT, settings.NOTIFY_DISPATCH_CHUNK = 2, 3
+    settings.NOTIFY_SYNC_LIMIT, settings.NOTIFY_DISPATCH_RANGE, settings.NOTIFY_DISPATCH_TASKS = 2, 3, 3
     from notifications import tasks
 
     calls = []
-    original = tasks.dispatch_chunk.delay
+    original = tasks.dispatch_range.delay
 
-    def spy(source, channel, ids):
-        calls.append((source, channel, len(ids)))
-        return original(source, channel, ids)
+    def spy(sources, channel, after, upto):
+        calls.append((sources, channel, after, upto))
+        return original(sources, channel, after, upto)
 
-    tasks.dispatch_chunk.delay = spy
+    tasks.dispatch_range.delay = spy
     try:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             result = notification_send(
@@ -352,9 +352,39 @@ def test_large_sends_go_to_celery_in_chunks_after_commit(
         for callback in callbacks:
             callback()
     finally:
-        tasks.dispatch_chunk.delay = original
-    assert calls == [("bulk:async", "email", 3)] * 3 + [("bulk:async", "email", 1)]
+        tasks.dispatch_range.delay = original
+    # Ten rows, ranges of at least three, at most three tasks: 4 + 4 + the rest, in id order.
+    ids = [
+        str(pk) for pk in Notification.objects.filter(source="bulk:async").order_by("id").values_list("id", flat=True)
+    ]
+    assert calls == [
+        (["bulk:async"], "email", None, ids[3]),
+        (["bulk:async"], "email", ids[3], ids[7]),
+        (["bulk:async"], "email", ids[7], None),
+    ]
     assert send_counts(source="bulk:async").sent == 10
+    assert len(locmem.outbox["email"]) == 10
+
+
+def test_a_range_task_hands_on_to_a_successor_when_its_time_is_up(settings, platform, members):
+    settings.NOTIFY_DISPATCH_TASK_SECONDS = 0  # one batch per task
+    from notifications import tasks
+
+    locmem.LocmemBackend.batch_size = 3
+    calls = []
+    original = tasks.dispatch_range.delay
+    tasks.dispatch_range.delay = lambda *args: calls.append(args)
+    try:
+        write.deliveries_write(
+            platform=platform, source="bulk:slice", channels=["email"], recipients=_recipients(members), message=MESSAGE
+        )
+        assert tasks.dispatch_range(["bulk:slice"], "email") == 3
+        while calls:
+            assert tasks.dispatch_range(*calls.pop()) <= 3
+    finally:
+        tasks.dispatch_range.delay = original
+        locmem.LocmemBackend.batch_size = BaseBackend.batch_size
+    assert send_counts(source="bulk:slice").sent == 10
     assert len(locmem.outbox["email"]) == 10
 
 
@@ -367,6 +397,17 @@ def test_a_chunk_task_run_twice_sends_once(platform, members):
     ids = [str(pk) for pk in Notification.objects.filter(source="bulk:dup").values_list("id", flat=True)]
     assert dispatch_chunk("bulk:dup", "email", ids) == 10
     assert dispatch_chunk("bulk:dup", "email", ids) == 0
+    assert len(locmem.outbox["email"]) == 10
+
+
+def test_a_range_task_run_twice_sends_once(platform, members):
+    from notifications.tasks import dispatch_range
+
+    write.deliveries_write(
+        platform=platform, source="bulk:dup", channels=["email"], recipients=_recipients(members), message=MESSAGE
+    )
+    assert dispatch_range(["bulk:dup"], "email") == 10
+    assert dispatch_range(["bulk:dup"], "email") == 0
     assert len(locmem.outbox["email"]) == 10
 
 

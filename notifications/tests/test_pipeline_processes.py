@@ -175,8 +175,8 @@ def celery_worker(tmp_path):
         log.close()
 
 
-def test_celery_workers_send_a_large_audience_in_parallel_chunks(celery_worker, settings, platform, make_user):
-    settings.NOTIFY_SYNC_LIMIT, settings.NOTIFY_DISPATCH_CHUNK = 5, 10
+def test_celery_workers_send_a_large_audience_in_parallel_ranges(celery_worker, settings, platform, make_user):
+    settings.NOTIFY_SYNC_LIMIT, settings.NOTIFY_DISPATCH_RANGE = 5, 10
     users = [make_user(f"learner{i}") for i in range(45)]
     result = notification_send(
         platform=platform,
