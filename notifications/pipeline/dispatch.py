@@ -460,8 +460,8 @@ def deliveries_dispatch_range(*, sources: Sequence[str], channel: str, after=Non
     return handled
 
 
-def _enqueue_ranges(*, sources: Sequence[str], channel: str, ids: list) -> int:
-    """Queue a few dispatchers per send, each for one range of its pending ids (in id order).
+def _ranges(ids: list) -> list[tuple[str | None, str | None]]:
+    """A send's pending ids (in id order) as a few ranges (after, upto], for one dispatcher each.
 
     One task per range, not per batch: a worker claims batch after batch of
     its range in one task (the per-task cost of Celery is paid a few times per
@@ -469,19 +469,21 @@ def _enqueue_ranges(*, sources: Sequence[str], channel: str, ids: list) -> int:
     the rows another one holds or sent, and no task is left with nothing to do
     because others took its rows. Ranges hold at least DISPATCH_RANGE rows;
     a send has at most DISPATCH_TASKS of them (the parallelism it may get).
+    The last range stays open: rows of the send written after this count (a
+    fallback) are in it.
     """
     least = max(tuning.setting("DISPATCH_RANGE", tuning.DISPATCH_RANGE), 1)
     count = max(1, min(tuning.setting("DISPATCH_TASKS", tuning.DISPATCH_TASKS), -(-len(ids) // least)))
     size = -(-len(ids) // count)
-    bounds = [str(ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
-    # The last range stays open: rows of the send written after this count (a fallback) are in it.
+    bounds: list[str | None] = [str(ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
     bounds[-1] = None
-    after = None
-    for upto in bounds:
+    return list(zip([None, *bounds[:-1]], bounds, strict=True))
+
+
+def _enqueue(*, sources: Sequence[str], channel: str, ranges: list[tuple[str | None, str | None]]) -> None:
+    for after, upto in ranges:
         # Workers must see the rows: queue only once they are committed.
         transaction.on_commit(partial(_QUEUE.enqueue, list(sources), channel, after, upto))
-        after = upto
-    return len(bounds)
 
 
 def _pending_ids(*, sources: Sequence[str], channel: str) -> list:
@@ -512,13 +514,20 @@ def dispatch_channel(*, sources: Sequence[str], channel: str, wait: bool, runnin
         return
     if _QUEUE is None:
         return  # nothing to hand them to: the sweep sends them once their lease ends
-    _enqueue_ranges(sources=sources, channel=channel, ids=ids)
-    if wait:
-        _help_and_wait(sources=sources, channel=channel, running=running)
+    ranges = _ranges(ids)
+    if not wait:
+        _enqueue(sources=sources, channel=channel, ranges=ranges)
+        return
+    # The caller works the first range itself and queues only the others (a
+    # task for the range it sends would find nothing left), then helps with
+    # what the workers have not claimed yet and waits for the rest.
+    _enqueue(sources=sources, channel=channel, ranges=ranges[1:])
+    _dispatch(channel=channel, sources=sources, running=running, upto=ranges[0][1])
+    _help_and_wait(sources=sources, channel=channel, running=running)
 
 
 def _help_and_wait(*, sources: Sequence[str], channel: str, running: RunningCheck | None, poll: float = 0.2) -> None:
-    """Work through the chunks alongside the workers, then wait for theirs.
+    """Work through the rows alongside the workers, then wait for theirs.
 
     Returns when no row of the sends is pending and held: rows waiting for a
     retry are left to the sweep rather than keeping the caller.

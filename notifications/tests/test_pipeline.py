@@ -366,6 +366,37 @@ def test_large_sends_go_to_celery_in_ranges_after_commit(
     assert len(locmem.outbox["email"]) == 10
 
 
+# Committed for real: a caller inside a transaction dispatches everything itself.
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_caller_sends_the_first_range_itself_and_queues_the_others(settings, platform, members):
+    settings.NOTIFY_SYNC_LIMIT, settings.NOTIFY_DISPATCH_RANGE, settings.NOTIFY_DISPATCH_TASKS = 2, 3, 3
+    from celery import current_app
+
+    from notifications import tasks
+
+    calls = []
+    original, eager = tasks.dispatch_range.delay, current_app.conf.task_always_eager
+    # Queued, never run: the caller's help sends their rows too.
+    tasks.dispatch_range.delay = lambda *args: calls.append(args)
+    current_app.conf.task_always_eager = False
+    try:
+        result = notification_send(
+            platform=platform,
+            source="bulk:helped",
+            channels=["email"],
+            recipients=_recipients(members),
+            message=MESSAGE,
+        )
+    finally:
+        tasks.dispatch_range.delay, current_app.conf.task_always_eager = original, eager
+    ids = [
+        str(pk) for pk in Notification.objects.filter(source="bulk:helped").order_by("id").values_list("id", flat=True)
+    ]
+    assert calls == [(["bulk:helped"], "email", ids[3], ids[7]), (["bulk:helped"], "email", ids[7], None)]
+    assert (result.sent, result.pending) == (10, 0)
+    assert len(locmem.outbox["email"]) == 10
+
+
 def test_a_range_task_hands_on_to_a_successor_when_its_time_is_up(settings, platform, members):
     settings.NOTIFY_DISPATCH_TASK_SECONDS = 0  # one batch per task
     from notifications import tasks
