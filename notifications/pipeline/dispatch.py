@@ -1,9 +1,10 @@
 """Dispatch: claim pending rows under a lease, hand them to the channel backend, record each result.
 
-Rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED` and a lease
-(`claimed_until`), in id order (each claim starts after the last, so the dead
-index entries a large send leaves until vacuum are not walked again), and
-handed to the backend in batches. Each result is recorded as soon as the
+Rows are claimed under a lease (`claimed_until`) by one `UPDATE ... WHERE id =
+ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED)) RETURNING` per batch, in id order
+(each claim starts after the last, so the dead index entries a large send
+leaves until vacuum are not walked again), and handed to the backend in
+batches. Each result is recorded as soon as the
 backend yields it (`BaseBackend.send_groups`), so a crash loses at most the
 delivery in flight, and a re-run never re-sends a `sent` row. Transient
 failures go back to `pending` with a backoff (`retry.DELIVERIES`).
@@ -20,9 +21,10 @@ an unknown mailbox, an invalid or blacklisted number) also puts the address on
 its platform's suppression list, one insert per group of results
 (`suppressions.refusals_suppress`), so later sends skip it.
 
-Small sends are dispatched in the caller; large ones are split into chunks of
-row ids handed to the queue the core registers at start-up (`use_queue`;
-`notifications.tasks` puts them on Celery), after the rows are committed.
+Small sends are dispatched in the caller; large ones are cut into a few ranges
+of row ids, one dispatcher each, handed to the queue the core registers at
+start-up (`use_queue`; `notifications.tasks` puts them on Celery) after the
+rows are committed (see `_ranges`).
 """
 
 from __future__ import annotations
