@@ -37,7 +37,7 @@ from datetime import datetime
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import JSONField, Q, prefetch_related_objects
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -179,7 +179,9 @@ def _rows(fields: list, returned: list[tuple], **known) -> list[Notification]:
     init signals to miss.
     """
     converters = [
-        (i, field, convert) for i, field in enumerate(fields) for convert in field.get_db_converters(connection)
+        (i, field, _empty_object_first(convert) if isinstance(field, JSONField) else convert)
+        for i, field in enumerate(fields)
+        for convert in field.get_db_converters(connection)
     ]
     names = [field.attname for field in fields]
     alias = connection.alias
@@ -195,6 +197,15 @@ def _rows(fields: list, returned: list[tuple], **known) -> list[Notification]:
         row._state.adding, row._state.db = False, alias
         rows.append(row)
     return rows
+
+
+def _empty_object_first(convert):
+    """A JSON column's converter that answers the common `{}` (a row without context or data) without parsing."""
+
+    def converted(value, expression, connection):
+        return {} if value == "{}" else convert(value, expression, connection)
+
+    return converted
 
 
 def _platforms_attach(rows: Sequence[Notification], platforms: dict[int, Platform]) -> None:
