@@ -13,14 +13,16 @@ queued) to the last row sent.
 Two tables: a fresh one (`--prefill 0`: emptied before each run) and one
 already holding earlier sends (`--prefill 2000000`: 2M sent rows, seeded with
 SQL once in the database `<name>_full` and kept; each run's rows are deleted
-and the table vacuumed afterwards, so every run meets the same table).
+and the table vacuumed afterwards, so every run meets the same table;
+`--no-vacuum` leaves the dead rows of earlier runs to autovacuum instead).
 
 Each figure comes with the 1-minute load average before and after it, the
 CPU seconds of the worker processes (`worker_cpu_s`), of the PostgreSQL
 backends serving the database (`postgres_cpu_s`: sampled at every poll, so a
 backend's last 200 ms may be missed; the writer's own included) and the machine's busy
 CPU seconds during the run (`machine_cpu_s`: PostgreSQL and everybody else
-included). Writes bench/results/dispatch.json.
+included), and the table afterwards (`table_after`: dead row versions left
+for vacuum, index sizes). Writes bench/results/dispatch.json.
 """
 
 from __future__ import annotations
@@ -170,8 +172,8 @@ def _prefill(rows: int, user_ids: list[int]) -> None:
         cursor.execute(f"VACUUM ANALYZE {TABLE}")
 
 
-def _reset(prefill: int) -> None:
-    """A fresh table empty; a pre-filled one back to its earlier rows, vacuumed."""
+def _reset(prefill: int, *, vacuum: bool = True) -> None:
+    """A fresh table empty; a pre-filled one back to its earlier rows, vacuumed unless asked not to."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -179,7 +181,26 @@ def _reset(prefill: int) -> None:
             cursor.execute(f"DELETE FROM {TABLE} WHERE source LIKE %s", [RUN_PREFIX + "%"])
         else:
             cursor.execute(f"TRUNCATE {TABLE}, notifications_inboxcounter")
-        cursor.execute(f"VACUUM ANALYZE {TABLE}")
+        cursor.execute(f"{'VACUUM ANALYZE' if vacuum else 'ANALYZE'} {TABLE}")
+
+
+def _table_state() -> dict:
+    """The delivery table after a send: dead row versions left for vacuum, and the indexes' sizes."""
+    from django.db import connection
+
+    time.sleep(1)  # the statistics collector's flush
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_live_tup, n_dead_tup, autovacuum_count FROM pg_stat_user_tables WHERE relname = %s", [TABLE]
+        )
+        live, dead, autovacuums = cursor.fetchone()
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+            "WHERE indrelid = %s::regclass ORDER BY 1",
+            [TABLE],
+        )
+        indexes = {name: round(size / 2**20, 1) for name, size in cursor.fetchall()}
+    return {"live_rows": live, "dead_rows": dead, "autovacuums_so_far": autovacuums, "index_mib": indexes}
 
 
 # --- one measurement, in its own process -----------------------------------------------------------
@@ -222,7 +243,7 @@ def _start_worker(workers: int) -> subprocess.Popen:
     return worker
 
 
-def phase_send(*, recipients: int, workers: int, prefill: int) -> dict:
+def phase_send(*, recipients: int, workers: int, prefill: int, vacuum: bool = True) -> dict:
     from django.db import connection
 
     from notifications.models import Notification, Platform
@@ -231,7 +252,7 @@ def phase_send(*, recipients: int, workers: int, prefill: int) -> dict:
     user_ids = _ensure_users(recipients)
     if prefill:
         _prefill(prefill, user_ids)
-    _reset(prefill)
+    _reset(prefill, vacuum=vacuum)
     platform = Platform.objects.get(key=PLATFORM_KEY)
     source = f"{RUN_PREFIX}{uuid.uuid4()}"
     people = [Recipient(user_id=i) for i in user_ids]
@@ -282,6 +303,7 @@ def phase_send(*, recipients: int, workers: int, prefill: int) -> dict:
         worker.wait(timeout=60)
     sent = Notification.objects.filter(source=source, delivery_status="sent").count()
     assert sent == recipients, (sent, recipients)
+    table = _table_state()
     return {
         "recipients": recipients,
         "workers": workers,
@@ -296,10 +318,11 @@ def phase_send(*, recipients: int, workers: int, prefill: int) -> dict:
         "postgres_cpu_s": round(postgres_cpu, 2),
         "machine_cpu_s": round(machine_cpu, 2),
         "load_average_1m": [round(load_before, 2), round(load_after, 2)],
+        "table_after": table,
     }
 
 
-def run_phase(*, recipients: int, workers: int, prefill: int) -> dict:
+def run_phase(*, recipients: int, workers: int, prefill: int, vacuum: bool = True) -> dict:
     import json
 
     env = os.environ.copy()
@@ -317,6 +340,7 @@ def run_phase(*, recipients: int, workers: int, prefill: int) -> dict:
             str(workers),
             "--prefill",
             str(prefill),
+            *([] if vacuum else ["--no-vacuum"]),
         ],
         cwd=ROOT,
         env=env,
@@ -338,6 +362,11 @@ def main(argv: list[str]) -> None:
         "--prefill", default="0,2000000", help="earlier sent rows in the table (comma separated; 0: a fresh table)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="every combination this many times")
+    parser.add_argument(
+        "--no-vacuum",
+        action="store_true",
+        help="leave the earlier runs' dead rows to autovacuum (the table is only analyzed between runs)",
+    )
     parser.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not os.environ.get("REDIS_URL"):
@@ -347,7 +376,10 @@ def main(argv: list[str]) -> None:
 
     if args.phase:
         common.setup()
-        print(json.dumps(phase_send(recipients=args.recipients, workers=int(args.workers), prefill=int(args.prefill))))
+        result = phase_send(
+            recipients=args.recipients, workers=int(args.workers), prefill=int(args.prefill), vacuum=not args.no_vacuum
+        )
+        print(json.dumps(result))
         return
     prefills = [int(p) for p in args.prefill.split(",") if p.strip()]
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
@@ -356,14 +388,21 @@ def main(argv: list[str]) -> None:
         for prefill in prefills:
             for workers in worker_counts:
                 print(f"round {round_}: {workers} worker(s), {prefill} earlier rows ...", flush=True)
-                result = run_phase(recipients=args.recipients, workers=workers, prefill=prefill)
+                result = run_phase(
+                    recipients=args.recipients, workers=workers, prefill=prefill, vacuum=not args.no_vacuum
+                )
                 result["round"] = round_
                 print(json.dumps(result), flush=True)
                 runs.append(result)
     common.write_result(
         "dispatch",
         {
-            "settings": {"recipients": args.recipients, "workers": worker_counts, "prefill": prefills},
+            "settings": {
+                "recipients": args.recipients,
+                "workers": worker_counts,
+                "prefill": prefills,
+                "vacuum_between_runs": not args.no_vacuum,
+            },
             "runs": runs,
         },
     )
