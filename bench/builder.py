@@ -316,7 +316,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2", help="Celery worker concurrencies to send with")
-    parser.add_argument("--chunk", type=int, default=1000, help="BUILDER_SEND_CHUNK")
+    parser.add_argument("--chunk", type=int, default=5000, help="BUILDER_SEND_CHUNK")
     parser.add_argument(
         "--rounds", type=int, default=1, help="sends and their baseline, interleaved (A B A B), this many times"
     )

@@ -37,7 +37,7 @@ LEASE = timedelta(minutes=5)
 
 
 def _chunk_size() -> int:
-    return max(1, int(getattr(settings, "BUILDER_SEND_CHUNK", 1000)))
+    return max(1, int(getattr(settings, "BUILDER_SEND_CHUNK", 5000)))
 
 
 def builds_claim_due(*, now: datetime, limit: int, lease: timedelta) -> list[str]:

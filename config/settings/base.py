@@ -630,7 +630,7 @@ SCHEDULED_RETRY_MAX_SECONDS = env_int("SCHEDULED_RETRY_MAX_SECONDS", 900)
 # --- Notification builder -----------------------------------------------------
 # Recipients a sending worker claims and hands to the pipeline at a time, and
 # how many Celery tasks share one build's chunks (SKIP LOCKED claims).
-BUILDER_SEND_CHUNK = env_int("BUILDER_SEND_CHUNK", 1000)
+BUILDER_SEND_CHUNK = env_int("BUILDER_SEND_CHUNK", 5000)
 BUILDER_SEND_WORKERS = env_int("BUILDER_SEND_WORKERS", 1)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({"BuildStatusEnum": "builder.models.BuildStatus"})
 
