@@ -84,8 +84,17 @@ def serve(port: int) -> None:
     real_getaddrinfo = socket.getaddrinfo
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
 
+    def _literal(host) -> bool:
+        try:
+            ipaddress.ip_address(str(host).split("%")[0])
+        except ValueError:
+            return False
+        return True
+
     def getaddrinfo(host, *args, **kwargs):
-        if not _local(host):
+        # An address literal resolves without DNS (the webhook seed's public
+        # address passes the endpoint check); connecting to it is refused below.
+        if not _local(host) and not _literal(host):
             raise socket.gaierror(socket.EAI_NONAME, f"{host}: refused by the fuzz gate")
         return real_getaddrinfo(host, *args, **kwargs)
 
