@@ -16,6 +16,27 @@ each upsert cheaper:
 import django.db.models.deletion
 from django.db import migrations, models
 
+TABLE = "notifications_inboxcounter"
+
+
+def counters_platform_index_drop(apps, schema_editor):
+    # DROP INDEX by name rather than AlterField's database side: on SQLite
+    # that remakes the table, and the renames of a remake fail on the
+    # notification table's counter triggers, which name this table.
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, TABLE)
+    for name, info in constraints.items():
+        if info["index"] and not info["unique"] and not info["primary_key"] and info["columns"] == ["platform_id"]:
+            schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
+
+
+def counters_platform_index_create(apps, schema_editor):
+    name = schema_editor._create_index_name(TABLE, ["platform_id"])
+    schema_editor.execute(
+        f"CREATE INDEX {schema_editor.quote_name(name)} ON {schema_editor.quote_name(TABLE)} (platform_id)"
+    )
+
 
 def counters_fillfactor(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
@@ -33,16 +54,23 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name="inboxcounter",
-            name="platform",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="+",
-                to="notifications.platform",
-            ),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="inboxcounter",
+                    name="platform",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="notifications.platform",
+                    ),
+                ),
+            ],
+            database_operations=[
+                migrations.RunPython(counters_platform_index_drop, counters_platform_index_create),
+            ],
         ),
         migrations.RunPython(counters_fillfactor, counters_fillfactor_reset),
     ]

@@ -140,6 +140,11 @@ def _claim(
         qs = qs.filter(id__gt=after)
     if upto is not None:
         qs = qs.filter(id__lte=upto)
+    if connection.vendor != "postgresql":
+        claimed = _claim_portable(qs, limit=limit, until=until)
+        if claimed:
+            _platforms_attach(claimed, {} if platforms is None else platforms)
+        return claimed
     # The claim as a subquery (SELECT ... FOR UPDATE SKIP LOCKED), built by the ORM.
     select, params = qs.order_by("id").values("id")[:limit].query.sql_with_params()
     if connection.features.has_select_for_update_skip_locked:
@@ -162,6 +167,21 @@ def _claim(
     if claimed:
         _platforms_attach(claimed, {} if platforms is None else platforms)
     return claimed
+
+
+def _claim_portable(qs, *, limit: int, until) -> list[Notification]:
+    """The claim on databases without `= ANY(ARRAY(...))` (SQLite): ids, lease, then the rows.
+
+    SQLite runs one writer at a time (IMMEDIATE transactions), so the ids read
+    in the transaction are not claimed by anyone else before the update.
+    """
+    with transaction.atomic():
+        ids = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        # While held, the sweep leaves the rows alone; once the lease ends they are due again.
+        Notification.objects.filter(id__in=ids).update(claimed_until=until, next_attempt_at=until)
+    return list(Notification.objects.filter(id__in=ids).order_by("id"))
 
 
 def _returned_fields() -> list:
