@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import setup_django, write_result
+from bench.common import celery_worker, setup_django, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM_KEY = "bench-builder"
@@ -141,7 +141,6 @@ def phase_preview_python() -> dict:
 
 
 def phase_send(workers: int) -> dict:
-    from celery import current_app
 
     from builder.models import Build, BuildStatus
 
@@ -150,35 +149,8 @@ def phase_send(workers: int) -> dict:
         f"/api/notification/v1/orgs/{PLATFORM_KEY}/notification-builder/preview/", _preview_body(), format="json"
     ).json()
     build_id = preview["build_id"]
-    current_app.control.purge()
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--concurrency",
-            str(workers),
-            "--pool",
-            "prefork",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"bench-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
-    )
+    worker = celery_worker(concurrency=workers, name="bench")
     try:
-        deadline = time.time() + 60
-        while not current_app.control.ping(timeout=0.5):
-            if time.time() > deadline or worker.poll() is not None:
-                raise RuntimeError("the Celery worker did not start")
         started = time.perf_counter()
         r = client.post(
             f"/api/notification/v1/orgs/{PLATFORM_KEY}/notification-builder/send/",

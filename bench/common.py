@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,3 +138,20 @@ def write_result(name: str, data: dict) -> Path:
     print(json.dumps(payload, indent=2))
     print(f"written to {path}")
     return path
+
+
+def celery_worker(*, concurrency: int, name: str, queues: str | None = None) -> subprocess.Popen:
+    """A real prefork Celery worker of this checkout, started and answering a ping (or RuntimeError)."""
+    from celery import current_app
+
+    current_app.control.purge()
+    cmd = [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency)]
+    cmd += ["--pool", "prefork", "--loglevel", "WARNING", *(["-Q", queues] if queues else [])]
+    cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}-{os.getpid()}@%h"]
+    worker = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=os.environ.copy())
+    deadline = time.time() + 60
+    while not current_app.control.ping(timeout=0.5):
+        if time.time() > deadline or worker.poll() is not None:
+            worker.kill()
+            raise RuntimeError("the Celery worker did not start")
+    return worker

@@ -35,6 +35,8 @@ import time
 import uuid
 from pathlib import Path
 
+from bench import common
+
 os.environ.setdefault("NOTIFY_EMAIL_BACKEND", "bench.null_backend.NullBackend")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_dispatch")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -207,40 +209,7 @@ def _table_state() -> dict:
 
 
 def _start_worker(workers: int) -> subprocess.Popen:
-    from celery import current_app
-
-    current_app.control.purge()
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--concurrency",
-            str(workers),
-            "--pool",
-            "prefork",
-            "--loglevel",
-            "WARNING",
-            "-Q",
-            "celery",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"bench-dispatch-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
-    )
-    deadline = time.time() + 60
-    while not current_app.control.ping(timeout=0.5):
-        if time.time() > deadline or worker.poll() is not None:
-            worker.kill()
-            raise RuntimeError("the Celery worker did not start")
-    return worker
+    return common.celery_worker(concurrency=workers, name="bench-dispatch", queues="celery")
 
 
 def phase_send(*, recipients: int, workers: int, prefill: int, vacuum: bool = True) -> dict:
@@ -371,8 +340,6 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if not os.environ.get("REDIS_URL"):
         sys.exit("Set REDIS_URL (and DATABASE_URL to a PostgreSQL database), see the docstring.")
-
-    from bench import common
 
     if args.phase:
         common.setup()

@@ -47,8 +47,11 @@ class InAppBackend(BaseBackend):
         """
         # The pipeline's rows (`sql.RowViews`) give their user ids as a column:
         # a view is made only for a user with an open socket.
-        rows = deliveries if hasattr(deliveries, "user_ids") else list(deliveries)
-        user_ids = rows.user_ids if hasattr(rows, "user_ids") else [d.user_id for d in rows]
+        if hasattr(deliveries, "user_ids"):
+            rows, user_ids = deliveries, deliveries.user_ids
+        else:
+            rows = list(deliveries)
+            user_ids = [d.user_id for d in rows]
         present = [i for i, user_id in enumerate(user_ids) if user_id is not None]
         groups = [user_group(user_ids[i]) for i in present]
         try:
