@@ -15,19 +15,37 @@ from datetime import datetime
 from django.db.backends.signals import connection_created
 
 
-def _clamping_loader(base, tz):
-    import psycopg
+def _clamping_loader(tz):
+    """A timestamptz loader: psycopg's C parser, the value in Django's zone, clamped to what Python can hold.
 
-    class ClampingTzLoader(base):
-        timezone = tz
+    Django's own loader subclasses psycopg's pure-Python one (it sets the
+    zone after parsing); that parse was 4.3 us a value against 0.5 us in C,
+    an eighth of a dispatcher's CPU and a share of every inbox page. The C
+    loader answers in the session's zone; `astimezone` gives Django's (the
+    same instant whatever the session's setting), or a naive time without
+    USE_TZ, as Django's does.
+    """
+    import psycopg
+    from psycopg.pq import Format
+
+    parser = psycopg.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, Format.TEXT)
+
+    class ClampingTzLoader(psycopg.adapt.Loader):
+        timezone = tz  # Django's cursors compare it with the connection's before registering their own
+
+        def __init__(self, oid, context=None):
+            super().__init__(oid, context)
+            self._parse = parser(oid, context).load
 
         def load(self, data):
             try:
-                return super().load(data)
+                value = self._parse(data)
             except psycopg.DataError:
-                before_year_1 = bytes(data).rstrip().endswith(b"BC")
+                text = bytes(data).strip()
+                before_year_1 = text.endswith(b"BC") or text == b"-infinity"
                 value = datetime.min if before_year_1 else datetime.max
-                return value.replace(tzinfo=self.timezone)
+                return value.replace(tzinfo=tz)
+            return value.astimezone(tz) if tz is not None else value.replace(tzinfo=None)
 
     return ClampingTzLoader
 
@@ -39,9 +57,7 @@ def _register(sender, connection, **kwargs):
 
     if not psycopg_any.is_psycopg3:
         return
-    BaseTzLoader = psycopg_any.BaseTzLoader
-
-    connection.connection.adapters.register_loader("timestamptz", _clamping_loader(BaseTzLoader, connection.timezone))
+    connection.connection.adapters.register_loader("timestamptz", _clamping_loader(connection.timezone))
 
 
 def ready() -> None:

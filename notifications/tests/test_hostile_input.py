@@ -132,6 +132,28 @@ def test_a_year_10000_row_stored_by_an_older_version_is_listed_shown_and_cancell
     assert cancelled.json()["data"]["status"] == "cancelled"
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the loader is PostgreSQL's")
+def test_times_are_read_in_djangos_zone_whatever_the_sessions_and_out_of_range_ones_clamp():
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'Asia/Tokyo'")
+        try:
+            cursor.execute(
+                "SELECT '2026-03-01T10:00:00Z'::timestamptz, 'infinity'::timestamptz, '-infinity'::timestamptz,"
+                " '10000-01-01T00:00:00Z'::timestamptz"
+            )
+            moment, infinite, before, year_10000 = cursor.fetchone()
+        finally:
+            cursor.execute("SET TIME ZONE 'UTC'")
+    assert moment == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    assert moment.tzinfo is connection.timezone and timezone.is_aware(moment)
+    assert infinite == year_10000 == datetime.max.replace(tzinfo=connection.timezone)
+    assert before == datetime.min.replace(tzinfo=connection.timezone)
+
+
 def test_alert_times_are_bounded(api, learner):
     client = api(learner)
     before = counts()
