@@ -1,10 +1,11 @@
 """Dispatch: claim pending rows under a lease, hand them to the channel backend, record each result.
 
-Rows are claimed under a lease (`claimed_until`) by one `UPDATE ... WHERE id =
-ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED)) RETURNING` per batch, in id order
-(each claim starts after the last, so the dead index entries a large send
-leaves until vacuum are not walked again), and handed to the backend in
-batches. Each result is recorded as soon as the
+Rows are claimed under a lease (`claimed_until`) a batch at a time: the next
+ids in the pending-rows index's order are locked (`SELECT ... FOR UPDATE SKIP
+LOCKED`, planned as that index walk) and leased by one `UPDATE ... RETURNING`,
+in one transaction. Each claim starts after the last, so neither the rows
+already handled nor the dead index entries a large send leaves until vacuum
+are walked again; the batches are handed to the backend. Each result is recorded as soon as the
 backend yields it (`BaseBackend.send_groups`), so a crash loses at most the
 delivery in flight, and a re-run never re-sends a `sent` row. Transient
 failures go back to `pending` with a backoff (`retry.DELIVERIES`).
@@ -148,23 +149,33 @@ def _claim(
 
 
 def _claim_postgresql(qs, *, limit: int, until) -> list[Notification]:
-    """The claim in one statement, the rows built from its RETURNING (see `_claim`)."""
-    # The claim as a subquery (SELECT ... FOR UPDATE SKIP LOCKED), built by the ORM.
-    select, params = qs.order_by("id").values("id")[:limit].query.sql_with_params()
-    if connection.features.has_select_for_update_skip_locked:
-        select += " FOR UPDATE SKIP LOCKED"
+    """The claim: lock the next ids in the pending index's order, lease them, build the rows from RETURNING.
+
+    A send's rows are new to the planner's statistics, so it expects a few
+    hundred of them, and rather than walking the pending-rows index in id
+    order up to `limit`, it read every pending row left in the dispatcher's
+    range (with a bitmap scan, or through the due index) and sorted them:
+    each claim re-read the rest of its range, 17 ms for 500 of 17,000 rows
+    against 3 ms for the walk. The walk is what a claim means, so the lock
+    is planned with sorts and bitmap scans off; the settings are put back
+    before the lease, whose statement fires the inbox counters' trigger.
+    """
+    select, params = qs.order_by("id").values_list("id", flat=True)[:limit].query.sql_with_params()
     table = connection.ops.quote_name(Notification._meta.db_table)
     fields = _returned_fields()
     columns = ", ".join(f"n.{connection.ops.quote_name(f.column)}" for f in fields)
-    # While held, the sweep leaves the rows alone; once the lease ends they are due again.
-    # `= ANY(ARRAY(...))` rather than `IN (...)`: the claimed ids are looked up
-    # by primary key; as a semi-join the planner may hash them against the
-    # whole table.
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+        cursor.execute(f"{select} FOR UPDATE SKIP LOCKED", params)
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SET LOCAL enable_bitmapscan TO DEFAULT; SET LOCAL enable_sort TO DEFAULT")
+        if not ids:
+            return []
+        # While held, the sweep leaves the rows alone; once the lease ends they are due again.
         cursor.execute(
             f"UPDATE {table} AS n SET claimed_until = %s, next_attempt_at = %s "
-            f"WHERE n.id = ANY(ARRAY({select})) RETURNING {columns}",
-            [until, until, *params],
+            f"WHERE n.id = ANY(%s) RETURNING {columns}",
+            [until, until, ids],
         )
         returned = cursor.fetchall()
     return sorted(_rows(fields, returned, claimed_until=until, next_attempt_at=until), key=lambda row: row.pk)

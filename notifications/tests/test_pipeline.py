@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from notifications import scheduler
@@ -269,6 +270,45 @@ def test_a_held_lease_blocks_other_dispatchers_until_it_expires(platform, member
     assert dispatch.deliveries_dispatch(source="bulk:lease", channel="email") == 4
     assert len(locmem.outbox["email"]) == 10
     assert send_counts(source="bulk:lease").sent == 10
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_a_claim_walks_the_pending_index_in_id_order_without_reading_the_rest(platform, members):
+    """The lock is planned as the index walk up to its limit, whatever plan the costs favour."""
+    write.deliveries_write(
+        platform=platform, source="bulk:walk", channels=["email"], recipients=_recipients(members), message=MESSAGE
+    )
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        if "FOR UPDATE SKIP LOCKED" in sql:
+            with context["connection"].connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+                plans.append(cursor.fetchone()[0][0]["Plan"])
+        return execute(sql, params, many, context)
+
+    with connection.cursor() as cursor:
+        # Costs under which reading all of the send's rows and sorting them looks
+        # cheapest, as it did to the planner for a send just written.
+        cursor.execute("SET LOCAL random_page_cost = 1000")
+    after = min(Notification.objects.filter(source="bulk:walk").values_list("id", flat=True))
+    with connection.execute_wrapper(explain):
+        claimed = dispatch._claim(channel="email", sources=["bulk:walk"], limit=3, after=after)
+    assert len(claimed) == 3 and all(row.pk > after for row in claimed)
+
+    def nodes(plan):
+        yield plan
+        for child in plan.get("Plans", []):
+            yield from nodes(child)
+
+    [plan] = plans
+    kinds = [(node["Node Type"], node.get("Index Name")) for node in nodes(plan)]
+    assert ("Index Scan", "delivery_pending") in kinds, kinds
+    assert not any(kind in ("Sort", "Bitmap Heap Scan", "Seq Scan") for kind, _ in kinds), kinds
+    # The settings were the lock's only: the lease and later statements plan as usual.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_sort")
+        assert cursor.fetchone()[0] == "on"
 
 
 def test_the_sweep_picks_up_rows_whose_dispatcher_died(platform, members):
