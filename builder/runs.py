@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import psycopg
 from django.conf import settings
@@ -86,11 +87,11 @@ def build_run(*, build_id) -> None:
     ids: list = []
     try:
         while _lease_renew(build):
-            rows = _chunk_claim(build)
-            ids = [row[0] for row in rows]
-            if not rows:
+            chunk = _chunk_claim(build)
+            ids = [row[0] for row in chunk.rows]
+            if not chunk.rows:
                 break
-            _chunk_send(build, rows, render)
+            _chunk_send(build, chunk, render)
         _reconcile(build)
         _finish_if_done(build)
     except BuildError as exc:
@@ -98,8 +99,9 @@ def build_run(*, build_id) -> None:
         _build_fail(build, exc.message)
     except Exception as exc:  # recorded on the build; the scheduler retries it
         logger.exception("sending build %s failed", build.pk)
-        # The chunk in hand goes back to the pool for the retry.
-        BuildRecipient.objects.filter(pk__in=ids, status=RecipientStatus.PENDING).update(claimed_until=None)
+        # The chunk in hand goes back to the pool for the retry, with a lease that
+        # has ended rather than none: some of its deliveries may be written.
+        BuildRecipient.objects.filter(pk__in=ids, status=RecipientStatus.PENDING).update(claimed_until=timezone.now())
         _run_failed(build, exc)
 
 
@@ -110,31 +112,43 @@ def _lease_renew(build: Build) -> bool:
     )
 
 
-def _chunk_claim(build: Build) -> list[tuple]:
-    """Claim the next chunk of pending recipients under a lease; their (pk, user_id, recipient_key, email)."""
+class Chunk(NamedTuple):
+    # (pk, user_id, recipient_key, email) of each claimed recipient, in pk order.
+    rows: list[tuple]
+    # No recipient of the chunk was claimed before, so none has deliveries yet.
+    fresh: bool
+
+
+def _chunk_claim(build: Build) -> Chunk:
+    """Claim the next chunk of pending recipients under a lease."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        # One statement: lock (SKIP LOCKED), lease and read the chunk.
+        # One statement: lock (SKIP LOCKED), lease and read the chunk. A recipient
+        # never claimed before has no lease end yet (a failed run's chunk is
+        # handed back with an expired one, see build_run).
         table = connection.ops.quote_name(BuildRecipient._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET claimed_until = %s WHERE id IN ("
-                f"SELECT id FROM {table} WHERE build_id = %s AND status = %s "
-                "AND (claimed_until IS NULL OR claimed_until < %s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-                ") RETURNING id, user_id, recipient_key, email",
-                [now + LEASE, build.pk, RecipientStatus.PENDING, now, _chunk_size()],
+                f"WITH picked AS (SELECT id, claimed_until IS NOT NULL AS again FROM {table} "
+                "WHERE build_id = %s AND status = %s AND (claimed_until IS NULL OR claimed_until < %s) "
+                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {table} AS r SET claimed_until = %s FROM picked WHERE r.id = picked.id "
+                "RETURNING r.id, r.user_id, r.recipient_key, r.email, picked.again",
+                [build.pk, RecipientStatus.PENDING, now, _chunk_size(), now + LEASE],
             )
-            return sorted(cursor.fetchall())
+            claimed = sorted(cursor.fetchall())
+        return Chunk(rows=[row[:4] for row in claimed], fresh=not any(row[4] for row in claimed))
     claimable = BuildRecipient.objects.filter(build=build, status=RecipientStatus.PENDING).filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )
     ids = claim_rows(claimable, limit=_chunk_size(), updates={"claimed_until": now + LEASE})
-    return list(
+    rows = (
         BuildRecipient.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "user_id", "recipient_key", "email")
     )
+    return Chunk(rows=list(rows), fresh=False)
 
 
-def _chunk_send(build: Build, rows: list[tuple], render) -> None:
+def _chunk_send(build: Build, chunk: Chunk, render) -> None:
     # Users and bare addresses together: the pipeline emails an address and
     # nothing else. A recipient whose account was deleted since the preview is
     # left out and settled below.
@@ -145,7 +159,9 @@ def _chunk_send(build: Build, rows: list[tuple], render) -> None:
     # transaction, and the sweep sends them when due. It is only settled here,
     # never handed to the front door again, where the unique key would refuse
     # its rows but the delivery rules would still count it (frequency caps).
-    written = recipient_outcomes(source=build.source, keys=[key for _, _, key, _ in rows])
+    # A fresh chunk (the common case) has nothing written to look for.
+    rows = chunk.rows
+    written = {} if chunk.fresh else recipient_outcomes(source=build.source, keys=[key for _, _, key, _ in rows])
     recipients = [
         Recipient(user_id=user_id) if user_id is not None else Recipient(address=email)
         for _, user_id, key, email in rows

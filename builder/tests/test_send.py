@@ -306,7 +306,7 @@ def test_resumes_after_a_worker_dies_mid_build(preview, settings, client):
     # A worker claims the first chunk, sends it, claims the second and dies before sending it.
     render = runs.templating.build_renderer(build=build)
     runs._chunk_send(build, runs._chunk_claim(build), render)
-    assert len(runs._chunk_claim(build)) == 2
+    assert len(runs._chunk_claim(build).rows) == 2
     assert len(locmem.outbox["email"]) == 2
 
     # While its leases hold, nobody takes the build over.
@@ -325,8 +325,10 @@ def test_rerunning_a_finished_chunk_sends_nothing_twice(preview, send, settings)
     settings.BUILDER_SEND_CHUNK = 1
     build_id = preview()["build_id"]
     send(build_id)
-    # Pretend the mirror never happened (a worker died between sending and recording).
-    BuildRecipient.objects.filter(build_id=build_id).update(status=RecipientStatus.PENDING, claimed_until=None)
+    # Pretend the mirror never happened (a worker died between sending and recording; its lease has ended).
+    BuildRecipient.objects.filter(build_id=build_id).update(
+        status=RecipientStatus.PENDING, claimed_until=timezone.now() - timedelta(seconds=1)
+    )
     Build.objects.filter(pk=build_id).update(status=BuildStatus.SENDING, sent_count=0, claimed_until=None)
     runs.build_run(build_id=build_id)
     assert len(locmem.outbox["email"]) == 4

@@ -57,7 +57,9 @@ class Message:
 
 
 # A renderer gives the message for one recipient on one channel; `user` is the
-# recipient's account or None for a bare address.
+# recipient's account or None for a bare address. The account comes with
+# `build.RENDERED_USER_FIELDS` loaded (id, username, email, phone number, time
+# zone); any other field is read from the database when first used.
 Renderer = Callable[[Recipient, str, object], Message]
 
 StopCheck = Callable[[], bool]
