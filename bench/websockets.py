@@ -372,7 +372,9 @@ def _sigterm_with_sockets_open(server: subprocess.Popen, procs: list[Client], pr
 
 
 def _error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if "Traceback" in line or "Error" in line or "ERROR" in line]
+    # "panicked": a Rust thread of granian failing (it logs no Python traceback then).
+    markers = ("Traceback", "Error", "ERROR", "panicked")
+    return [line for line in log.splitlines() if any(marker in line for marker in markers)]
 
 
 def server_command(server_impl: str, *, port: int, processes: int, deflate: bool, ws_impl: str) -> list[str]:
