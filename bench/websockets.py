@@ -2,8 +2,10 @@
 
     python -m bench websockets [--sockets 1000,5000,10000] [--processes 1,2] [--clients 2] [--name websockets]
     python -m bench.websockets --sockets 1000
+    python -m bench websockets --sockets 10000 --processes 1 --no-deflate --server granian
 
 For every N and every number of ASGI processes: starts `uvicorn --workers P`
+(or `granian --workers P` with `--server granian`)
 (PostgreSQL + Redis, a channel-layer prefix of its own), opens N sockets (one
 user and token each) from `--clients` client processes, then sends one in-app
 notification to all N users through `notification_send` (rows written,
@@ -12,13 +14,15 @@ from the start of the send call to the message's arrival (wall clock, one
 machine), sockets that got nothing (dropped) or more than one (duplicates).
 Then every client closes all its sockets at once, and the run counts the group
 memberships left in Redis and the error lines the server logged, and times
-uvicorn's exit on SIGTERM.
+the server's exit on SIGTERM.
 
 The clients are bench/ws_client.py (a lean asyncio Protocol) unless deflate is
 on, which needs the `websockets` client; each run records the server's CPU per
 connect (all its processes, from /proc) and the clients'. The server runs
 uvicorn on uvloop and httptools with `--ws websockets-sansio` unless `--ws`
-names another implementation. (A per-user `group_send` baseline used to run
+names another implementation. `--server granian` runs the same app under
+granian (ASGI without lifespan, uvloop, HTTP/1), which has no permessage-deflate
+at all; the measurements are the same for both. (A per-user `group_send` baseline used to run
 too: sockets on the Redis layer no longer read their channel, so it reaches
 none of them.)
 
@@ -50,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLATFORM_KEY = "bench-websockets"
 WAIT_FOR_DELIVERY = 120  # seconds before a socket without its message counts as dropped
 DUPLICATE_GRACE = 2.0  # seconds to wait after the last arrival for a second copy
+BACKPRESSURE = 65_536  # granian's per-worker cap on connections served at once
 
 
 def raise_file_limit() -> int:
@@ -141,10 +146,31 @@ async def client_main(url: str, tokens: list[str], impl: str = "lean") -> None:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(DUPLICATE_GRACE)
             reply({"arrivals": [each[:] for each in arrivals], "open": [ws is not None for ws in sockets]})
+        elif line.startswith("SERVER_CLOSE"):
+            # The server is stopping with the sockets open: the close code each
+            # one got (1006 when the connection ended without a close frame)
+            # and when the last one ended. Lean clients only.
+            timeout = float(line.split()[1])
+            ended: list[float] = []
+            codes = await asyncio.gather(*(_server_close_code(ws, timeout, ended) for ws in sockets if ws))
+            counts: dict[str, int] = {}
+            for code in codes:
+                counts[str(code)] = counts.get(str(code), 0) + 1
+            reply({"codes": counts, "last_ended": max(ended, default=None)})
         elif line == "CLOSE":
             started, cpu = time.time(), time.process_time()
             await asyncio.gather(*(ws.close() for ws in sockets if ws), return_exceptions=True)
             reply({"closed_in_s": round(time.time() - started, 3), "cpu_s": time.process_time() - cpu})
+
+
+async def _server_close_code(ws, timeout: float, ended: list[float]) -> int | str:
+    """The close code the server ended `ws` with (1006 without a close frame); the time goes to `ended`."""
+    try:
+        code = await asyncio.wait_for(asyncio.shield(ws.closed), timeout)
+    except TimeoutError:
+        return "open"
+    ended.append(time.time())
+    return 1006 if code is None else code
 
 
 # --- the parent -------------------------------------------------------------------
@@ -292,8 +318,125 @@ def _cpu_s(pid: int) -> float:
     return total / ticks
 
 
+def _close_all_then_sigterm(server: subprocess.Popen, procs: list[Client], prefix: str, opened: int) -> dict:
+    """Every client closes at once: memberships left, the server's CPU per close; then SIGTERM."""
+    out: dict = {}
+    server_cpu = _cpu_s(server.pid)
+    closed = _ask(procs, "CLOSE")
+    out["close_s"] = max(c["closed_in_s"] for c in closed)
+    _ask(procs, "RESET")
+    for client in procs:
+        client.send("EXIT")
+        client.process.wait(timeout=30)
+    # The server's disconnect handlers run after the clients' close: give
+    # them up to 30 s, and report how long they took.
+    closed_at = time.time()
+    stale = _stale_memberships(prefix)
+    while stale and time.time() - closed_at < 30:
+        time.sleep(0.2)
+        stale = _stale_memberships(prefix)
+    out["stale_memberships"] = stale
+    # The server's side of the mass close: until its disconnect handlers left the groups.
+    close_cpu = _cpu_s(server.pid) - server_cpu
+    out["server_cpu_ms_per_close"] = round(close_cpu * 1000 / opened, 3) if opened else None
+    out["memberships_cleaned_s"] = round(time.time() - closed_at, 2)
+    stopped = time.time()
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=60)
+    out["sigterm_exit_s"] = round(time.time() - stopped, 2)
+    return out
+
+
+def _sigterm_with_sockets_open(server: subprocess.Popen, procs: list[Client], prefix: str) -> dict:
+    """SIGTERM while every socket is open: the close codes the clients got, the exit, what stayed in Redis."""
+    stopped = time.time()
+    server.send_signal(signal.SIGTERM)
+    ended = _ask(procs, "SERVER_CLOSE 30")
+    codes: dict[str, int] = {}
+    for answer in ended:
+        for code, count in answer["codes"].items():
+            codes[code] = codes.get(code, 0) + count
+    last = [answer["last_ended"] for answer in ended if answer["last_ended"]]
+    server.wait(timeout=60)
+    exited = time.time()
+    for client in procs:
+        client.send("EXIT")
+        client.process.wait(timeout=30)
+    # Memberships a dying process did not take back stay until CHANNELS_GROUP_EXPIRY.
+    return {
+        "sigterm_close_codes": codes,
+        "sigterm_sockets_closed_s": round(max(last) - stopped, 2) if last else None,
+        "sigterm_exit_s": round(exited - stopped, 2),
+        "sigterm_stale_memberships": _stale_memberships(prefix),
+    }
+
+
 def _error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if "Traceback" in line or "Error" in line or "ERROR" in line]
+    # "panicked": a Rust thread of granian failing (it logs no Python traceback then).
+    markers = ("Traceback", "Error", "ERROR", "panicked")
+    return [line for line in log.splitlines() if any(marker in line for marker in markers)]
+
+
+def server_command(server_impl: str, *, port: int, processes: int, deflate: bool, ws_impl: str) -> list[str]:
+    """The same app and the same settings under uvicorn or granian: P processes, uvloop, warnings only."""
+    if server_impl == "granian":
+        # granian has no permessage-deflate at all (its clients get frames
+        # uncompressed whatever they offer), so `deflate` changes nothing here.
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asginl",  # ASGI without lifespan, as uvicorn's --lifespan off
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(processes),
+            "--http",
+            "1",
+            "--ws",
+            "--loop",
+            "uvloop",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            # Connections a worker serves at once (default 1024 / workers): room for every socket.
+            "--backpressure",
+            str(BACKPRESSURE),
+            # Workers that do not stop within this are killed (uvicorn's --timeout-graceful-shutdown).
+            "--workers-kill-timeout",
+            "10",
+            "config.asgi:application",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(processes),
+        "--lifespan",
+        "off",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        "10",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--ws",
+        ws_impl,
+        # Browsers offer permessage-deflate and uvicorn accepts it unless told not to.
+        *([] if deflate else ["--ws-per-message-deflate", "false"]),
+    ]
 
 
 def run_one(
@@ -309,6 +452,8 @@ def run_one(
     client_impl: str = "lean",
     ws_impl: str = "websockets-sansio",
     server_root: Path = ROOT,
+    server_impl: str = "uvicorn",
+    sigterm_open: bool = False,
 ) -> dict:
     from bench.asgi_servers import free_port
 
@@ -316,36 +461,10 @@ def run_one(
     load_before = [round(x, 2) for x in os.getloadavg()]
     prefix = f"wsbench{secrets.token_hex(4)}"
     env = {**os.environ, "CHANNELS_PREFIX": prefix}
-    log_path = workdir / f"uvicorn-{sockets}-{processes}.log"
+    log_path = workdir / f"{server_impl}-{sockets}-{processes}.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(processes),
-                "--lifespan",
-                "off",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "10",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--ws",
-                ws_impl,
-                # Browsers offer permessage-deflate and uvicorn accepts it unless told not to.
-                *([] if deflate else ["--ws-per-message-deflate", "false"]),
-            ],
+            server_command(server_impl, port=port, processes=processes, deflate=deflate, ws_impl=ws_impl),
             cwd=server_root,
             env=env,
             stdout=log,
@@ -381,7 +500,8 @@ def run_one(
             "asgi_processes": processes,
             "client_processes": len(procs),
             "client": client_impl,
-            "uvicorn_ws": ws_impl,
+            "server": server_impl,
+            "uvicorn_ws": ws_impl if server_impl == "uvicorn" else None,
             "server_commit": subprocess.run(
                 ["git", "rev-parse", "--short", "HEAD"], cwd=server_root, capture_output=True, text=True
             ).stdout.strip(),
@@ -400,29 +520,10 @@ def run_one(
         sent_at = _notification_send(platform, user_ids)
         result["notification_send"] = _deliveries(procs, sent_at, time.time() - started)
         result["notification_send"]["server_cpu_s"] = round(_cpu_s(server.pid) - server_cpu, 3)
-        server_cpu = _cpu_s(server.pid)
-        closed = _ask(procs, "CLOSE")
-        result["close_s"] = max(c["closed_in_s"] for c in closed)
-        _ask(procs, "RESET")
-        for client in procs:
-            client.send("EXIT")
-            client.process.wait(timeout=30)
-        # The server's disconnect handlers run after the clients' close: give
-        # them up to 30 s, and report how long they took.
-        closed_at = time.time()
-        stale = _stale_memberships(prefix)
-        while stale and time.time() - closed_at < 30:
-            time.sleep(0.2)
-            stale = _stale_memberships(prefix)
-        result["stale_memberships"] = stale
-        # The server's side of the mass close: until its disconnect handlers left the groups.
-        close_cpu = _cpu_s(server.pid) - server_cpu
-        result["server_cpu_ms_per_close"] = round(close_cpu * 1000 / opened, 3) if opened else None
-        result["memberships_cleaned_s"] = round(time.time() - closed_at, 2)
-        stopped = time.time()
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-        result["sigterm_exit_s"] = round(time.time() - stopped, 2)
+        if sigterm_open:
+            result.update(_sigterm_with_sockets_open(server, procs, prefix))
+        else:
+            result.update(_close_all_then_sigterm(server, procs, prefix, opened))
     finally:
         if server.poll() is None:
             server.kill()
@@ -452,6 +553,18 @@ def main() -> None:
     )
     parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws (auto, websockets-sansio, websockets)")
     parser.add_argument(
+        "--server",
+        choices=["uvicorn", "granian"],
+        default="uvicorn",
+        help="the ASGI server: uvicorn (uvloop, httptools, --ws) or granian (asginl, uvloop)",
+    )
+    parser.add_argument(
+        "--sigterm-open",
+        action="store_true",
+        help="end with SIGTERM while the sockets are open (close codes, exit time, memberships left) "
+        "instead of every client closing",
+    )
+    parser.add_argument(
         "--server-root", type=Path, default=ROOT, help="run uvicorn from this checkout (an A/B against another commit)"
     )
     parser.add_argument(
@@ -460,6 +573,8 @@ def main() -> None:
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sigterm_open and (args.client_impl == "websockets" or not args.no_deflate):
+        parser.error("--sigterm-open reads the close codes of the lean clients: add --no-deflate")
     limit = raise_file_limit()
     if args.client:
         import uvloop  # installed with uvicorn[standard]: the client costs less CPU on it
@@ -498,6 +613,8 @@ def main() -> None:
             client_impl=args.client_impl or ("lean" if args.no_deflate else "websockets"),
             ws_impl=args.ws,
             server_root=args.server_root.resolve(),
+            server_impl=args.server,
+            sigterm_open=args.sigterm_open,
         )
         for n in sizes
         for p in process_counts
