@@ -28,6 +28,7 @@ on the server's loop, as before.
 from __future__ import annotations
 
 import asyncio
+import gc
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
@@ -37,6 +38,24 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse
 from django.urls import set_script_prefix
+
+
+def young_garbage_collect() -> None:
+    """Collect the youngest generation now, and the middle one when it is due.
+
+    A request's objects are one reference cycle (Django's request, DRF's
+    request, view and response, the messages storage, ...; about a hundred
+    containers), so refcounting frees none of them and they wait for the
+    collector. Left to its thresholds it ran on whichever request crossed
+    them: 1.5 ms and up in the middle generation, 50 ms in a full pass, and
+    the unread count's p99 was 5.9-9.6 ms for a p50 of 2 ms (3.5 ms with the
+    collector off). Collected after each response, the young generation is
+    about one request's objects (0.05 ms), the middle one is collected when
+    its count is due as the collector would (0.6 ms every tenth request), and
+    the p99 was 4.9-5.4 ms. Full passes stay the collector's own.
+    """
+    threshold_middle = gc.get_threshold()[1]
+    gc.collect(1 if gc.get_count()[1] >= threshold_middle else 0)
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -51,6 +70,13 @@ class SyncChainASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            # Once the response is out the request's objects are garbage.
+            young_garbage_collect()
+
+    async def _handle(self, scope, receive, send):
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
