@@ -20,7 +20,7 @@ def _clamping_loader(tz):
 
     Django's own loader subclasses psycopg's pure-Python one (it sets the
     zone after parsing); that parse was 4.3 us a value against 0.5 us in C,
-    an eighth of a dispatcher's CPU and a share of every inbox page. The C
+    15% of a dispatcher's profile and a share of every inbox page. The C
     loader answers in the session's zone; `astimezone` gives Django's (the
     same instant whatever the session's setting), or a naive time without
     USE_TZ, as Django's does.

@@ -115,11 +115,12 @@ def _claim(
     upto=None,
     platforms: dict[int, Platform] | None = None,
 ) -> list[Notification]:
-    """Claim up to `limit` pending rows under a lease, in one statement; returns them in id order.
+    """Claim up to `limit` pending rows under a lease, in one transaction; returns them in id order.
 
-    `UPDATE ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED LIMIT n))
-    RETURNING *`: the rows a concurrent dispatcher is claiming are skipped, and
-    the claimed rows come back with the claim (no second read). `ticket` is
+    The next ids are locked with `SELECT ... FOR UPDATE SKIP LOCKED LIMIT n`
+    and leased by `UPDATE ... RETURNING`: the rows a concurrent dispatcher is
+    claiming are skipped, and the claimed rows come back with the lease (no
+    second read; see `_claim_postgresql`). `ticket` is
     the lease end the sweep stamped on rows it queued for one task: that task
     may take them although they look held. `after` / `upto`: only rows with a
     greater id / an id up to this one (a dispatcher moving through its range
@@ -182,7 +183,7 @@ def _claim_postgresql(qs, *, limit: int, until) -> list[Notification]:
 
 
 def _claim_portable(qs, *, limit: int, until) -> list[Notification]:
-    """The claim on databases without `= ANY(ARRAY(...))` (SQLite): ids, lease, then the rows.
+    """The claim on other databases (SQLite): ids, lease, then the rows, read by the ORM.
 
     SQLite runs one writer at a time (IMMEDIATE transactions), so the ids read
     in the transaction are not claimed by anyone else before the update.
