@@ -228,19 +228,17 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
             if per_row_message
             else [job.message.notification_type] * len(col_key)
         )
-        candidates = [
-            eligibility.Candidate(i, col_user[i], col_channel[i], types[i])
-            for i in range(len(col_key))
-            if col_user[i] is not None
-        ]
-        kept = {c.index for c in eligibility.recipients_filter(platform=job.platform_id, rows=candidates)}
-        keep = [
-            i
-            for i in range(len(col_key))
-            # A fallback goes only with its delivery: opting out of push is not "push failed".
-            if (col_user[i] is None or i in kept) and (i not in primary_of or primary_of[i] in kept)
-        ]
-        if len(keep) != len(col_key):
+        dropped = eligibility.recipients_dropped(
+            platform=job.platform_id,
+            rows=eligibility.Candidates(user_ids=col_user, channels=col_channel, types=types),
+        )
+        if dropped:
+            keep = [
+                i
+                for i in range(len(col_key))
+                # A fallback goes only with its delivery: opting out of push is not "push failed".
+                if i not in dropped and (i not in primary_of or primary_of[i] not in dropped)
+            ]
             columns = [col_user, col_key, col_address, col_channel, col_status, col_error]
             columns += [c for c in (col_rule, col_units_failed) if c is not None]
             if per_row_message:

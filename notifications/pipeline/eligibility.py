@@ -26,21 +26,25 @@ from notifications.models import Platform
 
 # filter(platform=<Platform>, channels=(names, ...)) -> the channels it allows on that platform
 ChannelFilter = Callable[..., Sequence[str]]
-# filter(platform=<Platform or its pk>, rows=[Candidate, ...]) -> the rows to keep
-RecipientFilter = Callable[..., list]
+# filter(platform=<Platform or its pk>, rows=Candidates) -> the indexes of the rows to leave out
+RecipientFilter = Callable[..., set[int]]
 
 _CHANNEL_FILTERS: list[ChannelFilter] = []
 _RECIPIENT_FILTERS: list[RecipientFilter] = []
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """What a recipient filter sees of a row about to be written."""
+class Candidates:
+    """What a recipient filter sees of the rows about to be written: a column per field, row i at index i.
 
-    index: int
-    user_id: int
-    channel: str
-    notification_type: str
+    Columns rather than an object per row: a 100k fan-out made 100k of them
+    only for the filter to find that nobody had opted out, a third of the
+    building thread's time.
+    """
+
+    user_ids: Sequence[int | None]  # None: a bare address, which no recipient filter drops
+    channels: Sequence[str]
+    types: Sequence[str]
 
 
 def register_channel_filter(fn: ChannelFilter) -> ChannelFilter:
@@ -92,10 +96,12 @@ def has_recipient_filters() -> bool:
     return bool(_RECIPIENT_FILTERS)
 
 
-def recipients_filter(*, platform, rows: list[Candidate]) -> list[Candidate]:
+def recipients_dropped(*, platform, rows: Candidates) -> set[int]:
+    """The indexes of the rows some recipient filter leaves out (usually none)."""
+    dropped: set[int] = set()
     for fn in list(_RECIPIENT_FILTERS):
-        rows = fn(platform=platform, rows=rows)
-    return rows
+        dropped |= fn(platform=platform, rows=rows)
+    return dropped
 
 
 def push_switch(*, platform: Platform, channels: Sequence[str]) -> Sequence[str]:

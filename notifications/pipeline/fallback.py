@@ -95,15 +95,18 @@ def follow_up_batch(
     """
     keep = list(range(len(originals)))
     if eligibility.has_recipient_filters():
-        by_platform: dict[int, list[eligibility.Candidate]] = {}
+        by_platform: dict[int, list[int]] = {}
         for i, row in enumerate(originals):
-            by_platform.setdefault(row["platform_id"], []).append(
-                eligibility.Candidate(i, row["user_id"], channels[i], row["notification_type"])
+            by_platform.setdefault(row["platform_id"], []).append(i)
+        dropped: set[int] = set()
+        for platform_id, indexes in by_platform.items():
+            rows = eligibility.Candidates(
+                user_ids=[originals[i]["user_id"] for i in indexes],
+                channels=[channels[i] for i in indexes],
+                types=[originals[i]["notification_type"] for i in indexes],
             )
-        kept = set()
-        for platform_id, candidates in by_platform.items():
-            kept |= {c.index for c in eligibility.recipients_filter(platform=platform_id, rows=candidates)}
-        keep = [i for i in keep if i in kept]
+            dropped |= {indexes[j] for j in eligibility.recipients_dropped(platform=platform_id, rows=rows)}
+        keep = [i for i in keep if i not in dropped]
     now = timezone.now()
     batch = sql.Batch(len(keep))
     batch.set("id", sql.uuid7s(len(keep)))

@@ -184,13 +184,20 @@ def uuid7s(count: int) -> list[str]:
     """
     ms = f"{time.time_ns() // 1_000_000:012x}"
     head = f"{ms[:8]}-{ms[8:]}-7"
-    randomness = os.urandom(8 * count).hex()
-    ids = []
-    for i in range(count):
-        r = randomness[16 * i : 16 * i + 16]
-        # 12-bit sequence, then the variant (10xx) and 62 random bits
-        ids.append(f"{head}{i & 0xFFF:03x}-{(int(r[0], 16) & 0x3) | 0x8:x}{r[1:4]}-{r[4:]}")
-    return ids
+    # 64 random bits per id, the first byte's top two set to the variant (10xx)
+    # in one C-level pass rather than a parse and format per id.
+    random = bytearray(os.urandom(8 * count))
+    random[::8] = random[::8].translate(_VARIANT)
+    hexed = random.hex()
+    # 12-bit sequence, then the variant and the random bits
+    return [
+        f"{head}{_SEQUENCE[i & 0xFFF]}{hexed[j : j + 4]}-{hexed[j + 4 : j + 16]}"
+        for i, j in zip(range(count), range(0, 16 * count, 16), strict=True)
+    ]
+
+
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+_SEQUENCE = [f"{i:03x}-" for i in range(4096)]
 
 
 class _PackedArray(bytes):
@@ -340,8 +347,9 @@ def _insert_postgresql(batch: Batch, *, on_conflict: bool) -> set[str]:
     sql = (
         f"INSERT INTO {connection.ops.quote_name(Notification._meta.db_table)} ({', '.join(targets)}) "
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) AS u({', '.join(names)}) "
-        + ("ON CONFLICT (source, channel, recipient_key) DO NOTHING " if on_conflict else "")
-        + "RETURNING id::text"
+        # A plain INSERT writes every row or fails: its ids are the batch's, and
+        # 10,000 of them sent back as text cost both sides for nothing.
+        + ("ON CONFLICT (source, channel, recipient_key) DO NOTHING RETURNING id::text" if on_conflict else "")
     )
     connection.ensure_connection()
     # A server-side binding cursor on Django's own connection (same
@@ -349,7 +357,7 @@ def _insert_postgresql(batch: Batch, *, on_conflict: bool) -> set[str]:
     # array into the SQL text.
     with packing_cursor(connection.connection) as cursor:
         cursor.execute(sql, scalars + array_params)
-        return {row[0] for row in cursor.fetchall()}
+        return {row[0] for row in cursor.fetchall()} if on_conflict else set(batch.column("id"))
 
 
 def insert_generic(batch: Batch) -> set[str]:

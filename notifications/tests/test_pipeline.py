@@ -530,3 +530,20 @@ def test_a_writer_that_raced_another_of_its_source_skips_the_rows_already_there(
     write.write_chunk(build.build_rows(job, _recipients(members)), fresh_source=True, direct_channels=())
     assert Notification.objects.filter(source="bulk:race").count() == 10
     assert Notification.objects.filter(source="bulk:race", delivery_status="sent").count() == 5
+
+
+def test_row_ids_are_version_7_uuids_in_time_and_sequence_order():
+    import uuid
+
+    from notifications.pipeline.sql import uuid7s
+
+    ids = uuid7s(5000)
+    parsed = [uuid.UUID(value) for value in ids]
+    # Canonical strings: a plain INSERT returns these as the ids it wrote, unread from the database.
+    assert [str(u) for u in parsed] == ids
+    assert {u.version for u in parsed} == {7}
+    assert {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert ids[:4096] == sorted(ids[:4096])  # the 12-bit sequence orders one millisecond's ids
+    assert len(set(ids)) == len(ids)
+    later = uuid7s(1)[0]
+    assert later[:13] >= ids[0][:13]  # the millisecond prefix never goes back

@@ -158,32 +158,35 @@ def preferences_reset(*, platform: Platform, user) -> int:
     return deleted
 
 
-def deliveries_filter_opted_out(*, platform: Platform, rows: list) -> list:
-    """The recipient filter registered with the core: drop rows the user opted out of."""
-    candidates = [r for r in rows if r.user_id is not None and r.notification_type not in defaults.CRITICAL_TYPES]
-    if not candidates:
-        return rows
-    user_ids = {r.user_id for r in candidates}
-    types = {r.notification_type for r in candidates}
+def deliveries_filter_opted_out(*, platform: Platform, rows) -> set[int]:
+    """The recipient filter registered with the core: the indexes of the rows whose user opted out.
+
+    `rows` is an `eligibility.Candidates`. Most sends reach nobody with a
+    preference row, and then cost one query and no work per row.
+    """
+    critical = set(defaults.CRITICAL_TYPES)
+    types = set(rows.types) - critical
+    user_ids = set(rows.user_ids)
+    user_ids.discard(None)
+    if not types or not user_ids:
+        return set()
     prefs = list(
         UserNotificationPreference.objects.filter(
             platform=platform, user__any_of=user_ids, notification_type__in=types | {ALL_TYPES}
         )
     )
     if not prefs:
-        return rows
+        return set()
     by_user: dict[int, list[UserNotificationPreference]] = {}
     for pref in prefs:
         by_user.setdefault(pref.user_id, []).append(pref)
-    kept = []
-    for row in rows:
-        user_prefs = by_user.get(row.user_id) if row.user_id is not None else None
-        if user_prefs and not effective_choice(
-            user_prefs, notification_type=row.notification_type, channel=row.channel
-        ):
-            continue
-        kept.append(row)
-    return kept
+    return {
+        i
+        for i, (user_id, type_, channel) in enumerate(zip(rows.user_ids, rows.types, rows.channels, strict=True))
+        if user_id in by_user
+        and type_ not in critical
+        and not effective_choice(by_user[user_id], notification_type=type_, channel=channel)
+    }
 
 
 class BadUnsubscribeToken(Exception):
