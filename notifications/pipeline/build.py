@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 import notifications.pipeline.eligibility as eligibility
@@ -108,7 +107,7 @@ def build_rows(job: WriteJob, chunk: Sequence[Recipient]) -> sql.Batch:
     zoned = any(r.needs_time_zone for r in ruled)
     zones: dict[int, str] | None = None
     if job.render is not None:
-        users = get_user_model().objects.only(*RENDERED_USER_FIELDS).in_bulk(user_ids)
+        users = sql.accounts(user_ids, fields=RENDERED_USER_FIELDS)
         known = {pk: (u.email, u.phone_number) for pk, u in users.items()}
         if zoned:
             zones = {pk: u.timezone for pk, u in users.items()}

@@ -39,7 +39,6 @@ from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import JSONField, Q, prefetch_related_objects
-from django.db.models.base import ModelState
 from django.utils import timezone
 
 import notifications.pipeline.retry as retry
@@ -203,33 +202,18 @@ def _returned_fields() -> list:
 
 
 def _rows(fields: list, returned: list[tuple], **known) -> list[Notification]:
-    """Model instances of claimed rows, built without `Model.__init__`.
+    """Model instances of claimed rows, built without `Model.__init__` (see `sql.instances`).
 
     A batch is hundreds of rows with every column loaded: Django's per-field
-    `__init__` walk was about a third of a dispatcher's time. The values go
-    straight into each instance's `__dict__`, after the fields' own converters
-    (JSON), as `Model.from_db` would leave them; Notification has no
-    init signals to miss.
+    `__init__` walk was about a third of a dispatcher's time. JSON columns
+    answer the common `{}` without parsing.
     """
     converters = [
         (i, field, _empty_object_first(convert) if isinstance(field, JSONField) else convert)
         for i, field in enumerate(fields)
         for convert in field.get_db_converters(connection)
     ]
-    names = [field.attname for field in fields]
-    alias = connection.alias
-    rows = []
-    for values in returned:
-        if converters:
-            values = list(values)
-            for i, field, convert in converters:
-                values[i] = convert(values[i], field, connection)
-        row = Notification.__new__(Notification)
-        row.__dict__.update(zip(names, values, strict=True), **known)
-        row._state = ModelState()
-        row._state.adding, row._state.db = False, alias
-        rows.append(row)
-    return rows
+    return sql.instances(Notification, fields, returned, converters=converters, **known)
 
 
 def _empty_object_first(convert):

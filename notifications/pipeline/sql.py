@@ -20,12 +20,13 @@ import json
 import os
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import psycopg
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
+from django.db.models.base import ModelState
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
@@ -422,6 +423,60 @@ def _contacts(user_ids: list[int], *, addresses: bool, zones: bool) -> tuple[dic
         {row[0]: (row[1], row[2]) for row in rows} if addresses else dict.fromkeys((row[0] for row in rows), ("", ""))
     )
     return found, ({row[0]: row[-1] for row in rows} if zones else {})
+
+
+def accounts(user_ids: list[int], *, fields: Sequence[str]) -> dict:
+    """{user id: user} of the users that exist, with `fields` loaded (any other is read when first used).
+
+    What `User.objects.only(*fields).in_bulk(user_ids)` gives, for the
+    renderers of a chunk of thousands: that went through `Model.__init__`
+    per account, a sixth of a builder worker's time.
+    """
+    User = get_user_model()
+    if not user_ids:
+        return {}
+    if connection.vendor != "postgresql":
+        return User.objects.only(*fields).in_bulk(user_ids)
+    loaded = [User._meta.get_field(name) for name in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in loaded)
+    connection.ensure_connection()
+    with packing_cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {connection.ops.quote_name(User._meta.db_table)} WHERE id = ANY(%b::bigint[])",
+            [packed_array(user_ids, "bigint")],
+        )
+        rows = cursor.fetchall()
+    return {user.pk: user for user in instances(User, loaded, rows)}
+
+
+def instances(model, fields: Sequence, rows: Iterable[tuple], *, converters: list | None = None, **known) -> list:
+    """Instances of `model` from rows of `fields`' columns read with raw SQL, as `Model.from_db` leaves them.
+
+    Built without `Model.__init__`, whose walk over every field costs tens of
+    microseconds a row: the values go straight into each instance's
+    `__dict__` after the fields' converters (`converters`: (index, field,
+    converter) triples, by default each field's own). `known`: attributes
+    every instance gets. A field not loaded is deferred, read when first
+    used. For models without init signals.
+    """
+    if converters is None:
+        converters = [
+            (i, field, convert) for i, field in enumerate(fields) for convert in field.get_db_converters(connection)
+        ]
+    names = [field.attname for field in fields]
+    alias = connection.alias
+    built = []
+    for values in rows:
+        if converters:
+            values = list(values)
+            for i, field, convert in converters:
+                values[i] = convert(values[i], field, connection)
+        instance = model.__new__(model)
+        instance.__dict__.update(zip(names, values, strict=True), **known)
+        instance._state = ModelState()
+        instance._state.adding, instance._state.db = False, alias
+        built.append(instance)
+    return built
 
 
 def time_zones(user_ids: list[int]) -> dict[int, str]:

@@ -547,3 +547,30 @@ def test_row_ids_are_version_7_uuids_in_time_and_sequence_order():
     assert len(set(ids)) == len(ids)
     later = uuid7s(1)[0]
     assert later[:13] >= ids[0][:13]  # the millisecond prefix never goes back
+
+
+def test_renderers_get_real_accounts_with_their_fields_loaded_and_the_rest_on_first_use(
+    make_user, django_assert_num_queries
+):
+    from notifications.pipeline.build import RENDERED_USER_FIELDS
+    from notifications.pipeline.sql import accounts
+
+    alice = make_user("alice", email="alice@example.com", phone_number="+251911000001", timezone="Africa/Addis_Ababa")
+    bob = make_user("bob")
+    users = accounts([alice.pk, bob.pk, 10**9], fields=RENDERED_USER_FIELDS)
+    assert set(users) == {alice.pk, bob.pk}  # an id nobody has is left out
+    found = users[alice.pk]
+    assert (found.username, found.email, found.phone_number, found.timezone) == (
+        "alice",
+        "alice@example.com",
+        "+251911000001",
+        "Africa/Addis_Ababa",
+    )
+    assert found == alice and isinstance(found, type(alice)) and not found._state.adding
+    assert found.get_deferred_fields() >= {"password", "date_joined"}
+    with django_assert_num_queries(1):
+        assert found.date_joined == alice.date_joined  # a field not loaded is read when first used
+    found.first_name = "Alice"
+    found.save(update_fields=["first_name"])
+    alice.refresh_from_db()
+    assert alice.first_name == "Alice"
