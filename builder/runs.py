@@ -26,7 +26,7 @@ from builder import templating
 from builder.errors import BuildError
 from builder.models import Build, BuildRecipient, BuildStatus, RecipientStatus
 from notifications import lifecycle
-from notifications.pipeline import Recipient, notification_send
+from notifications.pipeline import Recipient, notification_send, notification_send_finish
 from notifications.pipeline.counts import recipient_outcomes
 from notifications.pipeline.retry import BUILD_RUNS
 from notifications.scheduler import claim_rows, first_due, oldest
@@ -92,6 +92,9 @@ def build_run(*, build_id) -> None:
             if not chunk.rows:
                 break
             _chunk_send(build, chunk, render)
+        # This worker's chunks are sent; rows the build's other workers still
+        # hold are waited for here, once, rather than after every chunk.
+        notification_send_finish(source=build.source, channels=build.channels)
         _reconcile(build)
         _finish_if_done(build)
     except BuildError as exc:
@@ -176,6 +179,10 @@ def _chunk_send(build: Build, chunk: Chunk, render) -> None:
             recipients=recipients,
             render=render,
             count=False,
+            # The build's other workers dispatch the same source: each sends what
+            # it claims and none waits for another's rows (settled as they finish,
+            # see _reconcile).
+            alongside=True,
         )
     _settle(build, rows, settle_missing=True, known=written)
 

@@ -15,7 +15,7 @@
 """
 
 from notifications.pipeline.counts import send_counts, send_counts_many
-from notifications.pipeline.front_door import notification_send, notification_send_many
+from notifications.pipeline.front_door import notification_send, notification_send_finish, notification_send_many
 from notifications.pipeline.parts import Message, Recipient, Renderer, Send, SendResult
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Send",
     "SendResult",
     "notification_send",
+    "notification_send_finish",
     "notification_send_many",
     "send_counts",
     "send_counts_many",

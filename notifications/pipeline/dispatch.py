@@ -526,8 +526,18 @@ def _pending_ids(*, sources: Sequence[str], channel: str) -> list:
     )
 
 
-def dispatch_channel(*, sources: Sequence[str], channel: str, wait: bool, running: RunningCheck | None) -> None:
-    """Dispatch one channel's pending rows of the given sources: here, or through the queue."""
+def dispatch_channel(
+    *, sources: Sequence[str], channel: str, wait: bool, running: RunningCheck | None, alongside: bool = False
+) -> None:
+    """Dispatch one channel's pending rows of the given sources: here, or through the queue.
+
+    `alongside`: the caller is one of several dispatchers of these sources
+    that each send what they can claim (the builder's workers): it sends
+    here, queues nothing, and returns without waiting for rows another holds.
+    """
+    if alongside:
+        _dispatch(channel=channel, sources=sources, running=running)
+        return
     ids = _pending_ids(sources=sources, channel=channel)
     if not ids:
         return
@@ -553,6 +563,11 @@ def dispatch_channel(*, sources: Sequence[str], channel: str, wait: bool, runnin
     # what the workers have not claimed yet and waits for the rest.
     _enqueue(sources=sources, channel=channel, ranges=ranges[1:])
     _dispatch(channel=channel, sources=sources, running=running, upto=ranges[0][1])
+    _help_and_wait(sources=sources, channel=channel, running=running)
+
+
+def dispatch_finish(*, sources: Sequence[str], channel: str, running: RunningCheck | None = None) -> None:
+    """Send the rows no dispatcher holds, then wait for those others hold: the end of `alongside` dispatching."""
     _help_and_wait(sources=sources, channel=channel, running=running)
 
 

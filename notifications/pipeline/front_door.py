@@ -15,7 +15,7 @@ import notifications.pipeline.eligibility as eligibility
 import notifications.pipeline.tuning as tuning
 from notifications.models import Platform
 from notifications.pipeline.counts import send_counts, send_counts_many
-from notifications.pipeline.dispatch import dispatch_channel, running_from, still_running
+from notifications.pipeline.dispatch import dispatch_channel, dispatch_finish, running_from, still_running
 from notifications.pipeline.parts import Message, Recipient, Renderer, RunningCheck, Send, SendResult, StopCheck
 from notifications.pipeline.policies import FALLS_BACK
 from notifications.pipeline.write import deliveries_write, deliveries_write_many
@@ -33,6 +33,7 @@ def notification_send(
     wait: bool = True,
     fallback_channel: str = "",
     count: bool = True,
+    alongside: bool = False,
 ) -> SendResult:
     """Deliver `message` (or what `render` gives per recipient) over the eligible `channels`.
 
@@ -50,6 +51,10 @@ def notification_send(
     source's rows (only `source` is set): for a caller that sends one
     audience in many calls and reads its recipients' outcomes itself (the
     builder), where counting the whole send after every call would grow with it.
+    `alongside=True`: the caller is one of several processes sending parts of
+    one source side by side (the builder's workers); it dispatches what it
+    can claim in this process, queues no workers, and returns without waiting
+    for rows another dispatcher holds (their outcome is read later).
     """
     channels = eligibility.platform_channels(platform=platform, channels=channels)
     deliveries_write(
@@ -62,7 +67,7 @@ def notification_send(
         should_stop=should_stop,
         fallback_channel=fallback_channel,
     )
-    _dispatch_sends(channels_of={source: channels}, wait=wait, running=running_from(should_stop))
+    _dispatch_sends(channels_of={source: channels}, wait=wait, running=running_from(should_stop), alongside=alongside)
     return send_counts(source=source) if count else SendResult(source=source)
 
 
@@ -117,7 +122,24 @@ def _eligible(send: Send) -> Send:
     )
 
 
-def _dispatch_sends(*, channels_of: dict[str, Sequence[str]], wait: bool, running: RunningCheck | None) -> None:
+def notification_send_finish(*, source: str, channels: Sequence[str]) -> None:
+    """The last step of a sender that called `notification_send(alongside=True)`.
+
+    Sends the source's rows that no dispatcher holds and waits for the ones
+    others hold, so that the outcomes read after it are final (except rows
+    waiting for a retry, which the sweep sends).
+    """
+    _dispatch_sends(channels_of={source: channels}, wait=True, running=None, finish=True)
+
+
+def _dispatch_sends(
+    *,
+    channels_of: dict[str, Sequence[str]],
+    wait: bool,
+    running: RunningCheck | None,
+    alongside: bool = False,
+    finish: bool = False,
+) -> None:
     """Dispatch each channel's pending rows of the given sources, channel after channel.
 
     The send's own channels first, then the channels its fallbacks may have
@@ -138,4 +160,7 @@ def _dispatch_sends(*, channels_of: dict[str, Sequence[str]], wait: bool, runnin
             sources = still_running(sources, running)
             if not sources:
                 continue
-        dispatch_channel(sources=sources, channel=channel, wait=wait, running=running)
+        if finish:
+            dispatch_finish(sources=sources, channel=channel, running=running)
+        else:
+            dispatch_channel(sources=sources, channel=channel, wait=wait, running=running, alongside=alongside)

@@ -437,6 +437,61 @@ def test_a_waiting_caller_sends_the_first_range_itself_and_queues_the_others(set
     assert len(locmem.outbox["email"]) == 10
 
 
+# Committed for real, as a builder worker's chunks are.
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_alongside_others_sends_what_it_claims_queues_nothing_and_leaves_held_rows(
+    settings, platform, members
+):
+    settings.NOTIFY_SYNC_LIMIT, settings.NOTIFY_DISPATCH_RANGE, settings.NOTIFY_DISPATCH_TASKS = 2, 3, 3
+    from celery import current_app
+
+    from notifications import tasks
+    from notifications.pipeline import notification_send_finish
+
+    calls = []
+    original, eager = tasks.dispatch_range.delay, current_app.conf.task_always_eager
+    tasks.dispatch_range.delay = lambda *args: calls.append(args)  # queued, never run
+    current_app.conf.task_always_eager = False
+    try:
+        # Another sender of the same source wrote four rows and holds the first two (a second builder worker).
+        notification_send(
+            platform=platform,
+            source="build:side-by-side",
+            channels=["email"],
+            recipients=_recipients(members[:4]),
+            message=MESSAGE,
+            wait=False,
+        )
+        held = list(
+            Notification.objects.filter(source="build:side-by-side").order_by("id").values_list("id", flat=True)[:2]
+        )
+        Notification.objects.filter(id__in=held).update(claimed_until=timezone.now() + timedelta(seconds=1))
+        calls.clear()
+        notification_send(
+            platform=platform,
+            source="build:side-by-side",
+            channels=["email"],
+            recipients=_recipients(members[4:]),
+            message=MESSAGE,
+            count=False,
+            alongside=True,
+        )
+    finally:
+        tasks.dispatch_range.delay, current_app.conf.task_always_eager = original, eager
+    assert calls == []  # nothing queued: the caller's peers are the other dispatchers
+    # Every row nobody held went out here, the other's unheld rows included; the held ones wait for their holder.
+    assert send_counts(source="build:side-by-side").sent == 8
+    assert set(
+        Notification.objects.filter(source="build:side-by-side", delivery_status=DeliveryStatus.PENDING).values_list(
+            "id", flat=True
+        )
+    ) == set(held)
+    # The holder dies; the finishing step waits out its lease and sends them.
+    notification_send_finish(source="build:side-by-side", channels=["email"])
+    assert send_counts(source="build:side-by-side").sent == 10
+    assert len(locmem.outbox["email"]) == 10
+
+
 def test_a_range_task_hands_on_to_a_successor_when_its_time_is_up(settings, platform, members):
     settings.NOTIFY_DISPATCH_TASK_SECONDS = 0  # one batch per task
     from notifications import tasks
