@@ -563,19 +563,18 @@ def dispatch_channel(
     # what the workers have not claimed yet and waits for the rest.
     _enqueue(sources=sources, channel=channel, ranges=ranges[1:])
     _dispatch(channel=channel, sources=sources, running=running, upto=ranges[0][1])
-    _help_and_wait(sources=sources, channel=channel, running=running)
+    dispatch_finish(sources=sources, channel=channel, running=running)
 
 
-def dispatch_finish(*, sources: Sequence[str], channel: str, running: RunningCheck | None = None) -> None:
-    """Send the rows no dispatcher holds, then wait for those others hold: the end of `alongside` dispatching."""
-    _help_and_wait(sources=sources, channel=channel, running=running)
+def dispatch_finish(
+    *, sources: Sequence[str], channel: str, running: RunningCheck | None = None, poll: float = 0.2
+) -> None:
+    """Work through the rows no dispatcher holds, then wait for those others hold.
 
-
-def _help_and_wait(*, sources: Sequence[str], channel: str, running: RunningCheck | None, poll: float = 0.2) -> None:
-    """Work through the rows alongside the workers, then wait for theirs.
-
-    Returns when no row of the sends is pending and held: rows waiting for a
-    retry are left to the sweep rather than keeping the caller.
+    What a waiting caller does after its first range, and the end of
+    `alongside` dispatching. Returns when no row of the sends is pending and
+    held: rows waiting for a retry are left to the sweep rather than keeping
+    the caller.
     """
     while True:
         if running is not None:

@@ -410,15 +410,7 @@ def _contacts(user_ids: list[int], *, addresses: bool, zones: bool) -> tuple[dic
     if connection.vendor != "postgresql":
         rows = list(User.objects.filter(pk__in=user_ids).values_list(*["pk", *fields[1:]]))
     else:
-        # One binary array parameter instead of an IN list of thousands of placeholders.
-        table = connection.ops.quote_name(User._meta.db_table)
-        connection.ensure_connection()
-        with packing_cursor(connection.connection) as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(fields)} FROM {table} WHERE id = ANY(%b::bigint[])",
-                [packed_array(user_ids, "bigint")],
-            )
-            rows = cursor.fetchall()
+        rows = _user_rows(user_ids, [User._meta.get_field(name) for name in fields])
     found = (
         {row[0]: (row[1], row[2]) for row in rows} if addresses else dict.fromkeys((row[0] for row in rows), ("", ""))
     )
@@ -438,15 +430,21 @@ def accounts(user_ids: list[int], *, fields: Sequence[str]) -> dict:
     if connection.vendor != "postgresql":
         return User.objects.only(*fields).in_bulk(user_ids)
     loaded = [User._meta.get_field(name) for name in fields]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in loaded)
+    return {user.pk: user for user in instances(User, loaded, _user_rows(user_ids, loaded))}
+
+
+def _user_rows(user_ids: list[int], fields: list) -> list[tuple]:
+    """PostgreSQL: `fields`' columns of the users with these ids, the ids as one binary array parameter
+    (an IN list of thousands of placeholders costs more to build and quote than the query)."""
+    User = get_user_model()
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     connection.ensure_connection()
     with packing_cursor(connection.connection) as cursor:
         cursor.execute(
             f"SELECT {columns} FROM {connection.ops.quote_name(User._meta.db_table)} WHERE id = ANY(%b::bigint[])",
             [packed_array(user_ids, "bigint")],
         )
-        rows = cursor.fetchall()
-    return {user.pk: user for user in instances(User, loaded, rows)}
+        return cursor.fetchall()
 
 
 def instances(model, fields: Sequence, rows: Iterable[tuple], *, converters: list | None = None, **known) -> list:
