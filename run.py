@@ -53,7 +53,7 @@ def start_embedded_redis() -> bool:
     Owning it means stopping it on exit, also when an earlier command of this
     checkout (a bare `manage.py migrate`) had started it.
     """
-    if os.environ.get("REDIS_URL"):
+    if os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS"):
         return False
     sys.path.insert(0, str(ROOT))
     from config import embedded_redis

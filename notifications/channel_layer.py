@@ -9,8 +9,8 @@ makes those calls queue for a free connection instead (up to
 `pool_timeout` seconds), so a mass disconnect or reconnect is slower, never
 lossy.
 
-Hosts given as `{"address": url, ...}` get the waiting pool; other host forms
-(Sentinel) keep channels-redis's own.
+Hosts in channels-redis's Sentinel form (`{"sentinels": [...], "master_name":
+...}`, `config.redis_topology`) get a waiting pool to the current master.
 
 It also makes a cancelled receive end. On Python 3.11 `asyncio.wait_for`
 drops a cancellation that arrives as its inner call completes (fixed in 3.12),
@@ -42,6 +42,9 @@ import time
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.sentinel import Sentinel
+
+from config.redis_topology import WaitingSentinelPool
 
 
 class RedisChannelLayer(BaseRedisChannelLayer):
@@ -57,12 +60,16 @@ class RedisChannelLayer(BaseRedisChannelLayer):
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
-        if "address" not in host:
-            return super().create_pool(index)
-        address = host.pop("address")
         host.setdefault("max_connections", self.max_connections)
         host.setdefault("timeout", self.pool_timeout)
-        return BlockingConnectionPool.from_url(address, **host)
+        if "address" in host:
+            return BlockingConnectionPool.from_url(host.pop("address"), **host)
+        if "master_name" in host:
+            sentinels = Sentinel(
+                [tuple(s) for s in host.pop("sentinels")], sentinel_kwargs=host.pop("sentinel_kwargs", None)
+            )
+            return WaitingSentinelPool(host.pop("master_name"), sentinels, **host)
+        return BlockingConnectionPool(**host)
 
     async def _brpop_with_clean(self, index, channel, timeout):
         task = asyncio.current_task()

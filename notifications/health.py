@@ -35,9 +35,11 @@ def _database() -> str:
 
 def _redis() -> str:
     try:
-        import redis
+        from config import redis_topology
 
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        client = redis_topology.client(
+            settings.REDIS_URL, settings.REDIS_SENTINELS, socket_connect_timeout=1, socket_timeout=1
+        )
         client.ping()
         client.close()
         return "ok"

@@ -156,9 +156,11 @@ def _flush_forever() -> None:
 def _redis():
     state = _state
     if state.client is None:
-        import redis
+        from config import redis_topology
 
-        state.client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        state.client = redis_topology.client(
+            settings.REDIS_URL, settings.REDIS_SENTINELS, socket_connect_timeout=2, socket_timeout=2
+        )
     return state.client
 
 

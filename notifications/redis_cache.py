@@ -13,11 +13,17 @@ from functools import cache
 
 import redis
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 
 @cache
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    # The cache's own pool class and options: its Sentinel settings when it has them.
+    options = dict(settings.CACHES["default"].get("OPTIONS", {}))
+    pool_class = options.pop("pool_class", redis.ConnectionPool)
+    if isinstance(pool_class, str):
+        pool_class = import_string(pool_class)
+    return redis.Redis(connection_pool=pool_class.from_url(settings.CACHES["default"]["LOCATION"], **options))
 
 
 def key(name: str) -> str:

@@ -34,6 +34,7 @@ import asyncio
 import logging
 from typing import Protocol
 
+import redis
 from django.utils import timezone
 
 from notifications.realtime import hub_key, hub_shard
@@ -125,9 +126,17 @@ class SocketHub:
                     reply = await connection.xread({self.key: last_id}, count=COUNT, block=BLOCK_MS)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception as error:
                     # The stream keeps what arrives meanwhile: read on from last_id.
-                    logger.warning("WebSocket hub: reading %s failed; retrying", self.key, exc_info=True)
+                    # A lost connection (a Redis restart, a Sentinel failover) is
+                    # expected and needs no traceback; anything else does.
+                    expected = isinstance(error, redis.ConnectionError)
+                    logger.warning(
+                        "WebSocket hub: reading %s failed (%s); retrying",
+                        self.key,
+                        error.__class__.__name__,
+                        exc_info=not expected,
+                    )
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
                 if not reply:

@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from kombu import Exchange, Queue
 
+from config import redis_topology
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -147,8 +149,18 @@ WEB_THREADS = env_int("WEB_THREADS", env_int("DB_POOL_MAX_SIZE", 20))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, cache -------------------------------
+# With REDIS_SENTINELS every Redis client below asks the Sentinels for the
+# master of REDIS_SENTINEL_MASTER; REDIS_URL then gives only the master's
+# credentials, database and TLS (config/redis_topology.py).
+REDIS_SENTINELS = redis_topology.sentinels_parse(
+    hosts=env("REDIS_SENTINELS"),
+    master=env("REDIS_SENTINEL_MASTER", "mymaster"),
+    password=env("REDIS_SENTINEL_PASSWORD"),
+)
 REDIS_URL = env("REDIS_URL")
-if not REDIS_URL:
+if not REDIS_URL and REDIS_SENTINELS is not None:
+    REDIS_URL = "redis:///0"
+elif not REDIS_URL:
     from config import embedded_redis
 
     REDIS_URL = embedded_redis.ensure()
@@ -158,6 +170,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "notify"),
+        "OPTIONS": redis_topology.cache_options(REDIS_SENTINELS),
     }
 }
 CHANNELS_GROUP_EXPIRY = env_int("CHANNELS_GROUP_EXPIRY", 900)
@@ -171,7 +184,7 @@ CHANNEL_LAYERS = {
             # long as channels-redis blocks in BZPOPMIN waiting for a message:
             # every socket idle for 5 s died with "Timeout reading". The read
             # timeout must outlast the blocking pop.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "hosts": [redis_topology.channel_layer_host(REDIS_URL, REDIS_SENTINELS, socket_timeout=15)],
             "prefix": env("CHANNELS_PREFIX", "asgi"),
             "capacity": 1000,
             # All sockets of one ASGI process share one Redis queue
@@ -205,7 +218,9 @@ AUTH_CACHE_SECONDS = env_int("AUTH_CACHE_SECONDS", 60)
 WEBSOCKET_SEND_QUEUE = env_int("WEBSOCKET_SEND_QUEUE", 500)
 
 # --- Celery -------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+CELERY_BROKER_URL = env("CELERY_BROKER_URL") or redis_topology.celery_broker_url(REDIS_URL, REDIS_SENTINELS)
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = redis_topology.celery_transport_options(REDIS_SENTINELS)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

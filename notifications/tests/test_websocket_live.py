@@ -113,12 +113,7 @@ def test_uvicorn_command_line_access_log_never_shows_the_token(platform, make_us
     jane = make_user("jane")
     _, token = AuthToken.issue(user=jane)
     sock = _bound_socket()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-    }
+    env = server_env()
     command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--fd", str(sock.fileno())]
     process = subprocess.Popen(
         [*command, "--lifespan", "off"],
@@ -149,6 +144,17 @@ def test_uvicorn_command_line_access_log_never_shows_the_token(platform, make_us
         sock.close()
     assert "token=[redacted]" in output, output
     assert token not in output
+
+
+def server_env(**extra: str) -> dict:
+    """The environment of a server process on this test's database and Redis."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        **extra,
+    }
 
 
 def _database_url() -> str:
