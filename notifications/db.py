@@ -11,10 +11,12 @@ Python has, so a row like that is listed, shown and cancellable.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
 from django.db.backends.signals import connection_created
 
 
+@cache
 def _clamping_loader(tz):
     """A timestamptz loader: psycopg's C parser, the value in Django's zone, clamped to what Python can hold.
 
@@ -57,7 +59,21 @@ def _register(sender, connection, **kwargs):
 
     if not psycopg_any.is_psycopg3:
         return
-    connection.connection.adapters.register_loader("timestamptz", _clamping_loader(connection.timezone))
+    from psycopg.pq import Format
+
+    # Once per PostgreSQL connection: a pooled one comes back through here at
+    # every checkout, and the loader class is made once per zone.
+    loader = _clamping_loader(connection.timezone)
+    adapters = connection.connection.adapters
+    if adapters.get_loader(_timestamptz_oid(), Format.TEXT) is not loader:
+        adapters.register_loader("timestamptz", loader)
+
+
+@cache
+def _timestamptz_oid() -> int:
+    import psycopg
+
+    return psycopg.postgres.types["timestamptz"].oid
 
 
 def ready() -> None:
