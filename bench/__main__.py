@@ -4,6 +4,7 @@
 
 `python -m bench websockets [...]` runs the WebSocket benchmark (bench/websockets.py, its own options);
 `python -m bench inbox-http [...]` the inbox endpoints over real HTTP (bench/inbox_http.py);
+`python -m bench inbox-instructions [...]` their CPU instructions per request (bench/inbox_instructions.py);
 `python -m bench chaos [...]` the fault benchmark (bench/chaos.py, its own options);
 `python -m bench digests [...]` the digest benchmark (bench/digests.py, its own options);
 `python -m bench dispatch [...]` deliveries per second to a null provider (bench/dispatch.py, its own options).
@@ -39,6 +40,11 @@ def main() -> None:
         from bench import inbox_http
 
         inbox_http.main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["inbox-instructions"]:
+        from bench import inbox_instructions
+
+        inbox_instructions.main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["dispatch"]:
         from bench import dispatch
