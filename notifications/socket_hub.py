@@ -52,6 +52,12 @@ COUNT = 16
 RETRY_SECONDS = 1.0
 
 
+def _log_failure(message: str, key: str, error: Exception) -> None:
+    """A lost Redis connection (a restart, a Sentinel failover) is expected: one line; anything else a traceback."""
+    expected = isinstance(error, redis.ConnectionError)
+    logger.warning("WebSocket hub: " + message, key, error.__class__.__name__, exc_info=not expected)
+
+
 class Socket(Protocol):
     def deliver(self, platform_id: int, text: str, now) -> None: ...
 
@@ -126,17 +132,9 @@ class SocketHub:
                     reply = await connection.xread({self.key: last_id}, count=COUNT, block=BLOCK_MS)
                 except asyncio.CancelledError:
                     raise
-                except Exception as error:
+                except Exception as error:  # noqa: BLE001 - logged (with its traceback unless expected)
                     # The stream keeps what arrives meanwhile: read on from last_id.
-                    # A lost connection (a Redis restart, a Sentinel failover) is
-                    # expected and needs no traceback; anything else does.
-                    expected = isinstance(error, redis.ConnectionError)
-                    logger.warning(
-                        "WebSocket hub: reading %s failed (%s); retrying",
-                        self.key,
-                        error.__class__.__name__,
-                        exc_info=not expected,
-                    )
+                    _log_failure("reading %s failed (%s); retrying", self.key, error)
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
                 if not reply:
@@ -151,8 +149,8 @@ class SocketHub:
                     await connection.xdel(self.key, *read)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # read entries left over go with the key's expiry
-                    logger.warning("WebSocket hub: trimming %s failed", self.key, exc_info=True)
+                except Exception as error:  # noqa: BLE001 - left over entries go with the key's expiry
+                    _log_failure("trimming %s failed (%s)", self.key, error)
         finally:
             if self._hubs.get((self.loop, id(self.layer))) is None:
                 # Nobody reads this stream any more (a new hub of this process

@@ -65,10 +65,15 @@ return 0
 """
 
 
-@cache
 def _script():
     # The cache's Redis: every process of an installation shares the counters.
-    return redis_cache.client().register_script(_SLIDING_LOG)
+    return _script_on(redis_cache.client())
+
+
+@cache
+def _script_on(client):
+    # Per client: a script registered on one must not outlive it (tests replace the cache's Redis).
+    return client.register_script(_SLIDING_LOG)
 
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -25,7 +25,7 @@ from kombu import Connection
 from websockets.sync.client import connect
 
 from config import redis_topology
-from notifications import health, redis_cache
+from notifications import health, metrics, redis_cache
 from notifications.channel_layer import RedisChannelLayer
 from notifications.models import AuthToken
 from notifications.tests.test_websocket_credentials import _send
@@ -137,13 +137,19 @@ def through_sentinel(sentinel_redis):
     }
     layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))  # a deep copy
     layers["default"]["CONFIG"]["hosts"] = [redis_topology.channel_layer_host(url, sentinels, socket_timeout=15)]
-    redis_cache.client.cache_clear()
+    _forget_redis_clients()
     with override_settings(REDIS_SENTINELS=sentinels, CACHES=caches, CHANNEL_LAYERS=layers):
         yield sentinel_redis
         from django.core.cache import cache
 
         cache.clear()
+    _forget_redis_clients()
+
+
+def _forget_redis_clients() -> None:
+    """The clients a process keeps once made: the next test's are made from its own settings."""
     redis_cache.client.cache_clear()
+    metrics._state.client = None
 
 
 def test_settings_name_the_sentinels_for_every_client():
