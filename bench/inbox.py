@@ -78,17 +78,25 @@ def _explain(queryset) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def data_set(*, rebuild: bool = False):
+    """The benchmark's platform, its 2,000,000 rows seeded when missing (or when asked to)."""
+    from notifications.models import Notification, Platform
+
+    platform, _ = Platform.objects.get_or_create(key="bench-inbox", defaults={"name": "Bench inbox"})
+    if rebuild or Notification.objects.count() != TOTAL_ROWS:
+        _build(platform)
+    return platform
+
+
 def run(*, calls: int, rebuild: bool) -> dict:
     from django.test import Client
 
     from bench import common
     from notifications import selectors
-    from notifications.models import AuthToken, InboxStatus, Membership, Notification, Platform, User
+    from notifications.models import AuthToken, InboxStatus, Membership, Notification, User
     from notifications.realtime_payload import PAYLOAD_FIELDS
 
-    platform, _ = Platform.objects.get_or_create(key="bench-inbox", defaults={"name": "Bench inbox"})
-    if rebuild or Notification.objects.count() != TOTAL_ROWS:
-        _build(platform)
+    platform = data_set(rebuild=rebuild)
     user = User.objects.get(username="inbox-target")
     # A STUDENT membership carries the inbox endpoints' permission keys on this platform.
     Membership.objects.get_or_create(user=user, platform=platform)

@@ -149,11 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     common.setup()
     from bench import inbox
     from notifications import selectors
-    from notifications.models import AuthToken, Membership, Notification, Platform, User
+    from notifications.models import AuthToken, Membership, User
 
-    platform, _ = Platform.objects.get_or_create(key="bench-inbox", defaults={"name": "Bench inbox"})
-    if Notification.objects.count() != inbox.TOTAL_ROWS:
-        inbox._build(platform)
+    platform = inbox.data_set()
     user = User.objects.get(username="inbox-target")
     Membership.objects.get_or_create(user=user, platform=platform)
     token = AuthToken.issue(user=user, name="bench-http")[1]

@@ -100,11 +100,8 @@ def main(argv: list[str] | None = None) -> None:
 
     common.setup()
     from bench import inbox
-    from notifications.models import Notification, Platform
 
-    platform, _ = Platform.objects.get_or_create(key="bench-inbox", defaults={"name": "Bench inbox"})
-    if Notification.objects.count() != inbox.TOTAL_ROWS:
-        inbox._build(platform)
+    inbox.data_set()
 
     base_env = {**os.environ, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"}
     variants = {"now": (TREE, base_env)}
